@@ -1,0 +1,267 @@
+"""2-D correlation and convolution with scipy.signal semantics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _rconv
+
+_SUPPORTED = frozenset(
+    np.dtype(t)
+    for t in (
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.float32,
+        np.float64,
+        np.complex64,
+        np.complex128,
+    )
+)
+_SUPPORTED_NAMES = ", ".join(sorted(str(d) for d in _SUPPORTED))
+
+
+def _as_2d(func: str, name: str, a: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
+    if arr.ndim != 2:
+        raise ValueError(f"{func}: {name} must be a 2-D array, got {arr.ndim} dimension(s)")
+    return arr
+
+
+def _result_dtype(func: str, a1: np.ndarray, a2: np.ndarray) -> np.dtype:
+    for name, a in (("in1", a1), ("in2", a2)):
+        if a.dtype.kind not in "iufc":
+            raise TypeError(
+                f"{func}: {name} has unsupported dtype {a.dtype}; supported dtypes are "
+                f"{_SUPPORTED_NAMES}"
+            )
+    try:
+        dt = np.result_type(a1.dtype, a2.dtype)
+    except TypeError as e:
+        raise TypeError(f"{func}: in1 and in2 dtypes have no common type: {e}") from e
+    if dt not in _SUPPORTED:
+        raise TypeError(
+            f"{func}: unsupported dtype {dt} (in1 {a1.dtype}, in2 {a2.dtype}); supported "
+            f"dtypes are {_SUPPORTED_NAMES}"
+        )
+    return dt
+
+
+def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.ndarray:
+    """`fillvalue` as a 0-d array of the result dtype, following scipy's rules."""
+    if boundary not in ("fill", "pad"):
+        return np.zeros((), dt)
+    try:
+        fill = np.array(fillvalue, dtype=dt)
+    except Exception as e:
+        raise ValueError(
+            f"{func}: could not cast fillvalue {fillvalue!r} to the output dtype {dt}"
+        ) from e
+    if fill.size != 1:
+        if fill.size == 0:
+            raise ValueError(f"{func}: fillvalue cannot be an empty array")
+        raise ValueError(
+            f"{func}: fillvalue must be scalar or an array with one element, "
+            f"got shape {fill.shape}"
+        )
+    return fill.reshape(())
+
+
+def _check_str(func: str, name: str, value: Any, allowed: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{func}: {name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _run(func: str, op: str, in1: Any, in2: Any, mode: Any, boundary: Any, fillvalue: Any):
+    mode = _check_str(func, "mode", mode, "'valid', 'same', 'full'")
+    boundary = _check_str(
+        func, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
+    )
+    a1 = _as_2d(func, "in1", in1)
+    a2 = _as_2d(func, "in2", in2)
+    dt = _result_dtype(func, a1, a2)
+    fill = _fill_array(func, fillvalue, dt, boundary)
+    # astype(copy=False) copies only when the dtype changes; any strides are fine otherwise.
+    a1 = a1.astype(dt, copy=False)
+    a2 = a2.astype(dt, copy=False)
+    return _rconv.correlate2d(a1, a2, fill, mode, boundary, op, func)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
+
+    Parameters
+    ----------
+    in1 : array_like
+        First input, 2-D.
+    in2 : array_like
+        Second input, 2-D. It is conjugated (for complex input) and slid over `in1`.
+    mode : {'full', 'valid', 'same'}, optional
+        Output size. ``'full'`` (default): the full discrete cross-correlation, shape
+        ``(M1 + M2 - 1, N1 + N2 - 1)``. ``'valid'``: only elements that do not rely on the
+        boundary, shape ``(|M1 - M2| + 1, |N1 - N2| + 1)``; one input must be at least as large
+        as the other in every dimension, and if `in2` is the larger one the inputs are swapped
+        and the result is reversed in both axes (as scipy does). ``'same'``: the shape of
+        `in1`, centred on the 'full' output; an even kernel is anchored at ``(K - 1) // 2``.
+    boundary : {'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'}, optional
+        How `in1` is extended beyond its edges: ``'fill'``/``'pad'`` with `fillvalue`,
+        ``'symm'``/``'symmetric'`` by mirroring (the edge sample repeated),
+        ``'wrap'``/``'circular'`` periodically. Kernels larger than the image repeat the
+        reflection or wrap.
+    fillvalue : scalar, optional
+        Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
+
+    Returns
+    -------
+    out : ndarray
+        2-D array of the common dtype of the inputs (``numpy.result_type``). Sums accumulate
+        in that dtype: integer results wrap on overflow exactly as scipy's do.
+
+    Raises
+    ------
+    ValueError
+        If an input is not 2-D, `mode` or `boundary` is unknown, the 'valid' shapes are
+        incompatible, or `fillvalue` cannot be cast to the result dtype or is not a scalar.
+    TypeError
+        If the result dtype is not one of int8..int64, uint8..uint64, float32, float64,
+        complex64, complex128 (bool, float16, object and string arrays are refused).
+
+    See Also
+    --------
+    convolve2d : The same with the kernel flipped.
+    corr2d : The 'valid' correlation of deep-learning texts.
+
+    Notes
+    -----
+    With ``e`` the boundary-extended `in1` and ``(t, l)`` the offset of the mode,
+
+    .. math:: out[i, j] = \\sum_{a, b} \\overline{in2[a, b]}\\, e[i + a - t, j + b - l]
+
+    The computation runs in Rust with the GIL released, on ``rconv.get_num_threads()``
+    threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.arange(9.0).reshape(3, 3)
+    >>> rconv.correlate2d(x, [[0.0, 1.0], [2.0, 3.0]], mode="valid")
+    array([[19., 25.],
+           [37., 43.]])
+    >>> rconv.correlate2d(np.eye(3, dtype=int), [[1, 2], [3, 4]], mode="same", boundary="wrap")
+    array([[5, 2, 3],
+           [3, 5, 2],
+           [2, 3, 5]])
+    """
+    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue)
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
+
+    Parameters
+    ----------
+    in1 : array_like
+        First input, 2-D.
+    in2 : array_like
+        Second input, 2-D; it is flipped in both axes and slid over `in1`.
+    mode : {'full', 'valid', 'same'}, optional
+        Output size, as in :func:`correlate2d`. In ``'same'`` mode an even kernel is anchored
+        at ``K // 2`` (scipy's convention for convolution). In ``'valid'`` mode a larger `in2`
+        is swapped with `in1` (convolution is commutative, so no reversal is needed).
+    boundary : {'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'}, optional
+        How `in1` is extended beyond its edges; see :func:`correlate2d`.
+    fillvalue : scalar, optional
+        Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
+
+    Returns
+    -------
+    out : ndarray
+        2-D array of the common dtype of the inputs; sums accumulate in that dtype.
+
+    Raises
+    ------
+    ValueError
+        Bad dimensions, mode, boundary, 'valid' shapes or fillvalue (see :func:`correlate2d`).
+    TypeError
+        Unsupported dtype (bool, float16, object, strings, ...).
+
+    See Also
+    --------
+    correlate2d : The same without the flip (and with conjugation).
+
+    Notes
+    -----
+    .. math:: out[i, j] = \\sum_{a, b} in2[a, b]\\, e[i - a + t', j - b + l']
+
+    where ``e`` is the boundary-extended `in1` and ``(t', l')`` the offset of the mode.
+
+    Examples
+    --------
+    The example of the scipy documentation's users (integer in, integer out):
+
+    >>> import numpy as np
+    >>> import rconv
+    >>> A = [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+    >>> B = [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+    >>> rconv.convolve2d(A, B, "valid")
+    array([[4, 3, 4],
+           [2, 4, 3],
+           [2, 3, 4]])
+    """
+    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue)
+
+
+def corr2d(x, k):
+    """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
+
+    Equivalent to the loop::
+
+        Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+
+    that is ``correlate2d(x, k, mode='valid')`` without scipy's swap of a larger kernel and
+    without conjugation.
+
+    Parameters
+    ----------
+    x : array_like
+        Input image, 2-D, shape ``(H, W)``.
+    k : array_like
+        Kernel, 2-D, shape ``(h, w)`` with ``h <= H`` and ``w <= W``.
+
+    Returns
+    -------
+    y : ndarray
+        Shape ``(H - h + 1, W - w + 1)``, in the common dtype of `x` and `k`.
+
+    Raises
+    ------
+    ValueError
+        If an input is not 2-D or the kernel is larger than the image in any dimension.
+    TypeError
+        If the common dtype is not supported.
+
+    See Also
+    --------
+    correlate2d : All modes, boundaries and scipy's conventions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.corr2d(np.arange(9.0).reshape(3, 3), np.array([[0.0, 1.0], [2.0, 3.0]]))
+    array([[19., 25.],
+           [37., 43.]])
+    """
+    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0)

@@ -1,0 +1,135 @@
+//! The binding layer: NumPy arrays in, NumPy arrays out, one error type mapped to exceptions.
+
+use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray0, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::correlate::{correlate, Boundary, Corr2dParams, Mode, Op};
+use crate::dispatch_dtype;
+use crate::dtype::DType;
+use crate::element::Elem;
+use crate::error::ConvError;
+use crate::threads;
+
+impl From<ConvError> for PyErr {
+    fn from(e: ConvError) -> PyErr {
+        match e {
+            ConvError::Value(m) => PyValueError::new_err(m),
+            ConvError::Type(m) => PyTypeError::new_err(m),
+        }
+    }
+}
+
+/// Register the module's functions.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add("MAX_THREADS", threads::MAX_THREADS)?;
+    Ok(())
+}
+
+fn as_array<'py>(
+    func: &str,
+    arg: &str,
+    obj: &Bound<'py, PyAny>,
+) -> Result<Bound<'py, numpy::PyUntypedArray>, ConvError> {
+    obj.cast::<numpy::PyUntypedArray>()
+        .cloned()
+        .map_err(|_| ConvError::type_(func, format!("{arg} must be a NumPy array")))
+}
+
+/// Shared 2-D correlation entry point behind `correlate2d`, `convolve2d` and `corr2d`.
+///
+/// `in1`, `in2` are 2-D arrays of one supported dtype; `fillvalue` a 0-d array of that dtype;
+/// `op` one of "correlate", "convolve", "corr2d"; `func` names the public function in errors.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (in1, in2, fillvalue, mode, boundary, op, func))]
+fn correlate2d<'py>(
+    py: Python<'py>,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    fillvalue: &Bound<'py, PyAny>,
+    mode: &str,
+    boundary: &str,
+    op: &str,
+    func: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = match op {
+        "correlate" => Op::Correlate,
+        "convolve" => Op::Convolve,
+        "corr2d" => Op::Corr2d,
+        _ => return Err(ConvError::value(func, format!("internal: unknown op {op:?}")).into()),
+    };
+    let mode = Mode::parse(func, mode)?;
+    let boundary = Boundary::parse(func, boundary)?;
+    let a1 = as_array(func, "in1", in1)?;
+    let a2 = as_array(func, "in2", in2)?;
+    for (name, a) in [("in1", &a1), ("in2", &a2)] {
+        if a.ndim() != 2 {
+            return Err(ConvError::value(
+                func,
+                format!("{name} must be a 2-D array, got {} dimension(s)", a.ndim()),
+            )
+            .into());
+        }
+    }
+    let dt = DType::of(func, "in1", &a1.dtype())?;
+    let dt2 = DType::of(func, "in2", &a2.dtype())?;
+    if dt != dt2 {
+        return Err(ConvError::type_(func, "internal: in1 and in2 must share one dtype").into());
+    }
+    let s1 = (a1.shape()[0], a1.shape()[1]);
+    let s2 = (a2.shape()[0], a2.shape()[1]);
+    let params = Corr2dParams::new(func, s1, s2, mode, boundary, op)?;
+    let (image, kernel) = if params.swapped { (in2, in1) } else { (in1, in2) };
+    let nthreads = threads::get_num_threads();
+    dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func))
+}
+
+fn run_correlate<'py, T: Elem + numpy::Element>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+    kernel: &Bound<'py, PyAny>,
+    fillvalue: &Bound<'py, PyAny>,
+    params: &Corr2dParams,
+    nthreads: usize,
+    func: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let image: PyReadonlyArray2<T> = image.extract()?;
+    let kernel: PyReadonlyArray2<T> = kernel.extract()?;
+    let fill: PyReadonlyArray0<T> = fillvalue
+        .extract()
+        .map_err(|_| ConvError::value(func, "internal: fillvalue must be a 0-d array"))?;
+    let fill = fill.as_array()[()];
+    let out = PyArray2::<T>::zeros(py, params.out_shape(), false);
+    {
+        let mut out_rw = out.readwrite();
+        let out_view = out_rw.as_array_mut();
+        let img = image.as_array();
+        let ker = kernel.as_array();
+        py.detach(|| correlate(img, ker, params, fill, out_view, nthreads))?;
+    }
+    Ok(out.into_any())
+}
+
+/// Set the number of threads rconv uses (`n >= 1`).
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    if n < 1 || n > threads::MAX_THREADS as i64 {
+        return Err(ConvError::value(
+            "set_num_threads",
+            format!("n must be an integer in 1..={}, got {n}", threads::MAX_THREADS),
+        )
+        .into());
+    }
+    threads::set_num_threads(n as usize);
+    Ok(())
+}
+
+/// The number of threads rconv uses.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::get_num_threads()
+}

@@ -1,0 +1,580 @@
+//! Direct 2-D correlation with scipy.signal semantics: modes, boundaries, fill values.
+//!
+//! Everything is reduced to one operation: a correlation
+//! `out[i, j] = sum_{a, b} taps[a, b] * ext[i + a - top, j + b - left]`
+//! where `ext` is the image extended by its boundary rule. [`Corr2dParams`] owns the shapes and
+//! the offsets (`top`, `left`); [`correlate`] runs the kernel over disjoint blocks of output rows.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use crate::element::Elem;
+use crate::error::{ConvError, Result};
+
+/// Output size rule, as in `scipy.signal.correlate2d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Same,
+    Valid,
+}
+
+impl Mode {
+    /// Parse scipy's mode names (exact, lower case).
+    pub fn parse(func: &str, s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(Mode::Full),
+            "same" => Ok(Mode::Same),
+            "valid" => Ok(Mode::Valid),
+            _ => Err(ConvError::value(
+                func,
+                format!("invalid mode {s:?}: acceptable mode flags are 'valid', 'same', or 'full'"),
+            )),
+        }
+    }
+}
+
+/// How the image is extended beyond its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Pad with the fill value.
+    Fill,
+    /// Mirror including the edge sample (`symm`/`symmetric`).
+    Symm,
+    /// Periodic (`wrap`/`circular`).
+    Wrap,
+}
+
+impl Boundary {
+    /// Parse scipy's boundary names.
+    pub fn parse(func: &str, s: &str) -> Result<Self> {
+        match s {
+            "fill" | "pad" => Ok(Boundary::Fill),
+            "symm" | "symmetric" => Ok(Boundary::Symm),
+            "wrap" | "circular" => Ok(Boundary::Wrap),
+            _ => Err(ConvError::value(
+                func,
+                format!(
+                    "invalid boundary {s:?}: acceptable boundary flags are 'fill', 'circular' \
+                     (or 'wrap'), and 'symmetric' (or 'symm')"
+                ),
+            )),
+        }
+    }
+
+    /// Map a virtual index onto `0..n` (`n > 0`), or `None` for the fill value.
+    #[inline]
+    pub fn map(self, v: isize, n: usize) -> Option<usize> {
+        let ni = n as isize;
+        if (0..ni).contains(&v) {
+            return Some(v as usize);
+        }
+        match self {
+            Boundary::Fill => None,
+            Boundary::Wrap => Some(v.rem_euclid(ni) as usize),
+            Boundary::Symm => {
+                let m = v.rem_euclid(2 * ni);
+                Some(if m < ni { m } else { 2 * ni - 1 - m } as usize)
+            }
+        }
+    }
+}
+
+/// Which scipy function's semantics to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `correlate2d`: conjugate `in2`; in 'valid' mode swap a larger `in2` and reverse the output.
+    Correlate,
+    /// `convolve2d`: flip `in2`; in 'valid' mode swap a larger `in2`.
+    Convolve,
+    /// d2l `corr2d`: 'valid' correlation without the swap (a larger kernel is an error).
+    Corr2d,
+}
+
+/// Shapes and offsets of one 2-D correlation/convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corr2dParams {
+    /// The image after any swap: `(rows, cols)`.
+    pub image: (usize, usize),
+    /// The kernel after any swap.
+    pub kernel: (usize, usize),
+    pub mode: Mode,
+    pub boundary: Boundary,
+    pub op: Op,
+    /// True when scipy's 'valid'-mode swap exchanged the inputs.
+    pub swapped: bool,
+}
+
+impl Corr2dParams {
+    /// Validate the shapes of `in1` (image) and `in2` (kernel) for `op` in `mode`.
+    pub fn new(
+        func: &str,
+        in1: (usize, usize),
+        in2: (usize, usize),
+        mode: Mode,
+        boundary: Boundary,
+        op: Op,
+    ) -> Result<Self> {
+        let mut swapped = false;
+        let (mut image, mut kernel) = (in1, in2);
+        if mode == Mode::Full && (in1.0 + in2.0 == 0 || in1.1 + in2.1 == 0) {
+            // scipy: the full size m + k - 1 would be negative.
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "in1 {in1:?} and in2 {in2:?} are both empty along one axis; the 'full'                      output would have a negative size"
+                ),
+            ));
+        }
+        if mode == Mode::Valid {
+            let ok1 = in1.0 >= in2.0 && in1.1 >= in2.1;
+            let ok2 = in2.0 >= in1.0 && in2.1 >= in1.1;
+            if op == Op::Corr2d {
+                if !ok1 {
+                    return Err(ConvError::value(
+                        func,
+                        format!(
+                            "kernel k of shape {in2:?} is larger than the input x of shape \
+                             {in1:?}; 'valid' correlation needs k.shape <= x.shape in both \
+                             dimensions"
+                        ),
+                    ));
+                }
+            } else if !(ok1 || ok2) {
+                return Err(ConvError::value(
+                    func,
+                    format!(
+                        "for 'valid' mode, one must be at least as large as the other in every \
+                         dimension (in1 {in1:?}, in2 {in2:?})"
+                    ),
+                ));
+            } else if !ok1 {
+                swapped = true;
+                std::mem::swap(&mut image, &mut kernel);
+            }
+        }
+        let p = Corr2dParams {
+            image,
+            kernel,
+            mode,
+            boundary,
+            op,
+            swapped,
+        };
+        let (oh, ow) = p.out_shape();
+        let needs_data = oh > 0 && ow > 0 && kernel.0 > 0 && kernel.1 > 0;
+        if needs_data && boundary != Boundary::Fill && (image.0 == 0 || image.1 == 0) {
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "boundary {:?} cannot extend an empty input of shape {image:?}; use \
+                     boundary='fill'",
+                    match boundary {
+                        Boundary::Symm => "symm",
+                        _ => "wrap",
+                    }
+                ),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Output shape `(rows, cols)`.
+    pub fn out_shape(&self) -> (usize, usize) {
+        let (m, n) = self.image;
+        let (p, q) = self.kernel;
+        match self.mode {
+            Mode::Full => (full_len(m, p), full_len(n, q)),
+            Mode::Same => (m, n),
+            // After the swap the image is at least as large as the kernel.
+            Mode::Valid => (m + 1 - p.min(m + 1), n + 1 - q.min(n + 1)),
+        }
+    }
+
+    /// Offsets `(top, left)`: output `(i, j)` reads `ext[i + a - top, j + b - left]` for the
+    /// effective (conjugated or flipped) kernel tap `(a, b)`.
+    pub fn offsets(&self) -> (usize, usize) {
+        let (p, q) = self.kernel;
+        let flip = self.op == Op::Convolve;
+        let one = |k: usize| -> usize {
+            match self.mode {
+                Mode::Full => k.saturating_sub(1),
+                // scipy: correlation anchors an even kernel at (k-1)//2, convolution at k//2.
+                Mode::Same if flip => k / 2,
+                Mode::Same => k.saturating_sub(1) / 2,
+                Mode::Valid => 0,
+            }
+        };
+        (one(p), one(q))
+    }
+
+    /// True when the output must be reversed in both axes (correlate2d after the valid swap).
+    pub fn reversed(&self) -> bool {
+        self.swapped && self.op == Op::Correlate
+    }
+}
+
+/// `m + k - 1` (`Corr2dParams::new` refuses `m + k == 0`).
+fn full_len(m: usize, k: usize) -> usize {
+    (m + k).saturating_sub(1)
+}
+
+/// One kernel tap in accumulation order: row `a`, column `b` of the effective kernel, weight `w`.
+#[derive(Debug, Clone, Copy)]
+struct Tap<T> {
+    a: usize,
+    b: usize,
+    w: T,
+}
+
+/// The effective kernel as a list of taps, in scipy's order of summation.
+fn build_taps<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<Tap<T>> {
+    let (kh, kw) = kernel.dim();
+    let mut taps = Vec::with_capacity(kh * kw);
+    // scipy sums over the (swapped) kernel's own rows and columns in storage order.
+    for r in 0..kh {
+        for c in 0..kw {
+            let v = kernel[[r, c]];
+            let (a, b, w) = match p.op {
+                Op::Convolve => (kh - 1 - r, kw - 1 - c, v),
+                Op::Correlate if p.reversed() => (kh - 1 - r, kw - 1 - c, v.conj()),
+                Op::Correlate => (r, c, v.conj()),
+                Op::Corr2d => (r, c, v),
+            };
+            taps.push(Tap { a, b, w });
+        }
+    }
+    taps
+}
+
+/// Which instruction set the row kernel was compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+fn detect_isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                Isa::Avx2Fma
+            } else {
+                Isa::Generic
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Isa::Generic
+    }
+}
+
+/// Output columns computed together in registers (a tile), by element size.
+const fn tile_width(size: usize) -> usize {
+    match size {
+        1 | 2 | 4 => 64,
+        8 => 32,
+        _ => 8,
+    }
+}
+
+/// Compute output rows `rows_range` into `out` (a contiguous `(n_rows, ow)` block).
+///
+/// `ring` holds `kh` extended input rows, each `row_len` long; row `r` of the extended image
+/// lives at slot `r % kh`.
+struct RowCtx<'a, T> {
+    image: &'a ArrayView2<'a, T>,
+    taps: &'a [Tap<T>],
+    kh: usize,
+    top: usize,
+    left: usize,
+    boundary: Boundary,
+    fill: T,
+    ow: usize,
+    row_len: usize,
+}
+
+impl<T: Elem> RowCtx<'_, T> {
+    /// Write extended row `r` (virtual index `r - top`) into `dst`.
+    fn build_row(&self, r: usize, dst: &mut [T]) {
+        let (h, w) = self.image.dim();
+        let v = r as isize - self.top as isize;
+        let src_row = if h == 0 { None } else { self.boundary.map(v, h) };
+        let Some(ri) = src_row else {
+            dst.fill(self.fill);
+            return;
+        };
+        let row = self.image.row(ri);
+        let left = self.left;
+        // The part of dst that maps straight onto the image row.
+        let lo = left.min(dst.len());
+        let hi = (left + w).min(dst.len());
+        for (c, d) in dst[..lo].iter_mut().enumerate() {
+            *d = self.ext_col(&row, c as isize - left as isize, w);
+        }
+        if hi > lo {
+            for (d, s) in dst[lo..hi].iter_mut().zip(row.iter()) {
+                *d = *s;
+            }
+        }
+        for (c, d) in dst.iter_mut().enumerate().skip(hi.max(lo)) {
+            *d = self.ext_col(&row, c as isize - left as isize, w);
+        }
+    }
+
+    #[inline]
+    fn ext_col(&self, row: &ndarray::ArrayView1<T>, v: isize, w: usize) -> T {
+        if w == 0 {
+            return self.fill;
+        }
+        match self.boundary.map(v, w) {
+            Some(c) => row[c],
+            None => self.fill,
+        }
+    }
+
+    /// Compute output rows `first..first + out.len() / ow` into `out`.
+    fn block(&self, first: usize, out: &mut [T], isa: Isa) {
+        let n_rows = out.len() / self.ow.max(1);
+        if n_rows == 0 {
+            return;
+        }
+        if self.taps.is_empty() {
+            out.fill(T::ZERO);
+            return;
+        }
+        let kh = self.kh;
+        let mut ring = vec![T::ZERO; kh * self.row_len];
+        for r in first..first + kh - 1 {
+            let slot = r % kh;
+            self.build_row(r, &mut ring[slot * self.row_len..(slot + 1) * self.row_len]);
+        }
+        // offs[a]: where extended row i + a starts in `ring`.
+        let mut offs = vec![0usize; kh];
+        for (k, out_row) in out.chunks_exact_mut(self.ow).enumerate() {
+            let i = first + k;
+            let r = i + kh - 1;
+            let slot = r % kh;
+            self.build_row(r, &mut ring[slot * self.row_len..(slot + 1) * self.row_len]);
+            for (a, o) in offs.iter_mut().enumerate() {
+                *o = ((i + a) % kh) * self.row_len;
+            }
+            row_dispatch(&ring, &offs, self.taps, out_row, isa);
+        }
+    }
+}
+
+/// Compute one output row from the extended input rows at `offs` in `ring`.
+fn row_dispatch<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T], isa: Isa) {
+    match isa {
+        Isa::Generic => row_generic(ring, offs, taps, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen after `is_x86_feature_detected!` confirmed
+        // both AVX2 and FMA on this CPU.
+        Isa::Avx2Fma => unsafe { row_avx2(ring, offs, taps, out) },
+    }
+}
+
+fn row_generic<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T]) {
+    match tile_width(std::mem::size_of::<T>()) {
+        64 => row_tiled::<T, false, 64>(ring, offs, taps, out),
+        32 => row_tiled::<T, false, 32>(ring, offs, taps, out),
+        _ => row_tiled::<T, false, 8>(ring, offs, taps, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_avx2<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T]) {
+    match tile_width(std::mem::size_of::<T>()) {
+        64 => row_tiled::<T, true, 64>(ring, offs, taps, out),
+        32 => row_tiled::<T, true, 32>(ring, offs, taps, out),
+        _ => row_tiled::<T, true, 8>(ring, offs, taps, out),
+    }
+}
+
+/// The hot loop: `TW` outputs accumulate in registers over all taps. Each ring row is at
+/// least `round_up(out.len(), TW) + kw - 1` long, so the last tile may read past the output.
+#[inline(always)]
+fn row_tiled<T: Elem, const FMA: bool, const TW: usize>(
+    ring: &[T],
+    offs: &[usize],
+    taps: &[Tap<T>],
+    out: &mut [T],
+) {
+    let ow = out.len();
+    let mut j0 = 0;
+    while j0 < ow {
+        let mut acc = [T::ZERO; TW];
+        for t in taps {
+            let start = offs[t.a] + j0 + t.b;
+            let src: &[T; TW] = match ring[start..start + TW].try_into() {
+                Ok(s) => s,
+                Err(_) => unreachable!("slice has length TW"),
+            };
+            for l in 0..TW {
+                acc[l] = T::madd::<FMA>(acc[l], t.w, src[l]);
+            }
+        }
+        let n = TW.min(ow - j0);
+        out[j0..j0 + n].copy_from_slice(&acc[..n]);
+        j0 += TW;
+    }
+}
+
+/// Correlate `image` with `kernel` (already swapped as `p` says) into `out`.
+///
+/// `out` must have shape `p.out_shape()` and be in standard (C) layout; `threads == 1` runs
+/// serially on the calling thread.
+pub fn correlate<T: Elem>(
+    image: ArrayView2<T>,
+    kernel: ArrayView2<T>,
+    p: &Corr2dParams,
+    fill: T,
+    mut out: ArrayViewMut2<T>,
+    threads: usize,
+) -> Result<()> {
+    let (oh, ow) = p.out_shape();
+    if out.dim() != (oh, ow) {
+        return Err(ConvError::Value(format!(
+            "internal: output shape {:?} != {:?}",
+            out.dim(),
+            (oh, ow)
+        )));
+    }
+    let Some(out) = out.as_slice_mut() else {
+        return Err(ConvError::Value("internal: output not contiguous".into()));
+    };
+    if oh == 0 || ow == 0 {
+        return Ok(());
+    }
+    let mut image = image;
+    if p.reversed() {
+        image.invert_axis(ndarray::Axis(0));
+        image.invert_axis(ndarray::Axis(1));
+    }
+    let taps = build_taps(&kernel, p);
+    let (kh, kw) = kernel.dim();
+    let (top, left) = p.offsets();
+    let tw = tile_width(std::mem::size_of::<T>());
+    let ctx = RowCtx {
+        image: &image,
+        taps: &taps,
+        kh: kh.max(1),
+        top,
+        left,
+        boundary: p.boundary,
+        fill,
+        ow,
+        row_len: ow.div_ceil(tw) * tw + kw.max(1) - 1,
+    };
+    let isa = detect_isa();
+    let work = oh * ow * taps.len().max(1);
+    if threads <= 1 || oh < 2 || work < 1 << 16 {
+        ctx.block(0, out, isa);
+        return Ok(());
+    }
+    // Blocks of whole output rows: about 8 per thread, so that work stealing evens out load.
+    let block_rows = oh.div_ceil(threads * 8).max(1);
+    crate::threads::run(threads, || {
+        out.par_chunks_mut(block_rows * ow)
+            .enumerate()
+            .for_each(|(b, chunk)| ctx.block(b * block_rows, chunk, isa));
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{arr2, Array2};
+
+    fn params(in1: (usize, usize), in2: (usize, usize), mode: Mode, op: Op) -> Corr2dParams {
+        Corr2dParams::new("t", in1, in2, mode, Boundary::Fill, op).unwrap()
+    }
+
+    #[test]
+    fn shapes_follow_scipy() {
+        let full = params((5, 7), (3, 2), Mode::Full, Op::Correlate);
+        assert_eq!(full.out_shape(), (7, 8));
+        assert_eq!(full.offsets(), (2, 1));
+        let same = params((5, 7), (4, 4), Mode::Same, Op::Correlate);
+        assert_eq!(same.out_shape(), (5, 7));
+        assert_eq!(same.offsets(), (1, 1));
+        let same_conv = params((5, 7), (4, 4), Mode::Same, Op::Convolve);
+        assert_eq!(same_conv.offsets(), (2, 2));
+        let valid = params((5, 7), (3, 2), Mode::Valid, Op::Correlate);
+        assert_eq!(valid.out_shape(), (3, 6));
+        let swapped = params((3, 2), (5, 7), Mode::Valid, Op::Correlate);
+        assert!(swapped.swapped && swapped.reversed());
+        assert_eq!(swapped.out_shape(), (3, 6));
+        let empty = params((0, 0), (1, 1), Mode::Full, Op::Correlate);
+        assert_eq!(empty.out_shape(), (0, 0));
+        let both_empty =
+            Corr2dParams::new("t", (0, 7), (0, 1), Mode::Full, Boundary::Fill, Op::Correlate);
+        assert!(both_empty.is_err());
+        let empty_valid = params((2, 3), (0, 0), Mode::Valid, Op::Correlate);
+        assert_eq!(empty_valid.out_shape(), (3, 4));
+    }
+
+    #[test]
+    fn valid_mode_errors() {
+        let e = Corr2dParams::new("f", (2, 5), (3, 3), Mode::Valid, Boundary::Fill, Op::Convolve);
+        assert!(matches!(e, Err(ConvError::Value(m)) if m.starts_with("f: ")));
+        let e = Corr2dParams::new("g", (2, 2), (3, 3), Mode::Valid, Boundary::Fill, Op::Corr2d);
+        assert!(e.is_err());
+        assert!(Mode::parse("f", "FULL").is_err());
+        assert!(Boundary::parse("f", "reflect").is_err());
+    }
+
+    #[test]
+    fn boundary_maps_repeat() {
+        let s = Boundary::Symm;
+        let mapped: Vec<_> = (-5..8).map(|v| s.map(v, 3).unwrap()).collect();
+        assert_eq!(mapped, vec![1, 2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0, 1]);
+        let w = Boundary::Wrap;
+        let mapped: Vec<_> = (-4..5).map(|v| w.map(v, 3).unwrap()).collect();
+        assert_eq!(mapped, vec![2, 0, 1, 2, 0, 1, 2, 0, 1]);
+        assert_eq!(Boundary::Fill.map(-1, 3), None);
+    }
+
+    fn run(x: &Array2<i64>, k: &Array2<i64>, mode: Mode, op: Op, threads: usize) -> Array2<i64> {
+        let p = Corr2dParams::new("t", x.dim(), k.dim(), mode, Boundary::Fill, op).unwrap();
+        let (img, ker) = if p.swapped { (k, x) } else { (x, k) };
+        let mut out = Array2::zeros(p.out_shape());
+        correlate(img.view(), ker.view(), &p, 0, out.view_mut(), threads).unwrap();
+        out
+    }
+
+    #[test]
+    fn scipy_convolve_example() {
+        let a = arr2(&[
+            [1, 1, 1, 0, 0],
+            [0, 1, 1, 1, 0],
+            [0, 0, 1, 1, 1],
+            [0, 0, 1, 1, 0],
+            [0, 1, 1, 0, 0],
+        ]);
+        let b = arr2(&[[1, 0, 1], [0, 1, 0], [1, 0, 1]]);
+        let out = run(&a, &b, Mode::Valid, Op::Convolve, 1);
+        assert_eq!(out, arr2(&[[4, 3, 4], [2, 4, 3], [2, 3, 4]]));
+    }
+
+    #[test]
+    fn d2l_example_serial_and_parallel() {
+        let x = Array2::from_shape_vec((3, 3), (0..9).collect()).unwrap();
+        let k = arr2(&[[0, 1], [2, 3]]);
+        assert_eq!(run(&x, &k, Mode::Valid, Op::Corr2d, 1), arr2(&[[19, 25], [37, 43]]));
+        let big = Array2::from_shape_fn((300, 301), |(i, j)| (i * 7 + j * 3) as i64 % 11);
+        let k = Array2::from_shape_fn((4, 5), |(i, j)| (i as i64) - (j as i64));
+        assert_eq!(
+            run(&big, &k, Mode::Same, Op::Correlate, 1),
+            run(&big, &k, Mode::Same, Op::Correlate, 2)
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Element types the kernels compute in, and the arithmetic they need.
+//!
+//! Integer types wrap on overflow (as scipy's C loops do), floats use IEEE arithmetic and, on
+//! the FMA path, fused multiply-add.
+
+use num_complex::Complex;
+
+/// A scalar type a kernel can accumulate in.
+pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// The additive identity.
+    const ZERO: Self;
+    /// `acc + w * x`; with `FMA`, floats use one fused multiply-add.
+    fn madd<const FMA: bool>(acc: Self, w: Self, x: Self) -> Self;
+    /// Complex conjugate (identity for real types).
+    fn conj(self) -> Self;
+}
+
+macro_rules! impl_int {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            const ZERO: Self = 0;
+            #[inline(always)]
+            fn madd<const FMA: bool>(acc: Self, w: Self, x: Self) -> Self {
+                acc.wrapping_add(w.wrapping_mul(x))
+            }
+            #[inline(always)]
+            fn conj(self) -> Self { self }
+        }
+    )*};
+}
+impl_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+macro_rules! impl_float {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            const ZERO: Self = 0.0;
+            #[inline(always)]
+            fn madd<const FMA: bool>(acc: Self, w: Self, x: Self) -> Self {
+                if FMA { w.mul_add(x, acc) } else { acc + w * x }
+            }
+            #[inline(always)]
+            fn conj(self) -> Self { self }
+        }
+        impl Elem for Complex<$t> {
+            const ZERO: Self = Complex { re: 0.0, im: 0.0 };
+            #[inline(always)]
+            fn madd<const FMA: bool>(acc: Self, w: Self, x: Self) -> Self {
+                // Same association as scipy: re += x.re*w.re - x.im*w.im; im += x.re*w.im + x.im*w.re
+                Complex {
+                    re: acc.re + (x.re * w.re - x.im * w.im),
+                    im: acc.im + (x.re * w.im + x.im * w.re),
+                }
+            }
+            #[inline(always)]
+            fn conj(self) -> Self { Complex { re: self.re, im: -self.im } }
+        }
+    )*};
+}
+impl_float!(f32, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_wrap() {
+        assert_eq!(<i8 as Elem>::madd::<false>(120, 10, 10), 120i8.wrapping_add(100));
+        assert_eq!(<u8 as Elem>::madd::<true>(250, 2, 5), 4);
+    }
+
+    #[test]
+    fn complex_conj_and_madd() {
+        let a = Complex::new(1.0f64, 2.0);
+        assert_eq!(a.conj(), Complex::new(1.0, -2.0));
+        let r = <Complex<f64> as Elem>::madd::<false>(Complex::new(1.0, 1.0), a, a);
+        assert_eq!(r, Complex::new(1.0 - 3.0, 1.0 + 4.0));
+    }
+}

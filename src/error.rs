@@ -1,0 +1,37 @@
+//! The one error type of the Rust core. The binding layer maps it to Python exceptions.
+
+use std::fmt;
+
+/// An error the user can fix: bad values map to `ValueError`, bad types to `TypeError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvError {
+    /// A value is out of its domain (shape, mode, boundary, ...): Python `ValueError`.
+    Value(String),
+    /// A type is not supported (dtype, argument kind): Python `TypeError`.
+    Type(String),
+}
+
+impl ConvError {
+    /// A `ValueError` raised by function `func`.
+    pub fn value(func: &str, msg: impl fmt::Display) -> Self {
+        ConvError::Value(format!("{func}: {msg}"))
+    }
+
+    /// A `TypeError` raised by function `func`.
+    pub fn type_(func: &str, msg: impl fmt::Display) -> Self {
+        ConvError::Type(format!("{func}: {msg}"))
+    }
+}
+
+impl fmt::Display for ConvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvError::Value(m) | ConvError::Type(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ConvError {}
+
+/// Result type of the Rust core.
+pub type Result<T> = std::result::Result<T, ConvError>;

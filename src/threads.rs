@@ -1,0 +1,112 @@
+//! The thread pool: one rayon pool per process, sized by `set_num_threads` or
+//! `RCONV_NUM_THREADS`.
+//!
+//! rayon's global pool does not survive `fork()` (the child has no worker threads and would hang
+//! waiting for them), so rconv owns its pool and remembers the process id it was built in: a
+//! forked child builds a fresh pool on its first call and never touches the parent's.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::ThreadPool;
+
+/// 0 means "not set": use the default.
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+
+struct PoolState {
+    pid: u32,
+    threads: usize,
+    pool: Arc<ThreadPool>,
+}
+
+static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
+
+/// The default thread count: `RCONV_NUM_THREADS` if it holds a positive integer, else the
+/// number of CPUs available to the process.
+pub fn default_num_threads() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("RCONV_NUM_THREADS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+    })
+}
+
+/// Upper bound on the thread count accepted by `set_num_threads`.
+pub const MAX_THREADS: usize = 1024;
+
+/// Set the number of threads used by later calls (`n >= 1`).
+pub fn set_num_threads(n: usize) {
+    REQUESTED.store(n.clamp(1, MAX_THREADS), Ordering::SeqCst);
+}
+
+/// The number of threads later calls will use.
+pub fn get_num_threads() -> usize {
+    match REQUESTED.load(Ordering::SeqCst) {
+        0 => default_num_threads(),
+        n => n,
+    }
+}
+
+/// The pool for `threads` workers in this process, building it if needed.
+fn pool_for(threads: usize) -> Option<Arc<ThreadPool>> {
+    let pid = std::process::id();
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(state) = guard.as_ref() {
+        if state.pid == pid && state.threads == threads {
+            return Some(Arc::clone(&state.pool));
+        }
+    }
+    let old = guard.take();
+    if let Some(old) = old {
+        if old.pid != pid {
+            // A forked child: the parent's workers do not exist here. Dropping the pool would
+            // try to signal them; leak it instead (a few bytes, once per fork).
+            std::mem::forget(old);
+        }
+        // Same process, other size: dropping our Arc is safe; calls still running on the
+        // old pool hold their own Arc and finish there.
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("rconv-{i}"))
+        .build()
+        .ok()?;
+    let pool = Arc::new(pool);
+    *guard = Some(PoolState {
+        pid,
+        threads,
+        pool: Arc::clone(&pool),
+    });
+    Some(pool)
+}
+
+/// Run `f` with `threads` workers available to rayon's parallel iterators inside it.
+/// With one thread (or if no pool can be built) `f` runs on the calling thread.
+pub fn run<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    if threads <= 1 {
+        return f();
+    }
+    match pool_for(threads) {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_uses_requested_pool() {
+        let n = run(2, rayon::current_num_threads);
+        assert_eq!(n, 2);
+        assert_eq!(run(1, || 7), 7);
+    }
+}
