@@ -103,7 +103,9 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
         .extract()
         .map_err(|_| ConvError::value(func, "internal: fillvalue must be a 0-d array"))?;
     let fill = fill.as_array()[()];
-    let out = PyArray2::<T>::zeros(py, params.out_shape(), false);
+    // SAFETY: `correlate` writes every element of its output (each output row is written tile
+    // by tile, or filled with zeros when the kernel is empty) before Python can see the array.
+    let out = unsafe { PyArray2::<T>::new(py, params.out_shape(), false) };
     {
         let mut out_rw = out.readwrite();
         let out_view = out_rw.as_array_mut();

@@ -318,8 +318,14 @@ impl<T: Elem> RowCtx<'_, T> {
             *d = self.ext_col(&row, c as isize - left as isize, w);
         }
         if hi > lo {
-            for (d, s) in dst[lo..hi].iter_mut().zip(row.iter()) {
-                *d = *s;
+            let n = hi - lo;
+            match row.as_slice() {
+                Some(src) => dst[lo..hi].copy_from_slice(&src[..n]),
+                None => {
+                    for (d, s) in dst[lo..hi].iter_mut().zip(row.iter()) {
+                        *d = *s;
+                    }
+                }
             }
         }
         for (c, d) in dst.iter_mut().enumerate().skip(hi.max(lo)) {
