@@ -83,7 +83,11 @@ fn correlate2d<'py>(
     let s1 = (a1.shape()[0], a1.shape()[1]);
     let s2 = (a2.shape()[0], a2.shape()[1]);
     let params = Corr2dParams::new(func, s1, s2, mode, boundary, op)?;
-    let (image, kernel) = if params.swapped { (in2, in1) } else { (in1, in2) };
+    let (image, kernel) = if params.swapped {
+        (in2, in1)
+    } else {
+        (in1, in2)
+    };
     let nthreads = threads::get_num_threads();
     dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func))
 }
@@ -122,7 +126,10 @@ fn set_num_threads(n: i64) -> PyResult<()> {
     if n < 1 || n > threads::MAX_THREADS as i64 {
         return Err(ConvError::value(
             "set_num_threads",
-            format!("n must be an integer in 1..={}, got {n}", threads::MAX_THREADS),
+            format!(
+                "n must be an integer in 1..={}, got {n}",
+                threads::MAX_THREADS
+            ),
         )
         .into());
     }

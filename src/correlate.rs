@@ -304,7 +304,11 @@ impl<T: Elem> RowCtx<'_, T> {
     fn build_row(&self, r: usize, dst: &mut [T]) {
         let (h, w) = self.image.dim();
         let v = r as isize - self.top as isize;
-        let src_row = if h == 0 { None } else { self.boundary.map(v, h) };
+        let src_row = if h == 0 {
+            None
+        } else {
+            self.boundary.map(v, h)
+        };
         let Some(ri) = src_row else {
             dst.fill(self.fill);
             return;
@@ -521,8 +525,14 @@ mod tests {
         assert_eq!(swapped.out_shape(), (3, 6));
         let empty = params((0, 0), (1, 1), Mode::Full, Op::Correlate);
         assert_eq!(empty.out_shape(), (0, 0));
-        let both_empty =
-            Corr2dParams::new("t", (0, 7), (0, 1), Mode::Full, Boundary::Fill, Op::Correlate);
+        let both_empty = Corr2dParams::new(
+            "t",
+            (0, 7),
+            (0, 1),
+            Mode::Full,
+            Boundary::Fill,
+            Op::Correlate,
+        );
         assert!(both_empty.is_err());
         let empty_valid = params((2, 3), (0, 0), Mode::Valid, Op::Correlate);
         assert_eq!(empty_valid.out_shape(), (3, 4));
@@ -530,7 +540,14 @@ mod tests {
 
     #[test]
     fn valid_mode_errors() {
-        let e = Corr2dParams::new("f", (2, 5), (3, 3), Mode::Valid, Boundary::Fill, Op::Convolve);
+        let e = Corr2dParams::new(
+            "f",
+            (2, 5),
+            (3, 3),
+            Mode::Valid,
+            Boundary::Fill,
+            Op::Convolve,
+        );
         assert!(matches!(e, Err(ConvError::Value(m)) if m.starts_with("f: ")));
         let e = Corr2dParams::new("g", (2, 2), (3, 3), Mode::Valid, Boundary::Fill, Op::Corr2d);
         assert!(e.is_err());
@@ -575,7 +592,10 @@ mod tests {
     fn d2l_example_serial_and_parallel() {
         let x = Array2::from_shape_vec((3, 3), (0..9).collect()).unwrap();
         let k = arr2(&[[0, 1], [2, 3]]);
-        assert_eq!(run(&x, &k, Mode::Valid, Op::Corr2d, 1), arr2(&[[19, 25], [37, 43]]));
+        assert_eq!(
+            run(&x, &k, Mode::Valid, Op::Corr2d, 1),
+            arr2(&[[19, 25], [37, 43]])
+        );
         let big = Array2::from_shape_fn((300, 301), |(i, j)| (i * 7 + j * 3) as i64 % 11);
         let k = Array2::from_shape_fn((4, 5), |(i, j)| (i as i64) - (j as i64));
         assert_eq!(

@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn integers_wrap() {
-        assert_eq!(<i8 as Elem>::madd::<false>(120, 10, 10), 120i8.wrapping_add(100));
+        assert_eq!(
+            <i8 as Elem>::madd::<false>(120, 10, 10),
+            120i8.wrapping_add(100)
+        );
         assert_eq!(<u8 as Elem>::madd::<true>(250, 2, 5), 4);
     }
 

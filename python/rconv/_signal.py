@@ -39,20 +39,15 @@ def _as_2d(func: str, name: str, a: Any) -> np.ndarray:
 
 
 def _result_dtype(func: str, a1: np.ndarray, a2: np.ndarray) -> np.dtype:
-    for name, a in (("in1", a1), ("in2", a2)):
-        if a.dtype.kind not in "iufc":
-            raise TypeError(
-                f"{func}: {name} has unsupported dtype {a.dtype}; supported dtypes are "
-                f"{_SUPPORTED_NAMES}"
-            )
+    """The common dtype of the inputs (as scipy computes it), if rconv supports it."""
     try:
         dt = np.result_type(a1.dtype, a2.dtype)
-    except TypeError as e:
-        raise TypeError(f"{func}: in1 and in2 dtypes have no common type: {e}") from e
+    except TypeError:
+        dt = None
     if dt not in _SUPPORTED:
         raise TypeError(
-            f"{func}: unsupported dtype {dt} (in1 {a1.dtype}, in2 {a2.dtype}); supported "
-            f"dtypes are {_SUPPORTED_NAMES}"
+            f"{func}: unsupported dtype {dt if dt is not None else 'combination'} "
+            f"(in1 {a1.dtype}, in2 {a2.dtype}); supported dtypes are {_SUPPORTED_NAMES}"
         )
     return dt
 
@@ -62,6 +57,9 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.nd
     if boundary not in ("fill", "pad"):
         return np.zeros((), dt)
     try:
+        if isinstance(fillvalue, np.ndarray) and not np.can_cast(fillvalue.dtype, dt, "safe"):
+            # scipy converts existing arrays with NumPy's safe casting only
+            raise TypeError(f"cannot safely cast {fillvalue.dtype} to {dt}")
         fill = np.array(fillvalue, dtype=dt)
     except Exception as e:
         raise ValueError(
@@ -71,8 +69,7 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.nd
         if fill.size == 0:
             raise ValueError(f"{func}: fillvalue cannot be an empty array")
         raise ValueError(
-            f"{func}: fillvalue must be scalar or an array with one element, "
-            f"got shape {fill.shape}"
+            f"{func}: fillvalue must be scalar or an array with one element, got shape {fill.shape}"
         )
     return fill.reshape(())
 
@@ -160,9 +157,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     array([[19., 25.],
            [37., 43.]])
     >>> rconv.correlate2d(np.eye(3, dtype=int), [[1, 2], [3, 4]], mode="same", boundary="wrap")
-    array([[5, 2, 3],
-           [3, 5, 2],
-           [2, 3, 5]])
+    array([[5, 3, 2],
+           [2, 5, 3],
+           [3, 2, 5]])
     """
     return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue)
 

@@ -41,9 +41,7 @@ def set_num_threads(n: int) -> None:
     try:
         n = operator.index(n)
     except TypeError:
-        raise TypeError(
-            f"set_num_threads: n must be an integer, got {type(n).__name__}"
-        ) from None
+        raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
     if not 1 <= n <= _rconv.MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be in 1..{_rconv.MAX_THREADS}, got {n}")
     _rconv.set_num_threads(n)

@@ -1,0 +1,63 @@
+"""Shared fixtures and helpers for the rconv test suite."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import rconv
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+FLOAT_DTYPES = [np.float32, np.float64]
+COMPLEX_DTYPES = [np.complex64, np.complex128]
+ALL_DTYPES = INT_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
+
+
+@pytest.fixture
+def threads():
+    """Restore rconv's thread count after a test changes it."""
+    old = rconv.get_num_threads()
+    yield rconv.set_num_threads
+    rconv.set_num_threads(old)
+
+
+def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """Values that exercise a dtype: full range for small ints (so sums wrap), moderate
+    magnitudes for wide ints and floats, both parts for complex."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        lo, hi = (
+            (info.min, info.max) if dt.itemsize <= 2 else (-1000 if dt.kind == "i" else 0, 1000)
+        )
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dt)
+    if dt.kind == "c":
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
+def assert_matches_reference(out, ref, in1, in2):
+    """`out` equals the reference `ref` exactly for integers; for floats within a rounding
+    bound proportional to the sum of absolute products (the accumulation order differs)."""
+    assert out.shape == ref.shape, (out.shape, ref.shape)
+    assert out.dtype == ref.dtype, (out.dtype, ref.dtype)
+    if out.dtype.kind in "iu":
+        np.testing.assert_array_equal(out, ref)
+        return
+    eps = np.finfo(out.dtype).eps
+    n_terms = max(1, np.asarray(in1).size, np.asarray(in2).size)
+    # |sum of products| <= sum |products| <= max|a| * max|b| * n_terms
+    scale = (np.abs(in1).max(initial=0) + 1) * (np.abs(in2).max(initial=0) + 1)
+    tol = 8 * eps * n_terms * scale
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol, equal_nan=True)

@@ -1,0 +1,78 @@
+"""Thread control, the package surface, and the docstring examples."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rconv
+from rconv import _signal, _threads
+
+
+def test_public_api():
+    for name in rconv.__all__:
+        obj = getattr(rconv, name)
+        if callable(obj):
+            assert obj.__doc__ and "Examples" in obj.__doc__, name
+    assert isinstance(rconv.__version__, str) and rconv.__version__.count(".") == 2
+    assert rconv._rconv.__name__ == "rconv._rconv"
+
+
+def test_docstring_examples_run():
+    for mod in (_signal, _threads):
+        failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert attempted > 0 and failed == 0, mod.__name__
+
+
+def test_stub_lists_every_public_function():
+    stub = os.path.join(os.path.dirname(rconv.__file__), "__init__.pyi")
+    text = open(stub).read()
+    for name in rconv.__all__:
+        assert name in text, name
+    assert os.path.exists(os.path.join(os.path.dirname(rconv.__file__), "py.typed"))
+
+
+def test_set_get_num_threads(threads):
+    threads(3)
+    assert rconv.get_num_threads() == 3
+    threads(1)
+    assert rconv.get_num_threads() == 1
+    for bad in (0, -1, 10**6):
+        with pytest.raises(ValueError, match="set_num_threads: n"):
+            rconv.set_num_threads(bad)
+    for bad in ("2", 2.5, None):
+        with pytest.raises(TypeError, match="set_num_threads: n must be an integer"):
+            rconv.set_num_threads(bad)
+    assert rconv.get_num_threads() == 1
+    threads(np.int64(2))
+    assert rconv.get_num_threads() == 2
+
+
+def _child(code: str, **env) -> str:
+    e = dict(os.environ)
+    e.pop("RCONV_NUM_THREADS", None)
+    e.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
+
+
+def test_env_var_sets_default():
+    assert _child("import rconv; print(rconv.get_num_threads())", RCONV_NUM_THREADS="3") == "3"
+    default = _child(
+        "import rconv, os; print(rconv.get_num_threads(), len(os.sched_getaffinity(0)))"
+    )
+    n, cpus = default.split()
+    assert n == cpus
+    bad = _child("import rconv, os; print(rconv.get_num_threads())", RCONV_NUM_THREADS="zero")
+    assert bad == str(len(os.sched_getaffinity(0)))
+
+
+def test_main_demo_runs():
+    out = _child("import runpy; runpy.run_module('rconv', run_name='__main__')")
+    assert "[[4 3 4]" in out and "scipy" in out
