@@ -9,6 +9,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::element::Elem;
+use crate::kernels::{Geometry, MAX_TILE};
 use crate::error::{ConvError, Result};
 
 /// Output size rule, as in `scipy.signal.correlate2d`.
@@ -219,89 +220,55 @@ fn full_len(m: usize, k: usize) -> usize {
     (m + k).saturating_sub(1)
 }
 
-/// One kernel tap in accumulation order: row `a`, column `b` of the effective kernel, weight `w`.
-#[derive(Debug, Clone, Copy)]
-struct Tap<T> {
-    a: usize,
-    b: usize,
-    w: T,
-}
-
-/// The effective kernel as a list of taps, in scipy's order of summation.
-fn build_taps<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<Tap<T>> {
+/// The effective kernel, row-major `(kh, kw)`: tap `(a, b)` multiplies `ext[i + a - top, ...]`.
+///
+/// correlate2d conjugates the kernel (and after the 'valid' swap reverses both inputs, which is
+/// the same as reversing the output); convolve2d flips it; corr2d uses it as it is.
+fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<T> {
     let (kh, kw) = kernel.dim();
-    let mut taps = Vec::with_capacity(kh * kw);
-    // scipy sums over the (swapped) kernel's own rows and columns in storage order.
-    for r in 0..kh {
-        for c in 0..kw {
-            let v = kernel[[r, c]];
-            let (a, b, w) = match p.op {
-                Op::Convolve => (kh - 1 - r, kw - 1 - c, v),
-                Op::Correlate if p.reversed() => (kh - 1 - r, kw - 1 - c, v.conj()),
-                Op::Correlate => (r, c, v.conj()),
-                Op::Corr2d => (r, c, v),
-            };
-            taps.push(Tap { a, b, w });
+    let mut k = Vec::with_capacity(kh * kw);
+    for a in 0..kh {
+        for b in 0..kw {
+            k.push(match p.op {
+                Op::Convolve => kernel[[kh - 1 - a, kw - 1 - b]],
+                Op::Correlate if p.reversed() => kernel[[kh - 1 - a, kw - 1 - b]].conj(),
+                Op::Correlate => kernel[[a, b]].conj(),
+                Op::Corr2d => kernel[[a, b]],
+            });
         }
     }
-    taps
+    k
 }
 
-/// Which instruction set the row kernel was compiled for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isa {
-    Generic,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-}
+/// Bytes of L1 data cache the ring of extended rows may use.
+const L1_BUDGET: usize = 24 * 1024;
 
-fn detect_isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static ISA: OnceLock<Isa> = OnceLock::new();
-        *ISA.get_or_init(|| {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                Isa::Avx2Fma
-            } else {
-                Isa::Generic
-            }
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        Isa::Generic
-    }
-}
+/// Output rows computed together by the two-row kernel.
+const PAIR: usize = 2;
 
-/// Output columns computed together in registers (a tile), by element size.
-const fn tile_width(size: usize) -> usize {
-    match size {
-        1 | 2 | 4 => 64,
-        8 => 32,
-        _ => 8,
-    }
-}
-
-/// Compute output rows `rows_range` into `out` (a contiguous `(n_rows, ow)` block).
-///
-/// `ring` holds `kh` extended input rows, each `row_len` long; row `r` of the extended image
-/// lives at slot `r % kh`.
+/// Everything one block of output rows needs; `ring` holds `kh + 1` extended input rows of
+/// `row_len` elements, row `r` of the extended image at slot `r % (kh + 1)`.
 struct RowCtx<'a, T> {
     image: &'a ArrayView2<'a, T>,
-    taps: &'a [Tap<T>],
+    /// Effective kernel, row-major `(kh, kw)`.
+    keff: &'a [T],
     kh: usize,
+    kw: usize,
     top: usize,
     left: usize,
     boundary: Boundary,
     fill: T,
     ow: usize,
+    /// Output columns per strip (a multiple of the tile widths, except for the last strip).
+    strip: usize,
+    /// Length of one extended row in the ring: `strip + kw - 1` plus tile overhang.
     row_len: usize,
 }
 
 impl<T: Elem> RowCtx<'_, T> {
-    /// Write extended row `r` (virtual index `r - top`) into `dst`.
-    fn build_row(&self, r: usize, dst: &mut [T]) {
+    /// Write extended row `r` (virtual row `r - top`), columns `c0..c0 + dst.len()` of the
+    /// extended image (virtual columns shifted by `left`), into `dst`.
+    fn build_row(&self, r: usize, c0: usize, dst: &mut [T]) {
         let (h, w) = self.image.dim();
         let v = r as isize - self.top as isize;
         let src_row = if h == 0 {
@@ -314,26 +281,30 @@ impl<T: Elem> RowCtx<'_, T> {
             return;
         };
         let row = self.image.row(ri);
-        let left = self.left;
-        // The part of dst that maps straight onto the image row.
-        let lo = left.min(dst.len());
-        let hi = (left + w).min(dst.len());
+        // dst[c] holds image column c + shift; the part with 0 <= c + shift < w is a copy.
+        let shift = c0 as isize - self.left as isize;
+        let len = dst.len() as isize;
+        let lo = (-shift).clamp(0, len) as usize;
+        let hi = (w as isize - shift).clamp(0, len) as usize;
         for (c, d) in dst[..lo].iter_mut().enumerate() {
-            *d = self.ext_col(&row, c as isize - left as isize, w);
+            *d = self.ext_col(&row, c as isize + shift, w);
         }
         if hi > lo {
-            let n = hi - lo;
+            let s0 = (lo as isize + shift) as usize;
+            let s1 = s0 + (hi - lo);
             match row.as_slice() {
-                Some(src) => dst[lo..hi].copy_from_slice(&src[..n]),
+                Some(src) => dst[lo..hi].copy_from_slice(&src[s0..s1]),
                 None => {
-                    for (d, s) in dst[lo..hi].iter_mut().zip(row.iter()) {
+                    let src = row.slice(ndarray::s![s0..s1]);
+                    for (d, s) in dst[lo..hi].iter_mut().zip(src.iter()) {
                         *d = *s;
                     }
                 }
             }
         }
-        for (c, d) in dst.iter_mut().enumerate().skip(hi.max(lo)) {
-            *d = self.ext_col(&row, c as isize - left as isize, w);
+        let tail = hi.max(lo);
+        for (c, d) in dst.iter_mut().enumerate().skip(tail) {
+            *d = self.ext_col(&row, c as isize + shift, w);
         }
     }
 
@@ -348,92 +319,57 @@ impl<T: Elem> RowCtx<'_, T> {
         }
     }
 
-    /// Compute output rows `first..first + out.len() / ow` into `out`.
-    fn block(&self, first: usize, out: &mut [T], isa: Isa) {
+    /// Compute output rows `first..first + out.len() / ow` into `out`, one column strip at a
+    /// time so that the extended rows of a strip stay in L1, two output rows at a time.
+    fn block(&self, first: usize, out: &mut [T]) {
         let n_rows = out.len() / self.ow.max(1);
         if n_rows == 0 {
             return;
         }
-        if self.taps.is_empty() {
+        if self.keff.is_empty() {
             out.fill(T::ZERO);
             return;
         }
-        let kh = self.kh;
-        let mut ring = vec![T::ZERO; kh * self.row_len];
-        for r in first..first + kh - 1 {
-            let slot = r % kh;
-            self.build_row(r, &mut ring[slot * self.row_len..(slot + 1) * self.row_len]);
-        }
-        // offs[a]: where extended row i + a starts in `ring`.
-        let mut offs = vec![0usize; kh];
-        for (k, out_row) in out.chunks_exact_mut(self.ow).enumerate() {
-            let i = first + k;
-            let r = i + kh - 1;
-            let slot = r % kh;
-            self.build_row(r, &mut ring[slot * self.row_len..(slot + 1) * self.row_len]);
-            for (a, o) in offs.iter_mut().enumerate() {
-                *o = ((i + a) % kh) * self.row_len;
+        let (kh, ow) = (self.kh, self.ow);
+        let slots = kh + PAIR - 1;
+        let mut ring = vec![T::ZERO; slots * self.row_len];
+        let mut offs = vec![0usize; slots];
+        let mut c0 = 0;
+        while c0 < ow {
+            let c1 = (c0 + self.strip).min(ow);
+            let mut next = first; // next extended row to build
+            let mut k = 0;
+            while k < n_rows {
+                let pair = k + 1 < n_rows;
+                let i = first + k;
+                let need = i + kh + usize::from(pair); // rows i .. need are read
+                while next < need {
+                    let s = (next % slots) * self.row_len;
+                    self.build_row(next, c0, &mut ring[s..s + self.row_len]);
+                    next += 1;
+                }
+                for (a, o) in offs.iter_mut().enumerate() {
+                    *o = ((i + a) % slots) * self.row_len;
+                }
+                let g = Geometry {
+                    ring: &ring,
+                    offs: &offs,
+                    keff: self.keff,
+                    kh,
+                    kw: self.kw,
+                };
+                if pair {
+                    let (o0, o1) = out[k * ow..(k + 2) * ow].split_at_mut(ow);
+                    T::rows(&g, &mut o0[c0..c1], Some(&mut o1[c0..c1]));
+                    k += 2;
+                } else {
+                    let o0 = &mut out[k * ow..(k + 1) * ow];
+                    T::rows(&g, &mut o0[c0..c1], None);
+                    k += 1;
+                }
             }
-            row_dispatch(&ring, &offs, self.taps, out_row, isa);
+            c0 = c1;
         }
-    }
-}
-
-/// Compute one output row from the extended input rows at `offs` in `ring`.
-fn row_dispatch<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T], isa: Isa) {
-    match isa {
-        Isa::Generic => row_generic(ring, offs, taps, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen after `is_x86_feature_detected!` confirmed
-        // both AVX2 and FMA on this CPU.
-        Isa::Avx2Fma => unsafe { row_avx2(ring, offs, taps, out) },
-    }
-}
-
-fn row_generic<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T]) {
-    match tile_width(std::mem::size_of::<T>()) {
-        64 => row_tiled::<T, false, 64>(ring, offs, taps, out),
-        32 => row_tiled::<T, false, 32>(ring, offs, taps, out),
-        _ => row_tiled::<T, false, 8>(ring, offs, taps, out),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2<T: Elem>(ring: &[T], offs: &[usize], taps: &[Tap<T>], out: &mut [T]) {
-    match tile_width(std::mem::size_of::<T>()) {
-        64 => row_tiled::<T, true, 64>(ring, offs, taps, out),
-        32 => row_tiled::<T, true, 32>(ring, offs, taps, out),
-        _ => row_tiled::<T, true, 8>(ring, offs, taps, out),
-    }
-}
-
-/// The hot loop: `TW` outputs accumulate in registers over all taps. Each ring row is at
-/// least `round_up(out.len(), TW) + kw - 1` long, so the last tile may read past the output.
-#[inline(always)]
-fn row_tiled<T: Elem, const FMA: bool, const TW: usize>(
-    ring: &[T],
-    offs: &[usize],
-    taps: &[Tap<T>],
-    out: &mut [T],
-) {
-    let ow = out.len();
-    let mut j0 = 0;
-    while j0 < ow {
-        let mut acc = [T::ZERO; TW];
-        for t in taps {
-            let start = offs[t.a] + j0 + t.b;
-            let src: &[T; TW] = match ring[start..start + TW].try_into() {
-                Ok(s) => s,
-                Err(_) => unreachable!("slice has length TW"),
-            };
-            for l in 0..TW {
-                acc[l] = T::madd::<FMA>(acc[l], t.w, src[l]);
-            }
-        }
-        let n = TW.min(ow - j0);
-        out[j0..j0 + n].copy_from_slice(&acc[..n]);
-        j0 += TW;
     }
 }
 
@@ -468,33 +404,40 @@ pub fn correlate<T: Elem>(
         image.invert_axis(ndarray::Axis(0));
         image.invert_axis(ndarray::Axis(1));
     }
-    let taps = build_taps(&kernel, p);
+    let keff = effective_kernel(&kernel, p);
     let (kh, kw) = kernel.dim();
     let (top, left) = p.offsets();
-    let tw = tile_width(std::mem::size_of::<T>());
+    let size = std::mem::size_of::<T>();
+    // A strip is a whole number of tiles of every kernel (widths divide 192), and the ring
+    // (kh + 1 rows of strip + kw - 1 elements) stays within the L1 budget.
+    let unit = 192;
+    let fit = (L1_BUDGET / ((kh + PAIR) * size)).saturating_sub(kw);
+    let strip = (fit / unit * unit).max(unit).min(ow.div_ceil(unit) * unit);
     let ctx = RowCtx {
         image: &image,
-        taps: &taps,
+        keff: &keff,
         kh: kh.max(1),
+        kw,
         top,
         left,
         boundary: p.boundary,
         fill,
         ow,
-        row_len: ow.div_ceil(tw) * tw + kw.max(1) - 1,
+        strip,
+        row_len: strip + MAX_TILE + kw.max(1) - 1,
     };
-    let isa = detect_isa();
-    let work = oh * ow * taps.len().max(1);
+    let work = oh * ow * keff.len().max(1);
     if threads <= 1 || oh < 2 || work < 1 << 16 {
-        ctx.block(0, out, isa);
+        ctx.block(0, out);
         return Ok(());
     }
-    // Blocks of whole output rows: about 8 per thread, so that work stealing evens out load.
-    let block_rows = oh.div_ceil(threads * 8).max(1);
+    // Blocks of whole output rows (an even number, for the two-row kernel): about 8 per
+    // thread, so that work stealing evens out the load.
+    let block_rows = oh.div_ceil(threads * 8).next_multiple_of(PAIR);
     crate::threads::run(threads, || {
         out.par_chunks_mut(block_rows * ow)
             .enumerate()
-            .for_each(|(b, chunk)| ctx.block(b * block_rows, chunk, isa));
+            .for_each(|(b, chunk)| ctx.block(b * block_rows, chunk));
     });
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod dtype;
 pub mod element;
 pub mod error;
+pub mod kernels;
 pub mod threads;
 
 use pyo3::prelude::*;
