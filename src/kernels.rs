@@ -107,7 +107,10 @@ fn one_row_dispatch<T: Elem>(g: &Geometry<'_, T>, out: &mut [T]) {
 #[inline(always)]
 fn one_row<T: Elem, const TW: usize>(g: &Geometry<'_, T>, out: &mut [T]) {
     let ow = out.len();
-    assert!(g.in_bounds(g.kh, ow, TW), "ring too short for the row kernel");
+    assert!(
+        g.in_bounds(g.kh, ow, TW),
+        "ring too short for the row kernel"
+    );
     let mut j0 = 0;
     while j0 < ow {
         let mut acc = [T::ZERO; TW];
@@ -137,6 +140,11 @@ pub mod avx2 {
     use std::arch::x86_64::*;
 
     /// A float type with an AVX2 vector of `N` lanes.
+    ///
+    /// # Safety
+    /// Every method needs a CPU with AVX2 and FMA; `loadu`/`storeu` need `N` valid elements
+    /// at the pointer.
+    #[allow(clippy::missing_safety_doc)]
     pub trait Lane: Copy + Default {
         type V: Copy;
         const N: usize;
@@ -239,7 +247,10 @@ pub mod avx2 {
     pub unsafe fn one_row<L: Lane>(g: &Geometry<'_, L>, out: &mut [L]) {
         let ow = out.len();
         let tw = V1 * L::N;
-        assert!(g.in_bounds(g.kh, ow, tw), "ring too short for the row kernel");
+        assert!(
+            g.in_bounds(g.kh, ow, tw),
+            "ring too short for the row kernel"
+        );
         let ring = g.ring.as_ptr();
         let mut j0 = 0;
         while j0 < ow {
@@ -267,7 +278,10 @@ pub mod avx2 {
         let ow = out0.len().min(out1.len());
         let tw = V2 * L::N;
         let (kh, kw) = (g.kh, g.kw);
-        assert!(g.in_bounds(kh + 1, ow, tw), "ring too short for the row kernel");
+        assert!(
+            g.in_bounds(kh + 1, ow, tw),
+            "ring too short for the row kernel"
+        );
         let ring = g.ring.as_ptr();
         let k = g.keff.as_ptr();
         let mut j0 = 0;
