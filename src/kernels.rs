@@ -19,6 +19,9 @@ pub struct Geometry<'a, T> {
     pub keff: &'a [T],
     pub kh: usize,
     pub kw: usize,
+    /// Write output tiles with non-temporal (streaming) stores where aligned: for outputs
+    /// much larger than the caches, this saves reading every output line before writing it.
+    pub stream: bool,
 }
 
 impl<T> Geometry<'_, T> {
@@ -89,6 +92,7 @@ pub fn generic_rows<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&
             keff: g.keff,
             kh: g.kh,
             kw: g.kw,
+            stream: g.stream,
         };
         one_row_dispatch(&g1, out1);
     }
@@ -152,6 +156,8 @@ pub mod avx2 {
         unsafe fn splat(x: Self) -> Self::V;
         unsafe fn loadu(p: *const Self) -> Self::V;
         unsafe fn storeu(p: *mut Self, v: Self::V);
+        /// Non-temporal store; `p` must be 32-byte aligned.
+        unsafe fn stream(p: *mut Self, v: Self::V);
         /// `acc + w * x`, fused.
         unsafe fn fma(w: Self::V, x: Self::V, acc: Self::V) -> Self::V;
     }
@@ -174,6 +180,10 @@ pub mod avx2 {
         #[inline(always)]
         unsafe fn storeu(p: *mut f32, v: __m256) {
             _mm256_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn stream(p: *mut f32, v: __m256) {
+            _mm256_stream_ps(p, v)
         }
         #[inline(always)]
         unsafe fn fma(w: __m256, x: __m256, acc: __m256) -> __m256 {
@@ -201,6 +211,10 @@ pub mod avx2 {
             _mm256_storeu_pd(p, v)
         }
         #[inline(always)]
+        unsafe fn stream(p: *mut f64, v: __m256d) {
+            _mm256_stream_pd(p, v)
+        }
+        #[inline(always)]
         unsafe fn fma(w: __m256d, x: __m256d, acc: __m256d) -> __m256d {
             _mm256_fmadd_pd(w, x, acc)
         }
@@ -214,10 +228,21 @@ pub mod avx2 {
 
     /// Store `acc` to `out[j0..]`, clipped to `out.len()`.
     #[inline(always)]
-    unsafe fn store_tile<L: Lane, const V: usize>(out: &mut [L], j0: usize, acc: &[L::V; V]) {
+    unsafe fn store_tile<L: Lane, const V: usize>(
+        out: &mut [L],
+        j0: usize,
+        acc: &[L::V; V],
+        stream: bool,
+    ) {
         let tw = V * L::N;
         if j0 + tw <= out.len() {
             let p = out.as_mut_ptr().add(j0);
+            if stream && (p as usize) % 32 == 0 {
+                for (v, a) in acc.iter().enumerate() {
+                    L::stream(p.add(v * L::N), *a);
+                }
+                return;
+            }
             for (v, a) in acc.iter().enumerate() {
                 L::storeu(p.add(v * L::N), *a);
             }
@@ -262,8 +287,12 @@ pub mod avx2 {
                     fma_row(&mut acc, w, row.add(b));
                 }
             }
-            store_tile(out, j0, &acc);
+            store_tile(out, j0, &acc, g.stream);
             j0 += tw;
+        }
+        if g.stream {
+            // Order the streaming stores before anything that publishes the output.
+            _mm_sfence();
         }
     }
 
@@ -309,9 +338,13 @@ pub mod avx2 {
             for b in 0..kw {
                 fma_row(&mut acc1, L::splat(*k.add((kh - 1) * kw + b)), row.add(b));
             }
-            store_tile(out0, j0, &acc0);
-            store_tile(out1, j0, &acc1);
+            store_tile(out0, j0, &acc0, g.stream);
+            store_tile(out1, j0, &acc1, g.stream);
             j0 += tw;
+        }
+        if g.stream {
+            // Order the streaming stores before anything that publishes the output.
+            _mm_sfence();
         }
     }
 }

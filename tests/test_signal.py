@@ -396,3 +396,16 @@ def test_unsupported_dtypes_are_type_errors(dtype):
 def test_ragged_input_is_value_error():
     with pytest.raises(ValueError, match="correlate2d: in1"):
         rconv.correlate2d([[1, 2], [3]], [[1]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_outputs_match_scipy(dtype, threads):
+    # Outputs over 8 MiB take the streaming-store path; odd sizes leave unaligned rows.
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((1501, 1503)).astype(dtype)
+    b = rng.standard_normal((3, 4)).astype(dtype)
+    ref = ss.correlate2d(a, b, "same")
+    for n in (1, 2):
+        threads(n)
+        out = rconv.correlate2d(a, b, "same")
+        assert_matches_reference(out, ref, a, b)
