@@ -255,8 +255,8 @@ const PAIR: usize = 2;
 
 /// Everything one block of output rows needs; `ring` holds `kh + 1` extended input rows of
 /// `row_len` elements, row `r` of the extended image at slot `r % (kh + 1)`.
-struct RowCtx<'a, T> {
-    image: &'a ArrayView2<'a, T>,
+struct RowCtx<'a, 'b, T> {
+    image: &'a ArrayView2<'b, T>,
     /// Effective kernel, row-major `(kh, kw)`.
     keff: &'a [T],
     kh: usize,
@@ -274,7 +274,7 @@ struct RowCtx<'a, T> {
     stream: bool,
 }
 
-impl<T: Elem> RowCtx<'_, T> {
+impl<T: Elem> RowCtx<'_, '_, T> {
     /// Write extended row `r` (virtual row `r - top`), columns `c0..c0 + dst.len()` of the
     /// extended image (virtual columns shifted by `left`), into `dst`.
     fn build_row(&self, r: usize, c0: usize, dst: &mut [T]) {
@@ -415,8 +415,39 @@ pub fn correlate<T: Elem>(
         image.invert_axis(ndarray::Axis(1));
     }
     let keff = effective_kernel(&kernel, p);
-    let (kh, kw) = kernel.dim();
-    let (top, left) = p.offsets();
+    correlate_raw(
+        &image,
+        &keff,
+        kernel.dim(),
+        p.offsets(),
+        p.boundary,
+        fill,
+        out,
+        ow,
+        threads,
+    );
+    Ok(())
+}
+
+/// The engine behind [`correlate`]: `out[i, j] = sum_{a, b} keff[a, b] * ext[i + a - top,
+/// j + b - left]` for the `(out.len() / ow, ow)` output, `ext` being `image` extended by
+/// `boundary`. `keff` is row-major `(kh, kw)`. Also used directly by the CNN layers.
+#[allow(clippy::too_many_arguments)]
+pub fn correlate_raw<T: Elem>(
+    image: &ArrayView2<T>,
+    keff: &[T],
+    (kh, kw): (usize, usize),
+    (top, left): (usize, usize),
+    boundary: Boundary,
+    fill: T,
+    out: &mut [T],
+    ow: usize,
+    threads: usize,
+) {
+    if ow == 0 || out.is_empty() {
+        return;
+    }
+    let oh = out.len() / ow;
     let size = std::mem::size_of::<T>();
     // A strip is a whole number of tiles of every kernel (widths divide 192), and the ring
     // (kh + 1 rows of strip + kw - 1 elements) stays within the ring budget.
@@ -424,13 +455,13 @@ pub fn correlate<T: Elem>(
     let fit = (RING_BUDGET / ((kh + PAIR) * size)).saturating_sub(kw);
     let strip = (fit / unit * unit).max(unit).min(ow.div_ceil(unit) * unit);
     let ctx = RowCtx {
-        image: &image,
-        keff: &keff,
+        image,
+        keff,
         kh: kh.max(1),
         kw,
         top,
         left,
-        boundary: p.boundary,
+        boundary,
         fill,
         ow,
         strip,
@@ -440,7 +471,7 @@ pub fn correlate<T: Elem>(
     let work = oh * ow * keff.len().max(1);
     if threads <= 1 || oh < 2 || work < 1 << 16 {
         ctx.block(0, out);
-        return Ok(());
+        return;
     }
     // Blocks of whole output rows (an even number, for the two-row kernel): about 8 per
     // thread, so that work stealing evens out the load.
@@ -450,7 +481,6 @@ pub fn correlate<T: Elem>(
             .enumerate()
             .for_each(|(b, chunk)| ctx.block(b * block_rows, chunk));
     });
-    Ok(())
 }
 
 #[cfg(test)]

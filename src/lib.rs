@@ -6,11 +6,14 @@
 //! Python exceptions.
 
 pub mod bindings;
+pub mod conv;
 pub mod correlate;
 pub mod dtype;
 pub mod element;
 pub mod error;
 pub mod kernels;
+pub mod pool;
+pub mod real;
 pub mod threads;
 
 use pyo3::prelude::*;

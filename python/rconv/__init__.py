@@ -8,14 +8,51 @@ corr2d
     The deep-learning 'valid' cross-correlation (d2l's ``corr2d``).
 set_num_threads, get_num_threads
     Thread-count control (environment variable ``RCONV_NUM_THREADS``).
+conv2d, conv_transpose2d, max_pool2d, avg_pool2d, adaptive pools, max_unpool2d
+    CNN layers with ``torch.nn.functional`` semantics (NCHW), each with its backward function
+    (``*_backward``, ``conv2d_input``, ``conv2d_weight``, ``corr2d_backward``).
 """
 
+from ._nn import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    conv2d,
+    conv2d_backward,
+    conv2d_input,
+    conv2d_weight,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    corr2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool2d,
+)
 from ._rconv import __version__
 from ._signal import convolve2d, corr2d, correlate2d
 from ._threads import get_num_threads, set_num_threads
 
 __all__ = [
     "__version__",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "corr2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_unpool2d",
     "convolve2d",
     "corr2d",
     "correlate2d",

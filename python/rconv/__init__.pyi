@@ -1,6 +1,6 @@
 """Public API of rconv (type stub)."""
 
-from typing import Literal, Union
+from typing import Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,3 +28,138 @@ def convolve2d(
 def corr2d(x: ArrayLike, k: ArrayLike) -> np.ndarray: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+
+_IntPair = Union[int, Tuple[int, int]]
+_Padding = Union[int, Tuple[int, int], Literal["valid", "same"]]
+_PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+_Size = Union[int, Tuple[Optional[int], Optional[int]]]
+
+def conv2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: _IntPair = 1,
+    padding: _Padding = 0,
+    dilation: _IntPair = 1,
+    groups: int = 1,
+    padding_mode: _PaddingMode = "zeros",
+) -> np.ndarray: ...
+def conv2d_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    weight: ArrayLike,
+    stride: _IntPair = 1,
+    padding: _Padding = 0,
+    dilation: _IntPair = 1,
+    groups: int = 1,
+    padding_mode: _PaddingMode = "zeros",
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def conv2d_input(
+    input_shape: Sequence[int],
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: _IntPair = 1,
+    padding: _Padding = 0,
+    dilation: _IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray: ...
+def conv2d_weight(
+    input: ArrayLike,
+    weight_shape: Sequence[int],
+    grad_output: ArrayLike,
+    stride: _IntPair = 1,
+    padding: _Padding = 0,
+    dilation: _IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray: ...
+def conv_transpose2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: _IntPair = 1,
+    padding: _IntPair = 0,
+    output_padding: _IntPair = 0,
+    groups: int = 1,
+    dilation: _IntPair = 1,
+) -> np.ndarray: ...
+def conv_transpose2d_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    weight: ArrayLike,
+    stride: _IntPair = 1,
+    padding: _IntPair = 0,
+    output_padding: _IntPair = 0,
+    groups: int = 1,
+    dilation: _IntPair = 1,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
+) -> np.ndarray: ...
+@overload
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def max_pool2d_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+    ceil_mode: bool = False,
+) -> np.ndarray: ...
+def max_unpool2d(
+    input: ArrayLike,
+    indices: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    output_size: Optional[Sequence[int]] = None,
+) -> np.ndarray: ...
+def avg_pool2d(
+    input: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> np.ndarray: ...
+def avg_pool2d_backward(
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: _IntPair,
+    stride: Optional[_IntPair] = None,
+    padding: _IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> np.ndarray: ...
+def adaptive_avg_pool2d(input: ArrayLike, output_size: _Size) -> np.ndarray: ...
+def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input: ArrayLike) -> np.ndarray: ...
+@overload
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: _Size, return_indices: Literal[False] = False
+) -> np.ndarray: ...
+@overload
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: _Size, return_indices: Literal[True]
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def adaptive_max_pool2d_backward(grad_output: ArrayLike, input: ArrayLike) -> np.ndarray: ...
+def corr2d_backward(
+    grad_output: ArrayLike, x: ArrayLike, k: ArrayLike
+) -> Tuple[np.ndarray, np.ndarray]: ...

@@ -1,7 +1,6 @@
-//! The binding layer: NumPy arrays in, NumPy arrays out, one error type mapped to exceptions.
+//! Bindings of the scipy.signal-style functions and of the thread control.
 
 use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray0, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::correlate::{correlate, Boundary, Corr2dParams, Mode, Op};
@@ -11,16 +10,7 @@ use crate::element::Elem;
 use crate::error::ConvError;
 use crate::threads;
 
-impl From<ConvError> for PyErr {
-    fn from(e: ConvError) -> PyErr {
-        match e {
-            ConvError::Value(m) => PyValueError::new_err(m),
-            ConvError::Type(m) => PyTypeError::new_err(m),
-        }
-    }
-}
-
-/// Register the module's functions.
+/// Register this module's functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

@@ -1,0 +1,1198 @@
+"""CNN layers with torch.nn.functional semantics: conv2d, conv_transpose2d, pooling, gradients.
+
+Arrays are NCHW ``(N, C, H, W)`` or unbatched ``(C, H, W)``. float32 and float64 are computed
+natively (the output has the input's dtype); a float32/float64 mix computes in float64;
+integer inputs are converted to float64; complex, bool, float16, object and string arrays are
+refused with a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _rconv
+from ._signal import convolve2d, corr2d
+
+IntPair = Union[int, Tuple[int, int]]
+
+_PAD_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+# --------------------------------------------------------------------------- argument helpers
+
+
+def _pair(func: str, name: str, v: Any, minimum: int = 1) -> Tuple[int, int]:
+    """An int or a sequence of one or two ints, as torch accepts, checked against `minimum`."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(vals) == 1:
+        vals = (vals[0], vals[0])
+    if len(vals) != 2:
+        raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
+    out = []
+    for e in vals:
+        if isinstance(e, (bool, np.bool_)) or not isinstance(e, numbers.Integral):
+            raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
+        e = int(e)
+        if e < minimum:
+            raise ValueError(f"{func}: {name} must be >= {minimum}, got {v!r}")
+        out.append(e)
+    return out[0], out[1]
+
+
+def _int(func: str, name: str, v: Any, minimum: int) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an int, got {v!r}")
+    if int(v) < minimum:
+        raise ValueError(f"{func}: {name} must be >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _float_array(func: str, name: str, x: Any) -> np.ndarray:
+    try:
+        a = np.asarray(x)
+    except Exception as e:
+        raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
+    if a.dtype in (np.float32, np.float64):
+        return a
+    if a.dtype.kind in "iu":
+        return a.astype(np.float64)
+    raise TypeError(
+        f"{func}: {name} has unsupported dtype {a.dtype}; expected float32 or float64 "
+        "(integer arrays are converted to float64)"
+    )
+
+
+def _common(*arrays: Optional[np.ndarray]) -> np.dtype:
+    dts = [a.dtype for a in arrays if a is not None]
+    return np.dtype(np.float64) if np.float64 in dts else np.dtype(np.float32)
+
+
+def _c(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def _batched(func: str, name: str, x: np.ndarray) -> Tuple[np.ndarray, bool]:
+    if x.ndim == 4:
+        return x, False
+    if x.ndim == 3:
+        return x[None], True
+    raise ValueError(
+        f"{func}: {name} must be 3-D (C, H, W) or 4-D (N, C, H, W), got {x.ndim} dimension(s)"
+    )
+
+
+def _weight(func: str, weight: Any) -> np.ndarray:
+    w = _float_array(func, "weight", weight)
+    if w.ndim != 4:
+        raise ValueError(
+            f"{func}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got "
+            f"{w.ndim} dimension(s)"
+        )
+    return w
+
+
+def _conv_padding(func, padding, stride, dilation, kernel) -> Tuple[int, int, int, int]:
+    """(top, bottom, left, right) zero padding, with torch's 'valid'/'same' rules."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{func}: padding='same' is not supported for stride > 1")
+            th, tw = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        raise ValueError(
+            f"{func}: padding must be 'valid', 'same', an int or a pair, got {padding!r}"
+        )
+    ph, pw = _pair(func, "padding", padding, minimum=0)
+    return ph, ph, pw, pw
+
+
+def _pad_mode(func: str, padding_mode: Any) -> Optional[str]:
+    if padding_mode not in _PAD_MODES:
+        raise ValueError(
+            f"{func}: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', "
+            f"got {padding_mode!r}"
+        )
+    return _PAD_MODES[padding_mode]
+
+
+def _explicit_pad(func: str, x: np.ndarray, pads, mode: str, padding_mode: str) -> np.ndarray:
+    t, b, left, r = pads
+    h, w = x.shape[2], x.shape[3]
+    if padding_mode == "reflect" and (max(t, b) >= h or max(left, r) >= w):
+        raise ValueError(
+            f"{func}: padding_mode='reflect' needs padding < input size, got padding "
+            f"{pads} for input {h}x{w}"
+        )
+    if padding_mode == "circular" and (max(t, b) > h or max(left, r) > w):
+        raise ValueError(
+            f"{func}: padding_mode='circular' needs padding <= input size, got padding "
+            f"{pads} for input {h}x{w}"
+        )
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)), mode=mode)
+
+
+def _pad_adjoint(g: np.ndarray, shape, pads, mode: str) -> np.ndarray:
+    """The adjoint of ``np.pad(x, pads, mode)``: every padded cell adds into its source."""
+    t, b, left, r = pads
+    src_h = np.pad(np.arange(shape[2]), (t, b), mode=mode)
+    src_w = np.pad(np.arange(shape[3]), (left, r), mode=mode)
+    gh = np.zeros(g.shape[:2] + (shape[2], g.shape[3]), g.dtype)
+    np.add.at(gh, (slice(None), slice(None), src_h), g)
+    out = np.zeros(tuple(shape), g.dtype)
+    np.add.at(out, (slice(None), slice(None), slice(None), src_w), gh)
+    return out
+
+
+class _Conv:
+    """Normalised arguments of one conv2d-family call."""
+
+    def __init__(self, func, x, w, stride, padding, dilation, groups, padding_mode="zeros"):
+        self.func = func
+        self.stride = _pair(func, "stride", stride)
+        self.dilation = _pair(func, "dilation", dilation)
+        self.groups = _int(func, "groups", groups, 1)
+        self.mode = _pad_mode(func, padding_mode)
+        self.padding_mode = padding_mode
+        self.pads = _conv_padding(func, padding, self.stride, self.dilation, w.shape[2:])
+        self.explicit = self.mode is not None and any(self.pads)
+
+    def zero_pads(self):
+        return (0, 0, 0, 0) if self.explicit else self.pads
+
+    def pad_input(self, x: np.ndarray) -> np.ndarray:
+        if not self.explicit:
+            return x
+        return _explicit_pad(self.func, x, self.pads, self.mode, self.padding_mode)
+
+    def args(self):
+        return self.stride, self.zero_pads(), self.dilation, self.groups, self.func
+
+
+def _unbatch(a: np.ndarray, unbatched: bool) -> np.ndarray:
+    return a[0] if unbatched else a
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def conv2d(
+    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
+    """2-D convolution (cross-correlation) over NCHW input, as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        ``(C_out, C_in / groups, kH, kW)``.
+    bias : array_like, optional
+        ``(C_out,)``, added to every output position.
+    stride, dilation : int or (int, int), optional
+        Step between windows and spacing between kernel taps (>= 1).
+    padding : int, (int, int), 'valid' or 'same', optional
+        Implicit padding on both sides of each spatial axis. ``'same'`` pads
+        ``dilation * (k - 1) // 2`` before and the rest after (stride must be 1).
+    groups : int, optional
+        Channels are split into `groups` independent convolutions.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        How the padding is filled, as ``torch.nn.Conv2d`` applies it.
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C_out, OH, OW)`` (or unbatched), ``OH = (H + pad_h - dilation*(kH-1) - 1)
+        // stride + 1`` with ``pad_h`` the total padding of the axis.
+
+    Raises
+    ------
+    ValueError
+        Channel mismatch, groups not dividing the channels, kernel larger than the padded
+        input, stride/dilation < 1, negative padding, 'same' with stride > 1, bad
+        padding_mode, wrong bias length.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    .. math:: out[n, o, y, x] = b[o] + \\sum_{c, i, j} W[o, c, i, j]\\,
+              x_p[n, g(o) C_g + c, y s_h + i d_h, x s_w + j d_w]
+
+    with ``x_p`` the padded input. Computed as tiled im2col + GEMM (bounded workspace), a
+    plain GEMM for 1x1 layers, direct kernels for stride-1 depthwise layers.
+
+    Examples
+    --------
+    The d2l two-channel example:
+
+    >>> import numpy as np
+    >>> import rconv
+    >>> X = np.stack([np.arange(9.0).reshape(3, 3), np.arange(1.0, 10.0).reshape(3, 3)])
+    >>> K = np.array([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    >>> rconv.conv2d(X, K[None])
+    array([[[ 56.,  72.],
+            [104., 120.]]])
+    """
+    f = "conv2d"
+    x = _float_array(f, "input", input)
+    w = _weight(f, weight)
+    b = None if bias is None else _float_array(f, "bias", bias)
+    if b is not None and b.ndim != 1:
+        raise ValueError(f"{f}: bias must be 1-D (out_channels,), got shape {b.shape}")
+    x, unbatched = _batched(f, "input", x)
+    dt = _common(x, w, b)
+    cv = _Conv(f, x, w, stride, padding, dilation, groups, padding_mode)
+    xp = cv.pad_input(x)
+    out = _rconv.conv2d_forward(_c(xp, dt), _c(w, dt), None if b is None else _c(b, dt), *cv.args())
+    return _unbatch(out, unbatched)
+
+
+def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
+    g = _float_array(func, "grad_output", g)
+    want = 3 if unbatched else 4
+    if g.ndim != want:
+        raise ValueError(
+            f"{func}: grad_output must be {want}-D like the layer's output, got "
+            f"{g.ndim} dimension(s)"
+        )
+    return g[None] if unbatched else g
+
+
+def conv2d_backward(
+    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
+    """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the conv2d output, shape ``(N, C_out, OH, OW)``
+        (or unbatched).
+    input, weight : array_like
+        The forward call's input and weight.
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Same shape as `input`.
+    grad_weight : ndarray
+        Same shape as `weight`.
+    grad_bias : ndarray
+        ``(C_out,)``: `grad_output` summed over batch and space.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d`, and when `grad_output` does not have the output's shape.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    The hand-derived formulas of the source material, generalised: the input gradient is the
+    full correlation of `grad_output` (spread with ``stride - 1`` zeros between values) with
+    the kernel rotated by 180 degrees, ``dX = pad(dY) * rot180(W)``; the weight gradient is
+    the correlation of the input with `grad_output`, ``dW = X * dY``; the bias gradient is
+    ``db = sum(dY)``. Computed as ``col2im(W^T dY)`` and per-thread partial GEMMs
+    ``dY col^T`` summed in a fixed order (results do not depend on the thread count).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3))
+    >>> gx, gw, gb = rconv.conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> gx[0, 0]
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]])
+    >>> gw[0, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    >>> gb
+    array([4.])
+    """
+    f = "conv2d_backward"
+    x = _float_array(f, "input", input)
+    w = _weight(f, weight)
+    x, unbatched = _batched(f, "input", x)
+    g = _grad_output(f, grad_output, unbatched)
+    dt = _common(x, w, g)
+    cv = _Conv(f, x, w, stride, padding, dilation, groups, padding_mode)
+    xp = _c(cv.pad_input(x), dt)
+    gc, wc = _c(g, dt), _c(w, dt)
+    gi = _rconv.conv2d_backward_input(gc, wc, list(xp.shape), *cv.args())
+    gw = _rconv.conv2d_backward_weight(xp, gc, list(w.shape), *cv.args())
+    if cv.explicit:
+        gi = _pad_adjoint(gi, x.shape, cv.pads, cv.mode)
+    gb = gc.sum(axis=(0, 2, 3))
+    return _unbatch(gi, unbatched), gw, gb
+
+
+def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
+    try:
+        s = [int(v) for v in shape]
+    except Exception as e:
+        raise TypeError(f"{func}: {name} must be a sequence of ints, got {shape!r}") from e
+    if len(s) not in (3, 4) or any(v < 0 for v in s):
+        raise ValueError(f"{func}: {name} must hold 3 or 4 non-negative sizes, got {shape!r}")
+    return (s if len(s) == 4 else [1, *s]), len(s) == 3
+
+
+def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of the forward input, ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+    weight : array_like
+        The forward weight.
+    grad_output : array_like
+        Gradient with respect to the forward output.
+    stride, padding, dilation, groups
+        As in :func:`conv2d` (zero padding).
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape `input_shape`.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes (see :func:`conv2d_backward`).
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    See Also
+    --------
+    conv2d_backward : All three gradients at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.conv2d_input((1, 1, 3, 3), np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    f = "conv2d_input"
+    shape, unbatched = _shape4(f, "input_shape", input_shape)
+    w = _weight(f, weight)
+    g = _grad_output(f, grad_output, unbatched)
+    dt = _common(w, g)
+    cv = _Conv(f, None, w, stride, padding, dilation, groups)
+    gi = _rconv.conv2d_backward_input(_c(g, dt), _c(w, dt), shape, *cv.args())
+    return _unbatch(gi, unbatched)
+
+
+def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input.
+    weight_shape : sequence of int
+        ``(C_out, C_in / groups, kH, kW)``.
+    grad_output : array_like
+        Gradient with respect to the forward output.
+    stride, padding, dilation, groups
+        As in :func:`conv2d` (zero padding).
+
+    Returns
+    -------
+    grad_weight : ndarray
+        Shape `weight_shape`, summed over the batch.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes (see :func:`conv2d_backward`).
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Examples
+    --------
+    The weight gradient is the correlation of the input with the output gradient:
+
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> rconv.conv2d_weight(x, (1, 1, 2, 2), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    f = "conv2d_weight"
+    x = _float_array(f, "input", input)
+    x, unbatched = _batched(f, "input", x)
+    g = _grad_output(f, grad_output, unbatched)
+    try:
+        ws = [int(v) for v in weight_shape]
+    except Exception as e:
+        raise TypeError(f"{f}: weight_shape must be a sequence of ints") from e
+    if len(ws) != 4 or any(v < 0 for v in ws):
+        raise ValueError(f"{f}: weight_shape must hold 4 non-negative sizes, got {weight_shape!r}")
+    dt = _common(x, g)
+    cv = _Conv(f, x, np.empty(ws), stride, padding, dilation, groups)
+    return _rconv.conv2d_backward_weight(_c(x, dt), _c(g, dt), ws, *cv.args())
+
+
+class _Transpose:
+    """Normalised conv_transpose2d arguments and the equivalent convolution's shapes."""
+
+    def __init__(self, func, x, w, stride, padding, output_padding, groups, dilation):
+        self.func = func
+        self.stride = _pair(func, "stride", stride)
+        self.dilation = _pair(func, "dilation", dilation)
+        self.groups = _int(func, "groups", groups, 1)
+        ph, pw = _pair(func, "padding", padding, minimum=0)
+        self.pads = (ph, ph, pw, pw)
+        op = _pair(func, "output_padding", output_padding, minimum=0)
+        for o, s, d in zip(op, self.stride, self.dilation):
+            if o >= s and o >= d:
+                raise ValueError(
+                    f"{func}: output_padding {op} must be smaller than either stride "
+                    f"{self.stride} or dilation {self.dilation}"
+                )
+        n, cin, h, wd = x.shape
+        if w.shape[0] != cin:
+            raise ValueError(
+                f"{func}: input has {cin} channels but weight of shape {w.shape} expects "
+                f"{w.shape[0]} (weight.shape[0])"
+            )
+        if cin % self.groups:
+            raise ValueError(f"{func}: groups={self.groups} must divide the input channels ({cin})")
+        kh, kw = w.shape[2], w.shape[3]
+        oh = (h - 1) * self.stride[0] - 2 * ph + self.dilation[0] * (kh - 1) + op[0] + 1
+        ow = (wd - 1) * self.stride[1] - 2 * pw + self.dilation[1] * (kw - 1) + op[1] + 1
+        if oh <= 0 or ow <= 0 or h == 0 or wd == 0:
+            raise ValueError(
+                f"{func}: the output size ({oh}, {ow}) for input ({h}, {wd}) is not positive"
+            )
+        self.out_shape = [n, w.shape[1] * self.groups, oh, ow]
+
+    def args(self):
+        return self.stride, self.pads, self.dilation, self.groups, self.func
+
+
+def conv_transpose2d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
+    """Transposed 2-D convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        ``(C_in, C_out / groups, kH, kW)``.
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride, padding, dilation : int or (int, int), optional
+        Those of the convolution this operator transposes.
+    output_padding : int or (int, int), optional
+        Extra size added to one side of the output (smaller than stride or dilation).
+    groups : int, optional
+        Number of blocked connections from input to output channels.
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C_out, OH, OW)`` with ``OH = (H - 1) stride - 2 padding + dilation (kH - 1) +
+        output_padding + 1``.
+
+    Raises
+    ------
+    ValueError
+        Channel mismatch, groups not dividing channels, bad output_padding, non-positive
+        output size, negative padding, stride/dilation < 1.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    The adjoint of :func:`conv2d`: ``conv_transpose2d(y, W)`` equals the input gradient of a
+    convolution with weight ``W`` whose output gradient is ``y`` (the stride spreads the input
+    with zeros, the kernel is rotated by 180 degrees).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    f = "conv_transpose2d"
+    x = _float_array(f, "input", input)
+    w = _weight(f, weight)
+    b = None if bias is None else _float_array(f, "bias", bias)
+    x, unbatched = _batched(f, "input", x)
+    dt = _common(x, w, b)
+    tr = _Transpose(f, x, w, stride, padding, output_padding, groups, dilation)
+    if b is not None and b.shape != (tr.out_shape[1],):
+        raise ValueError(f"{f}: bias must have shape ({tr.out_shape[1]},), got {b.shape}")
+    out = _rconv.conv2d_backward_input(_c(x, dt), _c(w, dt), tr.out_shape, *tr.args())
+    if b is not None:
+        out += b.astype(dt)[None, :, None, None]
+    return _unbatch(out, unbatched)
+
+
+def conv_transpose2d_backward(
+    grad_output, input, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
+    """Gradients of :func:`conv_transpose2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the conv_transpose2d output.
+    input, weight : array_like
+        The forward call's input and weight.
+    stride, padding, output_padding, groups, dilation
+        As in :func:`conv_transpose2d`.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Same shape as `input`: the convolution of `grad_output` with `weight`.
+    grad_weight : ndarray
+        Same shape as `weight`.
+    grad_bias : ndarray
+        ``(C_out,)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv_transpose2d`, and when `grad_output` has the wrong shape.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> gi, gw, gb = rconv.conv_transpose2d_backward(
+    ...     np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)
+    >>> gi[0, 0], gw[0, 0], gb
+    (array([[4., 4.],
+           [4., 4.]]), array([[4., 4.],
+           [4., 4.]]), array([16.]))
+    """
+    f = "conv_transpose2d_backward"
+    x = _float_array(f, "input", input)
+    w = _weight(f, weight)
+    x, unbatched = _batched(f, "input", x)
+    g = _grad_output(f, grad_output, unbatched)
+    dt = _common(x, w, g)
+    tr = _Transpose(f, x, w, stride, padding, output_padding, groups, dilation)
+    if list(g.shape) != tr.out_shape:
+        raise ValueError(
+            f"{f}: grad_output has shape {tuple(g.shape)}, expected {tuple(tr.out_shape)}"
+        )
+    gc, xc, wc = _c(g, dt), _c(x, dt), _c(w, dt)
+    gi = _rconv.conv2d_forward(gc, wc, None, *tr.args())
+    gw = _rconv.conv2d_backward_weight(gc, xc, list(w.shape), *tr.args())
+    gb = gc.sum(axis=(0, 2, 3))
+    return _unbatch(gi, unbatched), gw, gb
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_args(func, kernel_size, stride, padding, dilation=1):
+    k = _pair(func, "kernel_size", kernel_size)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        s = k
+    else:
+        s = _pair(func, "stride", stride)
+    p = _pair(func, "padding", padding, minimum=0)
+    d = _pair(func, "dilation", dilation)
+    return k, s, p, d
+
+
+def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
+    a = _float_array(func, "input", x)
+    a, unbatched = _batched(func, "input", a)
+    return np.ascontiguousarray(a), unbatched
+
+
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, H, W)`` or ``(C, H, W)``.
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Window step; default `kernel_size`.
+    padding : int or (int, int), optional
+        Implicit -inf padding, at most half the kernel size.
+    dilation : int or (int, int), optional
+        Spacing between window elements.
+    ceil_mode : bool, optional
+        Use ceil instead of floor for the output size (a last window starting in the right
+        padding is dropped).
+    return_indices : bool, optional
+        Also return the argmax of each window, flattened over the ``H * W`` plane (int64).
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C, OH, OW)``; ``(out, indices)`` with `return_indices`.
+
+    Raises
+    ------
+    ValueError
+        Padding over half the kernel, output size < 1, kernel/stride/dilation < 1.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    ``OH = floor((H + 2 p - d (k - 1) - 1) / s) + 1`` (ceil with `ceil_mode`). Ties take the
+    first element of the window in row-major order; NaN wins over any number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.max_pool2d(np.arange(9.0).reshape(1, 3, 3), 2, stride=1)
+    array([[[4., 5.],
+            [7., 8.]]])
+    >>> rconv.max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 3, stride=2, padding=1)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    f = "max_pool2d"
+    x, unbatched = _pool_input(f, input)
+    k, s, p, d = _pool_args(f, kernel_size, stride, padding, dilation)
+    out, ind = _rconv.max_pool2d(x, k, s, p, d, bool(ceil_mode), bool(return_indices), f)
+    if return_indices:
+        return _unbatch(out, unbatched), _unbatch(ind, unbatched)
+    return _unbatch(out, unbatched)
+
+
+def max_pool2d_backward(
+    grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
+):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the pooled output.
+    input : array_like
+        The forward input.
+    kernel_size, stride, padding, dilation, ceil_mode
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of `input`: each output's gradient is routed to its window's argmax (and
+        accumulated where windows overlap).
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_pool2d`, and when `grad_output` has the wrong shape.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.array([[[1.0, 2.0], [4.0, 3.0]]])
+    >>> rconv.max_pool2d_backward(np.array([[[10.0]]]), x, 2)
+    array([[[ 0.,  0.],
+            [10.,  0.]]])
+    """
+    f = "max_pool2d_backward"
+    x, unbatched = _pool_input(f, input)
+    g = _grad_output(f, grad_output, unbatched)
+    dt = _common(x, g)
+    k, s, p, d = _pool_args(f, kernel_size, stride, padding, dilation)
+    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), k, s, p, d, bool(ceil_mode), f)
+    return _unbatch(gi, unbatched)
+
+
+def _unpool_size(func, x_shape, k, s, p, output_size):
+    default = [(x_shape[2 + i] - 1) * s[i] - 2 * p[i] + k[i] for i in range(2)]
+    if output_size is None:
+        size = default
+    else:
+        try:
+            size = [int(v) for v in output_size][-2:]
+        except Exception as e:
+            raise TypeError(f"{func}: output_size must be a sequence of ints") from e
+        if len(list(output_size)) not in (2, 3, 4):
+            raise ValueError(f"{func}: output_size must have 2, 3 or 4 elements")
+        for i in range(2):
+            lo, hi = default[i] - s[i], default[i] + s[i]
+            if not lo < size[i] < hi:
+                raise ValueError(
+                    f"{func}: output_size {tuple(size)} must be strictly between "
+                    f"{tuple(d - st for d, st in zip(default, s))} and "
+                    f"{tuple(d + st for d, st in zip(default, s))}"
+                )
+    if min(size) < 0:
+        raise ValueError(f"{func}: the output size {tuple(size)} is negative")
+    return tuple(size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of :func:`max_pool2d`, as ``torch.nn.functional.max_unpool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        Pooled values, ``(N, C, H, W)`` or ``(C, H, W)``.
+    indices : array_like of int
+        The indices :func:`max_pool2d` returned (flattened per plane).
+    kernel_size, stride, padding
+        Those of the pooling.
+    output_size : sequence of int, optional
+        Target spatial size (the last two entries are used); default
+        ``(H - 1) * stride - 2 * padding + kernel_size``.
+
+    Returns
+    -------
+    out : ndarray
+        Zeros except ``out.flat-per-plane[indices] = input``.
+
+    Raises
+    ------
+    ValueError
+        An index outside the output plane, an output_size out of range, mismatched shapes.
+    TypeError
+        Unsupported dtype, non-integer indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.array([[[1.0, 2.0], [4.0, 3.0]]])
+    >>> out, ind = rconv.max_pool2d(x, 2, return_indices=True)
+    >>> rconv.max_unpool2d(out, ind, 2)
+    array([[[0., 0.],
+            [4., 0.]]])
+    """
+    f = "max_unpool2d"
+    x, unbatched = _pool_input(f, input)
+    ind = np.asarray(indices)
+    if ind.dtype.kind not in "iu":
+        raise TypeError(f"{f}: indices must be an integer array, got dtype {ind.dtype}")
+    if unbatched:
+        ind = ind[None]
+    if ind.shape != x.shape:
+        raise ValueError(f"{f}: indices has shape {ind.shape}, expected {x.shape}")
+    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
+    size = _unpool_size(f, x.shape, k, s, p, output_size)
+    out = _rconv.max_unpool2d(x, np.ascontiguousarray(ind, dtype=np.int64), size, f)
+    return _unbatch(out, unbatched)
+
+
+def _divisor(func: str, divisor_override) -> Tuple[Optional[int], float]:
+    if divisor_override is None:
+        return None, 1.0
+    d = _int(func, "divisor_override", divisor_override, minimum=-(2**62))
+    if d == 0:
+        raise ValueError(f"{func}: divisor_override must be non-zero")
+    return abs(d), (1.0 if d > 0 else -1.0)
+
+
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, H, W)`` or ``(C, H, W)``.
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Window step; default `kernel_size`.
+    padding : int or (int, int), optional
+        Implicit zero padding, at most half the kernel size.
+    ceil_mode : bool, optional
+        Ceil instead of floor for the output size.
+    count_include_pad : bool, optional
+        Count the zero padding in the divisor (default True).
+    divisor_override : int, optional
+        Divide by this instead.
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C, OH, OW)``.
+
+    Raises
+    ------
+    ValueError
+        Padding over half the kernel, output size < 1, zero divisor.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    The divisor is the window clipped to the padded input (``count_include_pad``) or to the
+    input itself; a window entirely in the padding yields 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.avg_pool2d(np.arange(9.0).reshape(1, 3, 3), 2, stride=1)
+    array([[[2., 3.],
+            [5., 6.]]])
+    """
+    f = "avg_pool2d"
+    x, unbatched = _pool_input(f, input)
+    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
+    div, sign = _divisor(f, divisor_override)
+    out = _rconv.avg_pool2d(x, k, s, p, bool(ceil_mode), bool(count_include_pad), div, f)
+    if sign < 0:
+        np.negative(out, out=out)
+    return _unbatch(out, unbatched)
+
+
+def avg_pool2d_backward(
+    grad_output,
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the pooled output.
+    input : array_like
+        The forward input (only its shape is used).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As in :func:`avg_pool2d`.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of `input`: each output's gradient spread evenly (divided by the same divisor
+        as the forward pass) over its window.
+
+    Raises
+    ------
+    ValueError
+        As :func:`avg_pool2d`, and when `grad_output` has the wrong shape.
+    TypeError
+        Unsupported dtype, non-integer parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.avg_pool2d_backward(np.array([[[4.0]]]), np.zeros((1, 2, 2)), 2)
+    array([[[1., 1.],
+            [1., 1.]]])
+    """
+    f = "avg_pool2d_backward"
+    x, unbatched = _pool_input(f, input)
+    g = _grad_output(f, grad_output, unbatched)
+    dt = _common(x, g)
+    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
+    div, sign = _divisor(f, divisor_override)
+    gi = _rconv.avg_pool2d_backward(
+        _c(g, dt), list(x.shape), k, s, p, bool(ceil_mode), bool(count_include_pad), div, f
+    )
+    if sign < 0:
+        np.negative(gi, out=gi)
+    return _unbatch(gi, unbatched)
+
+
+def _adaptive_size(func: str, output_size: Any, x: np.ndarray) -> Tuple[int, int]:
+    vals = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * 2
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise ValueError(f"{func}: output_size must be an int or a pair, got {output_size!r}")
+    out = []
+    for i, v in enumerate(vals):
+        if v is None:
+            out.append(x.shape[2 + i])
+            continue
+        out.append(_int(func, "output_size", v, 0))
+    return out[0], out[1]
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, H, W)`` or ``(C, H, W)``.
+    output_size : int or (int or None, int or None)
+        Target ``(OH, OW)``; ``None`` keeps the input size along that axis.
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C, OH, OW)``; window ``i`` spans ``floor(i H / OH)`` to ``ceil((i + 1) H / OH)``.
+
+    Raises
+    ------
+    ValueError
+        Negative output size, empty input with a non-empty output.
+    TypeError
+        Unsupported dtype, non-integer sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.adaptive_avg_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]])
+    """
+    f = "adaptive_avg_pool2d"
+    x, unbatched = _pool_input(f, input)
+    size = _adaptive_size(f, output_size, x)
+    return _unbatch(_rconv.adaptive_avg_pool2d(x, size, f), unbatched)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input):
+    """Gradient of :func:`adaptive_avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the pooled output ``(N, C, OH, OW)``.
+    input : array_like
+        The forward input (only its shape is used).
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of `input`.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match.
+    TypeError
+        Unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.adaptive_avg_pool2d_backward(np.ones((1, 1, 1)), np.zeros((1, 2, 2)))
+    array([[[0.25, 0.25],
+            [0.25, 0.25]]])
+    """
+    f = "adaptive_avg_pool2d_backward"
+    x, unbatched = _pool_input(f, input)
+    g = _grad_output(f, grad_output, unbatched)
+    if g.shape[:2] != x.shape[:2]:
+        raise ValueError(f"{f}: grad_output has shape {g.shape}, input {x.shape}")
+    dt = _common(x, g)
+    gi = _rconv.adaptive_avg_pool2d_backward(_c(g, dt), list(x.shape), f)
+    return _unbatch(gi, unbatched)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, H, W)`` or ``(C, H, W)``.
+    output_size : int or (int or None, int or None)
+        Target ``(OH, OW)``; ``None`` keeps the input size.
+    return_indices : bool, optional
+        Also return the flattened per-plane argmax (int64).
+
+    Returns
+    -------
+    out : ndarray
+        ``(N, C, OH, OW)``; ``(out, indices)`` with `return_indices`.
+
+    Raises
+    ------
+    ValueError
+        Negative output size, empty input with a non-empty output.
+    TypeError
+        Unsupported dtype, non-integer sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> rconv.adaptive_max_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 5.,  7.],
+            [13., 15.]]])
+    """
+    f = "adaptive_max_pool2d"
+    x, unbatched = _pool_input(f, input)
+    size = _adaptive_size(f, output_size, x)
+    out, ind = _rconv.adaptive_max_pool2d(x, size, f)
+    if return_indices:
+        return _unbatch(out, unbatched), _unbatch(ind, unbatched)
+    return _unbatch(out, unbatched)
+
+
+def adaptive_max_pool2d_backward(grad_output, input):
+    """Gradient of :func:`adaptive_max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to the pooled output.
+    input : array_like
+        The forward input.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of `input`; gradients routed to each window's argmax.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match.
+    TypeError
+        Unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.array([[[1.0, 2.0], [4.0, 3.0]]])
+    >>> rconv.adaptive_max_pool2d_backward(np.array([[[5.0]]]), x)
+    array([[[0., 0.],
+            [5., 0.]]])
+    """
+    f = "adaptive_max_pool2d_backward"
+    x, unbatched = _pool_input(f, input)
+    g = _grad_output(f, grad_output, unbatched)
+    if g.shape[:2] != x.shape[:2]:
+        raise ValueError(f"{f}: grad_output has shape {g.shape}, input {x.shape}")
+    dt = _common(x, g)
+    gi = _rconv.adaptive_max_pool2d_backward(_c(g, dt), _c(x, dt), f)
+    return _unbatch(gi, unbatched)
+
+
+def corr2d_backward(grad_output, x, k):
+    """Gradients of :func:`rconv.corr2d`: ``(grad_x, grad_k)``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient with respect to ``corr2d(x, k)``, shape ``(H - h + 1, W - w + 1)``.
+    x : array_like
+        The forward image ``(H, W)``.
+    k : array_like
+        The forward kernel ``(h, w)``.
+
+    Returns
+    -------
+    grad_x : ndarray
+        ``(H, W)``: the full correlation of `grad_output` with the kernel rotated by 180
+        degrees, i.e. ``convolve2d(grad_output, k, 'full')``.
+    grad_k : ndarray
+        ``(h, w)``: ``corr2d(x, grad_output)``.
+
+    Raises
+    ------
+    ValueError
+        Non-2-D inputs, a kernel larger than the image, or a `grad_output` of the wrong shape.
+    TypeError
+        Unsupported dtypes.
+
+    Notes
+    -----
+    The formulas of the source material: ``delta_out = pad(delta_in, h - 1) * rot180(K)`` and
+    ``dK = X * delta_in``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> gx, gk = rconv.corr2d_backward(np.ones((2, 2)), np.arange(9.0).reshape(3, 3),
+    ...                                np.array([[0.0, 1.0], [2.0, 3.0]]))
+    >>> gx
+    array([[0., 1., 1.],
+           [2., 6., 4.],
+           [2., 5., 3.]])
+    >>> gk
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    f = "corr2d_backward"
+    g = np.asarray(grad_output)
+    xa = np.asarray(x)
+    ka = np.asarray(k)
+    for name, a in (("grad_output", g), ("x", xa), ("k", ka)):
+        if a.ndim != 2:
+            raise ValueError(f"{f}: {name} must be 2-D, got {a.ndim} dimension(s)")
+    if ka.shape[0] > xa.shape[0] or ka.shape[1] > xa.shape[1]:
+        raise ValueError(f"{f}: kernel k {ka.shape} is larger than x {xa.shape}")
+    want = (xa.shape[0] - ka.shape[0] + 1, xa.shape[1] - ka.shape[1] + 1)
+    if g.shape != want:
+        raise ValueError(f"{f}: grad_output has shape {g.shape}, expected {want}")
+    if 0 in g.shape:
+        dt = np.result_type(g, xa, ka)
+        return np.zeros(xa.shape, dt), np.zeros(ka.shape, dt)
+    return convolve2d(g, ka, "full"), corr2d(xa, g)
+
+
+__all__: Sequence[str] = [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "corr2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_unpool2d",
+]

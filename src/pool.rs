@@ -1,0 +1,591 @@
+//! Pooling layers (torch.nn.functional semantics): max, average, adaptive, unpooling, and their
+//! gradients, for NCHW float32/float64 arrays, parallel over the N x C planes.
+
+use rayon::prelude::*;
+
+use crate::error::{ConvError, Result};
+use crate::real::Real;
+
+/// Shapes of one (non-adaptive) pooling call over `(n, c, h, w)` planes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolParams {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// torch's `pooling_output_shape`: floor (or ceil) division, and with `ceil_mode` a last
+/// window that would start in the right padding is dropped.
+#[allow(clippy::too_many_arguments)]
+fn pool_len(
+    func: &str,
+    axis: &str,
+    len: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    ceil: bool,
+) -> Result<usize> {
+    let num = len as i128 + 2 * p as i128 - d as i128 * (k as i128 - 1) - 1
+        + if ceil { s as i128 - 1 } else { 0 };
+    let mut out = num.div_euclid(s as i128) + 1;
+    if ceil && (out - 1) * s as i128 >= len as i128 + p as i128 {
+        out -= 1;
+    }
+    if out < 1 {
+        return Err(ConvError::value(
+            func,
+            format!(
+                "input {axis} {len} is too small for kernel {k} (dilation {d}, padding {p}): \
+                 the output size would be {out}"
+            ),
+        ));
+    }
+    usize::try_from(out).map_err(|_| ConvError::value(func, "output size overflows"))
+}
+
+impl PoolParams {
+    /// Validate as torch does: kernel, stride, dilation >= 1; padding at most half the kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        func: &str,
+        input: [usize; 4],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<Self> {
+        let [n, c, h, w] = input;
+        if kernel.0 == 0 || kernel.1 == 0 {
+            return Err(ConvError::value(
+                func,
+                format!("kernel_size must be >= 1, got {kernel:?}"),
+            ));
+        }
+        if stride.0 == 0 || stride.1 == 0 {
+            return Err(ConvError::value(
+                func,
+                format!("stride must be >= 1, got {stride:?}"),
+            ));
+        }
+        if dilation.0 == 0 || dilation.1 == 0 {
+            return Err(ConvError::value(
+                func,
+                format!("dilation must be >= 1, got {dilation:?}"),
+            ));
+        }
+        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
+            return Err(ConvError::value(
+                func,
+                format!("padding {padding:?} must be at most half of kernel_size {kernel:?}"),
+            ));
+        }
+        let oh = pool_len(
+            func, "height", h, kernel.0, stride.0, padding.0, dilation.0, ceil_mode,
+        )?;
+        let ow = pool_len(
+            func, "width", w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode,
+        )?;
+        for dims in [[n, c, h, w], [n, c, oh, ow]] {
+            dims.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|v| v.checked_mul(8))
+                .filter(|&v| v <= isize::MAX as usize)
+                .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))?;
+        }
+        Ok(PoolParams {
+            n,
+            c,
+            h,
+            w,
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            ph: padding.0,
+            pw: padding.1,
+            dh: dilation.0,
+            dw: dilation.1,
+            oh,
+            ow,
+        })
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.oh, self.ow]
+    }
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.h, self.w]
+    }
+
+    /// In-bounds window taps along one axis for output `o`: first index, step, end (exclusive).
+    #[inline]
+    fn taps(o: usize, s: usize, p: usize, d: usize, k: usize, len: usize) -> (usize, usize) {
+        let start = (o * s) as isize - p as isize;
+        let end = (start + ((k - 1) * d) as isize + 1).min(len as isize);
+        let mut first = start;
+        while first < 0 {
+            first += d as isize;
+        }
+        (first as usize, end.max(first) as usize)
+    }
+}
+
+/// Run `f(plane index, plane)` over the planes of `out`, in parallel when `threads > 1`.
+fn run_planes<U: Send, F>(threads: usize, out: &mut [U], plane_out: usize, f: F)
+where
+    F: Fn(usize, &mut [U]) + Send + Sync,
+{
+    if plane_out == 0 || out.is_empty() {
+        return;
+    }
+    if threads <= 1 {
+        out.chunks_exact_mut(plane_out)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        crate::threads::run(threads, || {
+            out.par_chunks_exact_mut(plane_out)
+                .enumerate()
+                .for_each(|(i, o)| f(i, o));
+        });
+    }
+}
+
+/// Window maximum as torch computes it: the first in-bounds element seeds the index, a value
+/// wins if it is greater than the running maximum or NaN (so NaN propagates, ties keep the
+/// first).
+#[inline(always)]
+fn window_max<T: Real>(
+    x: &[T],
+    w: usize,
+    ys: (usize, usize),
+    dy: usize,
+    xs: (usize, usize),
+    dx: usize,
+) -> (T, usize) {
+    let mut best = T::NEG_INFINITY;
+    let mut idx = ys.0 * w + xs.0;
+    let mut y = ys.0;
+    while y < ys.1 {
+        let row = &x[y * w..(y + 1) * w];
+        let mut xx = xs.0;
+        while xx < xs.1 {
+            let v = row[xx];
+            if v > best || v.is_nan() {
+                best = v;
+                idx = y * w + xx;
+            }
+            xx += dx;
+        }
+        y += dy;
+    }
+    (best, idx)
+}
+
+/// Max pooling forward; `indices` (if given) receives the flattened `h * w` argmax per output.
+pub fn max_pool2d_forward<T: Real>(
+    p: &PoolParams,
+    x: &[T],
+    out: &mut [T],
+    indices: Option<&mut [i64]>,
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let compute = |i: usize, o: &mut [T], mut ix: Option<&mut [i64]>| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        for oy in 0..p.oh {
+            let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
+            for ox in 0..p.ow {
+                let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
+                let (v, idx) = window_max(xp, p.w, ys, p.dh, xs, p.dw);
+                o[oy * p.ow + ox] = v;
+                if let Some(ix) = ix.as_deref_mut() {
+                    ix[oy * p.ow + ox] = idx as i64;
+                }
+            }
+        }
+    };
+    match indices {
+        None => run_planes(threads, out, plane_out, |i, o| compute(i, o, None)),
+        Some(ind) => {
+            if plane_out == 0 {
+                return;
+            }
+            let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| compute(i, o, Some(ix));
+            if threads <= 1 {
+                out.chunks_exact_mut(plane_out)
+                    .zip(ind.chunks_exact_mut(plane_out))
+                    .enumerate()
+                    .for_each(body);
+            } else {
+                crate::threads::run(threads, || {
+                    out.par_chunks_exact_mut(plane_out)
+                        .zip(ind.par_chunks_exact_mut(plane_out))
+                        .enumerate()
+                        .for_each(body);
+                });
+            }
+        }
+    }
+}
+
+/// Max pooling backward: each output's gradient goes to its argmax (recomputed from `x`).
+pub fn max_pool2d_backward<T: Real>(
+    p: &PoolParams,
+    x: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    dx.fill(T::ZERO);
+    run_planes(threads, dx, plane_in, |i, d| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
+            for ox in 0..p.ow {
+                let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
+                let (_, idx) = window_max(xp, p.w, ys, p.dh, xs, p.dw);
+                d[idx] += g[oy * p.ow + ox];
+            }
+        }
+    });
+}
+
+/// The averaging window of torch's CPU kernel: clipped start/end per axis and the divisor.
+#[inline(always)]
+fn avg_window(o: usize, s: usize, p: usize, k: usize, len: usize) -> (isize, isize, usize) {
+    let start = (o * s) as isize - p as isize;
+    let end = (start + k as isize).min((len + p) as isize);
+    let pool = (end - start) as usize;
+    (start.max(0), end.min(len as isize), pool)
+}
+
+/// How avg_pool2d divides: torch's `count_include_pad` and `divisor_override`.
+#[derive(Debug, Clone, Copy)]
+pub struct AvgOptions {
+    pub count_include_pad: bool,
+    pub divisor_override: Option<usize>,
+}
+
+impl AvgOptions {
+    #[inline(always)]
+    fn divisor(&self, pool: usize, inside: usize) -> usize {
+        match self.divisor_override {
+            Some(d) => d,
+            None if self.count_include_pad => pool,
+            None => inside,
+        }
+    }
+}
+
+/// Average pooling forward (dilation is 1 for avg_pool2d).
+pub fn avg_pool2d_forward<T: Real>(
+    p: &PoolParams,
+    x: &[T],
+    out: &mut [T],
+    opt: AvgOptions,
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    run_planes(threads, out, plane_out, |i, o| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        for oy in 0..p.oh {
+            let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1, pw) = avg_window(ox, p.sw, p.pw, p.kw, p.w);
+                if y0 >= y1 || x0 >= x1 {
+                    o[oy * p.ow + ox] = T::ZERO;
+                    continue;
+                }
+                let mut s = T::ZERO;
+                for y in y0 as usize..y1 as usize {
+                    for v in &xp[y * p.w + x0 as usize..y * p.w + x1 as usize] {
+                        s += *v;
+                    }
+                }
+                let inside = ((y1 - y0) * (x1 - x0)) as usize;
+                o[oy * p.ow + ox] = s / T::from_usize(opt.divisor(ph * pw, inside));
+            }
+        }
+    });
+}
+
+/// Average pooling backward: each output's gradient is spread evenly over its window.
+pub fn avg_pool2d_backward<T: Real>(
+    p: &PoolParams,
+    dy: &[T],
+    dx: &mut [T],
+    opt: AvgOptions,
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    dx.fill(T::ZERO);
+    run_planes(threads, dx, plane_in, |i, d| {
+        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1, pw) = avg_window(ox, p.sw, p.pw, p.kw, p.w);
+                if y0 >= y1 || x0 >= x1 {
+                    continue;
+                }
+                let inside = ((y1 - y0) * (x1 - x0)) as usize;
+                let v = g[oy * p.ow + ox] / T::from_usize(opt.divisor(ph * pw, inside));
+                for y in y0 as usize..y1 as usize {
+                    for e in &mut d[y * p.w + x0 as usize..y * p.w + x1 as usize] {
+                        *e += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Shapes of an adaptive pooling call: input planes `(n, c, h, w)` to `(oh, ow)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveParams {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl AdaptiveParams {
+    pub fn new(func: &str, input: [usize; 4], out: (usize, usize)) -> Result<Self> {
+        let [n, c, h, w] = input;
+        if (h == 0 || w == 0) && out.0 * out.1 > 0 && n * c > 0 {
+            return Err(ConvError::value(
+                func,
+                format!("input of spatial size ({h}, {w}) cannot be pooled to {out:?}"),
+            ));
+        }
+        for dims in [[n, c, h, w], [n, c, out.0, out.1]] {
+            dims.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|v| v.checked_mul(8))
+                .filter(|&v| v <= isize::MAX as usize)
+                .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))?;
+        }
+        Ok(AdaptiveParams {
+            n,
+            c,
+            h,
+            w,
+            oh: out.0,
+            ow: out.1,
+        })
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.oh, self.ow]
+    }
+
+    /// torch: start = floor(o * len / out), end = ceil((o + 1) * len / out).
+    #[inline(always)]
+    fn range(o: usize, out: usize, len: usize) -> (usize, usize) {
+        ((o * len) / out, ((o + 1) * len).div_ceil(out))
+    }
+}
+
+/// Adaptive average pooling forward.
+pub fn adaptive_avg_pool2d_forward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    out: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    run_planes(threads, out, plane_out, |i, o| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        for oy in 0..p.oh {
+            let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
+                let mut s = T::ZERO;
+                for y in y0..y1 {
+                    for v in &xp[y * p.w + x0..y * p.w + x1] {
+                        s += *v;
+                    }
+                }
+                o[oy * p.ow + ox] = s / T::from_usize((y1 - y0) * (x1 - x0));
+            }
+        }
+    });
+}
+
+/// Adaptive average pooling backward.
+pub fn adaptive_avg_pool2d_backward<T: Real>(
+    p: &AdaptiveParams,
+    dy: &[T],
+    dx: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    dx.fill(T::ZERO);
+    run_planes(threads, dx, plane_in, |i, d| {
+        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
+                let v = g[oy * p.ow + ox] / T::from_usize((y1 - y0) * (x1 - x0));
+                for y in y0..y1 {
+                    for e in &mut d[y * p.w + x0..y * p.w + x1] {
+                        *e += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Adaptive max pooling forward with flattened argmax indices.
+pub fn adaptive_max_pool2d_forward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    out: &mut [T],
+    ind: &mut [i64],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if plane_out == 0 || out.is_empty() {
+        return;
+    }
+    let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        for oy in 0..p.oh {
+            let ys = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let xs = AdaptiveParams::range(ox, p.ow, p.w);
+                let (v, idx) = window_max(xp, p.w, ys, 1, xs, 1);
+                o[oy * p.ow + ox] = v;
+                ix[oy * p.ow + ox] = idx as i64;
+            }
+        }
+    };
+    if threads <= 1 {
+        out.chunks_exact_mut(plane_out)
+            .zip(ind.chunks_exact_mut(plane_out))
+            .enumerate()
+            .for_each(body);
+    } else {
+        crate::threads::run(threads, || {
+            out.par_chunks_exact_mut(plane_out)
+                .zip(ind.par_chunks_exact_mut(plane_out))
+                .enumerate()
+                .for_each(body);
+        });
+    }
+}
+
+/// Adaptive max pooling backward (argmax recomputed from `x`).
+pub fn adaptive_max_pool2d_backward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    dx.fill(T::ZERO);
+    run_planes(threads, dx, plane_in, |i, d| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let ys = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let xs = AdaptiveParams::range(ox, p.ow, p.w);
+                let (_, idx) = window_max(xp, p.w, ys, 1, xs, 1);
+                d[idx] += g[oy * p.ow + ox];
+            }
+        }
+    });
+}
+
+/// max_unpool2d: `out` (planes of `plane_out`, zero-filled here) receives `x[k]` at
+/// `indices[k]` of its plane. An index outside the plane is a `ValueError`.
+pub fn max_unpool2d<T: Real>(
+    x: &[T],
+    indices: &[i64],
+    plane_in: usize,
+    out: &mut [T],
+    plane_out: usize,
+) -> Result<()> {
+    out.fill(T::ZERO);
+    if plane_in == 0 || plane_out == 0 {
+        return Ok(());
+    }
+    for (i, (o, (xp, ip))) in out
+        .chunks_exact_mut(plane_out)
+        .zip(x.chunks_exact(plane_in).zip(indices.chunks_exact(plane_in)))
+        .enumerate()
+    {
+        for (&v, &idx) in xp.iter().zip(ip) {
+            let k = usize::try_from(idx).ok().filter(|&k| k < plane_out).ok_or_else(|| {
+                ConvError::value(
+                    "max_unpool2d",
+                    format!("found an invalid max index {idx} in plane {i} (output plane has {plane_out} elements)"),
+                )
+            })?;
+            o[k] = v;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn d2l_pooling_examples() {
+        let x: Vec<f64> = (0..9).map(f64::from).collect();
+        let p = PoolParams::new("t", [1, 1, 3, 3], (2, 2), (1, 1), (0, 0), (1, 1), false).unwrap();
+        let mut out = vec![0.0; 4];
+        max_pool2d_forward(&p, &x, &mut out, None, 1);
+        assert_eq!(out, vec![4.0, 5.0, 7.0, 8.0]);
+        let opt = AvgOptions {
+            count_include_pad: true,
+            divisor_override: None,
+        };
+        avg_pool2d_forward(&p, &x, &mut out, opt, 1);
+        assert_eq!(out, vec![2.0, 3.0, 5.0, 6.0]);
+        let x: Vec<f64> = (0..16).map(f64::from).collect();
+        let p = PoolParams::new("t", [1, 1, 4, 4], (3, 3), (3, 3), (0, 0), (1, 1), false).unwrap();
+        let mut out = vec![0.0; 1];
+        max_pool2d_forward(&p, &x, &mut out, None, 1);
+        assert_eq!(out, vec![10.0]);
+        let p = PoolParams::new("t", [1, 1, 4, 4], (3, 3), (2, 2), (1, 1), (1, 1), false).unwrap();
+        let mut out = vec![0.0; 4];
+        max_pool2d_forward(&p, &x, &mut out, None, 1);
+        assert_eq!(out, vec![5.0, 7.0, 13.0, 15.0]);
+    }
+
+    #[test]
+    fn ceil_mode_drops_window_starting_in_padding() {
+        let p = PoolParams::new("t", [1, 1, 5, 5], (2, 2), (2, 2), (1, 1), (1, 1), true).unwrap();
+        assert_eq!((p.oh, p.ow), (3, 3));
+        let p = PoolParams::new("t", [1, 1, 5, 5], (2, 2), (2, 2), (0, 0), (1, 1), true).unwrap();
+        assert_eq!((p.oh, p.ow), (3, 3));
+        assert!(PoolParams::new("t", [1, 1, 4, 4], (5, 5), (1, 1), (0, 0), (1, 1), false).is_err());
+        assert!(PoolParams::new("t", [1, 1, 4, 4], (3, 3), (1, 1), (2, 2), (1, 1), false).is_err());
+    }
+}

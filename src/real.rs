@@ -1,0 +1,52 @@
+//! Real floating-point element types (f32, f64) for the CNN layers.
+
+use crate::element::Elem;
+
+/// f32 or f64: what the conv and pooling kernels compute in.
+pub trait Real:
+    Elem
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+{
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    fn from_usize(v: usize) -> Self;
+    fn is_nan(self) -> bool;
+}
+
+macro_rules! impl_real {
+    ($($t:ty),*) => {$(
+        impl Real for $t {
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            #[inline(always)]
+            fn from_usize(v: usize) -> Self { v as $t }
+            #[inline(always)]
+            fn is_nan(self) -> bool { <$t>::is_nan(self) }
+        }
+    )*};
+}
+impl_real!(f32, f64);
+
+/// A raw pointer that may be shared between rayon tasks which write disjoint parts of the
+/// memory behind it (each use site states why the parts are disjoint).
+#[derive(Clone, Copy)]
+pub struct SyncPtr<T>(pub *mut T);
+
+impl<T> SyncPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    #[inline(always)]
+    pub fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the pointer is only dereferenced by tasks writing disjoint regions of a buffer that
+// outlives the parallel section (see each use).
+unsafe impl<T: Send> Send for SyncPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
