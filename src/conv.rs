@@ -177,6 +177,24 @@ impl ConvParams {
         })
     }
 
+    /// Restrict the output to its first `oh x ow` positions (transposed convolutions whose
+    /// `output_padding` reaches past the stride, where only a prefix of the natural output
+    /// pairs with the transposed input).
+    pub fn with_output_size(mut self, func: &str, oh: usize, ow: usize) -> Result<Self> {
+        if oh > self.oh || ow > self.ow {
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "output size ({oh}, {ow}) exceeds the convolution's ({}, {})",
+                    self.oh, self.ow
+                ),
+            ));
+        }
+        self.oh = oh;
+        self.ow = ow;
+        Ok(self)
+    }
+
     pub fn cin_g(&self) -> usize {
         self.cin / self.groups
     }
@@ -203,10 +221,15 @@ impl ConvParams {
             && self.sh == 1
             && self.sw == 1
             && self.pt + self.pb + self.pl + self.pr == 0
+            && self.oh == self.h
+            && self.ow == self.w
     }
     /// Depthwise with stride 1 and dilation 1: the direct correlation kernels apply.
     pub fn is_direct_depthwise(&self) -> bool {
-        self.groups == self.cin
+        // (the direct kernel computes the natural output size)
+        self.oh + self.kh == self.h + self.pt + self.pb + 1
+            && self.ow + self.kw == self.w + self.pl + self.pr + 1
+            && self.groups == self.cin
             && self.cout == self.cin
             && self.sh == 1
             && self.sw == 1

@@ -261,7 +261,11 @@ pub fn max_pool2d_backward<T: Real>(
             for ox in 0..p.ow {
                 let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
                 let (_, idx) = window_max(xp, p.w, ys, p.dh, xs, p.dw);
-                d[idx] += g[oy * p.ow + ox];
+                // A window holding no element (possible with dilation and padding) reports
+                // torch's seed index, which may lie past the plane: it routes nothing.
+                if let Some(e) = d.get_mut(idx) {
+                    *e += g[oy * p.ow + ox];
+                }
             }
         }
     });

@@ -483,9 +483,12 @@ class _Transpose:
                 f"{func}: the output size ({oh}, {ow}) for input ({h}, {wd}) is not positive"
             )
         self.out_shape = [n, w.shape[1] * self.groups, oh, ow]
+        # The equivalent convolution maps out_shape back to (h, w): with an output_padding
+        # past the stride its natural output is larger, and only the first (h, w) pair up.
+        self.in_hw = (h, wd)
 
     def args(self):
-        return self.stride, self.pads, self.dilation, self.groups, self.func
+        return self.stride, self.pads, self.dilation, self.groups, self.func, self.in_hw
 
 
 def conv_transpose2d(

@@ -31,6 +31,7 @@ def conv2d_forward(
     dilation: _Pair,
     groups: int,
     func: str,
+    output_hw: Optional[_Pair] = None,
 ) -> np.ndarray: ...
 def conv2d_backward_input(
     grad_output: np.ndarray,
@@ -41,6 +42,7 @@ def conv2d_backward_input(
     dilation: _Pair,
     groups: int,
     func: str,
+    output_hw: Optional[_Pair] = None,
 ) -> np.ndarray: ...
 def conv2d_backward_weight(
     x: np.ndarray,
@@ -51,6 +53,7 @@ def conv2d_backward_weight(
     dilation: _Pair,
     groups: int,
     func: str,
+    output_hw: Optional[_Pair] = None,
 ) -> np.ndarray: ...
 def max_pool2d(
     x: np.ndarray,

@@ -124,9 +124,27 @@ where
 type Pair = (usize, usize);
 type Quad = (usize, usize, usize, usize);
 
+#[allow(clippy::too_many_arguments)]
+fn conv_params(
+    func: &str,
+    input: [usize; 4],
+    weight: [usize; 4],
+    stride: Pair,
+    padding: Quad,
+    dilation: Pair,
+    groups: usize,
+    output_hw: Option<Pair>,
+) -> Result<ConvParams, ConvError> {
+    let p = ConvParams::new(func, input, weight, stride, padding, dilation, groups)?;
+    match output_hw {
+        Some((oh, ow)) => p.with_output_size(func, oh, ow),
+        None => Ok(p),
+    }
+}
+
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (x, weight, bias, stride, padding, dilation, groups, func))]
+#[pyo3(signature = (x, weight, bias, stride, padding, dilation, groups, func, output_hw=None))]
 fn conv2d_forward<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -137,6 +155,7 @@ fn conv2d_forward<'py>(
     dilation: Pair,
     groups: usize,
     func: &str,
+    output_hw: Option<Pair>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dt = real_dtype(func, "input", x)?;
     dispatch_real!(dt, T => {
@@ -148,7 +167,7 @@ fn conv2d_forward<'py>(
             })?),
             None => None,
         };
-        let p = ConvParams::new(func, shape4(&xa), shape4(&wa), stride, padding, dilation, groups)?;
+        let p = conv_params(func, shape4(&xa), shape4(&wa), stride, padding, dilation, groups, output_hw)?;
         if let Some(b) = &ba {
             if b.len() != p.cout {
                 return Err(ConvError::value(
@@ -170,7 +189,7 @@ fn conv2d_forward<'py>(
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (grad_output, weight, input_shape, stride, padding, dilation, groups, func))]
+#[pyo3(signature = (grad_output, weight, input_shape, stride, padding, dilation, groups, func, output_hw=None))]
 fn conv2d_backward_input<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
@@ -181,12 +200,13 @@ fn conv2d_backward_input<'py>(
     dilation: Pair,
     groups: usize,
     func: &str,
+    output_hw: Option<Pair>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dt = real_dtype(func, "grad_output", grad_output)?;
     dispatch_real!(dt, T => {
         let ga = extract4::<T>(func, "grad_output", grad_output)?;
         let wa = extract4::<T>(func, "weight", weight)?;
-        let p = ConvParams::new(func, input_shape, shape4(&wa), stride, padding, dilation, groups)?;
+        let p = conv_params(func, input_shape, shape4(&wa), stride, padding, dilation, groups, output_hw)?;
         check_shape(func, "grad_output", shape4(&ga), p.output_shape())?;
         let gs = slice_of(func, "grad_output", &ga)?;
         let ws = slice_of(func, "weight", &wa)?;
@@ -197,7 +217,7 @@ fn conv2d_backward_input<'py>(
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (x, grad_output, weight_shape, stride, padding, dilation, groups, func))]
+#[pyo3(signature = (x, grad_output, weight_shape, stride, padding, dilation, groups, func, output_hw=None))]
 fn conv2d_backward_weight<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -208,12 +228,13 @@ fn conv2d_backward_weight<'py>(
     dilation: Pair,
     groups: usize,
     func: &str,
+    output_hw: Option<Pair>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dt = real_dtype(func, "input", x)?;
     dispatch_real!(dt, T => {
         let xa = extract4::<T>(func, "input", x)?;
         let ga = extract4::<T>(func, "grad_output", grad_output)?;
-        let p = ConvParams::new(func, shape4(&xa), weight_shape, stride, padding, dilation, groups)?;
+        let p = conv_params(func, shape4(&xa), weight_shape, stride, padding, dilation, groups, output_hw)?;
         check_shape(func, "grad_output", shape4(&ga), p.output_shape())?;
         let xs = slice_of(func, "input", &xa)?;
         let gs = slice_of(func, "grad_output", &ga)?;

@@ -1,0 +1,187 @@
+"""Pure-NumPy reference implementations of the CNN layers, written from the definitions
+(torch.nn.functional's documented semantics), not from rconv's Rust code. Slow but obvious."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def conv2d(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """out[n, o, y, x] = b[o] + sum_{c,i,j} w[o, c, i, j] * xp[n, g*Cg + c, y*s + i*d, x*s + j*d]"""
+    n, cin, h, wd = x.shape
+    cout, cg, kh, kw = w.shape
+    t, bt, l_, r = pads
+    xp = np.zeros((n, cin, h + t + bt, wd + l_ + r), x.dtype)
+    xp[:, :, t : t + h, l_ : l_ + wd] = x
+    sh, sw = stride
+    dh, dw = dilation
+    oh = (h + t + bt - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + l_ + r - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, cout, oh, ow), np.float64)
+    og = cout // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ]
+                out[:, g * og : (g + 1) * og] += np.einsum(
+                    "ncyx,oc->noyx", patch.astype(np.float64), w[g * og : (g + 1) * og, :, i, j]
+                )
+    if b is not None:
+        out += np.asarray(b, np.float64)[None, :, None, None]
+    return out
+
+
+def conv_transpose2d(
+    x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1, dilation=(1, 1)
+):
+    """Scatter form: every input value x[n, c, y, x] adds w[c, o, i, j] times itself to
+    out[n, g*Og + o, y*s + i*d - p, x*s + j*d - p]."""
+    n, cin, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    sh, sw = stride
+    dh, dw = dilation
+    ph, pw = padding
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + output_padding[0] + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + output_padding[1] + 1
+    big = np.zeros((n, og * groups, oh + 2 * ph + sh, ow + 2 * pw + sw), np.float64)
+    cg = cin // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                contrib = np.einsum(
+                    "ncyx,co->noyx",
+                    x[:, g * cg : (g + 1) * cg].astype(np.float64),
+                    w[g * cg : (g + 1) * cg, :, i, j],
+                )
+                big[
+                    :,
+                    g * og : (g + 1) * og,
+                    i * dh : i * dh + sh * (h - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (wd - 1) + 1 : sw,
+                ] += contrib
+    out = big[:, :, ph : ph + oh, pw : pw + ow]
+    if b is not None:
+        out = out + np.asarray(b, np.float64)[None, :, None, None]
+    return out
+
+
+def pool_out(size, k, s, p, d, ceil):
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
+    out = num // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def max_pool2d(x, k, s, p, d, ceil):
+    """Returns (out, indices): torch's rule, first in-bound element seeds the index, a value
+    replaces the running max if greater or NaN."""
+    n, c, h, w = x.shape
+    oh, ow = pool_out(h, k[0], s[0], p[0], d[0], ceil), pool_out(w, k[1], s[1], p[1], d[1], ceil)
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    ind = np.zeros((n, c, oh, ow), np.int64)
+    for y in range(oh):
+        for xx in range(ow):
+            best = np.full((n, c), -np.inf, x.dtype)
+            # torch seeds the index with the first tap at or after the padding, even when
+            # that tap lies past the input (a window with no element gives -inf there)
+            iy0, ix0 = y * s[0] - p[0], xx * s[1] - p[1]
+            while iy0 < 0:
+                iy0 += d[0]
+            while ix0 < 0:
+                ix0 += d[1]
+            idx = np.full((n, c), iy0 * w + ix0, np.int64)
+            for i in range(k[0]):
+                iy = y * s[0] - p[0] + i * d[0]
+                if not 0 <= iy < h:
+                    continue
+                for j in range(k[1]):
+                    ix = xx * s[1] - p[1] + j * d[1]
+                    if not 0 <= ix < w:
+                        continue
+                    v = x[:, :, iy, ix]
+                    upd = (v > best) | np.isnan(v)
+                    best = np.where(upd, v, best)
+                    idx = np.where(upd, iy * w + ix, idx)
+            out[:, :, y, xx] = best
+            ind[:, :, y, xx] = idx
+    return out, ind
+
+
+def avg_pool2d(x, k, s, p, ceil, count_include_pad=True, divisor_override=None):
+    n, c, h, w = x.shape
+    oh, ow = pool_out(h, k[0], s[0], p[0], 1, ceil), pool_out(w, k[1], s[1], p[1], 1, ceil)
+    out = np.zeros((n, c, oh, ow), np.float64)
+    for y in range(oh):
+        y0 = y * s[0] - p[0]
+        y1 = min(y0 + k[0], h + p[0])
+        for xx in range(ow):
+            x0 = xx * s[1] - p[1]
+            x1 = min(x0 + k[1], w + p[1])
+            pool = (y1 - y0) * (x1 - x0)
+            cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+            if cy0 >= cy1 or cx0 >= cx1:
+                continue
+            total = x[:, :, cy0:cy1, cx0:cx1].astype(np.float64).sum(axis=(2, 3))
+            if divisor_override is not None:
+                div = divisor_override
+            elif count_include_pad:
+                div = pool
+            else:
+                div = (cy1 - cy0) * (cx1 - cx0)
+            out[:, :, y, xx] = total / div
+    return out
+
+
+def adaptive_windows(size, out):
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_avg_pool2d(x, oh, ow):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, oh, ow), np.float64)
+    for y, (y0, y1) in enumerate(adaptive_windows(h, oh)):
+        for xx, (x0, x1) in enumerate(adaptive_windows(w, ow)):
+            out[:, :, y, xx] = x[:, :, y0:y1, x0:x1].astype(np.float64).mean(axis=(2, 3))
+    return out
+
+
+def adaptive_max_pool2d(x, oh, ow):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    ind = np.zeros((n, c, oh, ow), np.int64)
+    for y, (y0, y1) in enumerate(adaptive_windows(h, oh)):
+        for xx, (x0, x1) in enumerate(adaptive_windows(w, ow)):
+            best = np.full((n, c), -np.inf, x.dtype)
+            idx = np.full((n, c), y0 * w + x0, np.int64)
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    v = x[:, :, iy, ix]
+                    upd = (v > best) | np.isnan(v)
+                    best = np.where(upd, v, best)
+                    idx = np.where(upd, iy * w + ix, idx)
+            out[:, :, y, xx] = best
+            ind[:, :, y, xx] = idx
+    return out, ind
+
+
+def numeric_grad(f, x, g, eps=1e-6):
+    """Central differences of L(x) = sum(f(x) * g) with respect to every element of x."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        up = float((f(x) * g).sum())
+        x[i] = old - eps
+        down = float((f(x) * g).sum())
+        x[i] = old
+        grad[i] = (up - down) / (2 * eps)
+    return grad
