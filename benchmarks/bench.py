@@ -26,6 +26,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="threads for rconv and references")
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
+    p.add_argument(
+        "--only", choices=["signal", "nn"], default=None, help="run one group of benchmarks"
+    )
     return p.parse_args()
 
 
@@ -48,6 +51,13 @@ try:
     cv2.setNumThreads(THREADS)
 except ImportError:  # pragma: no cover
     cv2 = None
+try:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(THREADS)
+except ImportError:  # pragma: no cover - torch is optional and large
+    torch = None
 
 
 def best(f, reps: int) -> float:
@@ -116,6 +126,164 @@ def bench_signal(rows: list, quick: bool) -> None:
     _print_row(row)
 
 
+# name, batch, in channels, out channels, size, kernel, stride, padding, groups
+CONV_LAYERS = [
+    ("conv1 3->64 224 k7 s2", 4, 3, 64, 224, 7, 2, 3, 1),
+    ("3x3 64->64 @56", 8, 64, 64, 56, 3, 1, 1, 1),
+    ("3x3 128->128 @28", 8, 128, 128, 28, 3, 1, 1, 1),
+    ("3x3 256->256 @14", 8, 256, 256, 14, 3, 1, 1, 1),
+    ("1x1 256->64 @56", 8, 256, 64, 56, 1, 1, 0, 1),
+    ("depthwise 3x3 64 @56", 8, 64, 64, 56, 3, 1, 1, 64),
+]
+
+
+def matmul_gflops(reps: int) -> float:
+    """NumPy float32 matmul GFLOP/s on the conv-shaped product 256x2304 @ 2304x3136."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((256, 2304), dtype=np.float32)
+    b = rng.standard_normal((2304, 3136), dtype=np.float32)
+    t = best(partial(np.matmul, a, b), reps)
+    return 2.0 * 256 * 2304 * 3136 / t / 1e9
+
+
+def peak_extra_memory(layer) -> dict:
+    """RSS high-water growth of one conv2d call, measured in a fresh process (VmHWM: unlike
+    ru_maxrss it is not inherited from the parent across fork/exec)."""
+    import subprocess
+
+    name, n, cin, cout, size, k, s, p, g = layer
+    code = f"""
+import numpy as np, rconv
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+rconv.set_num_threads({THREADS})
+x = np.ones(({n}, {cin}, {size}, {size}), np.float32)
+w = np.ones(({cout}, {cin // g}, {k}, {k}), np.float32)
+rconv.conv2d(x[:1, :, :{k}, :{k}], w, padding={p}, groups={g})  # load everything once
+before = hwm()
+out = rconv.conv2d(x, w, stride={s}, padding={p}, groups={g})
+print(hwm() - before, out.nbytes)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    grow, out_bytes = (int(v) for v in res.stdout.split())
+    return {"extra_mib": grow / 2**20, "output_mib": out_bytes / 2**20}
+
+
+def bench_nn(rows: list, quick: bool) -> None:
+    reps = 3 if quick else 10
+    mm = matmul_gflops(reps)
+    print(f"\nNumPy float32 matmul 256x2304 @ 2304x3136: {mm:.1f} GFLOP/s (same run)")
+    rng = np.random.default_rng(0)
+    for layer in CONV_LAYERS:
+        name, n, cin, cout, size, k, s, p, g = layer
+        x = rng.standard_normal((n, cin, size, size), dtype=np.float32)
+        w = rng.standard_normal((cout, cin // g, k, k), dtype=np.float32)
+        b = rng.standard_normal(cout, dtype=np.float32)
+        y = rconv.conv2d(x, w, b, s, p, 1, g)
+        dy = rng.standard_normal(y.shape, dtype=np.float32)
+        flops = 2.0 * y.size * (cin // g) * k * k
+        t_f = best(partial(rconv.conv2d, x, w, b, s, p, 1, g), reps)
+        t_b = best(partial(rconv.conv2d_backward, dy, x, w, s, p, 1, g), reps)
+        fwd = {
+            "group": "nn",
+            "case": f"conv2d fwd {name} N={n}",
+            "rconv_ms": t_f * 1e3,
+            "gflops": flops / t_f / 1e9,
+            "pct_matmul": 100 * flops / t_f / 1e9 / mm,
+        }
+        bwd = {
+            "group": "nn",
+            "case": f"conv2d bwd {name} N={n}",
+            "rconv_ms": t_b * 1e3,
+            "gflops": 2 * flops / t_b / 1e9,
+        }
+        if torch is not None:
+            xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+            with torch.no_grad():
+                t_tf = best(partial(F.conv2d, xt, wt, bt, s, p, 1, g), reps)
+                t_tb = best(
+                    partial(
+                        torch.ops.aten.convolution_backward,
+                        dyt,
+                        xt,
+                        wt,
+                        [cout],
+                        [s, s],
+                        [p, p],
+                        [1, 1],
+                        False,
+                        [0, 0],
+                        g,
+                        [True, True, True],
+                    ),
+                    reps,
+                )
+            fwd["torch_ms"], fwd["vs_torch"] = t_tf * 1e3, t_tf / t_f
+            bwd["torch_ms"], bwd["vs_torch"] = t_tb * 1e3, t_tb / t_b
+        fwd.update(peak_extra_memory(layer))
+        for row in (fwd, bwd):
+            rows.append(row)
+            _print_row(row)
+    x = rng.standard_normal((8, 64, 112, 112), dtype=np.float32)
+    pools = [
+        ("max_pool2d k3 s2 p1", partial(rconv.max_pool2d, kernel_size=3, stride=2, padding=1)),
+        ("avg_pool2d k2 s2", partial(rconv.avg_pool2d, kernel_size=2, stride=2)),
+    ]
+    for name, fn in pools:
+        y = fn(x)
+        dy = rng.standard_normal(y.shape, dtype=np.float32)
+        if name.startswith("max"):
+            bwd_fn = partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1)
+        else:
+            bwd_fn = partial(rconv.avg_pool2d_backward, dy, x, 2, 2)
+        t_f, t_b = best(partial(fn, x), reps), best(bwd_fn, reps)
+        fwd = {"group": "nn", "case": f"{name} fwd (8,64,112,112)", "rconv_ms": t_f * 1e3}
+        bwd = {"group": "nn", "case": f"{name} bwd (8,64,112,112)", "rconv_ms": t_b * 1e3}
+        if torch is not None:
+            xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+            with torch.no_grad():
+                if name.startswith("max"):
+                    t_tf = best(partial(F.max_pool2d, xt, 3, 2, 1), reps)
+                    _, ind = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
+                    t_tb = best(
+                        partial(
+                            torch.ops.aten.max_pool2d_with_indices_backward,
+                            dyt,
+                            xt,
+                            [3, 3],
+                            [2, 2],
+                            [1, 1],
+                            [1, 1],
+                            False,
+                            ind,
+                        ),
+                        reps,
+                    )
+                else:
+                    t_tf = best(partial(F.avg_pool2d, xt, 2, 2), reps)
+                    t_tb = best(
+                        partial(
+                            torch.ops.aten.avg_pool2d_backward,
+                            dyt,
+                            xt,
+                            [2, 2],
+                            [2, 2],
+                            [0, 0],
+                            False,
+                            True,
+                            None,
+                        ),
+                        reps,
+                    )
+            fwd["torch_ms"], fwd["vs_torch"] = t_tf * 1e3, t_tf / t_f
+            bwd["torch_ms"], bwd["vs_torch"] = t_tb * 1e3, t_tb / t_b
+        for row in (fwd, bwd):
+            rows.append(row)
+            _print_row(row)
+
+
 COLUMNS = [
     ("case", "{:<46}"),
     ("rconv_ms", "{:>9.2f}"),
@@ -124,12 +292,29 @@ COLUMNS = [
     ("vs_scipy", "{:>9.1f}"),
     ("vs_cv2", "{:>7.2f}"),
     ("vs_d2l_loop", "{:>9.0f}"),
+    ("vs_torch", "{:>8.2f}"),
+    ("pct_matmul", "{:>7.0f}"),
+    ("extra_mib", "{:>9.1f}"),
+    ("output_mib", "{:>8.1f}"),
 ]
-HEADER = ["case", "rconv ms", "GF/s", "Nthr/1", "vs scipy", "vs cv2", "vs d2l"]
+HEADER = [
+    "case",
+    "rconv ms",
+    "GF/s",
+    "Nthr/1",
+    "vs scipy",
+    "vs cv2",
+    "vs d2l",
+    "vs torch",
+    "%matmul",
+    "extraMiB",
+    "outMiB",
+]
+WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 7, 9, 8]
 
 
 def _print_header() -> None:
-    widths = [46, 9, 7, 7, 9, 7, 9]
+    widths = WIDTHS
     print(
         " ".join(
             h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(HEADER, widths))
@@ -139,7 +324,7 @@ def _print_header() -> None:
 
 def _print_row(row: dict) -> None:
     cells = []
-    for (key, fmt), width in zip(COLUMNS, [46, 9, 7, 7, 9, 7, 9]):
+    for (key, fmt), width in zip(COLUMNS, WIDTHS):
         cells.append(fmt.format(row[key]) if key in row else "-".rjust(width))
     print(" ".join(cells), flush=True)
 
@@ -156,7 +341,12 @@ def main() -> None:
     print("ratios = reference time / rconv time (> 1: rconv faster); best of repeats\n")
     _print_header()
     rows: list = []
-    bench_signal(rows, ARGS.quick)
+    if ARGS.only in (None, "signal"):
+        bench_signal(rows, ARGS.quick)
+    if ARGS.only in (None, "nn"):
+        if torch is None:
+            print("\n(torch is not importable: the nn rows have no torch column)")
+        bench_nn(rows, ARGS.quick)
     out = {
         "threads": THREADS,
         "machine": platform.machine(),

@@ -243,8 +243,9 @@ impl ConvParams {
     }
 }
 
-/// Target size of one im2col tile (per task).
-const TILE_BYTES: usize = 512 * 1024;
+/// Target size of one im2col tile (per task). Measured on the ResNet 3x3 layers: 1 MiB beats
+/// 256-512 KiB by up to 10% (fewer re-packings of the weight matrix), larger gains nothing.
+const TILE_BYTES: usize = 1024 * 1024;
 
 /// Pixels per task of the pointwise (1x1) path.
 const POINTWISE_TILE: usize = 1024;
