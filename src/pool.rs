@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::error::{ConvError, Result};
-use crate::real::Real;
+use crate::real::{select, Real};
 
 /// Shapes of one (non-adaptive) pooling call over `(n, c, h, w)` planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +165,19 @@ where
     }
 }
 
+/// `start, start + step, ...` below `end`. (`Range::step_by` divides to count its steps,
+/// and a division per pooling window dominated the max-pooling time.)
+#[inline(always)]
+fn stepped(start: usize, end: usize, step: usize) -> impl Iterator<Item = usize> {
+    std::iter::successors(Some(start), move |&v| Some(v + step)).take_while(move |&v| v < end)
+}
+
+/// `v` replaces the running maximum `m` when greater or NaN (torch's rule), branch-free.
+#[inline(always)]
+fn nan_max_wins<T: Real>(v: T, m: T) -> bool {
+    (v > m) | v.is_nan()
+}
+
 /// Window maximum as torch computes it: the first in-bounds element seeds the index, a value
 /// wins if it is greater than the running maximum or NaN (so NaN propagates, ties keep the
 /// first).
@@ -179,21 +192,182 @@ fn window_max<T: Real>(
 ) -> (T, usize) {
     let mut best = T::NEG_INFINITY;
     let mut idx = ys.0 * w + xs.0;
-    let mut y = ys.0;
-    while y < ys.1 {
+    for y in stepped(ys.0, ys.1, dy) {
         let row = &x[y * w..(y + 1) * w];
-        let mut xx = xs.0;
-        while xx < xs.1 {
+        for xx in stepped(xs.0, xs.1, dx) {
             let v = row[xx];
-            if v > best || v.is_nan() {
-                best = v;
-                idx = y * w + xx;
-            }
-            xx += dx;
+            let win = nan_max_wins(v, best);
+            best = select(win, v, best);
+            idx = select(win, y * w + xx, idx);
         }
-        y += dy;
     }
     (best, idx)
+}
+
+/// Max pooling values only: for each output row, the NaN-propagating maximum over the window
+/// rows is formed column by column (contiguous, vectorisable), then over the window columns.
+fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: AVX2 was detected on this CPU.
+        unsafe { max_pool_values_avx2(p, xp, o, colmax) };
+        return;
+    }
+    max_pool_values_impl(p, xp, o, colmax)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max_pool_values_avx2<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    o: &mut [T],
+    colmax: &mut Vec<T>,
+) {
+    max_pool_values_impl(p, xp, o, colmax)
+}
+
+#[inline(always)]
+fn max_pool_values_impl<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
+    colmax.resize(p.w, T::ZERO);
+    for oy in 0..p.oh {
+        let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
+        colmax.fill(T::NEG_INFINITY);
+        for y in stepped(ys.0, ys.1, p.dh) {
+            let row = &xp[y * p.w..(y + 1) * p.w];
+            for (m, &v) in colmax.iter_mut().zip(row) {
+                *m = select(nan_max_wins(v, *m), v, *m);
+            }
+        }
+        let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
+        for (ox, out) in orow.iter_mut().enumerate() {
+            let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
+            let mut best = T::NEG_INFINITY;
+            for xx in stepped(xs.0, xs.1, p.dw) {
+                let v = colmax[xx];
+                best = select(nan_max_wins(v, best), v, best);
+            }
+            *out = best;
+        }
+    }
+}
+
+/// Scratch buffers of [`max_pool_argmax`].
+struct ArgmaxScratch<T> {
+    hv: Vec<T>,
+    hc: Vec<usize>,
+    seed_col: Vec<usize>,
+}
+
+impl<T> Default for ArgmaxScratch<T> {
+    fn default() -> Self {
+        ArgmaxScratch {
+            hv: Vec::new(),
+            hc: Vec::new(),
+            seed_col: Vec::new(),
+        }
+    }
+}
+
+/// Max pooling with torch's argmax: a scan of each window in row-major order where a value
+/// wins if greater than the running maximum or NaN. Done separably and branch-free: first,
+/// per input row, the winner of each window's columns (in column order); then, per output,
+/// the winner over the window's rows (in row order), which is the same element.
+fn max_pool_argmax<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    vals: &mut [T],
+    idx: &mut [i64],
+    sc: &mut ArgmaxScratch<T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: AVX2 was detected on this CPU.
+        unsafe { max_pool_argmax_avx2(p, xp, vals, idx, sc) };
+        return;
+    }
+    max_pool_argmax_impl(p, xp, vals, idx, sc)
+}
+
+/// [`max_pool_argmax_impl`] compiled for AVX2, where float selects become blends instead of
+/// branches (baseline x86-64 has no blend instruction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max_pool_argmax_avx2<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    vals: &mut [T],
+    idx: &mut [i64],
+    sc: &mut ArgmaxScratch<T>,
+) {
+    max_pool_argmax_impl(p, xp, vals, idx, sc)
+}
+
+#[inline(always)]
+fn max_pool_argmax_impl<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    vals: &mut [T],
+    idx: &mut [i64],
+    sc: &mut ArgmaxScratch<T>,
+) {
+    let (h, w, ow) = (p.h, p.w, p.ow);
+    // torch seeds the index with the first tap at or after the padding
+    sc.seed_col.clear();
+    sc.seed_col
+        .extend((0..ow).map(|ox| PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, w).0));
+    sc.hv.clear();
+    sc.hv.resize(h * ow, T::NEG_INFINITY);
+    sc.hc.clear();
+    for _ in 0..h {
+        sc.hc.extend_from_slice(&sc.seed_col);
+    }
+    for y in 0..h {
+        let row = &xp[y * w..(y + 1) * w];
+        let hv = &mut sc.hv[y * ow..(y + 1) * ow];
+        let hc = &mut sc.hc[y * ow..(y + 1) * ow];
+        for j in 0..p.kw {
+            // output columns whose tap j lies inside the row
+            let off = (j * p.dw) as isize - p.pw as isize;
+            let lo = if off >= 0 {
+                0
+            } else {
+                ((-off) as usize).div_ceil(p.sw)
+            };
+            let hi = if (w as isize) > off {
+                (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
+            } else {
+                0
+            };
+            for ox in lo..hi.max(lo) {
+                let c = (ox as isize * p.sw as isize + off) as usize;
+                let v = row[c];
+                let win = nan_max_wins(v, hv[ox]);
+                hv[ox] = select(win, v, hv[ox]);
+                // arithmetic, not a select: the compiler turns selects on indices into branches
+                hc[ox] += c.wrapping_sub(hc[ox]) * usize::from(win);
+            }
+        }
+    }
+    for oy in 0..p.oh {
+        let (y0, y1) = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, h);
+        let ov = &mut vals[oy * ow..(oy + 1) * ow];
+        let oi = &mut idx[oy * ow..(oy + 1) * ow];
+        ov.fill(T::NEG_INFINITY);
+        for (o, &c) in oi.iter_mut().zip(&sc.seed_col) {
+            *o = (y0 * w + c) as i64;
+        }
+        for y in stepped(y0, y1, p.dh) {
+            let hv = &sc.hv[y * ow..(y + 1) * ow];
+            let hc = &sc.hc[y * ow..(y + 1) * ow];
+            for ox in 0..ow {
+                let v = hv[ox];
+                let win = nan_max_wins(v, ov[ox]);
+                ov[ox] = select(win, v, ov[ox]);
+                oi[ox] += ((y * w + hc[ox]) as i64 - oi[ox]) * i64::from(win);
+            }
+        }
+    }
 }
 
 /// Max pooling forward; `indices` (if given) receives the flattened `h * w` argmax per output.
@@ -205,38 +379,31 @@ pub fn max_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    let compute = |i: usize, o: &mut [T], mut ix: Option<&mut [i64]>| {
-        let xp = &x[i * plane_in..(i + 1) * plane_in];
-        for oy in 0..p.oh {
-            let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
-            for ox in 0..p.ow {
-                let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
-                let (v, idx) = window_max(xp, p.w, ys, p.dh, xs, p.dw);
-                o[oy * p.ow + ox] = v;
-                if let Some(ix) = ix.as_deref_mut() {
-                    ix[oy * p.ow + ox] = idx as i64;
-                }
-            }
-        }
-    };
     match indices {
-        None => run_planes(threads, out, plane_out, |i, o| compute(i, o, None)),
+        None => run_planes(threads, out, plane_out, |i, o| {
+            let mut colmax = Vec::new();
+            max_pool_values(p, &x[i * plane_in..(i + 1) * plane_in], o, &mut colmax)
+        }),
         Some(ind) => {
             if plane_out == 0 {
                 return;
             }
-            let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| compute(i, o, Some(ix));
+            let body = |sc: &mut ArgmaxScratch<T>,
+                        (i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
+                max_pool_argmax(p, &x[i * plane_in..(i + 1) * plane_in], o, ix, sc)
+            };
             if threads <= 1 {
+                let mut sc = ArgmaxScratch::default();
                 out.chunks_exact_mut(plane_out)
                     .zip(ind.chunks_exact_mut(plane_out))
                     .enumerate()
-                    .for_each(body);
+                    .for_each(|t| body(&mut sc, t));
             } else {
                 crate::threads::run(threads, || {
                     out.par_chunks_exact_mut(plane_out)
                         .zip(ind.par_chunks_exact_mut(plane_out))
                         .enumerate()
-                        .for_each(body);
+                        .for_each_init(ArgmaxScratch::default, body);
                 });
             }
         }
@@ -256,16 +423,15 @@ pub fn max_pool2d_backward<T: Real>(
     run_planes(threads, dx, plane_in, |i, d| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let g = &dy[i * plane_out..(i + 1) * plane_out];
-        for oy in 0..p.oh {
-            let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
-            for ox in 0..p.ow {
-                let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
-                let (_, idx) = window_max(xp, p.w, ys, p.dh, xs, p.dw);
-                // A window holding no element (possible with dilation and padding) reports
-                // torch's seed index, which may lie past the plane: it routes nothing.
-                if let Some(e) = d.get_mut(idx) {
-                    *e += g[oy * p.ow + ox];
-                }
+        let mut sc = ArgmaxScratch::default();
+        let mut vals = vec![T::ZERO; plane_out];
+        let mut idx = vec![0i64; plane_out];
+        max_pool_argmax(p, xp, &mut vals, &mut idx, &mut sc);
+        for (&k, &gv) in idx.iter().zip(g) {
+            // A window holding no element (possible with dilation and padding) reports
+            // torch's seed index, which may lie past the plane: it routes nothing.
+            if let Some(e) = d.get_mut(k as usize) {
+                *e += gv;
             }
         }
     });
@@ -298,7 +464,8 @@ impl AvgOptions {
     }
 }
 
-/// Average pooling forward (dilation is 1 for avg_pool2d).
+/// Average pooling forward (dilation is 1 for avg_pool2d): for each output row the window
+/// rows are summed column by column (vectorisable), then over the window columns.
 pub fn avg_pool2d_forward<T: Real>(
     p: &PoolParams,
     x: &[T],
@@ -307,30 +474,43 @@ pub fn avg_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let cols: Vec<(isize, isize, usize)> = (0..p.ow)
+        .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
+        .collect();
     run_planes(threads, out, plane_out, |i, o| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
+        let mut colsum = vec![T::ZERO; p.w];
         for oy in 0..p.oh {
             let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
-            for ox in 0..p.ow {
-                let (x0, x1, pw) = avg_window(ox, p.sw, p.pw, p.kw, p.w);
-                if y0 >= y1 || x0 >= x1 {
-                    o[oy * p.ow + ox] = T::ZERO;
+            let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
+            if y0 >= y1 {
+                orow.fill(T::ZERO);
+                continue;
+            }
+            colsum.fill(T::ZERO);
+            for y in y0 as usize..y1 as usize {
+                for (c, &v) in colsum.iter_mut().zip(&xp[y * p.w..(y + 1) * p.w]) {
+                    *c += v;
+                }
+            }
+            for (out, &(x0, x1, pw)) in orow.iter_mut().zip(&cols) {
+                if x0 >= x1 {
+                    *out = T::ZERO;
                     continue;
                 }
                 let mut s = T::ZERO;
-                for y in y0 as usize..y1 as usize {
-                    for v in &xp[y * p.w + x0 as usize..y * p.w + x1 as usize] {
-                        s += *v;
-                    }
+                for &c in &colsum[x0 as usize..x1 as usize] {
+                    s += c;
                 }
                 let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                o[oy * p.ow + ox] = s / T::from_usize(opt.divisor(ph * pw, inside));
+                *out = s / T::from_usize(opt.divisor(ph * pw, inside));
             }
         }
     });
 }
 
-/// Average pooling backward: each output's gradient is spread evenly over its window.
+/// Average pooling backward: each output's gradient is spread evenly over its window; per
+/// output row the spread is built once along the row, then added to the window rows.
 pub fn avg_pool2d_backward<T: Real>(
     p: &PoolParams,
     dy: &[T],
@@ -339,22 +519,32 @@ pub fn avg_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let cols: Vec<(isize, isize, usize)> = (0..p.ow)
+        .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
+        .collect();
     dx.fill(T::ZERO);
     run_planes(threads, dx, plane_in, |i, d| {
         let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let mut spread = vec![T::ZERO; p.w];
         for oy in 0..p.oh {
             let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
-            for ox in 0..p.ow {
-                let (x0, x1, pw) = avg_window(ox, p.sw, p.pw, p.kw, p.w);
-                if y0 >= y1 || x0 >= x1 {
+            if y0 >= y1 {
+                continue;
+            }
+            spread.fill(T::ZERO);
+            for (&gv, &(x0, x1, pw)) in g[oy * p.ow..(oy + 1) * p.ow].iter().zip(&cols) {
+                if x0 >= x1 {
                     continue;
                 }
                 let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                let v = g[oy * p.ow + ox] / T::from_usize(opt.divisor(ph * pw, inside));
-                for y in y0 as usize..y1 as usize {
-                    for e in &mut d[y * p.w + x0 as usize..y * p.w + x1 as usize] {
-                        *e += v;
-                    }
+                let v = gv / T::from_usize(opt.divisor(ph * pw, inside));
+                for e in &mut spread[x0 as usize..x1 as usize] {
+                    *e += v;
+                }
+            }
+            for y in y0 as usize..y1 as usize {
+                for (e, &v) in d[y * p.w..(y + 1) * p.w].iter_mut().zip(&spread) {
+                    *e += v;
                 }
             }
         }

@@ -18,6 +18,13 @@ pub trait Real:
     fn is_nan(self) -> bool;
 }
 
+/// `if cond { a } else { b }` without a (mispredictable) branch: max pooling's comparisons
+/// on real data are coin flips, and a branch per element costs several times the work.
+#[inline(always)]
+pub fn select<T>(cond: bool, a: T, b: T) -> T {
+    std::hint::select_unpredictable(cond, a, b)
+}
+
 macro_rules! impl_real {
     ($($t:ty),*) => {$(
         impl Real for $t {
