@@ -237,7 +237,7 @@ pub mod avx2 {
         let tw = V * L::N;
         if j0 + tw <= out.len() {
             let p = out.as_mut_ptr().add(j0);
-            if stream && (p as usize) % 32 == 0 {
+            if stream && (p as usize).is_multiple_of(32) {
                 for (v, a) in acc.iter().enumerate() {
                     L::stream(p.add(v * L::N), *a);
                 }
