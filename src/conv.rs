@@ -438,23 +438,46 @@ pub fn conv2d_forward<T: Real>(
         return Ok(());
     }
     if p.is_direct_depthwise() {
-        crate::threads::run(threads, || depthwise_forward(p, x, weight, out, threads));
+        crate::threads::run(threads, || {
+            depthwise_forward(p, x, weight, bias, out, threads)
+        });
     } else {
-        crate::threads::run(threads, || gemm_forward(p, x, weight, out, threads));
-    }
-    if let Some(b) = bias {
-        let plane = p.oh * p.ow;
-        for (chunk, o) in out.chunks_exact_mut(plane).zip((0..p.cout).cycle()) {
-            let v = b[o];
-            for e in chunk {
-                *e += v;
-            }
-        }
+        crate::threads::run(threads, || gemm_forward(p, x, weight, bias, out, threads));
     }
     Ok(())
 }
 
-fn gemm_forward<T: Real>(p: &ConvParams, x: &[T], weight: &[T], out: &mut [T], threads: usize) {
+/// Add `bias[o0 + r]` to row `r` of the `rows x n` block at `c` (row stride `ld`), while the
+/// block is still in cache.
+///
+/// # Safety
+/// The block must be valid and exclusively ours.
+unsafe fn add_bias_rows<T: Real>(
+    bias: Option<&[T]>,
+    o0: usize,
+    rows: usize,
+    c: *mut T,
+    ld: usize,
+    n: usize,
+) {
+    if let Some(b) = bias {
+        for r in 0..rows {
+            let v = b[o0 + r];
+            for e in std::slice::from_raw_parts_mut(c.add(r * ld), n) {
+                *e += v;
+            }
+        }
+    }
+}
+
+fn gemm_forward<T: Real>(
+    p: &ConvParams,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    threads: usize,
+) {
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let outp = SyncPtr(out.as_mut_ptr());
@@ -485,6 +508,7 @@ fn gemm_forward<T: Real>(p: &ConvParams, x: &[T], weight: &[T], out: &mut [T], t
                     plane_in,
                     1,
                 );
+                add_bias_rows(bias, g * cout_g, cout_g, c, plane_out, np);
             }
         };
         let n_tasks = p.n * p.groups * tiles;
@@ -528,6 +552,7 @@ fn gemm_forward<T: Real>(p: &ConvParams, x: &[T], weight: &[T], out: &mut [T], t
                 tp,
                 1,
             );
+            add_bias_rows(bias, g * cout_g, cout_g, c, plane_out, tp);
         }
     };
     let n_tasks = p.n * p.groups * tiles;
@@ -546,6 +571,7 @@ fn depthwise_forward<T: Real>(
     p: &ConvParams,
     x: &[T],
     weight: &[T],
+    bias: Option<&[T]>,
     out: &mut [T],
     threads: usize,
 ) {
@@ -562,6 +588,12 @@ fn depthwise_forward<T: Real>(
             (p.oh, p.ow),
             buf,
         );
+        if let Some(b) = bias {
+            // the plane was just written: still in cache
+            for e in o.iter_mut() {
+                *e += b[c];
+            }
+        }
     };
     if threads <= 1 {
         let mut buf = Vec::new();
