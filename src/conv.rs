@@ -311,41 +311,63 @@ unsafe fn gemm_into<T: Real>(
 fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut [T]) {
     let (h, w, ow) = (p.h, p.w, p.ow);
     let tp = rows * ow;
-    let mut r = 0;
+    // Per kernel column j: the output columns lo..hi whose input column ox*sw + j*dw - pl lies
+    // in 0..w, and the first such input column.
+    let spans: Vec<(usize, usize, usize)> = (0..p.kw)
+        .map(|j| {
+            let off = (j * p.dw) as isize - p.pl as isize;
+            let lo = if off >= 0 {
+                0
+            } else {
+                ((-off) as usize).div_ceil(p.sw)
+            };
+            let hi = if (w as isize) > off {
+                (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
+            } else {
+                0
+            };
+            let hi = hi.max(lo);
+            (lo, hi, (lo as isize * p.sw as isize + off).max(0) as usize)
+        })
+        .collect();
+    // With a stride, each input row is first split into its `sw` phases (columns q, q + sw,
+    // ...), so that every kernel column copies a contiguous run instead of gathering.
+    let mut phases: Vec<T> = if p.sw > 1 {
+        vec![T::ZERO; w + p.sw]
+    } else {
+        Vec::new()
+    };
+    let plen = w.div_ceil(p.sw);
     for c in 0..p.cin_g() {
         let plane = &img[c * h * w..(c + 1) * h * w];
         for i in 0..p.kh {
-            for j in 0..p.kw {
-                let dst_row = &mut col[r * tp..(r + 1) * tp];
-                r += 1;
-                // Output columns whose input column ox*sw + j*dw - pl lies in 0..w.
-                let off = (j * p.dw) as isize - p.pl as isize;
-                let lo = if off >= 0 {
-                    0
-                } else {
-                    ((-off) as usize).div_ceil(p.sw)
-                };
-                let hi = if (w as isize) > off {
-                    (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
-                } else {
-                    0
-                };
-                for (y, dst) in dst_row.chunks_exact_mut(ow).enumerate() {
-                    let iy = ((oy0 + y) * p.sh + i * p.dh) as isize - p.pt as isize;
-                    if iy < 0 || iy >= h as isize || lo >= hi {
-                        dst.fill(T::ZERO);
-                        continue;
+            let r0 = (c * p.kh + i) * p.kw;
+            for y in 0..rows {
+                let iy = ((oy0 + y) * p.sh + i * p.dh) as isize - p.pt as isize;
+                if iy < 0 || iy >= h as isize {
+                    for j in 0..p.kw {
+                        col[(r0 + j) * tp + y * ow..(r0 + j) * tp + (y + 1) * ow].fill(T::ZERO);
                     }
-                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    continue;
+                }
+                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                if p.sw > 1 {
+                    for q in 0..p.sw {
+                        for (t, d) in phases[q * plen..(q + 1) * plen].iter_mut().enumerate() {
+                            *d = src.get(q + t * p.sw).copied().unwrap_or(T::ZERO);
+                        }
+                    }
+                }
+                for (j, &(lo, hi, x0)) in spans.iter().enumerate() {
+                    let dst = &mut col[(r0 + j) * tp + y * ow..(r0 + j) * tp + (y + 1) * ow];
                     dst[..lo].fill(T::ZERO);
                     dst[hi..].fill(T::ZERO);
-                    let x0 = (lo as isize * p.sw as isize + off) as usize;
                     if p.sw == 1 {
                         dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                     } else {
-                        for (d, s) in dst[lo..hi].iter_mut().zip(src[x0..].iter().step_by(p.sw)) {
-                            *d = *s;
-                        }
+                        let (q, s0) = (x0 % p.sw, x0 / p.sw);
+                        let ph = &phases[q * plen + s0..q * plen + s0 + (hi - lo)];
+                        dst[lo..hi].copy_from_slice(ph);
                     }
                 }
             }
