@@ -279,7 +279,15 @@ def bench_nn(rows: list, quick: bool) -> None:
                     )
             fwd["torch_ms"], fwd["vs_torch"] = t_tf * 1e3, t_tf / t_f
             bwd["torch_ms"], bwd["vs_torch"] = t_tb * 1e3, t_tb / t_b
-        for row in (fwd, bwd):
+        extra = []
+        if name.startswith("max"):
+            _, ind = rconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+            t_i = best(partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1, indices=ind), reps)
+            row = {"group": "nn", "case": f"{name} bwd, saved indices", "rconv_ms": t_i * 1e3}
+            if torch is not None:
+                row["torch_ms"], row["vs_torch"] = bwd["torch_ms"], bwd["torch_ms"] / 1e3 / t_i
+            extra.append(row)
+        for row in (fwd, bwd, *extra):
             rows.append(row)
             _print_row(row)
 

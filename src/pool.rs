@@ -714,6 +714,40 @@ pub fn adaptive_max_pool2d_backward<T: Real>(
     });
 }
 
+/// Max pooling backward from saved indices: `dx` (zero-filled here) accumulates each
+/// output's gradient at its index. An index outside the plane is a `ValueError`.
+pub fn max_pool2d_backward_indices<T: Real>(
+    dy: &[T],
+    indices: &[i64],
+    plane_out: usize,
+    dx: &mut [T],
+    plane_in: usize,
+    threads: usize,
+) -> Result<()> {
+    dx.fill(T::ZERO);
+    if plane_in == 0 || plane_out == 0 {
+        return Ok(());
+    }
+    let bad = std::sync::atomic::AtomicI64::new(-1);
+    run_planes(threads, dx, plane_in, |i, d| {
+        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let ix = &indices[i * plane_out..(i + 1) * plane_out];
+        for (&k, &gv) in ix.iter().zip(g) {
+            match usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
+                Some(e) => *e += gv,
+                None => bad.store(k, std::sync::atomic::Ordering::Relaxed),
+            }
+        }
+    });
+    match bad.into_inner() {
+        -1 => Ok(()),
+        k => Err(ConvError::value(
+            "max_pool2d_backward",
+            format!("indices holds {k}, outside the input plane of {plane_in} elements"),
+        )),
+    }
+}
+
 /// max_unpool2d: `out` (planes of `plane_out`, zero-filled here) receives `x[k]` at
 /// `indices[k]` of its plane. An index outside the plane is a `ValueError`.
 pub fn max_unpool2d<T: Real>(

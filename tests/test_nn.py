@@ -428,6 +428,11 @@ def test_max_pool2d_matches_reference(c):
             np.add.at(expect[ni, ci], want_ind[ni, ci].ravel(), g[ni, ci].ravel())
     expect = expect[:, :, :plane]
     close(gi, expect.reshape(x.shape), c["dtype"])
+    if (want_ind < c["h"] * c["w"]).all():
+        np.testing.assert_array_equal(rconv.max_pool2d_backward(g, x, *args, indices=ind), gi)
+    else:  # an empty window's seed index points past the plane: refused with indices
+        with pytest.raises(ValueError, match="max_pool2d_backward: indices holds"):
+            rconv.max_pool2d_backward(g, x, *args, indices=ind)
 
 
 @given(c=pool_cases, cip=st.booleans(), div=st.sampled_from([None, 1, 3, -2]))
@@ -717,6 +722,12 @@ def test_pool_errors_name_function_and_argument():
         rconv.avg_pool2d(x, 2, divisor_override=0)
     with pytest.raises(ValueError, match=r"max_pool2d_backward: grad_output has shape"):
         rconv.max_pool2d_backward(np.ones((1, 2, 2, 2)), x, 2)
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: indices has shape"):
+        rconv.max_pool2d_backward(np.ones((1, 2, 3, 3)), x, 2, indices=np.zeros((1, 2, 2, 2), int))
+    with pytest.raises(TypeError, match=r"max_pool2d_backward: indices must be an integer"):
+        rconv.max_pool2d_backward(np.ones((1, 2, 3, 3)), x, 2, indices=np.zeros((1, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: indices holds 99"):
+        rconv.max_pool2d_backward(np.ones((1, 2, 3, 3)), x, 2, indices=np.full((1, 2, 3, 3), 99))
     with pytest.raises(ValueError, match=r"avg_pool2d_backward: grad_output has shape"):
         rconv.avg_pool2d_backward(np.ones((1, 2, 2, 2)), x, 2)
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: output_size must be >= 0"):

@@ -121,6 +121,7 @@ def max_pool2d_backward(
     padding: _IntPair = 0,
     dilation: _IntPair = 1,
     ceil_mode: bool = False,
+    indices: Optional[ArrayLike] = None,
 ) -> np.ndarray: ...
 def max_unpool2d(
     input: ArrayLike,

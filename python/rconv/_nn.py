@@ -696,7 +696,14 @@ def max_pool2d(
 
 
 def max_pool2d_backward(
-    grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
+    grad_output,
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode=False,
+    indices=None,
 ):
     """Gradient of :func:`max_pool2d` with respect to its input.
 
@@ -708,6 +715,10 @@ def max_pool2d_backward(
         The forward input.
     kernel_size, stride, padding, dilation, ceil_mode
         As in :func:`max_pool2d`.
+    indices : array_like of int, optional
+        The indices ``max_pool2d(..., return_indices=True)`` returned for this input. With
+        them the gradient is a plain scatter (as torch's autograd does it); without them the
+        argmax of every window is recomputed from `input` (same result, slower).
 
     Returns
     -------
@@ -736,8 +747,31 @@ def max_pool2d_backward(
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, g)
     k, s, p, d = _pool_args(f, kernel_size, stride, padding, dilation)
+    if indices is not None:
+        ind = np.asarray(indices)
+        if ind.dtype.kind not in "iu":
+            raise TypeError(f"{f}: indices must be an integer array, got dtype {ind.dtype}")
+        ind = ind[None] if unbatched else ind
+        if ind.shape != g.shape:
+            raise ValueError(f"{f}: indices has shape {ind.shape}, expected {g.shape}")
+        # validates the pooling parameters and gives the output shape they imply
+        want = _pool_out_shape(f, x.shape, k, s, p, d, ceil_mode)
+        if g.shape != want:
+            raise ValueError(f"{f}: grad_output has shape {g.shape}, expected {want}")
+        gi = _rconv.max_pool2d_backward_indices(
+            _c(g, dt), np.ascontiguousarray(ind, dtype=np.int64), list(x.shape), f
+        )
+        return _unbatch(gi, unbatched)
     gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), k, s, p, d, bool(ceil_mode), f)
     return _unbatch(gi, unbatched)
+
+
+def _pool_out_shape(func, shape, k, s, p, d, ceil_mode):
+    """Output shape of max pooling `shape` (validated by pooling an empty batch)."""
+    out = _rconv.max_pool2d(
+        np.zeros((0, 0) + tuple(shape[2:]), np.float32), k, s, p, d, bool(ceil_mode), False, func
+    )[0]
+    return tuple(shape[:2]) + tuple(out.shape[2:])
 
 
 def _unpool_size(func, x_shape, k, s, p, output_size):

@@ -75,6 +75,9 @@ def max_pool2d_backward(
     ceil_mode: bool,
     func: str,
 ) -> np.ndarray: ...
+def max_pool2d_backward_indices(
+    grad_output: np.ndarray, indices: np.ndarray, input_shape: Sequence[int], func: str
+) -> np.ndarray: ...
 def avg_pool2d(
     x: np.ndarray,
     kernel: _Pair,

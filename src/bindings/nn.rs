@@ -24,6 +24,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv2d_backward_weight, m)?)?;
     m.add_function(wrap_pyfunction!(max_pool2d, m)?)?;
     m.add_function(wrap_pyfunction!(max_pool2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(max_pool2d_backward_indices, m)?)?;
     m.add_function(wrap_pyfunction!(avg_pool2d, m)?)?;
     m.add_function(wrap_pyfunction!(avg_pool2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(adaptive_avg_pool2d, m)?)?;
@@ -310,6 +311,33 @@ fn max_pool2d_backward<'py>(
         Ok(with_output::<T, _>(py, p.input_shape(), |o| {
             pool::max_pool2d_backward(&p, xs, gs, o, nt);
             Ok(())
+        })?.into_any())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (grad_output, indices, input_shape, func))]
+fn max_pool2d_backward_indices<'py>(
+    py: Python<'py>,
+    grad_output: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    input_shape: [usize; 4],
+    func: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let dt = real_dtype(func, "grad_output", grad_output)?;
+    dispatch_real!(dt, T => {
+        let ga = extract4::<T>(func, "grad_output", grad_output)?;
+        let ia = extract4::<i64>(func, "indices", indices)?;
+        let g = shape4(&ga);
+        check_shape(func, "indices", shape4(&ia), g)?;
+        if g[0] != input_shape[0] || g[1] != input_shape[1] {
+            return Err(ConvError::value(func, format!("grad_output has shape {g:?}, input {input_shape:?}")).into());
+        }
+        let gs = slice_of(func, "grad_output", &ga)?;
+        let is = slice_of(func, "indices", &ia)?;
+        let nt = threads::get_num_threads();
+        Ok(with_output::<T, _>(py, input_shape, |o| {
+            pool::max_pool2d_backward_indices(gs, is, g[2] * g[3], o, input_shape[2] * input_shape[3], nt)
         })?.into_any())
     })
 }
