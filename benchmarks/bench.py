@@ -51,13 +51,20 @@ try:
     cv2.setNumThreads(THREADS)
 except ImportError:  # pragma: no cover
     cv2 = None
-try:
-    import torch
-    import torch.nn.functional as F
+torch = F = None
 
-    torch.set_num_threads(THREADS)
-except ImportError:  # pragma: no cover - torch is optional and large
-    torch = None
+
+def _import_torch() -> None:
+    """Import torch only for the nn section: its import (OpenMP/oneDNN thread pools) slowed
+    the memory-bound float64 signal cases by up to 2x when it happened first."""
+    global torch, F
+    try:
+        import torch as _torch
+        import torch.nn.functional as _F
+    except ImportError:  # pragma: no cover - torch is optional and large
+        return
+    _torch.set_num_threads(THREADS)
+    torch, F = _torch, _F
 
 
 def best(f, reps: int) -> float:
@@ -352,6 +359,7 @@ def main() -> None:
     if ARGS.only in (None, "signal"):
         bench_signal(rows, ARGS.quick)
     if ARGS.only in (None, "nn"):
+        _import_torch()
         if torch is None:
             print("\n(torch is not importable: the nn rows have no torch column)")
         bench_nn(rows, ARGS.quick)

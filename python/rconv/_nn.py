@@ -379,6 +379,11 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     --------
     conv2d_backward : All three gradients at once.
 
+    Notes
+    -----
+    ``dX[n, g C_g + c, y s + i d - p, x s + j d - p] += sum_o W[o, c, i, j] dY[n, o, y, x]``
+    (the adjoint of :func:`conv2d`), computed as ``col2im(W^T dY)``.
+
     Examples
     --------
     >>> import numpy as np
@@ -423,6 +428,11 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         Inconsistent shapes (see :func:`conv2d_backward`).
     TypeError
         Unsupported dtype, non-integer parameters.
+
+    Notes
+    -----
+    ``dW[o, c, i, j] = sum_{n, y, x} dY[n, o, y, x] X_p[n, g C_g + c, y s + i d, x s + j d]``
+    with ``X_p`` the zero-padded input, computed as per-thread partial GEMMs ``dY col^T``.
 
     Examples
     --------
@@ -586,6 +596,12 @@ def conv_transpose2d_backward(
     TypeError
         Unsupported dtype, non-integer parameters.
 
+    Notes
+    -----
+    ``grad_input = conv2d(grad_output, weight)`` with the same stride, padding, dilation and
+    groups; ``grad_weight`` is the weight gradient of that convolution with the roles of input
+    and output exchanged; ``grad_bias = sum(grad_output)`` over batch and space.
+
     Examples
     --------
     >>> import numpy as np
@@ -733,6 +749,11 @@ def max_pool2d_backward(
     TypeError
         Unsupported dtype, non-integer parameters.
 
+    Notes
+    -----
+    ``dX[n, c, argmax(window)] += dY[n, c, y, x]`` for every output; the argmax follows the
+    rule of :func:`max_pool2d` (first maximum in row-major order, NaN wins).
+
     Examples
     --------
     >>> import numpy as np
@@ -824,6 +845,11 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         An index outside the output plane, an output_size out of range, mismatched shapes.
     TypeError
         Unsupported dtype, non-integer indices.
+
+    Notes
+    -----
+    ``out[n, c].flat[indices[n, c, y, x]] = input[n, c, y, x]``; positions not named by an
+    index are zero.
 
     Examples
     --------
@@ -956,6 +982,11 @@ def avg_pool2d_backward(
     TypeError
         Unsupported dtype, non-integer parameters.
 
+    Notes
+    -----
+    ``dX[window] += dY[n, c, y, x] / divisor`` for every output, with the divisor of the
+    forward pass.
+
     Examples
     --------
     >>> import numpy as np
@@ -1015,6 +1046,11 @@ def adaptive_avg_pool2d(input, output_size):
     TypeError
         Unsupported dtype, non-integer sizes.
 
+    Notes
+    -----
+    ``out[i, j] = mean(x[floor(i H / OH) : ceil((i + 1) H / OH),
+    floor(j W / OW) : ceil((j + 1) W / OW)])``; windows may overlap.
+
     Examples
     --------
     >>> import numpy as np
@@ -1050,6 +1086,10 @@ def adaptive_avg_pool2d_backward(grad_output, input):
         Shapes that do not match.
     TypeError
         Unsupported dtype.
+
+    Notes
+    -----
+    Each output's gradient is divided by its window's size and added to the window.
 
     Examples
     --------
@@ -1093,6 +1133,11 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     TypeError
         Unsupported dtype, non-integer sizes.
 
+    Notes
+    -----
+    The windows of :func:`adaptive_avg_pool2d`; the maximum and its index follow the rule of
+    :func:`max_pool2d`.
+
     Examples
     --------
     >>> import numpy as np
@@ -1131,6 +1176,10 @@ def adaptive_max_pool2d_backward(grad_output, input):
         Shapes that do not match.
     TypeError
         Unsupported dtype.
+
+    Notes
+    -----
+    ``dX[n, c, argmax(window)] += dY[n, c, i, j]``.
 
     Examples
     --------
