@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import _nn, _signal, _threads
+from rconv import _nn, _signal, _threads, kernels, nn
 
 
 def test_public_api():
@@ -24,7 +24,7 @@ def test_public_api():
 
 
 def test_docstring_examples_run():
-    for mod in (_signal, _threads, _nn):
+    for mod in (_signal, _threads, _nn, kernels, nn):
         failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert attempted > 0 and failed == 0, mod.__name__
 

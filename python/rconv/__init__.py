@@ -11,8 +11,17 @@ set_num_threads, get_num_threads
 conv2d, conv_transpose2d, max_pool2d, avg_pool2d, adaptive pools, max_unpool2d
     CNN layers with ``torch.nn.functional`` semantics (NCHW), each with its backward function
     (``*_backward``, ``conv2d_input``, ``conv2d_weight``, ``corr2d_backward``).
+
+Submodules
+----------
+kernels
+    The classic 3x3 kernels by name and ``gaussian(size, sigma)``.
+nn
+    Layers with forward/backward (Conv2d, MaxPool2d, Linear, ...) and SGD, for training
+    small CNNs from scratch.
 """
 
+from . import kernels, nn
 from ._nn import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -57,5 +66,7 @@ __all__ = [
     "corr2d",
     "correlate2d",
     "get_num_threads",
+    "kernels",
+    "nn",
     "set_num_threads",
 ]

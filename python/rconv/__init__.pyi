@@ -5,6 +5,9 @@ from typing import Literal, Optional, Sequence, Tuple, Union, overload
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import kernels as kernels
+from . import nn as nn
+
 __version__: str
 
 _Mode = Literal["full", "valid", "same"]
