@@ -97,6 +97,15 @@ class Conv2d(Module):
         Source of the initial weights (default: a new unseeded generator).
     dtype : dtype, optional
         float32 (default) or float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> conv = nn.Conv2d(3, 8, 3, padding=1, rng=np.random.default_rng(0))
+    >>> y = conv.forward(np.ones((2, 3, 5, 5), np.float32))
+    >>> y.shape, conv.backward(np.ones_like(y)).shape, conv.grads()["weight"].shape
+    ((2, 8, 5, 5), (2, 3, 5, 5), (8, 3, 3, 3))
     """
 
     def __init__(
@@ -161,7 +170,22 @@ class Conv2d(Module):
 
 class MaxPool2d(Module):
     """Max pooling (``torch.nn.MaxPool2d``); the backward pass scatters through the indices
-    saved by the forward pass."""
+    saved by the forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> pool = nn.MaxPool2d(2)
+    >>> pool.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         self.conf = dict(
@@ -184,7 +208,16 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling (``torch.nn.AvgPool2d``)."""
+    """Average pooling (``torch.nn.AvgPool2d``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> nn.AvgPool2d(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
 
     def __init__(
         self,
@@ -214,7 +247,16 @@ class AvgPool2d(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``; the gradient passes where the input was positive."""
+    """``max(x, 0)``; the gradient passes where the input was positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> relu = nn.ReLU()
+    >>> relu.forward(np.array([-1.0, 2.0])), relu.backward(np.array([5.0, 5.0]))
+    (array([0., 2.]), array([0., 5.]))
+    """
 
     def __init__(self):
         self._mask = None
@@ -228,7 +270,15 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    """Flatten every axis after the first (``torch.nn.Flatten``)."""
+    """Flatten every axis after the first (``torch.nn.Flatten``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> nn.Flatten().forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
 
     def __init__(self):
         self._shape = None
@@ -243,7 +293,16 @@ class Flatten(Module):
 
 class Linear(Module):
     """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``, ``weight``
-    ``(out, in)``, ``bias`` ``(out,)``."""
+    ``(out, in)``, ``bias`` ``(out,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> lin = nn.Linear(4, 2, rng=np.random.default_rng(0))
+    >>> lin.forward(np.ones((3, 4), np.float32)).shape, lin.params()["weight"].shape
+    ((3, 2), (2, 4))
+    """
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
         rng = np.random.default_rng() if rng is None else rng
@@ -271,7 +330,16 @@ class Linear(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order; parameter names are ``"<index>.<name>"`` as in torch."""
+    """Layers applied in order; parameter names are ``"<index>.<name>"`` as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
+    >>> sorted(net.params()), net.forward(np.ones((2, 1, 2, 2), np.float32)).shape
+    (['1.bias', '1.weight'], (2, 3))
+    """
 
     def __init__(self, *layers: Module):
         self.layers = list(layers)
@@ -310,6 +378,17 @@ class CrossEntropyLoss:
     ``forward(logits, targets)`` takes ``(N, classes)`` scores and ``(N,)`` integer labels
     and returns the mean loss; ``backward()`` returns its gradient with respect to the logits,
     ``(softmax(logits) - onehot(targets)) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> loss = nn.CrossEntropyLoss()
+    >>> round(loss.forward(np.zeros((2, 4)), np.array([1, 3])), 6) == round(np.log(4), 6)
+    True
+    >>> loss.backward()
+    array([[ 0.125, -0.375,  0.125,  0.125],
+           [ 0.125,  0.125,  0.125, -0.375]])
     """
 
     def __init__(self):
@@ -353,6 +432,17 @@ class SGD:
         Default 0.
     weight_decay : float, optional
         L2 penalty, default 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[2.0]])
+    >>> nn.SGD(lin, lr=0.1).step()
+    >>> lin.weight
+    array([[0.8]])
     """
 
     def __init__(self, model: Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
