@@ -326,6 +326,7 @@ fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut
             } else {
                 0
             };
+            let lo = lo.min(ow); // a tap left of every window (large padding, narrow input)
             let hi = hi.max(lo);
             (lo, hi, (lo as isize * p.sw as isize + off).max(0) as usize)
         })
@@ -362,6 +363,9 @@ fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut
                     let dst = &mut col[(r0 + j) * tp + y * ow..(r0 + j) * tp + (y + 1) * ow];
                     dst[..lo].fill(T::ZERO);
                     dst[hi..].fill(T::ZERO);
+                    if hi == lo {
+                        continue; // no window reaches this kernel column
+                    }
                     if p.sw == 1 {
                         dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                     } else {

@@ -16,7 +16,12 @@ settings.register_profile(
 settings.register_profile(
     "dev", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile(
+    "deep", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(
+    os.environ.get("RCONV_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 FLOAT_DTYPES = [np.float32, np.float64]

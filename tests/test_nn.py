@@ -198,6 +198,20 @@ def test_conv2d_matches_reference(c):
     np.testing.assert_allclose(gb, g64.sum(axis=(0, 2, 3)), rtol=tol, atol=tol * scale)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_padding_wider_than_input(dtype):
+    # regression: a kernel column left of every window (padding 'same' with dilation on a
+    # one-pixel-wide input) once indexed past the im2col row
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 3, 2, 1)).astype(dtype)
+    w = rng.standard_normal((3, 1, 2, 4)).astype(dtype)
+    kw = dict(padding="same", dilation=(1, 2), groups=3)
+    out = rconv.conv2d(x, w, **kw)
+    close(out, ref.conv2d(x, w, None, (1, 1), (0, 1, 3, 3), (1, 2), 3), dtype)
+    gi, gw, _ = rconv.conv2d_backward(np.ones_like(out), x, w, **kw)
+    assert gi.shape == x.shape and gw.shape == w.shape
+
+
 def _fd_case(n, groups, cg, og, h, w, k, stride, padding, dilation, padding_mode="zeros"):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, cg * groups, h, w))
