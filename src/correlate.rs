@@ -224,7 +224,7 @@ fn full_len(m: usize, k: usize) -> usize {
 ///
 /// correlate2d conjugates the kernel (and after the 'valid' swap reverses both inputs, which is
 /// the same as reversing the output); convolve2d flips it; corr2d uses it as it is.
-fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<T> {
+pub(crate) fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<T> {
     let (kh, kw) = kernel.dim();
     let mut k = Vec::with_capacity(kh * kw);
     for a in 0..kh {
@@ -253,6 +253,58 @@ const STREAM_BYTES: usize = 8 << 20;
 /// Output rows computed together by the two-row kernel.
 const PAIR: usize = 2;
 
+/// Write row `v` of `image` extended by `boundary` (virtual coordinates: row `v`, columns
+/// `shift .. shift + dst.len()`, either may lie outside the image) into `dst`.
+pub fn extend_row<T: Elem>(
+    image: &ArrayView2<T>,
+    boundary: Boundary,
+    fill: T,
+    v: isize,
+    shift: isize,
+    dst: &mut [T],
+) {
+    let (h, w) = image.dim();
+    let src_row = if h == 0 { None } else { boundary.map(v, h) };
+    let Some(ri) = src_row else {
+        dst.fill(fill);
+        return;
+    };
+    let row = image.row(ri);
+    let ext_col = |v: isize| -> T {
+        if w == 0 {
+            return fill;
+        }
+        match boundary.map(v, w) {
+            Some(c) => row[c],
+            None => fill,
+        }
+    };
+    // dst[c] holds image column c + shift; the part with 0 <= c + shift < w is a copy.
+    let len = dst.len() as isize;
+    let lo = (-shift).clamp(0, len) as usize;
+    let hi = (w as isize - shift).clamp(0, len) as usize;
+    for (c, d) in dst[..lo].iter_mut().enumerate() {
+        *d = ext_col(c as isize + shift);
+    }
+    if hi > lo {
+        let s0 = (lo as isize + shift) as usize;
+        let s1 = s0 + (hi - lo);
+        match row.as_slice() {
+            Some(src) => dst[lo..hi].copy_from_slice(&src[s0..s1]),
+            None => {
+                let src = row.slice(ndarray::s![s0..s1]);
+                for (d, s) in dst[lo..hi].iter_mut().zip(src.iter()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    let tail = hi.max(lo);
+    for (c, d) in dst.iter_mut().enumerate().skip(tail) {
+        *d = ext_col(c as isize + shift);
+    }
+}
+
 /// Everything one block of output rows needs; `ring` holds `kh + 1` extended input rows of
 /// `row_len` elements, row `r` of the extended image at slot `r % (kh + 1)`.
 struct RowCtx<'a, 'b, T> {
@@ -278,54 +330,14 @@ impl<T: Elem> RowCtx<'_, '_, T> {
     /// Write extended row `r` (virtual row `r - top`), columns `c0..c0 + dst.len()` of the
     /// extended image (virtual columns shifted by `left`), into `dst`.
     fn build_row(&self, r: usize, c0: usize, dst: &mut [T]) {
-        let (h, w) = self.image.dim();
-        let v = r as isize - self.top as isize;
-        let src_row = if h == 0 {
-            None
-        } else {
-            self.boundary.map(v, h)
-        };
-        let Some(ri) = src_row else {
-            dst.fill(self.fill);
-            return;
-        };
-        let row = self.image.row(ri);
-        // dst[c] holds image column c + shift; the part with 0 <= c + shift < w is a copy.
-        let shift = c0 as isize - self.left as isize;
-        let len = dst.len() as isize;
-        let lo = (-shift).clamp(0, len) as usize;
-        let hi = (w as isize - shift).clamp(0, len) as usize;
-        for (c, d) in dst[..lo].iter_mut().enumerate() {
-            *d = self.ext_col(&row, c as isize + shift, w);
-        }
-        if hi > lo {
-            let s0 = (lo as isize + shift) as usize;
-            let s1 = s0 + (hi - lo);
-            match row.as_slice() {
-                Some(src) => dst[lo..hi].copy_from_slice(&src[s0..s1]),
-                None => {
-                    let src = row.slice(ndarray::s![s0..s1]);
-                    for (d, s) in dst[lo..hi].iter_mut().zip(src.iter()) {
-                        *d = *s;
-                    }
-                }
-            }
-        }
-        let tail = hi.max(lo);
-        for (c, d) in dst.iter_mut().enumerate().skip(tail) {
-            *d = self.ext_col(&row, c as isize + shift, w);
-        }
-    }
-
-    #[inline]
-    fn ext_col(&self, row: &ndarray::ArrayView1<T>, v: isize, w: usize) -> T {
-        if w == 0 {
-            return self.fill;
-        }
-        match self.boundary.map(v, w) {
-            Some(c) => row[c],
-            None => self.fill,
-        }
+        extend_row(
+            self.image,
+            self.boundary,
+            self.fill,
+            r as isize - self.top as isize,
+            c0 as isize - self.left as isize,
+            dst,
+        );
     }
 
     /// Compute output rows `first..first + out.len() / ow` into `out`, one column strip at a

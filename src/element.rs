@@ -5,6 +5,10 @@
 
 use num_complex::Complex;
 
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::correlate::Corr2dParams;
+use crate::error::{ConvError, Result};
 use crate::kernels::{self, Geometry};
 
 /// A scalar type a kernel can accumulate in.
@@ -19,6 +23,21 @@ pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     /// Types with explicit SIMD kernels override this.
     fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
         kernels::generic_rows_best(g, out0, out1)
+    }
+    /// The FFT engine for this type (real floats only; the binding layer computes integers
+    /// and complex numbers through float64/real FFTs).
+    fn correlate_fft(
+        image: ArrayView2<Self>,
+        kernel: ArrayView2<Self>,
+        p: &Corr2dParams,
+        fill: Self,
+        out: ArrayViewMut2<Self>,
+        threads: usize,
+    ) -> Result<()> {
+        let _ = (image, kernel, p, fill, out, threads);
+        Err(ConvError::Type(
+            "internal: method='fft' computes in float32 or float64 only".into(),
+        ))
     }
 }
 
@@ -47,6 +66,16 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn conj(self) -> Self { self }
+            fn correlate_fft(
+                image: ArrayView2<Self>,
+                kernel: ArrayView2<Self>,
+                p: &Corr2dParams,
+                fill: Self,
+                out: ArrayViewMut2<Self>,
+                threads: usize,
+            ) -> Result<()> {
+                crate::fft::correlate_fft(image, kernel, p, fill, out, threads)
+            }
             fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
                 #[cfg(target_arch = "x86_64")]
                 if kernels::has_avx2_fma() {

@@ -11,6 +11,7 @@ pub mod correlate;
 pub mod dtype;
 pub mod element;
 pub mod error;
+pub mod fft;
 pub mod kernels;
 pub mod pool;
 pub mod real;

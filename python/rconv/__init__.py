@@ -41,7 +41,7 @@ from ._nn import (
     max_unpool2d,
 )
 from ._rconv import __version__
-from ._signal import convolve2d, corr2d, correlate2d
+from ._signal import choose_conv_method, convolve2d, corr2d, correlate2d
 from ._threads import get_num_threads, set_num_threads
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "adaptive_max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "choose_conv_method",
     "conv2d",
     "conv2d_backward",
     "conv2d_input",

@@ -14,12 +14,16 @@ _Mode = Literal["full", "valid", "same"]
 _Boundary = Literal["fill", "pad", "symm", "symmetric", "wrap", "circular"]
 _Scalar = Union[int, float, complex, np.generic]
 
+_Method = Literal["auto", "direct", "fft"]
+
 def correlate2d(
     in1: ArrayLike,
     in2: ArrayLike,
     mode: _Mode = "full",
     boundary: _Boundary = "fill",
     fillvalue: _Scalar = 0,
+    *,
+    method: _Method = "auto",
 ) -> np.ndarray: ...
 def convolve2d(
     in1: ArrayLike,
@@ -27,7 +31,12 @@ def convolve2d(
     mode: _Mode = "full",
     boundary: _Boundary = "fill",
     fillvalue: _Scalar = 0,
+    *,
+    method: _Method = "auto",
 ) -> np.ndarray: ...
+def choose_conv_method(
+    in1: ArrayLike, in2: ArrayLike, mode: _Mode = "full"
+) -> Literal["direct", "fft"]: ...
 def corr2d(x: ArrayLike, k: ArrayLike) -> np.ndarray: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -80,11 +80,89 @@ def _check_str(func: str, name: str, value: Any, allowed: str) -> str:
     return value
 
 
-def _run(func: str, op: str, in1: Any, in2: Any, mode: Any, boundary: Any, fillvalue: Any):
+_METHODS = ("auto", "direct", "fft")
+# Measured on the development machine: one unit of the FFT cost model takes about this many
+# times one multiply-add of the direct kernels (float32, float64).
+_FFT_FACTOR = {4: 6.0, 8: 5.5}
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` in slices, without a full-size temporary."""
+    step = max(1, (1 << 20) // max(1, a.shape[1] if a.ndim == 2 else 1))
+    return all(bool(np.isfinite(a[i : i + step]).all()) for i in range(0, a.shape[0], step))
+
+
+def _choose(func, op, a1, a2, dt, mode, fill, boundary) -> str:
+    """'fft' or 'direct': direct for integers and whenever an input holds NaN or Inf (an FFT
+    would smear them over the whole output), else whichever the cost model finds cheaper."""
+    if dt.kind not in "fc":
+        return "direct"
+    direct, fft = _rconv.method_costs(a1.shape, a2.shape, mode, op, func)
+    real_size = dt.itemsize // (2 if dt.kind == "c" else 1)
+    if fft * _FFT_FACTOR[real_size] >= direct:
+        return "direct"
+    fill_ok = boundary not in ("fill", "pad") or bool(np.isfinite(fill))
+    if not (fill_ok and _all_finite(a1) and _all_finite(a2)):
+        return "direct"
+    return "fft"
+
+
+def _fft_integer(func, op, a1, a2, fill, mode, boundary, dt):
+    """Integer inputs through a float64 FFT, rounded back: exact while every partial sum
+    stays below 2**52 (refused otherwise), then wrapped to the dtype like the direct path."""
+    amax = max(float(np.abs(a1).max(initial=0)), float(np.abs(fill)))
+    bmax = float(np.abs(a2).max(initial=0))
+    if amax * bmax * min(a1.size, a2.size) >= 2.0**52:
+        raise ValueError(
+            f"{func}: method='fft' with integer inputs would be inexact (products up to "
+            f"{amax:.3g} * {bmax:.3g} over {min(a1.size, a2.size)} terms exceed 2**52); "
+            "use method='direct'"
+        )
+    f64 = np.dtype(np.float64)
+    out = _rconv.correlate2d(
+        a1.astype(f64), a2.astype(f64), fill.astype(f64), mode, boundary, op, func, "fft"
+    )
+    return np.rint(out).astype(np.int64).astype(dt)
+
+
+def _fft_complex(func, op, a1, a2, fill, mode, boundary, dt):
+    """Complex correlation as four real FFT correlations (the map is bilinear). correlate2d
+    conjugates the operand that ends up as the kernel, which is in1 after the 'valid' swap."""
+    rdt = np.dtype(np.float32 if dt == np.complex64 else np.float64)
+    swapped = mode == "valid" and not (a1.shape[0] >= a2.shape[0] and a1.shape[1] >= a2.shape[1])
+    if op == "correlate":
+        if swapped:
+            a1 = np.conj(a1)
+        else:
+            a2 = np.conj(a2)
+    fr, fi = np.array(fill.real, rdt), np.array(fill.imag, rdt)
+
+    def real(x, y, f):
+        return _rconv.correlate2d(
+            np.ascontiguousarray(x, rdt),
+            np.ascontiguousarray(y, rdt),
+            f,
+            mode,
+            boundary,
+            op,
+            func,
+            "fft",
+        )
+
+    re = real(a1.real, a2.real, fr) - real(a1.imag, a2.imag, fi)
+    im = real(a1.real, a2.imag, fr) + real(a1.imag, a2.real, fi)
+    out = np.empty(re.shape, dt)
+    out.real, out.imag = re, im
+    return out
+
+
+def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct"):
     mode = _check_str(func, "mode", mode, "'valid', 'same', 'full'")
     boundary = _check_str(
         func, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
     )
+    if method not in _METHODS:
+        raise ValueError(f"{func}: method must be 'auto', 'direct' or 'fft', got {method!r}")
     a1 = _as_2d(func, "in1", in1)
     a2 = _as_2d(func, "in2", in2)
     dt = _result_dtype(func, a1, a2)
@@ -92,10 +170,59 @@ def _run(func: str, op: str, in1: Any, in2: Any, mode: Any, boundary: Any, fillv
     # astype(copy=False) copies only when the dtype changes; any strides are fine otherwise.
     a1 = a1.astype(dt, copy=False)
     a2 = a2.astype(dt, copy=False)
-    return _rconv.correlate2d(a1, a2, fill, mode, boundary, op, func)
+    if method == "auto":
+        method = _choose(func, op, a1, a2, dt, mode, fill, boundary)
+    if method == "fft" and dt.kind in "iu":
+        return _fft_integer(func, op, a1, a2, fill, mode, boundary, dt)
+    if method == "fft" and dt.kind == "c":
+        return _fft_complex(func, op, a1, a2, fill, mode, boundary, dt)
+    return _rconv.correlate2d(a1, a2, fill, mode, boundary, op, func, method)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+def choose_conv_method(in1, in2, mode="full"):
+    """The method ``method='auto'`` picks for :func:`correlate2d`/:func:`convolve2d`.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The inputs, as for :func:`correlate2d`.
+    mode : {'full', 'valid', 'same'}, optional
+        Output size.
+
+    Returns
+    -------
+    method : {'direct', 'fft'}
+        'direct' for integer (and bool-like) dtypes and whenever an input holds NaN or Inf
+        (an FFT would spread them over the whole output); otherwise the cheaper of the two by
+        a cost model measured on the development machine (direct: one multiply-add per kernel
+        tap and output; FFT: overlap-save tiles of about eight kernel lengths).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`correlate2d` for bad shapes, modes and dtypes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> img = np.zeros((1024, 1024))
+    >>> rconv.choose_conv_method(img, np.ones((3, 3)), "same")
+    'direct'
+    >>> rconv.choose_conv_method(img, np.ones((63, 63)), "same")
+    'fft'
+    >>> rconv.choose_conv_method(img.astype(int), np.ones((63, 63), int), "same")
+    'direct'
+    """
+    f = "choose_conv_method"
+    mode = _check_str(f, "mode", mode, "'valid', 'same', 'full'")
+    a1 = _as_2d(f, "in1", in1)
+    a2 = _as_2d(f, "in2", in2)
+    dt = _result_dtype(f, a1, a2)
+    return _choose(f, "correlate", a1, a2, dt, mode, np.zeros((), dt), "fill")
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
     """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
 
     Parameters
@@ -118,6 +245,15 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
         reflection or wrap.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
+    method : {'auto', 'direct', 'fft'}, optional, keyword-only
+        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
+        (overlap-save tiles; float rounding spreads over the output: errors stay below
+        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
+        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
+        output's scale; integers are computed in float64
+        and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
+        picks the faster, staying direct for integers and for inputs holding NaN or Inf.
+        See :func:`choose_conv_method`.
 
     Returns
     -------
@@ -161,10 +297,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
            [2, 5, 3],
            [3, 2, 5]])
     """
-    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue)
+    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
     """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -181,6 +317,15 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
         How `in1` is extended beyond its edges; see :func:`correlate2d`.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
+    method : {'auto', 'direct', 'fft'}, optional, keyword-only
+        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
+        (overlap-save tiles; float rounding spreads over the output: errors stay below
+        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
+        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
+        output's scale; integers are computed in float64
+        and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
+        picks the faster, staying direct for integers and for inputs holding NaN or Inf.
+        See :func:`choose_conv_method`.
 
     Returns
     -------
@@ -217,7 +362,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
            [2, 4, 3],
            [2, 3, 4]])
     """
-    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue)
+    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method)
 
 
 def corr2d(x, k):

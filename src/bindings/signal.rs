@@ -14,6 +14,7 @@ use crate::threads;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(method_costs, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add("MAX_THREADS", threads::MAX_THREADS)?;
     Ok(())
@@ -35,7 +36,7 @@ fn as_array<'py>(
 /// `op` one of "correlate", "convolve", "corr2d"; `func` names the public function in errors.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (in1, in2, fillvalue, mode, boundary, op, func))]
+#[pyo3(signature = (in1, in2, fillvalue, mode, boundary, op, func, method="direct"))]
 fn correlate2d<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
@@ -45,7 +46,17 @@ fn correlate2d<'py>(
     boundary: &str,
     op: &str,
     func: &str,
+    method: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let fft = match method {
+        "direct" => false,
+        "fft" => true,
+        _ => {
+            return Err(
+                ConvError::value(func, format!("internal: unknown method {method:?}")).into(),
+            )
+        }
+    };
     let op = match op {
         "correlate" => Op::Correlate,
         "convolve" => Op::Convolve,
@@ -79,7 +90,7 @@ fn correlate2d<'py>(
         (in1, in2)
     };
     let nthreads = threads::get_num_threads();
-    dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func))
+    dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func, fft))
 }
 
 fn run_correlate<'py, T: Elem + numpy::Element>(
@@ -90,6 +101,7 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
     params: &Corr2dParams,
     nthreads: usize,
     func: &str,
+    fft: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let image: PyReadonlyArray2<T> = image.extract()?;
     let kernel: PyReadonlyArray2<T> = kernel.extract()?;
@@ -105,9 +117,38 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
         let out_view = out_rw.as_array_mut();
         let img = image.as_array();
         let ker = kernel.as_array();
-        py.detach(|| correlate(img, ker, params, fill, out_view, nthreads))?;
+        if fft {
+            py.detach(|| T::correlate_fft(img, ker, params, fill, out_view, nthreads))?;
+        } else {
+            py.detach(|| correlate(img, ker, params, fill, out_view, nthreads))?;
+        }
     }
     Ok(out.into_any())
+}
+
+/// Estimated costs `(direct, fft)` of one correlation (validated like the call itself).
+#[pyfunction]
+#[pyo3(signature = (in1_shape, in2_shape, mode, op, func))]
+fn method_costs(
+    in1_shape: (usize, usize),
+    in2_shape: (usize, usize),
+    mode: &str,
+    op: &str,
+    func: &str,
+) -> PyResult<(f64, f64)> {
+    let op = match op {
+        "convolve" => Op::Convolve,
+        "corr2d" => Op::Corr2d,
+        _ => Op::Correlate,
+    };
+    let mode = Mode::parse(func, mode)?;
+    let p = Corr2dParams::new(func, in1_shape, in2_shape, mode, Boundary::Fill, op)?;
+    let (oh, ow) = p.out_shape();
+    let (kh, kw) = p.kernel;
+    Ok((
+        crate::fft::direct_cost(oh, ow, kh, kw),
+        crate::fft::fft_cost(oh, ow, kh, kw),
+    ))
 }
 
 /// Set the number of threads rconv uses (`n >= 1`).

@@ -1,0 +1,286 @@
+//! FFT correlation (`method='fft'`): overlap-save over output tiles, with the same semantics
+//! as the direct engine (every mode and boundary: each tile's input is gathered through the
+//! boundary extension, then transformed).
+//!
+//! Memory stays close to input + output: one FFT tile of scratch per task and the kernel's
+//! spectrum. Real inputs use real-to-complex transforms (`realfft`) along rows and complex
+//! transforms (`rustfft`) along columns.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use rustfft::{Fft, FftPlanner};
+
+use crate::correlate::{effective_kernel, extend_row, Boundary, Corr2dParams};
+use crate::error::{ConvError, Result};
+use crate::real::{Real, SyncPtr};
+
+/// Float types the FFT engine computes in.
+pub trait FftReal: Real + realfft::FftNum {}
+impl FftReal for f32 {}
+impl FftReal for f64 {}
+
+/// Smallest `2^a 3^b 5^c >= n` (sizes rustfft transforms fastest).
+pub fn next_fast_len(n: usize) -> usize {
+    let mut best = n.max(1).next_power_of_two();
+    let mut p5 = 1;
+    while p5 < best {
+        let mut p35 = p5;
+        while p35 < best {
+            let mut m = p35;
+            while m < n {
+                m *= 2;
+            }
+            best = best.min(m);
+            p35 *= 3;
+        }
+        p5 *= 5;
+    }
+    best
+}
+
+/// FFT tile size along one axis for a kernel of length `k` and an output of length `out`:
+/// a power of two about eight kernel lengths (so that most of each tile is valid output),
+/// or a single fast-length tile when the whole axis fits.
+pub fn tile_len(k: usize, out: usize) -> usize {
+    let whole = next_fast_len(out + k - 1);
+    let tiled = (8 * k.max(2)).next_power_of_two().clamp(64, 1024);
+    if whole <= tiled {
+        whole
+    } else {
+        tiled
+    }
+}
+
+/// Estimated cost (arbitrary units calibrated against the direct kernels' units) of the FFT
+/// path for an `(oh, ow)` output and a `(kh, kw)` kernel.
+pub fn fft_cost(oh: usize, ow: usize, kh: usize, kw: usize) -> f64 {
+    if oh == 0 || ow == 0 || kh == 0 || kw == 0 {
+        return 0.0;
+    }
+    let fh = tile_len(kh, oh);
+    let fw = tile_len(kw, ow);
+    let tiles = oh.div_ceil(fh + 1 - kh) * ow.div_ceil(fw + 1 - kw);
+    let n = (fh * fw) as f64;
+    // forward + inverse 2-D transforms per tile (the kernel's once), plus the gather/copy
+    tiles as f64 * n * (2.0 * n.log2() + 6.0) + n * n.log2()
+}
+
+/// Estimated cost of the direct path (same units): one multiply-add per tap and output.
+pub fn direct_cost(oh: usize, ow: usize, kh: usize, kw: usize) -> f64 {
+    (oh * ow) as f64 * (kh * kw) as f64
+}
+
+struct Plans<T: FftReal> {
+    r2c: Arc<dyn RealToComplex<T>>,
+    c2r: Arc<dyn ComplexToReal<T>>,
+    col_fwd: Arc<dyn Fft<T>>,
+    col_inv: Arc<dyn Fft<T>>,
+    fh: usize,
+    fw: usize,
+    nc: usize,
+}
+
+/// Scratch of one task: the real tile, its spectrum (row-major and transposed).
+struct Scratch<T> {
+    real: Vec<T>,
+    spec: Vec<Complex<T>>,
+    spec_t: Vec<Complex<T>>,
+}
+
+impl<T: FftReal> Plans<T> {
+    fn scratch(&self) -> Scratch<T> {
+        Scratch {
+            real: vec![T::ZERO; self.fh * self.fw],
+            spec: vec![Complex::new(T::ZERO, T::ZERO); self.fh * self.nc],
+            spec_t: vec![Complex::new(T::ZERO, T::ZERO); self.fh * self.nc],
+        }
+    }
+
+    /// `s.real` -> 2-D spectrum in `s.spec_t`, transposed: `nc` rows of `fh`.
+    fn forward(&self, s: &mut Scratch<T>) {
+        let (fh, fw, nc) = (self.fh, self.fw, self.nc);
+        for (row, spec) in s.real.chunks_exact_mut(fw).zip(s.spec.chunks_exact_mut(nc)) {
+            // lengths match the plan: cannot fail
+            let _ = self.r2c.process(row, spec);
+        }
+        for r in 0..fh {
+            for c in 0..nc {
+                s.spec_t[c * fh + r] = s.spec[r * nc + c];
+            }
+        }
+        self.col_fwd.process(&mut s.spec_t);
+    }
+
+    /// Inverse of [`forward`](Self::forward) (unnormalised) back into `s.real`.
+    fn inverse(&self, s: &mut Scratch<T>) {
+        let (fh, fw, nc) = (self.fh, self.fw, self.nc);
+        self.col_inv.process(&mut s.spec_t);
+        for c in 0..nc {
+            for r in 0..fh {
+                s.spec[r * nc + c] = s.spec_t[c * fh + r];
+            }
+        }
+        for (spec, row) in s.spec.chunks_exact_mut(nc).zip(s.real.chunks_exact_mut(fw)) {
+            // the DC and Nyquist bins of a real signal are real: drop rounding noise
+            spec[0].im = T::ZERO;
+            if fw % 2 == 0 {
+                spec[nc - 1].im = T::ZERO;
+            }
+            let _ = self.c2r.process(spec, row);
+        }
+    }
+}
+
+/// FFT counterpart of [`crate::correlate::correlate`] for real float types: same inputs,
+/// same output (to rounding).
+pub fn correlate_fft<T: FftReal>(
+    image: ArrayView2<T>,
+    kernel: ArrayView2<T>,
+    p: &Corr2dParams,
+    fill: T,
+    mut out: ArrayViewMut2<T>,
+    threads: usize,
+) -> Result<()> {
+    let (oh, ow) = p.out_shape();
+    if out.dim() != (oh, ow) {
+        return Err(ConvError::Value("internal: output shape mismatch".into()));
+    }
+    let Some(out) = out.as_slice_mut() else {
+        return Err(ConvError::Value("internal: output not contiguous".into()));
+    };
+    if oh == 0 || ow == 0 {
+        return Ok(());
+    }
+    let (kh, kw) = kernel.dim();
+    if kh == 0 || kw == 0 {
+        out.fill(T::ZERO);
+        return Ok(());
+    }
+    let mut image = image;
+    if p.reversed() {
+        image.invert_axis(ndarray::Axis(0));
+        image.invert_axis(ndarray::Axis(1));
+    }
+    let keff = effective_kernel(&kernel, p);
+    let (top, left) = p.offsets();
+    correlate_fft_raw(
+        &image,
+        &keff,
+        (kh, kw),
+        (top, left),
+        p.boundary,
+        fill,
+        out,
+        ow,
+        threads,
+    );
+    Ok(())
+}
+
+/// The engine: `out[i, j] = sum_{a,b} keff[a, b] ext[i + a - top, j + b - left]`.
+#[allow(clippy::too_many_arguments)]
+pub fn correlate_fft_raw<T: FftReal>(
+    image: &ArrayView2<T>,
+    keff: &[T],
+    (kh, kw): (usize, usize),
+    (top, left): (usize, usize),
+    boundary: Boundary,
+    fill: T,
+    out: &mut [T],
+    ow: usize,
+    threads: usize,
+) {
+    let oh = out.len() / ow;
+    let fh = tile_len(kh, oh);
+    let fw = tile_len(kw, ow);
+    let (th, tw) = (fh + 1 - kh, fw + 1 - kw);
+    let nc = fw / 2 + 1;
+    let mut rp = RealFftPlanner::<T>::new();
+    let mut cp = FftPlanner::<T>::new();
+    let plans = Plans {
+        r2c: rp.plan_fft_forward(fw),
+        c2r: rp.plan_fft_inverse(fw),
+        col_fwd: cp.plan_fft_forward(fh),
+        col_inv: cp.plan_fft_inverse(fh),
+        fh,
+        fw,
+        nc,
+    };
+    // The kernel's spectrum: correlation is convolution with the flipped kernel, placed at
+    // the origin; output (i, j) of a tile is then circular-convolution sample
+    // (i + kh - 1, j + kw - 1), which no wrap-around reaches.
+    let mut ks = plans.scratch();
+    for a in 0..kh {
+        for b in 0..kw {
+            ks.real[(kh - 1 - a) * fw + (kw - 1 - b)] = keff[a * kw + b];
+        }
+    }
+    plans.forward(&mut ks);
+    let scale = T::ONE / <T as Real>::from_usize(fh * fw);
+    let kspec: Vec<Complex<T>> = ks.spec_t.iter().map(|v| *v * scale).collect();
+
+    let (rows_t, cols_t) = (oh.div_ceil(th), ow.div_ceil(tw));
+    let outp = SyncPtr(out.as_mut_ptr());
+    let run = |s: &mut Scratch<T>, t: usize| {
+        let (r0, c0) = ((t / cols_t) * th, (t % cols_t) * tw);
+        for (rr, row) in s.real.chunks_exact_mut(fw).enumerate() {
+            let v = (r0 + rr) as isize - top as isize;
+            extend_row(image, boundary, fill, v, c0 as isize - left as isize, row);
+        }
+        plans.forward(s);
+        for (x, k) in s.spec_t.iter_mut().zip(&kspec) {
+            *x = *x * *k;
+        }
+        plans.inverse(s);
+        let (nr, ncols) = (th.min(oh - r0), tw.min(ow - c0));
+        for i in 0..nr {
+            let src = &s.real[(i + kh - 1) * fw + kw - 1..(i + kh - 1) * fw + kw - 1 + ncols];
+            // SAFETY: tile t writes output rows r0..r0+nr, columns c0..c0+ncols: disjoint
+            // across tiles, inside the (oh, ow) output that outlives the parallel section.
+            unsafe {
+                let dst = std::slice::from_raw_parts_mut(outp.get().add((r0 + i) * ow + c0), ncols);
+                dst.copy_from_slice(src);
+            }
+        }
+    };
+    let n_tiles = rows_t * cols_t;
+    if threads <= 1 || n_tiles == 1 {
+        let mut s = plans.scratch();
+        (0..n_tiles).for_each(|t| run(&mut s, t));
+    } else {
+        crate::threads::run(threads, || {
+            (0..n_tiles)
+                .into_par_iter()
+                .for_each_init(|| plans.scratch(), run);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_lengths() {
+        assert_eq!(next_fast_len(1), 1);
+        assert_eq!(next_fast_len(7), 8);
+        assert_eq!(next_fast_len(11), 12);
+        assert_eq!(next_fast_len(97), 100);
+        assert_eq!(next_fast_len(1025), 1080);
+        for n in 1..300 {
+            let m = next_fast_len(n);
+            assert!(m >= n);
+            let mut r = m;
+            for f in [2, 3, 5] {
+                while r % f == 0 {
+                    r /= f;
+                }
+            }
+            assert_eq!(r, 1, "{m}");
+        }
+    }
+}
