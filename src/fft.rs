@@ -127,7 +127,7 @@ impl<T: FftReal> Plans<T> {
         for (spec, row) in s.spec.chunks_exact_mut(nc).zip(s.real.chunks_exact_mut(fw)) {
             // the DC and Nyquist bins of a real signal are real: drop rounding noise
             spec[0].im = T::ZERO;
-            if fw % 2 == 0 {
+            if fw.is_multiple_of(2) {
                 spec[nc - 1].im = T::ZERO;
             }
             let _ = self.c2r.process(spec, row);
@@ -276,7 +276,7 @@ mod tests {
             assert!(m >= n);
             let mut r = m;
             for f in [2, 3, 5] {
-                while r % f == 0 {
+                while r.is_multiple_of(f) {
                     r /= f;
                 }
             }

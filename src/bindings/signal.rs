@@ -93,6 +93,7 @@ fn correlate2d<'py>(
     dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func, fft))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_correlate<'py, T: Elem + numpy::Element>(
     py: Python<'py>,
     image: &Bound<'py, PyAny>,
