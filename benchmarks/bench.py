@@ -27,7 +27,10 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
     p.add_argument(
-        "--only", choices=["signal", "nn"], default=None, help="run one group of benchmarks"
+        "--only",
+        choices=["signal", "fft", "nn"],
+        default=None,
+        help="run one group of benchmarks",
     )
     return p.parse_args()
 
@@ -131,6 +134,66 @@ def bench_signal(rows: list, quick: bool) -> None:
     }
     rows.append(row)
     _print_row(row)
+
+
+def bench_fft(rows: list, quick: bool) -> None:
+    """Large kernels: rconv (method='auto') against scipy's FFT path and OpenCV, then the
+    'auto' sweep: its time against the faster of 'direct' and 'fft'."""
+    reps = 2 if quick else 5
+    rng = np.random.default_rng(2)
+    cases = [(1024, 63, np.float64)] + [
+        (2048 if not quick else 1024, k, dt) for k in (15, 31) for dt in (np.float32, np.float64)
+    ]
+    for n, k, dt in cases:
+        x = rng.standard_normal((n, n)).astype(dt)
+        w = rng.standard_normal((k, k)).astype(dt)
+        t = best(partial(rconv.correlate2d, x, w, "same"), reps)
+        row = {
+            "group": "fft",
+            "case": f"auto same fill {n}x{n} {k}x{k} {np.dtype(dt).name} "
+            f"({rconv.choose_conv_method(x, w, 'same')})",
+            "rconv_ms": t * 1e3,
+        }
+        if ss is not None:
+            # fftconvolve convolves: flip the kernel to get the same correlation
+            wf = w[::-1, ::-1].copy()
+            row["vs_scipy_fft"] = best(partial(ss.fftconvolve, x, wf, "same"), reps) / t
+        if cv2 is not None:
+            tc = best(partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT), reps)
+            row["vs_cv2"] = tc / t
+        rows.append(row)
+        _print_row(row)
+    sizes = [64, 256, 1024] + ([] if quick else [4096])
+    kernels = [3, 7, 15, 31, 63, 127]
+    print(
+        "\n'auto' sweep (float64, 'same', 'fill'): ms for direct / fft / auto; "
+        "auto / min(direct, fft)"
+    )
+    worst = 0.0
+    for n in sizes:
+        x = rng.standard_normal((n, n))
+        cells = []
+        for k in kernels:
+            w = rng.standard_normal((k, k))
+            r = 1 if n * n * k * k > 2e9 else reps
+            td = best(partial(rconv.correlate2d, x, w, "same", method="direct"), r)
+            tf = best(partial(rconv.correlate2d, x, w, "same", method="fft"), r)
+            ta = best(partial(rconv.correlate2d, x, w, "same", method="auto"), r)
+            ratio = ta / min(td, tf)
+            worst = max(worst, ratio)
+            cells.append(f"k{k}: {td * 1e3:.2f}/{tf * 1e3:.2f}/{ta * 1e3:.2f} ({ratio:.2f})")
+            rows.append(
+                {
+                    "group": "auto",
+                    "case": f"{n}x{n} k{k}",
+                    "direct_ms": td * 1e3,
+                    "fft_ms": tf * 1e3,
+                    "auto_ms": ta * 1e3,
+                    "auto_vs_best": ratio,
+                }
+            )
+        print(f"{n:5d}: " + "  ".join(cells), flush=True)
+    print(f"worst auto / best: {worst:.2f}")
 
 
 # name, batch, in channels, out channels, size, kernel, stride, padding, groups
@@ -308,6 +371,7 @@ COLUMNS = [
     ("vs_cv2", "{:>7.2f}"),
     ("vs_d2l_loop", "{:>9.0f}"),
     ("vs_torch", "{:>8.2f}"),
+    ("vs_scipy_fft", "{:>8.2f}"),
     ("pct_matmul", "{:>7.0f}"),
     ("extra_mib", "{:>9.1f}"),
     ("output_mib", "{:>8.1f}"),
@@ -321,11 +385,12 @@ HEADER = [
     "vs cv2",
     "vs d2l",
     "vs torch",
+    "vs fftconv",
     "%matmul",
     "extraMiB",
     "outMiB",
 ]
-WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 7, 9, 8]
+WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 8, 7, 9, 8]
 
 
 def _print_header() -> None:
@@ -358,6 +423,8 @@ def main() -> None:
     rows: list = []
     if ARGS.only in (None, "signal"):
         bench_signal(rows, ARGS.quick)
+    if ARGS.only in (None, "fft"):
+        bench_fft(rows, ARGS.quick)
     if ARGS.only in (None, "nn"):
         _import_torch()
         if torch is None:

@@ -146,9 +146,10 @@ fn method_costs(
     let p = Corr2dParams::new(func, in1_shape, in2_shape, mode, Boundary::Fill, op)?;
     let (oh, ow) = p.out_shape();
     let (kh, kw) = p.kernel;
+    let t = threads::get_num_threads();
     Ok((
-        crate::fft::direct_cost(oh, ow, kh, kw),
-        crate::fft::fft_cost(oh, ow, kh, kw),
+        crate::fft::direct_cost(oh, ow, kh, kw, t),
+        crate::fft::fft_cost(oh, ow, kh, kw, t),
     ))
 }
 
