@@ -27,6 +27,11 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
     p.add_argument(
+        "--huge",
+        action="store_true",
+        help="also check memory on a 16384x16384 float32 image (needs ~3 GiB, slow)",
+    )
+    p.add_argument(
         "--only",
         choices=["signal", "fft", "nn"],
         default=None,
@@ -194,6 +199,42 @@ def bench_fft(rows: list, quick: bool) -> None:
             )
         print(f"{n:5d}: " + "  ".join(cells), flush=True)
     print(f"worst auto / best: {worst:.2f}")
+
+
+def bench_huge(rows: list) -> None:
+    """16384x16384 float32 with 5x5 and 63x63 kernels ('auto'): peak memory growth of the
+    call (VmHWM, fresh process) against input + output."""
+    import subprocess
+
+    for k in (5, 63):
+        code = f"""
+import time, numpy as np, rconv
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+rconv.set_num_threads({THREADS})
+x = np.ones((16384, 16384), np.float32)
+w = np.ones(({k}, {k}), np.float32) / {k * k}
+before = hwm()
+t = time.perf_counter()
+out = rconv.correlate2d(x, w, "same")
+t = time.perf_counter() - t
+print(hwm() - before, x.nbytes, out.nbytes, t, rconv.choose_conv_method(x, w, "same"))
+"""
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        grow, nin, nout, t, method = res.stdout.split()
+        row = {
+            "group": "huge",
+            "case": f"16384x16384 float32 {k}x{k} same ({method})",
+            "rconv_ms": float(t) * 1e3,
+            "extra_mib": int(grow) / 2**20,
+            "output_mib": int(nout) / 2**20,
+        }
+        rows.append(row)
+        _print_row(row)
 
 
 # name, batch, in channels, out channels, size, kernel, stride, padding, groups
@@ -425,6 +466,8 @@ def main() -> None:
         bench_signal(rows, ARGS.quick)
     if ARGS.only in (None, "fft"):
         bench_fft(rows, ARGS.quick)
+        if ARGS.huge:
+            bench_huge(rows)
     if ARGS.only in (None, "nn"):
         _import_torch()
         if torch is None:
