@@ -313,9 +313,15 @@ mod tests {
         let tiles = 1024usize.div_ceil(fh - 62) * 1024usize.div_ceil(fw - 62);
         assert!(tiles >= 2, "{fh}x{fw}");
         let (fh, fw) = tile_shape(10, 10, 3, 3, 2);
-        assert!(fh >= 12 && fw >= 12, "a small output is one tile: {fh}x{fw}");
+        assert!(
+            fh >= 12 && fw >= 12,
+            "a small output is one tile: {fh}x{fw}"
+        );
         assert_eq!(smooth_lengths(16, 64), vec![16, 24, 32, 48, 64]);
-        assert_eq!((good_len(5), good_len(7), good_len(13), good_len(1025)), (6, 8, 16, 1536));
+        assert_eq!(
+            (good_len(5), good_len(7), good_len(13), good_len(1025)),
+            (6, 8, 16, 1536)
+        );
     }
 
     #[test]
