@@ -698,6 +698,10 @@ pub fn conv2d_backward_input<T: Real>(
     if dx.is_empty() {
         return Ok(());
     }
+    if p.cout == 0 || p.k_len() == 0 {
+        dx.fill(T::ZERO); // no output channel (or no input channel) connects anything
+        return Ok(());
+    }
     if p.is_direct_depthwise() && p.pt < p.kh && p.pl < p.kw {
         crate::threads::run(threads, || {
             depthwise_backward_input(p, dy, weight, dx, threads)

@@ -19,6 +19,18 @@ impl From<ConvError> for PyErr {
     }
 }
 
+/// A new zero-filled array allocated by NumPy itself (`numpy.zeros`), so that a shape NumPy
+/// cannot allocate raises its `MemoryError`/`ValueError` instead of a Rust panic.
+pub(crate) fn zeros<'py, T: numpy::Element, D: ndarray::Dimension>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, numpy::PyArray<T, D>>> {
+    let np = py.import("numpy")?;
+    let dtype = numpy::dtype::<T>(py);
+    let arr = np.call_method1("zeros", (shape.to_vec(), dtype))?;
+    Ok(arr.cast_into::<numpy::PyArray<T, D>>()?)
+}
+
 /// Register every function of the compiled module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     signal::register(m)?;

@@ -1,6 +1,6 @@
 //! Bindings of the scipy.signal-style functions and of the thread control.
 
-use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray0, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArrayMethods, PyReadonlyArray0, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::correlate::{correlate, Boundary, Corr2dParams, Mode, Op};
@@ -110,9 +110,8 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
         .extract()
         .map_err(|_| ConvError::value(func, "internal: fillvalue must be a 0-d array"))?;
     let fill = fill.as_array()[()];
-    // SAFETY: `correlate` writes every element of its output (each output row is written tile
-    // by tile, or filled with zeros when the kernel is empty) before Python can see the array.
-    let out = unsafe { PyArray2::<T>::new(py, params.out_shape(), false) };
+    let (oh, ow) = params.out_shape();
+    let out = super::zeros::<T, ndarray::Ix2>(py, &[oh, ow])?;
     {
         let mut out_rw = out.readwrite();
         let out_view = out_rw.as_array_mut();
