@@ -19,15 +19,19 @@ impl From<ConvError> for PyErr {
     }
 }
 
-/// A new zero-filled array allocated by NumPy itself (`numpy.zeros`), so that a shape NumPy
-/// cannot allocate raises its `MemoryError`/`ValueError` instead of a Rust panic.
-pub(crate) fn zeros<'py, T: numpy::Element, D: ndarray::Dimension>(
+/// A new array allocated by NumPy itself (`numpy.zeros` or, with `init == false`,
+/// `numpy.empty`), so that a shape NumPy cannot allocate raises its `MemoryError`/`ValueError`
+/// instead of a Rust panic. `numpy.empty` is for outputs the kernels overwrite entirely (it
+/// saves a pass over memory: 2048x2048 float32 3x3 went from 1.7 to 1.1 ms).
+pub(crate) fn alloc<'py, T: numpy::Element, D: ndarray::Dimension>(
     py: Python<'py>,
     shape: &[usize],
+    init: bool,
 ) -> PyResult<Bound<'py, numpy::PyArray<T, D>>> {
     let np = py.import("numpy")?;
     let dtype = numpy::dtype::<T>(py);
-    let arr = np.call_method1("zeros", (shape.to_vec(), dtype))?;
+    let f = if init { "zeros" } else { "empty" };
+    let arr = np.call_method1(f, (shape.to_vec(), dtype))?;
     Ok(arr.cast_into::<numpy::PyArray<T, D>>()?)
 }
 

@@ -111,7 +111,7 @@ fn with_output<'py, T: Real + numpy::Element, F>(
 where
     F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
 {
-    let out = super::zeros::<T, ndarray::Ix4>(py, &shape)?;
+    let out = super::alloc::<T, ndarray::Ix4>(py, &shape, true)?;
     {
         let mut rw = out.readwrite();
         let os = rw
@@ -265,7 +265,7 @@ fn max_pool2d<'py>(
         let xs = slice_of(func, "input", &xa)?;
         let nt = threads::get_num_threads();
         if return_indices {
-            let ind = super::zeros::<i64, ndarray::Ix4>(py, &p.output_shape())?;
+            let ind = super::alloc::<i64, ndarray::Ix4>(py, &p.output_shape(), true)?;
             let out = {
                 let mut irw = ind.readwrite();
                 let is = irw.as_slice_mut().map_err(|_| ConvError::Value("internal".into()))?;
@@ -458,7 +458,7 @@ fn adaptive_max_pool2d<'py>(
         let p = AdaptiveParams::new(func, shape4(&xa), output_size)?;
         let xs = slice_of(func, "input", &xa)?;
         let nt = threads::get_num_threads();
-        let ind = super::zeros::<i64, ndarray::Ix4>(py, &p.output_shape())?;
+        let ind = super::alloc::<i64, ndarray::Ix4>(py, &p.output_shape(), true)?;
         let out = {
             let mut irw = ind.readwrite();
             let is = irw.as_slice_mut().map_err(|_| ConvError::Value("internal".into()))?;

@@ -111,7 +111,9 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
         .map_err(|_| ConvError::value(func, "internal: fillvalue must be a 0-d array"))?;
     let fill = fill.as_array()[()];
     let (oh, ow) = params.out_shape();
-    let out = super::zeros::<T, ndarray::Ix2>(py, &[oh, ow])?;
+    // Uninitialised: `correlate` and `correlate_fft` write every element of their output
+    // (row tiles, FFT tiles, or zeros for an empty kernel) before Python can see it.
+    let out = super::alloc::<T, ndarray::Ix2>(py, &[oh, ow], false)?;
     {
         let mut out_rw = out.readwrite();
         let out_view = out_rw.as_array_mut();
