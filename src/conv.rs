@@ -13,7 +13,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::error::{ConvError, Result};
+use crate::error::{check_shapes, ConvError, Result};
 use crate::kernels::{Geometry, MAX_TILE};
 use crate::real::{Real, SyncPtr};
 
@@ -147,15 +147,10 @@ impl ConvParams {
             dilation.1,
         )?;
         // Every buffer we allocate must be addressable.
-        for dims in [[n, cin, h, w], [n, cout, oh, ow], [cout, cin_g, kh, kw]] {
-            check_overflow(
-                func,
-                dims.iter()
-                    .try_fold(1usize, |a, &d| a.checked_mul(d))
-                    .and_then(|v| v.checked_mul(8))
-                    .filter(|&v| v <= isize::MAX as usize),
-            )?;
-        }
+        check_shapes(
+            func,
+            &[[n, cin, h, w], [n, cout, oh, ow], [cout, cin_g, kh, kw]],
+        )?;
         Ok(ConvParams {
             n,
             cin,

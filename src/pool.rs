@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{ConvError, Result};
+use crate::error::{check_shapes, ConvError, Result};
 use crate::real::{select, Real};
 
 /// Shapes of one (non-adaptive) pooling call over `(n, c, h, w)` planes.
@@ -99,13 +99,7 @@ impl PoolParams {
         let ow = pool_len(
             func, "width", w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode,
         )?;
-        for dims in [[n, c, h, w], [n, c, oh, ow]] {
-            dims.iter()
-                .try_fold(1usize, |a, &d| a.checked_mul(d))
-                .and_then(|v| v.checked_mul(8))
-                .filter(|&v| v <= isize::MAX as usize)
-                .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))?;
-        }
+        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
         Ok(PoolParams {
             n,
             c,
@@ -571,13 +565,7 @@ impl AdaptiveParams {
                 format!("input of spatial size ({h}, {w}) cannot be pooled to {out:?}"),
             ));
         }
-        for dims in [[n, c, h, w], [n, c, out.0, out.1]] {
-            dims.iter()
-                .try_fold(1usize, |a, &d| a.checked_mul(d))
-                .and_then(|v| v.checked_mul(8))
-                .filter(|&v| v <= isize::MAX as usize)
-                .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))?;
-        }
+        check_shapes(func, &[[n, c, h, w], [n, c, out.0, out.1]])?;
         Ok(AdaptiveParams {
             n,
             c,
