@@ -209,3 +209,61 @@ def test_ten_thousand_calls_do_not_leak():
                 pass
     grown = _rss() - before
     assert grown < 10 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB"
+
+
+def _unaligned(a):
+    """A copy of `a` whose data starts one byte past an aligned address (as arrays unpickled
+    from a buffer by Dask workers, or ``np.frombuffer`` at an odd offset, can be)."""
+    a = np.asarray(a)
+    u = np.empty(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    assert not u.flags.aligned
+    return u
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_inputs_give_the_aligned_results(dtype):
+    rng = np.random.default_rng(21)
+    img = rng.standard_normal((40, 50)).astype(dtype)
+    k = rng.standard_normal((9, 9)).astype(dtype)
+    x = rng.standard_normal((2, 4, 10, 12)).astype(dtype)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
+    y = rconv.conv2d(x, w, padding=1)
+    mp_out, mp_idx = rconv.max_pool2d(x, 2, return_indices=True)
+    ap = rconv.avg_pool2d(x, 2)
+    ad = rconv.adaptive_avg_pool2d(x, 3)
+    am = rconv.adaptive_max_pool2d(x, 3)
+    calls = [
+        (rconv.correlate2d, (img, k, "same", "symm")),
+        (rconv.correlate2d, (img.astype(np.int32), k.astype(np.int32), "full", "wrap")),
+        (lambda *a: rconv.convolve2d(*a, method="fft"), (img, k, "same")),
+        (lambda *a: rconv.convolve2d(*a, method="fft"), (img + 1j * img, k, "valid")),
+        (rconv.corr2d, (img, k)),
+        (rconv.corr2d_backward, (rconv.corr2d(img, k), img, k)),
+        (rconv.conv2d, (x, w, w[:, 0, 0, 0], 1, 1)),
+        (rconv.conv2d_backward, (y, x, w, 1, 1)),
+        (rconv.conv2d_input, (x.shape, w, y, 1, 1)),
+        (rconv.conv2d_weight, (x, w.shape, y, 1, 1)),
+        (rconv.conv_transpose2d, (y, w, None, 2)),
+        (rconv.conv_transpose2d_backward, (rconv.conv_transpose2d(y, w, None, 2), y, w, 2)),
+        (rconv.max_pool2d, (x, 2)),
+        (rconv.max_pool2d_backward, (mp_out, x, 2)),
+        (lambda g, a, i: rconv.max_pool2d_backward(g, a, 2, indices=i), (mp_out, x, mp_idx)),
+        (rconv.max_unpool2d, (mp_out, mp_idx, 2)),
+        (rconv.avg_pool2d, (x, 2)),
+        (rconv.avg_pool2d_backward, (ap, x, 2)),
+        (rconv.adaptive_avg_pool2d, (x, 3)),
+        (rconv.adaptive_avg_pool2d_backward, (ad, x)),
+        (rconv.adaptive_max_pool2d, (x, 3)),
+        (rconv.adaptive_max_pool2d_backward, (am, x)),
+    ]
+    for func, args in calls:
+        expected = func(*args)
+        bad = [_unaligned(a) if isinstance(a, np.ndarray) else a for a in args]
+        before = [a.copy() if isinstance(a, np.ndarray) else a for a in bad]
+        got = func(*bad)
+        for g, e in zip(*(r if isinstance(r, tuple) else (r,) for r in (got, expected))):
+            np.testing.assert_array_equal(g, e, err_msg=getattr(func, "__name__", ""))
+        for a, b in zip(bad, before):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)

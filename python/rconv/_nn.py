@@ -70,8 +70,11 @@ def _common(*arrays: Optional[np.ndarray]) -> np.dtype:
     return np.dtype(np.float64) if np.float64 in dts else np.dtype(np.float32)
 
 
-def _c(a: np.ndarray, dt: np.dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=dt)
+def _c(a: np.ndarray, dt: Optional[np.dtype] = None) -> np.ndarray:
+    """C-contiguous and aligned (arrays unpickled from a buffer, e.g. by Dask workers, or
+    made by ``np.frombuffer`` at an odd offset can be unaligned): what the kernels read."""
+    out = np.ascontiguousarray(a, dtype=dt)
+    return out if out.flags.aligned else out.copy()
 
 
 def _batched(func: str, name: str, x: np.ndarray) -> Tuple[np.ndarray, bool]:
@@ -648,7 +651,7 @@ def _pool_args(func, kernel_size, stride, padding, dilation=1):
 def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
     a = _float_array(func, "input", x)
     a, unbatched = _batched(func, "input", a)
-    return np.ascontiguousarray(a), unbatched
+    return _c(a), unbatched
 
 
 def max_pool2d(
@@ -779,9 +782,7 @@ def max_pool2d_backward(
         want = _pool_out_shape(f, x.shape, k, s, p, d, ceil_mode)
         if g.shape != want:
             raise ValueError(f"{f}: grad_output has shape {g.shape}, expected {want}")
-        gi = _rconv.max_pool2d_backward_indices(
-            _c(g, dt), np.ascontiguousarray(ind, dtype=np.int64), list(x.shape), f
-        )
+        gi = _rconv.max_pool2d_backward_indices(_c(g, dt), _c(ind, np.int64), list(x.shape), f)
         return _unbatch(gi, unbatched)
     gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), k, s, p, d, bool(ceil_mode), f)
     return _unbatch(gi, unbatched)
@@ -872,7 +873,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         raise ValueError(f"{f}: indices has shape {ind.shape}, expected {x.shape}")
     k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
     size = _unpool_size(f, x.shape, k, s, p, output_size)
-    out = _rconv.max_unpool2d(x, np.ascontiguousarray(ind, dtype=np.int64), size, f)
+    out = _rconv.max_unpool2d(x, _c(ind, np.int64), size, f)
     return _unbatch(out, unbatched)
 
 

@@ -74,6 +74,13 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.nd
     return fill.reshape(())
 
 
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """`a`, or an aligned copy when its data is misaligned for its dtype (arrays unpickled
+    from a buffer or made by ``np.frombuffer`` at an odd offset): the kernels read whole
+    elements."""
+    return a if a.flags.aligned else a.copy()
+
+
 def _check_str(func: str, name: str, value: Any, allowed: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{func}: {name} must be one of {allowed}, got {value!r}")
@@ -94,19 +101,26 @@ def _all_finite(a: np.ndarray) -> bool:
     return all(bool(np.isfinite(a[i : i + step]).all()) for i in range(0, a.shape[0], step))
 
 
+def _cost_prefers_fft(func, op, shape1, shape2, dt, mode) -> bool:
+    """Whether the cost model finds the FFT cheaper for these shapes (never for integers)."""
+    if dt.kind not in "fc" or min(int(np.prod(shape1)), int(np.prod(shape2))) < _FFT_MIN_TAPS:
+        return False
+    direct, fft = _rconv.method_costs(tuple(shape1), tuple(shape2), mode, op, func)
+    real_size = dt.itemsize // (2 if dt.kind == "c" else 1)
+    return fft * _FFT_FACTOR[real_size] < direct
+
+
+def _finite_inputs(a1, a2, fill, boundary) -> bool:
+    fill_ok = boundary not in ("fill", "pad") or bool(np.isfinite(fill))
+    return fill_ok and _all_finite(a1) and _all_finite(a2)
+
+
 def _choose(func, op, a1, a2, dt, mode, fill, boundary) -> str:
     """'fft' or 'direct': direct for integers and whenever an input holds NaN or Inf (an FFT
     would smear them over the whole output), else whichever the cost model finds cheaper."""
-    if dt.kind not in "fc" or min(a1.size, a2.size) < _FFT_MIN_TAPS:
+    if not _cost_prefers_fft(func, op, a1.shape, a2.shape, dt, mode):
         return "direct"
-    direct, fft = _rconv.method_costs(a1.shape, a2.shape, mode, op, func)
-    real_size = dt.itemsize // (2 if dt.kind == "c" else 1)
-    if fft * _FFT_FACTOR[real_size] >= direct:
-        return "direct"
-    fill_ok = boundary not in ("fill", "pad") or bool(np.isfinite(fill))
-    if not (fill_ok and _all_finite(a1) and _all_finite(a2)):
-        return "direct"
-    return "fft"
+    return "fft" if _finite_inputs(a1, a2, fill, boundary) else "direct"
 
 
 def _fft_integer(func, op, a1, a2, fill, mode, boundary, dt):
@@ -170,8 +184,8 @@ def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct"):
     dt = _result_dtype(func, a1, a2)
     fill = _fill_array(func, fillvalue, dt, boundary)
     # astype(copy=False) copies only when the dtype changes; any strides are fine otherwise.
-    a1 = a1.astype(dt, copy=False)
-    a2 = a2.astype(dt, copy=False)
+    a1 = _aligned(a1.astype(dt, copy=False))
+    a2 = _aligned(a2.astype(dt, copy=False))
     if method == "auto":
         method = _choose(func, op, a1, a2, dt, mode, fill, boundary)
     if method == "fft" and dt.kind in "iu":
