@@ -33,7 +33,7 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["signal", "fft", "nn"],
+        choices=["signal", "fft", "nn", "dask"],
         default=None,
         help="run one group of benchmarks",
     )
@@ -416,6 +416,7 @@ COLUMNS = [
     ("pct_matmul", "{:>7.0f}"),
     ("extra_mib", "{:>9.1f}"),
     ("output_mib", "{:>8.1f}"),
+    ("vs_in_memory", "{:>7.2f}"),
 ]
 HEADER = [
     "case",
@@ -430,8 +431,59 @@ HEADER = [
     "%matmul",
     "extraMiB",
     "outMiB",
+    "vs mem",
 ]
-WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 8, 7, 9, 8]
+WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 8, 7, 9, 8, 7]
+
+
+def bench_dask(rows: list, quick: bool) -> None:
+    """rconv.dask on the threaded scheduler against the same call in memory (vs mem =
+    in-memory time / chunked time: the price of splitting, < 1 is overhead)."""
+    try:
+        import dask
+
+        import rconv.dask as rd
+    except ImportError:
+        print("\n(dask is not importable: install the 'dask' extra for the dask rows)")
+        return
+    reps = 2 if quick else 4
+    size, chunk = (4096, 1024) if quick else (8192, 2048)
+    rng = np.random.default_rng(3)
+    img = rng.standard_normal((size, size)).astype(np.float32)
+    x = dask.array.from_array(img, chunks=chunk)
+    k = rng.standard_normal((7, 7)).astype(np.float32)
+    xb = rng.standard_normal((32 if quick else 64, 64, 56, 56)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    dxb = dask.array.from_array(xb, chunks=(8, 64, 56, 56))
+    cases = [
+        (
+            f"dask corr same symm {size}^2 7x7 f32 /{chunk}",
+            partial(rconv.correlate2d, img, k, "same", "symm"),
+            rd.correlate2d(x, k, "same", "symm"),
+        ),
+        (
+            f"dask conv2d 3x3 64@56 f32 N{xb.shape[0]} /8",
+            partial(rconv.conv2d, xb, w, None, 1, 1),
+            rd.conv2d(dxb, w, None, 1, 1),
+        ),
+    ]
+    for name, in_memory, lazy in cases:
+        rconv.set_num_threads(THREADS)
+        t_mem = best(in_memory, reps)
+        # tasks x rconv threads per task
+        for workers, inner in ((THREADS, 1), (1, THREADS)):
+            rconv.set_num_threads(inner)
+            t = best(partial(lazy.compute, scheduler="threads", num_workers=workers), reps)
+            row = {
+                "group": "dask",
+                "case": f"{name} {workers}x{inner}thr",
+                "rconv_ms": t * 1e3,
+                "vs_in_memory": t_mem / t,
+                "in_memory_ms": t_mem * 1e3,
+            }
+            rows.append(row)
+            _print_row(row)
+    rconv.set_num_threads(THREADS)
 
 
 def _print_header() -> None:
@@ -468,6 +520,8 @@ def main() -> None:
         bench_fft(rows, ARGS.quick)
         if ARGS.huge:
             bench_huge(rows)
+    if ARGS.only in (None, "dask"):
+        bench_dask(rows, ARGS.quick)
     if ARGS.only in (None, "nn"):
         _import_torch()
         if torch is None:

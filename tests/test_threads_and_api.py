@@ -23,18 +23,40 @@ def test_public_api():
     assert rconv._rconv.__name__ == "rconv._rconv"
 
 
+def _dask_module():
+    if os.environ.get("CI"):  # CI installs the 'dask' extra
+        import rconv.dask
+
+        return rconv.dask
+    pytest.importorskip("dask.array", reason="install the 'dask' extra")
+    import rconv.dask
+
+    return rconv.dask
+
+
 def test_docstring_examples_run():
     for mod in (_signal, _threads, _nn, kernels, nn):
         failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert attempted > 0 and failed == 0, mod.__name__
 
 
+def test_dask_docstrings_and_examples():
+    mod = _dask_module()
+    for name in mod.__all__:
+        assert "Examples" in getattr(mod, name).__doc__, name
+    failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 2 * len(mod.__all__) and failed == 0
+
+
 def test_stub_lists_every_public_function():
-    stub = os.path.join(os.path.dirname(rconv.__file__), "__init__.pyi")
-    text = open(stub).read()
+    here = os.path.dirname(rconv.__file__)
+    text = open(os.path.join(here, "__init__.pyi")).read()
     for name in rconv.__all__:
-        assert name in text, name
-    assert os.path.exists(os.path.join(os.path.dirname(rconv.__file__), "py.typed"))
+        assert f"def {name}(" in text or f"{name}: " in text or f"as {name}" in text, name
+    dask_stub = open(os.path.join(here, "dask.pyi")).read()
+    for name in _dask_module().__all__:
+        assert f"def {name}(" in dask_stub, name
+    assert os.path.exists(os.path.join(here, "py.typed"))
 
 
 def test_set_get_num_threads(threads):

@@ -1,0 +1,860 @@
+"""rconv on Dask arrays: images and batches larger than memory, or spread over a cluster.
+
+Requires the optional ``dask`` extra (``pip install "rconv[dask]"``). Every function takes the
+same arguments as its in-memory namesake in :mod:`rconv`, accepts a ``dask.array.Array`` (or
+anything array-like) for the large argument and returns lazy Dask arrays; call ``.compute()``
+(or ``dask.compute``) to run them on any scheduler: threads, processes or
+``dask.distributed``.
+
+Functions
+---------
+correlate2d, convolve2d
+    A 2-D image in chunks of any shape, through :func:`dask.array.map_overlap`: each block
+    reads exactly the rows and columns its kernel window needs from its neighbours (an even
+    kernel reaches one cell further on one side, as in scipy). The true image edges are
+    extended by rconv itself with `boundary` and `fillvalue` ('wrap', which needs the
+    opposite edge, is taken from there before the blocks are cut). All three modes, with the
+    output chunked like the input ('full' and 'valid' grow or shrink the last chunks).
+conv2d, conv2d_backward, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+adaptive_avg_pool2d, adaptive_max_pool2d
+    NCHW batches chunked along the batch axis (the other axes are made single chunks):
+    every sample is computed by the in-memory function; ``conv2d_backward`` sums the weight
+    and bias gradients of the chunks.
+
+Results equal the in-memory calls: bit for bit with ``method='direct'`` and for every
+per-sample output (``conv2d``, pools, ``grad_input``). Two kinds of result agree to rounding
+error only, because their sums are split differently: FFT correlations (each block is
+transformed on its own) and the batch sums ``grad_weight``/``grad_bias`` of
+:func:`conv2d_backward`. ``method='auto'`` decides once, from the full shapes, exactly as the
+in-memory call does; a block holding NaN or Inf is then computed directly.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, List, Sequence, Tuple
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("rconv.dask needs Dask: pip install 'rconv[dask]' (or dask[array])") from e
+
+from . import _nn, _signal
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "convolve2d",
+    "correlate2d",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
+
+_BOUNDARY = {
+    "fill": "fill",
+    "pad": "fill",
+    "symm": "symm",
+    "symmetric": "symm",
+    "wrap": "wrap",
+    "circular": "wrap",
+}
+
+
+def _as_dask(func: str, name: str, x: Any) -> da.Array:
+    if isinstance(x, da.Array):
+        return x
+    try:
+        return da.asarray(np.asarray(x))
+    except Exception as e:
+        raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
+
+
+def _in_memory(x: Any) -> np.ndarray:
+    """Small arguments (kernels, weights) as NumPy arrays; a Dask array is computed."""
+    return np.asarray(x.compute() if isinstance(x, da.Array) else x)
+
+
+# --------------------------------------------------------------------------- correlate2d
+
+
+class _Axis:
+    """Bookkeeping of one axis of a chunked correlation.
+
+    Output element ``o`` reads input elements ``o - lo .. o - lo + k - 1`` (negative or past
+    the end: the boundary). Output chunk ``i`` is computed from input chunk ``i`` plus
+    ``depth`` neighbours; the last output chunk takes whatever 'full' adds or 'valid' drops.
+    """
+
+    def __init__(self, n: int, k: int, lo: int, out: int, chunks: Tuple[int, ...]):
+        self.n, self.k, self.lo, self.out = n, k, lo, out
+        ext_end = max(0, out - 1 - lo + k - n)  # boundary cells needed past the end
+        # Every chunk at least this long: the neighbour overlap fits in one chunk, the
+        # boundary extension of an edge block lies inside that block (as for the whole
+        # image), and the last chunk still owns an output row when 'valid' shrinks it.
+        need = max(1, lo, k - 1 - lo, ext_end, n - out + 1)
+        self.chunks = _merge_chunks(chunks, need)
+        single = len(self.chunks) == 1
+        self.depth = (0, 0) if single else (lo, k - 1 - lo)
+        self.starts = np.cumsum((0,) + self.chunks[:-1]).tolist()
+        self.out_chunks = self.chunks[:-1] + (out - self.starts[-1],)
+
+    def plan(self, i: int, length: int) -> Tuple[int, int, int, int, int]:
+        """For block ``i`` of `length` cells (with overlap): the slice of the block holding
+        the cells the output chunk needs, the boundary cells needed before and after it,
+        and the number of output cells."""
+        r0 = self.starts[i]
+        start = max(0, r0 - self.depth[0])  # first input cell in the block
+        if length != min(self.n, r0 + self.chunks[i] + self.depth[1]) - start:
+            raise RuntimeError("rconv.dask: unexpected block shape (internal error)")
+        m = self.out_chunks[i]
+        lo_in, hi_in = r0 - self.lo, r0 + m - self.lo + self.k - 1  # cells the outputs read
+        c0, c1 = max(lo_in, start), min(hi_in, start + length)
+        return c0 - start, c1 - start, c0 - lo_in, hi_in - c1, m
+
+
+def _merge_chunks(chunks: Sequence[int], need: int) -> Tuple[int, ...]:
+    """Join neighbouring chunks until each is at least `need` long (or there is one)."""
+    out: List[int] = []
+    acc = 0
+    for c in chunks:
+        acc += c
+        if acc >= need:
+            out.append(acc)
+            acc = 0
+    if acc:
+        if out:
+            out[-1] += acc
+        else:
+            out.append(acc)
+    return tuple(out)
+
+
+def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
+    """Periodic extension of one axis (any width, repeating the axis as often as needed)."""
+    n = x.shape[axis]
+    pieces = []
+    pos, end = -before, n + after
+    while pos < end:
+        s = pos % n
+        m = min(n - s, end - pos)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(s, s + m)
+        pieces.append(x[tuple(index)])
+        pos += m
+    return da.concatenate(pieces, axis=axis) if len(pieces) > 1 else pieces[0]
+
+
+def _correlate_block(block, block_id=None, *, func, op, kernel, axes, boundary, fill, method):
+    """One output chunk of a chunked correlation (runs on a worker)."""
+    i, j = block_id
+    r0, r1, top, bottom, m = axes[0].plan(i, block.shape[0])
+    c0, c1, left, right, n = axes[1].plan(j, block.shape[1])
+    piece = block[r0:r1, c0:c1]
+    if method == "fft" and not _signal._finite_inputs(piece, kernel, fill, boundary):
+        method = "direct"  # as the in-memory 'auto' does for NaN and Inf
+    kh, kw = kernel.shape
+    if top == bottom == left == right == 0:
+        return _signal._run(func, op, piece, kernel, "valid", boundary, fill, method)
+    # An edge block: rconv extends the image edge with the boundary ('full' computes every
+    # window that overlaps the piece; the output chunk is a slice of it).
+    full = _signal._run(func, op, piece, kernel, "full", boundary, fill, method)
+    return full[kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
+
+
+def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
+    name = f"rconv.dask.{func}"
+    mode = _signal._check_str(name, "mode", mode, "'valid', 'same', 'full'")
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"{name}: mode must be 'valid', 'same' or 'full', got {mode!r}")
+    boundary_in = _signal._check_str(
+        name, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
+    )
+    if boundary_in not in _BOUNDARY:
+        raise ValueError(
+            f"{name}: boundary must be 'fill', 'pad', 'symm', 'symmetric', 'wrap' or "
+            f"'circular', got {boundary_in!r}"
+        )
+    boundary = _BOUNDARY[boundary_in]
+    if method not in _signal._METHODS:
+        raise ValueError(f"{name}: method must be 'auto', 'direct' or 'fft', got {method!r}")
+    x = _as_dask(name, "in1", in1)
+    k = _in_memory(in2)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: in1 must be a 2-D array, got {x.ndim} dimension(s)")
+    if k.ndim != 2:
+        raise ValueError(f"{name}: in2 must be a 2-D array, got {k.ndim} dimension(s)")
+    dt = _signal._result_dtype(name, np.empty((0, 0), x.dtype), k)
+    fill = _signal._fill_array(name, fillvalue, dt, boundary)
+
+    if x.size == 0 or k.size == 0:
+        # Nothing to split: the in-memory call gives the result (or the error).
+        return da.from_array(
+            _signal._run(func, op, np.empty(x.shape, x.dtype), k, mode, boundary, fill, method)
+        )
+    if mode == "valid" and any(a < b for a, b in zip(x.shape, k.shape)):
+        raise ValueError(
+            f"{name}: mode='valid' needs in1 (the chunked array) at least as large as in2 in "
+            f"every dimension, got in1 {x.shape} and in2 {k.shape}; for a kernel larger than "
+            f"the image use rconv.{func} in memory"
+        )
+    if method == "auto":
+        big = _signal._cost_prefers_fft(name, op, x.shape, k.shape, dt, mode)
+        method = "fft" if big else "direct"
+
+    axes = []
+    pads = []
+    for n, kn in zip(x.shape, k.shape):
+        if mode == "full":
+            lo, out = kn - 1, n + kn - 1
+        elif mode == "same":
+            lo, out = ((kn - 1) // 2 if op == "correlate" else kn // 2), n
+        else:
+            lo, out = 0, n - kn + 1
+        pads.append((lo, max(0, out - 1 - lo + kn - n)))
+        axes.append((n, kn, lo, out))
+    if boundary == "wrap":
+        # The periodic extension needs the opposite edge: take it before cutting blocks.
+        for ax, (before, after) in enumerate(pads):
+            x = _wrap_pad(x, ax, before, after)
+        axes = [(n + b + a, kn, 0, out) for (n, kn, _, out), (b, a) in zip(axes, pads)]
+        boundary = "fill"  # no window reaches past the extended array
+    plans = [_Axis(n, kn, lo, out, c) for (n, kn, lo, out), c in zip(axes, x.chunks)]
+    x = x.rechunk(tuple(p.chunks for p in plans))
+    block = functools.partial(
+        _correlate_block,
+        func=func,
+        op=op,
+        kernel=k.astype(dt, copy=False),
+        axes=plans,
+        boundary=boundary,
+        fill=fill,
+        method=method,
+    )
+    return da.map_overlap(
+        block,
+        x,
+        depth={0: plans[0].depth, 1: plans[1].depth},
+        boundary="none",
+        trim=False,
+        allow_rechunk=False,
+        chunks=tuple(p.out_chunks for p in plans),
+        dtype=dt,
+        meta=np.empty((0, 0), dt),
+    )
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+    """Cross-correlate a chunked 2-D Dask array with an in-memory kernel.
+
+    The chunked :func:`rconv.correlate2d`: same arguments, same result, computed block by
+    block with :func:`dask.array.map_overlap`.
+
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The image, 2-D, in chunks of any shape (chunks shorter than the kernel's reach are
+        joined to their neighbours).
+    in2 : array_like
+        The kernel, 2-D, held in memory (a Dask array is computed first).
+    mode : {'full', 'valid', 'same'}, optional
+        Output size, as :func:`scipy.signal.correlate2d`. 'valid' needs `in1` at least as
+        large as `in2` in both dimensions (the in-memory call would swap the inputs).
+    boundary : {'fill', 'symm', 'wrap'}, optional
+        How the true image edges are extended (aliases 'pad', 'symmetric', 'circular').
+        Block edges inside the image read their neighbours' cells.
+    fillvalue : scalar, optional
+        Value for ``boundary='fill'``.
+    method : {'auto', 'direct', 'fft'}, optional
+        As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy result with the in-memory call's shape and dtype, chunked like `in1` (the last
+        chunks grow or shrink by the kernel size for 'full' and 'valid').
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.correlate2d`, raised when the graph is built; also for 'valid' with a
+        kernel larger than the image.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv
+    >>> import rconv.dask
+    >>> img = np.arange(48.0).reshape(6, 8)
+    >>> x = da.from_array(img, chunks=(3, 4))
+    >>> k = np.array([[1.0, 0.0], [0.0, -1.0]])
+    >>> y = rconv.dask.correlate2d(x, k, mode="same", boundary="symm")
+    >>> y.chunks
+    ((3, 3), (4, 4))
+    >>> np.array_equal(y.compute(), rconv.correlate2d(img, k, "same", "symm"))
+    True
+    """
+    return _correlate("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method)
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+    """Convolve a chunked 2-D Dask array with an in-memory kernel.
+
+    The chunked :func:`rconv.convolve2d` (:func:`scipy.signal.convolve2d` semantics): same
+    arguments and result as :func:`correlate2d` here, with the kernel flipped.
+
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The image, 2-D, in chunks of any shape.
+    in2 : array_like
+        The kernel, 2-D, held in memory.
+    mode : {'full', 'valid', 'same'}, optional
+        Output size; 'valid' needs `in1` at least as large as `in2` in both dimensions.
+    boundary : {'fill', 'symm', 'wrap'}, optional
+        How the true image edges are extended (aliases 'pad', 'symmetric', 'circular').
+    fillvalue : scalar, optional
+        Value for ``boundary='fill'``.
+    method : {'auto', 'direct', 'fft'}, optional
+        As :func:`rconv.convolve2d`.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy result with the in-memory call's shape and dtype.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.convolve2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv
+    >>> import rconv.dask
+    >>> img = np.random.default_rng(0).random((300, 200))
+    >>> x = da.from_array(img, chunks=100)
+    >>> y = rconv.dask.convolve2d(x, rconv.kernels.gaussian(5, 1.0), mode="full")
+    >>> y.shape, y.chunks
+    ((304, 204), ((100, 100, 104), (100, 104)))
+    >>> np.array_equal(y.compute(), rconv.convolve2d(img, rconv.kernels.gaussian(5, 1.0)))
+    True
+    """
+    return _correlate("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method)
+
+
+# --------------------------------------------------------------------------- batch axis
+
+
+def _call(fn, n_batched, *args):
+    """Run `fn` on one batch chunk: the first `n_batched` arguments are the blocks (a 4-D
+    block of ``(b, C, H, W)``), the rest are shared (weights, computed once)."""
+    return fn(*args[:n_batched], *args[n_batched:])
+
+
+def _input_first(fn, input, grad_output, *args, **kwargs):
+    """``fn(grad_output, input, ...)`` called with the input first (it sets the batch chunks)."""
+    return fn(grad_output, input, *args, **kwargs)
+
+
+def _sum_in_order(parts):
+    total = np.array(parts[0], copy=True)
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def _batchwise(
+    func: str,
+    fn: Callable,
+    batched: Sequence[Tuple[str, Any]],
+    shared: Sequence[Any] = (),
+    reduced: Sequence[int] = (),
+):
+    """Apply the in-memory `fn` to every batch chunk of the `batched` arrays.
+
+    `fn(*blocks, *shared)` returns an array or a tuple of arrays; the outputs listed in
+    `reduced` are summed over the batch (in chunk order), the others are concatenated along
+    the batch axis. Shapes, dtypes and argument errors come from one call of `fn` on a
+    zero-length batch, when the graph is built.
+    """
+    name = f"rconv.dask.{func}"
+    arrays = [(n, _as_dask(name, n, a)) for n, a in batched if a is not None]
+    unbatched = arrays[0][1].ndim == 3
+    if unbatched:
+        arrays = [(n, a[None]) for n, a in arrays]
+    for n, a in arrays:
+        if a.ndim != 4:
+            raise ValueError(
+                f"{name}: {n} must be a 4-D (N, C, H, W) array, or 3-D (C, H, W) like the "
+                f"input, got {a.ndim - unbatched} dimension(s)"
+            )
+    batch = arrays[0][1].shape[0]
+    for n, a in arrays[1:]:
+        if a.shape[0] != batch:
+            raise ValueError(
+                f"{name}: {n} has batch size {a.shape[0]}, expected {batch} (the input's)"
+            )
+    shared = [_in_memory(s) if s is not None and not np.isscalar(s) else s for s in shared]
+    empty = [np.empty((0,) + a.shape[1:], a.dtype) for _, a in arrays]
+    probe = fn(*empty, *shared)
+    single = not isinstance(probe, tuple)
+    probe = (probe,) if single else probe
+
+    def finish(out_list):
+        if unbatched:
+            out_list = [o if j in reduced else o[0] for j, o in enumerate(out_list)]
+        return out_list[0] if single else tuple(out_list)
+
+    if batch == 0:
+        return finish([da.from_array(p) for p in probe])
+    chunks0 = arrays[0][1].chunks[0]
+    blocks = [a.rechunk((chunks0, -1, -1, -1)) for _, a in arrays]
+    shared_d = [dask.delayed(s) if isinstance(s, np.ndarray) else s for s in shared]
+    if single:
+        p = probe[0]
+        out = da.map_blocks(
+            _call,
+            fn,
+            len(blocks),
+            *blocks,
+            *shared_d,
+            chunks=(chunks0,) + tuple((s,) for s in p.shape[1:]),
+            dtype=p.dtype,
+            meta=np.empty((0,) * p.ndim, p.dtype),
+        )
+        return finish([out])
+    # Several outputs: one task per chunk computes them all, the outputs are picked apart.
+    delayed_blocks = [b.to_delayed().reshape(-1) for b in blocks]
+    parts = [
+        dask.delayed(_call, nout=len(probe), pure=True)(
+            fn, len(blocks), *(d[i] for d in delayed_blocks), *shared_d
+        )
+        for i in range(len(chunks0))
+    ]
+    outs = []
+    for j, p in enumerate(probe):
+        meta = np.empty((0,) * p.ndim, p.dtype)
+        if j in reduced:
+            total = dask.delayed(_sum_in_order, pure=True)([q[j] for q in parts])
+            outs.append(da.from_delayed(total, shape=p.shape, dtype=p.dtype, meta=meta))
+        else:
+            outs.append(
+                da.concatenate(
+                    [
+                        da.from_delayed(q[j], (c,) + p.shape[1:], dtype=p.dtype, meta=meta)
+                        for q, c in zip(parts, chunks0)
+                    ],
+                    axis=0,
+                )
+            )
+    return finish(outs)
+
+
+def conv2d(
+    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
+    """:func:`rconv.conv2d` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, H, W)``, chunked along N (other axes are joined into one chunk), or
+        unbatched ``(C_in, H, W)``.
+    weight, bias : array_like
+        In memory (Dask arrays are computed), sent once to each worker.
+    stride, padding, dilation, groups, padding_mode
+        As :func:`rconv.conv2d`.
+
+    Returns
+    -------
+    out : dask.array.Array
+        ``(N, C_out, OH, OW)`` with the chunks of `input` along N.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.conv2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv
+    >>> import rconv.dask
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((10, 3, 16, 16)).astype(np.float32)
+    >>> w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    >>> y = rconv.dask.conv2d(da.from_array(x, chunks=(4, 3, 16, 16)), w, padding=1)
+    >>> y.shape, y.chunks[0]
+    ((10, 8, 16, 16), (4, 4, 2))
+    >>> np.array_equal(y.compute(), rconv.conv2d(x, w, padding=1))
+    True
+    """
+    fn = functools.partial(
+        _nn.conv2d,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    return _batchwise("conv2d", fn, [("input", input)], shared=[weight, bias])
+
+
+def conv2d_backward(
+    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
+    """:func:`rconv.conv2d_backward` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    grad_output, input : dask.array.Array or array_like
+        ``(N, C_out, OH, OW)`` and ``(N, C_in, H, W)`` (or both unbatched); `grad_output`
+        is rechunked to the batch chunks of `input`.
+    weight : array_like
+        In memory.
+    stride, padding, dilation, groups, padding_mode
+        As :func:`rconv.conv2d`.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Shape of `input`, chunked like it along N.
+    grad_weight, grad_bias : dask.array.Array
+        One chunk each: the chunks' gradients summed in chunk order (equal to the in-memory
+        result up to rounding, since the batch sum is split differently).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.conv2d_backward`, when the graph is built; also when the batch
+        sizes differ.
+
+    Examples
+    --------
+    >>> import dask
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv
+    >>> import rconv.dask
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((6, 2, 8, 8))
+    >>> w = rng.standard_normal((4, 2, 3, 3))
+    >>> g = np.ones((6, 4, 6, 6))
+    >>> gx, gw, gb = dask.compute(*rconv.dask.conv2d_backward(
+    ...     da.from_array(g, chunks=2), da.from_array(x, chunks=2), w))
+    >>> rx, rw, rb = rconv.conv2d_backward(g, x, w)
+    >>> np.array_equal(gx, rx), np.allclose(gw, rw, rtol=1e-12), gb
+    (True, True, array([216., 216., 216., 216.]))
+    """
+    fn = functools.partial(
+        _input_first,
+        _nn.conv2d_backward,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    return _batchwise(
+        "conv2d_backward",
+        fn,
+        [("input", input), ("grad_output", grad_output)],
+        shared=[weight],
+        reduced=(1, 2),
+    )
+
+
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    """:func:`rconv.max_pool2d` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    kernel_size, stride, padding, dilation, ceil_mode, return_indices
+        As :func:`rconv.max_pool2d`.
+
+    Returns
+    -------
+    out : dask.array.Array
+        The pooled batch, chunked like `input` along N.
+    indices : dask.array.Array
+        With ``return_indices=True``: int64 flat indices into each ``H * W`` plane.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.max_pool2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv.dask
+    >>> x = da.arange(2 * 16.0, chunks=16).reshape(2, 1, 4, 4)
+    >>> rconv.dask.max_pool2d(x, 2).compute()[:, 0]
+    array([[[ 5.,  7.],
+            [13., 15.]],
+    <BLANKLINE>
+           [[21., 23.],
+            [29., 31.]]])
+    """
+    fn = functools.partial(
+        _nn.max_pool2d,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        return_indices=return_indices,
+    )
+    return _batchwise("max_pool2d", fn, [("input", input)])
+
+
+def max_pool2d_backward(
+    grad_output,
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode=False,
+    indices=None,
+):
+    """:func:`rconv.max_pool2d_backward` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    grad_output, input : dask.array.Array or array_like
+        The pooled gradient and the forward input (rechunked to the input's batch chunks).
+    kernel_size, stride, padding, dilation, ceil_mode
+        As :func:`rconv.max_pool2d`.
+    indices : dask.array.Array or array_like, optional
+        The forward call's indices: the gradient is scattered through them instead of
+        recomputing the argmax.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Shape of `input`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.max_pool2d_backward`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv.dask
+    >>> x = da.arange(2 * 16.0, chunks=16).reshape(2, 1, 4, 4)
+    >>> g = rconv.dask.max_pool2d_backward(da.ones((2, 1, 2, 2)), x, 2)
+    >>> g.compute()[1, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
+    fn = functools.partial(
+        _input_first,
+        _max_pool_backward,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+    )
+    batched = [("input", input), ("grad_output", grad_output), ("indices", indices)]
+    return _batchwise("max_pool2d_backward", fn, batched)
+
+
+def _max_pool_backward(grad_output, input, indices=None, **kwargs):
+    return _nn.max_pool2d_backward(grad_output, input, indices=indices, **kwargs)
+
+
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """:func:`rconv.avg_pool2d` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As :func:`rconv.avg_pool2d`.
+
+    Returns
+    -------
+    out : dask.array.Array
+        The pooled batch, chunked like `input` along N.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.avg_pool2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import rconv.dask
+    >>> x = da.arange(2 * 16.0, chunks=16).reshape(2, 1, 4, 4)
+    >>> rconv.dask.avg_pool2d(x, 2).compute()[1, 0]
+    array([[18.5, 20.5],
+           [26.5, 28.5]])
+    """
+    fn = functools.partial(
+        _nn.avg_pool2d,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
+    return _batchwise("avg_pool2d", fn, [("input", input)])
+
+
+def avg_pool2d_backward(
+    grad_output,
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """:func:`rconv.avg_pool2d_backward` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    grad_output, input : dask.array.Array or array_like
+        The pooled gradient and the forward input (rechunked to the input's batch chunks).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        As :func:`rconv.avg_pool2d`.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Shape of `input`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.avg_pool2d_backward`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import rconv.dask
+    >>> x = da.zeros((4, 1, 4, 4), chunks=2)
+    >>> rconv.dask.avg_pool2d_backward(da.ones((4, 1, 2, 2)), x, 2).compute()[3, 0]
+    array([[0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25]])
+    """
+    fn = functools.partial(
+        _input_first,
+        _nn.avg_pool2d_backward,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
+    batched = [("input", input), ("grad_output", grad_output)]
+    return _batchwise("avg_pool2d_backward", fn, batched)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """:func:`rconv.adaptive_avg_pool2d` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    output_size : int or (int or None, int or None)
+        As :func:`rconv.adaptive_avg_pool2d`.
+
+    Returns
+    -------
+    out : dask.array.Array
+        ``(N, C, OH, OW)``, chunked like `input` along N.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.adaptive_avg_pool2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import rconv.dask
+    >>> x = da.arange(2 * 16.0, chunks=16).reshape(2, 1, 4, 4)
+    >>> rconv.dask.adaptive_avg_pool2d(x, 1).compute().ravel()
+    array([ 7.5, 23.5])
+    """
+    fn = functools.partial(_nn.adaptive_avg_pool2d, output_size=output_size)
+    return _batchwise("adaptive_avg_pool2d", fn, [("input", input)])
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """:func:`rconv.adaptive_max_pool2d` over a batch chunked along its first axis.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    output_size : int or (int or None, int or None)
+        As :func:`rconv.adaptive_max_pool2d`.
+    return_indices : bool, optional
+        Also return the int64 flat indices of the maxima.
+
+    Returns
+    -------
+    out : dask.array.Array
+        ``(N, C, OH, OW)``, chunked like `input` along N.
+    indices : dask.array.Array
+        With ``return_indices=True``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.adaptive_max_pool2d`, when the graph is built.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import rconv.dask
+    >>> x = da.arange(2 * 16.0, chunks=16).reshape(2, 1, 4, 4)
+    >>> out, idx = rconv.dask.adaptive_max_pool2d(x, 1, return_indices=True)
+    >>> out.compute().ravel(), idx.compute().ravel()
+    (array([15., 31.]), array([15, 15]))
+    """
+    fn = functools.partial(
+        _nn.adaptive_max_pool2d, output_size=output_size, return_indices=return_indices
+    )
+    return _batchwise("adaptive_max_pool2d", fn, [("input", input)])

@@ -1,0 +1,472 @@
+"""rconv.dask: chunked results equal the in-memory calls (threaded scheduler and a
+dask.distributed LocalCluster of worker processes), the chunk bookkeeping, and the errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+if os.environ.get("CI"):  # CI installs the 'dask' extra: a missing package is a failure there
+    import dask
+    import dask.array as da
+    import distributed
+else:
+    dask = pytest.importorskip("dask", reason="install the 'dask' extra")
+    da = pytest.importorskip("dask.array", reason="install the 'dask' extra")
+    distributed = pytest.importorskip("distributed", reason="install the 'dask' extra")
+
+import rconv
+import rconv.dask as rd
+from conftest import random_array
+
+OPS = [
+    ("correlate2d", rconv.correlate2d, rd.correlate2d),
+    ("convolve2d", rconv.convolve2d, rd.convolve2d),
+]
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["fill", "symm", "wrap"]
+KERNELS = [(1, 1), (2, 2), (3, 3), (2, 5), (4, 1), (6, 7)]
+
+
+def _threads(arr):
+    return arr.compute(scheduler="threads")
+
+
+def _chunked(img, chunks):
+    return da.from_array(img, chunks=chunks)
+
+
+# --------------------------------------------------------------------------- correlate2d
+
+
+@pytest.mark.parametrize("name,ref,func", OPS, ids=[o[0] for o in OPS])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("kshape", KERNELS, ids=str)
+def test_signal_equals_in_memory(name, ref, func, mode, boundary, kshape):
+    rng = np.random.default_rng(abs(hash((name, mode, boundary, kshape))) % 2**32)
+    img = rng.standard_normal((23, 31))
+    k = rng.standard_normal(kshape)
+    x = _chunked(img, ((5, 7, 11), (9, 9, 13)))
+    y = func(x, k, mode, boundary, 1.5, method="direct")
+    expected = ref(img, k, mode, boundary, 1.5, method="direct")
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    out = _threads(y)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64, np.float32, np.complex128])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_signal_dtypes(dtype, boundary):
+    rng = np.random.default_rng(3)
+    img = random_array(rng, (40, 37), dtype)
+    k = random_array(rng, (3, 4), dtype)
+    for mode in MODES:
+        for name, ref, func in OPS:
+            y = func(_chunked(img, (16, 10)), k, mode, boundary, 2)
+            expected = ref(img, k, mode, boundary, 2)
+            assert y.dtype == expected.dtype
+            np.testing.assert_array_equal(_threads(y), expected, err_msg=f"{name} {mode}")
+
+
+def test_mixed_dtypes_follow_scipy_promotion():
+    img = np.arange(60, dtype=np.int16).reshape(6, 10)
+    k = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
+    y = rd.correlate2d(_chunked(img, 3), k, "same")
+    expected = rconv.correlate2d(img, k, "same")
+    assert y.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(_threads(y), expected)
+
+
+@pytest.mark.parametrize("mode", ["full", "same"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_kernel_larger_than_chunks_and_image(mode, boundary):
+    rng = np.random.default_rng(5)
+    img = rng.standard_normal((9, 30))
+    for kshape in [(5, 12), (13, 4), (15, 35)]:
+        k = rng.standard_normal(kshape)
+        for name, ref, func in OPS:
+            y = func(_chunked(img, (2, 3)), k, mode, boundary, -1.0, method="direct")
+            expected = ref(img, k, mode, boundary, -1.0, method="direct")
+            np.testing.assert_array_equal(_threads(y), expected, err_msg=f"{name} {kshape}")
+
+
+def test_same_mode_keeps_the_input_chunks():
+    x = da.zeros((100, 90), chunks=(30, 40))
+    y = rd.correlate2d(x, np.ones((5, 4)), "same")
+    assert y.chunks == x.chunks
+    full = rd.correlate2d(x, np.ones((5, 4)), "full")
+    assert full.chunks == ((30, 30, 30, 14), (40, 40, 13))
+    valid = rd.correlate2d(x, np.ones((5, 4)), "valid")
+    assert valid.chunks == ((30, 30, 30, 6), (40, 40, 7))
+
+
+def test_small_chunks_are_joined_to_their_neighbours():
+    rng = np.random.default_rng(8)
+    img = rng.standard_normal((50, 50))
+    k = rng.standard_normal((9, 9))
+    y = rd.correlate2d(_chunked(img, 3), k, "same", "symm", method="direct")
+    # a 9x9 window reaches 4 cells each way: every block must hold its neighbour's 4
+    assert y.chunks == ((6,) * 7 + (8,), (6,) * 7 + (8,))
+    np.testing.assert_array_equal(_threads(y), rconv.correlate2d(img, k, "same", "symm"))
+
+
+def test_fft_and_auto_agree_to_rounding():
+    rng = np.random.default_rng(9)
+    img = rng.standard_normal((400, 300))
+    k = rng.standard_normal((41, 41))
+    assert rconv.choose_conv_method(img, k, "same") == "fft"
+    x = _chunked(img, (150, 120))
+    direct = rconv.correlate2d(img, k, "same", "symm", method="direct")
+    scale = np.abs(img).max() * np.abs(k).sum()
+    for method in ("auto", "fft"):
+        for boundary in BOUNDARIES:
+            out = _threads(rd.correlate2d(x, k, "same", boundary, method=method))
+            expected = rconv.correlate2d(img, k, "same", boundary, method=method)
+            np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        _threads(rd.correlate2d(x, k, "same", "symm")), direct, rtol=0, atol=1e-12 * scale
+    )
+
+
+def test_auto_computes_blocks_with_nan_directly():
+    rng = np.random.default_rng(10)
+    img = rng.standard_normal((300, 300))
+    img[20, 30] = np.nan
+    k = rng.standard_normal((41, 41))
+    out = _threads(rd.convolve2d(_chunked(img, 150), k, "same"))
+    expected = rconv.convolve2d(img, k, "same")  # direct: a NaN anywhere
+    assert np.array_equal(np.isnan(out), np.isnan(expected))
+    assert np.isnan(expected).sum() == 41 * 41
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_valid_mode_with_kernel_as_large_as_image():
+    img = np.arange(35.0).reshape(5, 7)
+    out = _threads(rd.correlate2d(_chunked(img, 2), img, "valid"))
+    np.testing.assert_array_equal(out, rconv.correlate2d(img, img, "valid"))
+    assert out.shape == (1, 1)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0)])
+def test_empty_image_matches_in_memory(shape):
+    for mode in ("full", "same"):
+        y = rd.correlate2d(da.zeros(shape, chunks=2), np.ones((2, 2)), mode, "fill")
+        expected = rconv.correlate2d(np.zeros(shape), np.ones((2, 2)), mode, "fill")
+        assert y.shape == expected.shape
+        np.testing.assert_array_equal(_threads(y), expected)
+
+
+def test_inputs_of_any_kind_and_left_untouched():
+    rng = np.random.default_rng(11)
+    img = np.asfortranarray(rng.standard_normal((30, 20)))[::-1, ::2]
+    k = rng.standard_normal((3, 5))
+    img0, k0 = img.copy(), k.copy()
+    expected = rconv.correlate2d(img, k, "same")
+    for in1, in2 in [(img, k), (img.tolist(), da.from_array(k)), (_chunked(img, 7), k.T.T)]:
+        np.testing.assert_array_equal(_threads(rd.correlate2d(in1, in2, "same")), expected)
+    np.testing.assert_array_equal(img, img0)
+    np.testing.assert_array_equal(k, k0)
+
+
+@st.composite
+def _signal_case(draw):
+    h, w = draw(st.integers(1, 30)), draw(st.integers(1, 30))
+    kh, kw = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    mode = draw(st.sampled_from(MODES))
+    if mode == "valid":
+        kh, kw = min(kh, h), min(kw, w)
+    ch, cw = draw(st.integers(1, h)), draw(st.integers(1, w))
+    return dict(
+        shape=(h, w),
+        kshape=(kh, kw),
+        chunks=(ch, cw),
+        mode=mode,
+        boundary=draw(st.sampled_from(BOUNDARIES + ["pad", "symmetric", "circular"])),
+        op=draw(st.sampled_from([0, 1])),
+        dtype=draw(st.sampled_from([np.float64, np.float32, np.int64, np.int16, np.complex64])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@given(case=_signal_case())
+def test_signal_property_equals_in_memory(case):
+    rng = np.random.default_rng(case["seed"])
+    img = random_array(rng, case["shape"], case["dtype"])
+    k = random_array(rng, case["kshape"], case["dtype"])
+    _, ref, func = OPS[case["op"]]
+    args = (case["mode"], case["boundary"], 3)
+    y = func(_chunked(img, case["chunks"]), k, *args, method="direct")
+    expected = ref(img, k, *args, method="direct")
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    np.testing.assert_array_equal(_threads(y), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(in1=da.zeros((4, 4, 4))), ValueError, "in1 must be a 2-D array"),
+        (dict(in2=np.ones(3)), ValueError, "in2 must be a 2-D array"),
+        (dict(mode="half"), ValueError, "mode must be"),
+        (dict(mode=None), ValueError, "mode must be"),
+        (dict(boundary="reflect"), ValueError, "boundary must be"),
+        (dict(method="fast"), ValueError, "method must be"),
+        (
+            dict(in1=da.zeros((20, 20), dtype=bool, chunks=5), in2=np.ones((2, 2), bool)),
+            TypeError,
+            "unsupported dtype bool",
+        ),
+        (dict(in2=np.array([["a"]])), TypeError, "unsupported dtype"),
+        (dict(fillvalue="x"), ValueError, "could not cast fillvalue"),
+        (dict(fillvalue=[1, 2]), ValueError, "fillvalue must be scalar"),
+        (dict(mode="valid", in2=np.ones((2, 40))), ValueError, "mode='valid' needs in1"),
+        (dict(in1=[[1, 2], [3]]), ValueError, "in1 cannot be converted"),
+    ],
+)
+def test_signal_errors(kwargs, exc, match):
+    args = dict(in1=da.zeros((20, 20), chunks=5), in2=np.ones((3, 3)), mode="same")
+    args.update(kwargs)
+    for name in ("correlate2d", "convolve2d"):
+        with pytest.raises(exc, match=f"rconv.dask.{name}: {match}"):
+            getattr(rd, name)(**args)
+
+
+@pytest.mark.parametrize("boundary", ["symm", "wrap"])
+def test_extending_an_empty_image_raises_like_in_memory(boundary):
+    match = f"boundary {boundary!r} cannot extend an empty input".replace("'", '"')
+    with pytest.raises(ValueError, match=match):
+        rconv.correlate2d(np.zeros((0, 3)), np.ones((2, 2)), "full", boundary)
+    with pytest.raises(ValueError, match=match):
+        rd.correlate2d(da.zeros((0, 3)), np.ones((2, 2)), "full", boundary)
+
+
+# --------------------------------------------------------------------------- batch axis
+
+
+CONV_CASES = [
+    dict(padding=1),
+    dict(stride=2, padding=(1, 2), dilation=(2, 1), groups=2),
+    dict(padding="same", padding_mode="reflect"),
+    dict(padding="valid", stride=(1, 3), padding_mode="circular"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("params", CONV_CASES, ids=str)
+def test_conv2d_and_backward_equal_in_memory(dtype, params):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((11, 6, 14, 13)).astype(dtype)
+    w = rng.standard_normal((8, 6 // params.get("groups", 1), 3, 3)).astype(dtype)
+    b = rng.standard_normal(8).astype(dtype)
+    dx = _chunked(x, (4, 2, 14, 7))  # other axes are joined into one chunk
+    y = rd.conv2d(dx, w, b, **params)
+    expected = rconv.conv2d(x, w, b, **params)
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    assert y.chunks[0] == (4, 4, 3)
+    np.testing.assert_array_equal(_threads(y), expected)
+
+    g = rng.standard_normal(expected.shape).astype(dtype)
+    gx, gw, gb = dask.compute(*rd.conv2d_backward(_chunked(g, 5), dx, w, **params))
+    rx, rw, rb = rconv.conv2d_backward(g, x, w, **params)
+    np.testing.assert_array_equal(gx, rx)
+    # batch sums split differently: equal up to rounding
+    eps = np.finfo(dtype).eps
+    for got, ref in ((gw, rw), (gb, rb)):
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=0, atol=64 * eps * np.abs(ref).max())
+
+
+def test_conv2d_unbatched_and_integer_input():
+    rng = np.random.default_rng(13)
+    x = rng.integers(-5, 5, (3, 9, 9))
+    w = rng.standard_normal((2, 3, 2, 2))
+    y = rd.conv2d(da.from_array(x), w)
+    expected = rconv.conv2d(x, w)
+    assert y.shape == expected.shape and y.dtype == expected.dtype == np.float64
+    np.testing.assert_array_equal(_threads(y), expected)
+    g = np.ones(expected.shape)
+    got = dask.compute(*rd.conv2d_backward(g, da.from_array(x), w))
+    for a, b in zip(got, rconv.conv2d_backward(g, x, w)):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pools_equal_in_memory(dtype):
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((9, 3, 15, 12)).astype(dtype)
+    dx = _chunked(x, (2, 3, 5, 12))
+    cases = [
+        (rd.max_pool2d, rconv.max_pool2d, (3,), dict(stride=2, padding=1, return_indices=True)),
+        (rd.max_pool2d, rconv.max_pool2d, ((2, 3),), dict(dilation=2, ceil_mode=True)),
+        (rd.avg_pool2d, rconv.avg_pool2d, (3,), dict(stride=2, padding=1, ceil_mode=True)),
+        (rd.avg_pool2d, rconv.avg_pool2d, (2,), dict(count_include_pad=False, divisor_override=3)),
+        (rd.adaptive_avg_pool2d, rconv.adaptive_avg_pool2d, ((4, 5),), {}),
+        (rd.adaptive_max_pool2d, rconv.adaptive_max_pool2d, ((5, None),), {}),
+        (rd.adaptive_max_pool2d, rconv.adaptive_max_pool2d, (3,), dict(return_indices=True)),
+    ]
+    for func, ref, args, kwargs in cases:
+        got = func(dx, *args, **kwargs)
+        expected = ref(x, *args, **kwargs)
+        if isinstance(expected, tuple):
+            got = dask.compute(*got, scheduler="threads")
+            for a, b in zip(got, expected):
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert got.chunks[0] == (2, 2, 2, 2, 1)
+            np.testing.assert_array_equal(_threads(got), expected)
+
+
+def test_pool_backwards_equal_in_memory():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((7, 2, 11, 10))
+    dx = _chunked(x, 3)
+    out, idx = rconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+    g = rng.standard_normal(out.shape)
+    expected = rconv.max_pool2d_backward(g, x, 3, 2, 1)
+    np.testing.assert_array_equal(_threads(rd.max_pool2d_backward(g, dx, 3, 2, 1)), expected)
+    with_idx = rd.max_pool2d_backward(_chunked(g, 2), dx, 3, 2, 1, indices=_chunked(idx, 4))
+    np.testing.assert_array_equal(_threads(with_idx), expected)
+
+    a = rconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
+    ga = rng.standard_normal(a.shape)
+    np.testing.assert_array_equal(
+        _threads(rd.avg_pool2d_backward(ga, dx, 3, 2, 1, ceil_mode=True)),
+        rconv.avg_pool2d_backward(ga, x, 3, 2, 1, ceil_mode=True),
+    )
+
+
+@given(
+    n=st.integers(1, 9),
+    chunk=st.integers(1, 9),
+    c=st.integers(1, 3),
+    hw=st.tuples(st.integers(3, 12), st.integers(3, 12)),
+    k=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 1),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batch_property_equals_in_memory(n, chunk, c, hw, k, stride, padding, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + hw)
+    w = rng.standard_normal((2, c, k, k))
+    dx = _chunked(x, (chunk, c) + hw)
+    np.testing.assert_array_equal(
+        _threads(rd.conv2d(dx, w, None, stride, padding)), rconv.conv2d(x, w, None, stride, padding)
+    )
+    p = min(padding, k // 2)
+    np.testing.assert_array_equal(
+        _threads(rd.max_pool2d(dx, k, stride, p)), rconv.max_pool2d(x, k, stride, p)
+    )
+    np.testing.assert_array_equal(
+        _threads(rd.avg_pool2d(dx, k, stride, p)), rconv.avg_pool2d(x, k, stride, p)
+    )
+
+
+def test_batch_errors():
+    x = da.zeros((4, 3, 8, 8), chunks=2)
+    w = np.ones((2, 3, 3, 3))
+    with pytest.raises(ValueError, match="rconv.dask.conv2d: input must be a 4-D"):
+        rd.conv2d(da.zeros((8, 8)), w)
+    with pytest.raises(ValueError, match="conv2d: input has 3 channels"):
+        rd.conv2d(x, np.ones((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match="conv2d: stride must be >= 1"):
+        rd.conv2d(x, w, stride=0)
+    with pytest.raises(TypeError, match="unsupported dtype complex"):
+        rd.conv2d(x.astype(complex), w)
+    with pytest.raises(ValueError, match="grad_output has batch size 3, expected 4"):
+        rd.conv2d_backward(da.zeros((3, 2, 6, 6)), x, w)
+    with pytest.raises(ValueError, match="conv2d_backward: grad_output has shape"):
+        rd.conv2d_backward(da.zeros((4, 2, 5, 5)), x, w)
+    with pytest.raises(ValueError, match="max_pool2d"):
+        rd.max_pool2d(x, 3, padding=2)
+    with pytest.raises(ValueError, match="rconv.dask.avg_pool2d_backward: grad_output must be"):
+        rd.avg_pool2d_backward(da.zeros((4, 3)), x, 2)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output_size must be >= 0"):
+        rd.adaptive_avg_pool2d(x, -1)
+    assert _threads(rd.adaptive_avg_pool2d(x, 0)).shape == (4, 3, 0, 0)
+
+
+def test_empty_batch():
+    x = da.zeros((0, 3, 8, 8))
+    y = rd.conv2d(x, np.ones((2, 3, 3, 3)))
+    assert y.shape == (0, 2, 6, 6)
+    assert _threads(y).shape == (0, 2, 6, 6)
+    gx, gw, gb = dask.compute(*rd.conv2d_backward(da.zeros((0, 2, 6, 6)), x, np.ones((2, 3, 3, 3))))
+    assert gx.shape == (0, 3, 8, 8) and not gw.any() and not gb.any()
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    """Two worker processes on the loopback interface, started and closed by the test."""
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_local_cluster_signal(cluster_client):
+    rng = np.random.default_rng(16)
+    img = rng.standard_normal((600, 500)).astype(np.float32)
+    x = _chunked(img, (200, 150))
+    workers = set()
+    for name, ref, func in OPS:
+        for mode in MODES:
+            for boundary, kshape in zip(BOUNDARIES, [(3, 3), (4, 6), (7, 2)]):
+                k = rng.standard_normal(kshape).astype(np.float32)
+                y = func(x, k, mode, boundary, 0.5)
+                fut = cluster_client.compute(y)
+                out = fut.result()
+                workers |= set(cluster_client.who_has(fut).get(fut.key, ()))
+                expected = ref(img, k, mode, boundary, 0.5)
+                np.testing.assert_array_equal(out, expected, err_msg=f"{name} {mode} {boundary}")
+    # the blocks ran in the worker processes, not in this one
+    assert len(cluster_client.scheduler_info()["workers"]) == 2
+    pids = cluster_client.run(os.getpid)
+    assert os.getpid() not in pids.values()
+    assert workers
+
+
+def test_local_cluster_batch(cluster_client):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((12, 4, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    dx = _chunked(x, (3, 4, 20, 20))
+    y = rd.conv2d(dx, w, b, stride=2, padding=1)
+    expected = rconv.conv2d(x, w, b, stride=2, padding=1)
+    np.testing.assert_array_equal(cluster_client.compute(y).result(), expected)
+    g = rng.standard_normal(expected.shape).astype(np.float32)
+    grads = cluster_client.compute(list(rd.conv2d_backward(g, dx, w, stride=2, padding=1)))
+    gx, gw, gb = [f.result() for f in grads]
+    rx, rw, rb = rconv.conv2d_backward(g, x, w, stride=2, padding=1)
+    np.testing.assert_array_equal(gx, rx)
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(gw, rw, rtol=0, atol=64 * eps * np.abs(rw).max())
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=64 * eps * np.abs(rb).max())
+    out, idx = rd.max_pool2d(dx, 2, return_indices=True)
+    pooled, pidx = dask.compute(out, idx)  # the default scheduler is now the cluster's
+    ref_out, ref_idx = rconv.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(pooled, ref_out)
+    np.testing.assert_array_equal(pidx, ref_idx)
+    ga = rd.avg_pool2d_backward(rconv.avg_pool2d(x, 2), dx, 2)
+    np.testing.assert_array_equal(
+        ga.compute(), rconv.avg_pool2d_backward(rconv.avg_pool2d(x, 2), x, 2)
+    )
