@@ -225,6 +225,7 @@ def test_signal_property_equals_in_memory(case):
         (dict(fillvalue=[1, 2]), ValueError, "fillvalue must be scalar"),
         (dict(mode="valid", in2=np.ones((2, 40))), ValueError, "mode='valid' needs in1"),
         (dict(in1=[[1, 2], [3]]), ValueError, "in1 cannot be converted"),
+        (dict(in2=[[1, 2], [3]]), ValueError, "in2 cannot be converted"),
     ],
 )
 def test_signal_errors(kwargs, exc, match):
@@ -367,6 +368,20 @@ def test_batch_property_equals_in_memory(n, chunk, c, hw, k, stride, padding, se
     )
 
 
+def test_weights_as_lists_or_dask_arrays():
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((5, 2, 7, 7))
+    w = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    expected = rconv.conv2d(x, w, b)
+    dx = _chunked(x, 2)
+    for ww, bb in [(w.tolist(), b.tolist()), (da.from_array(w), da.from_array(b))]:
+        np.testing.assert_array_equal(_threads(rd.conv2d(dx, ww, bb)), expected)
+    g = np.ones(expected.shape)
+    gx, gw, gb = dask.compute(*rd.conv2d_backward(g, dx, da.from_array(w, chunks=1)))
+    np.testing.assert_array_equal(gx, rconv.conv2d_backward(g, x, w)[0])
+
+
 def test_batch_errors():
     x = da.zeros((4, 3, 8, 8), chunks=2)
     w = np.ones((2, 3, 3, 3))
@@ -374,6 +389,8 @@ def test_batch_errors():
         rd.conv2d(da.zeros((8, 8)), w)
     with pytest.raises(ValueError, match="conv2d: input has 3 channels"):
         rd.conv2d(x, np.ones((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match="conv2d: weight cannot be converted"):
+        rd.conv2d(x, [[1.0], [2.0, 3.0]])
     with pytest.raises(ValueError, match="conv2d: stride must be >= 1"):
         rd.conv2d(x, w, stride=0)
     with pytest.raises(TypeError, match="unsupported dtype complex"):

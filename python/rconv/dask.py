@@ -76,9 +76,9 @@ def _as_dask(func: str, name: str, x: Any) -> da.Array:
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
 
 
-def _in_memory(x: Any) -> np.ndarray:
-    """Small arguments (kernels, weights) as NumPy arrays; a Dask array is computed."""
-    return np.asarray(x.compute() if isinstance(x, da.Array) else x)
+def _computed(x: Any) -> Any:
+    """Small arguments (kernels, weights) are held in memory: a Dask array is computed."""
+    return x.compute() if isinstance(x, da.Array) else x
 
 
 # --------------------------------------------------------------------------- correlate2d
@@ -185,11 +185,9 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
     if method not in _signal._METHODS:
         raise ValueError(f"{name}: method must be 'auto', 'direct' or 'fft', got {method!r}")
     x = _as_dask(name, "in1", in1)
-    k = _in_memory(in2)
     if x.ndim != 2:
         raise ValueError(f"{name}: in1 must be a 2-D array, got {x.ndim} dimension(s)")
-    if k.ndim != 2:
-        raise ValueError(f"{name}: in2 must be a 2-D array, got {k.ndim} dimension(s)")
+    k = _signal._as_2d(name, "in2", _computed(in2))
     dt = _signal._result_dtype(name, np.empty((0, 0), x.dtype), k)
     fill = _signal._fill_array(name, fillvalue, dt, boundary)
 
@@ -404,9 +402,9 @@ def _batchwise(
             raise ValueError(
                 f"{name}: {n} has batch size {a.shape[0]}, expected {batch} (the input's)"
             )
-    shared = [_in_memory(s) if s is not None and not np.isscalar(s) else s for s in shared]
+    shared = [_computed(s) for s in shared]
     empty = [np.empty((0,) + a.shape[1:], a.dtype) for _, a in arrays]
-    probe = fn(*empty, *shared)
+    probe = fn(*empty, *shared)  # validates every argument
     single = not isinstance(probe, tuple)
     probe = (probe,) if single else probe
 
@@ -419,7 +417,8 @@ def _batchwise(
         return finish([da.from_array(p) for p in probe])
     chunks0 = arrays[0][1].chunks[0]
     blocks = [a.rechunk((chunks0, -1, -1, -1)) for _, a in arrays]
-    shared_d = [dask.delayed(s) if isinstance(s, np.ndarray) else s for s in shared]
+    # one copy of each weight in the graph, shared by the tasks
+    shared_d = [None if s is None else dask.delayed(np.asarray(s)) for s in shared]
     if single:
         p = probe[0]
         out = da.map_blocks(
