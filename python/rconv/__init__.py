@@ -19,6 +19,9 @@ kernels
 nn
     Layers with forward/backward (Conv2d, MaxPool2d, Linear, ...) and SGD, for training
     small CNNs from scratch.
+dask
+    The same functions on chunked Dask arrays (``import rconv.dask``; needs the optional
+    ``dask`` extra): images and batches larger than memory, or spread over a cluster.
 """
 
 from . import kernels, nn
