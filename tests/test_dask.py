@@ -173,6 +173,54 @@ def test_inputs_of_any_kind_and_left_untouched():
     np.testing.assert_array_equal(k, k0)
 
 
+def test_empty_kernel_gives_lazy_zeros():
+    img = np.arange(30.0).reshape(5, 6)
+    for kshape in [(0, 3), (3, 0), (0, 0)]:
+        for mode in MODES:
+            for _, ref, func in OPS:
+                y = func(_chunked(img, 2), np.ones(kshape), mode, "symm")
+                expected = ref(img, np.ones(kshape), mode, "symm")
+                assert y.shape == expected.shape and y.dtype == expected.dtype
+                np.testing.assert_array_equal(_threads(y), expected)
+
+
+def test_wrap_with_a_kernel_much_larger_than_the_image():
+    rng = np.random.default_rng(19)
+    img = rng.standard_normal((1, 50))
+    k = rng.standard_normal((300, 3))
+    y = rd.correlate2d(_chunked(img, (1, 10)), k, "full", "wrap", method="direct")
+    assert len(y.__dask_graph__()) < 200  # one gather, not one piece per repeat
+    np.testing.assert_array_equal(_threads(y), rconv.correlate2d(img, k, "full", "wrap"))
+
+
+def test_integer_fft_is_refused_when_inexact_like_in_memory():
+    img = np.zeros((40, 40), np.int64)
+    img[35, 35] = 2**40  # in one chunk only
+    k = np.full((9, 9), 2**10, np.int64)
+    with pytest.raises(ValueError, match="would be inexact"):
+        rconv.correlate2d(img, k, "same", method="fft")
+    y = rd.correlate2d(_chunked(img, 10), k, "same", method="fft")
+    with pytest.raises(ValueError, match="rconv.dask.correlate2d: method='fft' with integer"):
+        _threads(y)
+    small = np.arange(1600, dtype=np.int64).reshape(40, 40)
+    np.testing.assert_array_equal(
+        _threads(rd.correlate2d(_chunked(small, 10), k, "same", method="fft")),
+        rconv.correlate2d(small, k, "same", method="fft"),
+    )
+
+
+def test_unknown_chunk_sizes_are_refused_clearly():
+    x = da.from_array(np.arange(100.0).reshape(10, 10), chunks=5)
+    rows = x[x[:, 0] > 20]  # row count unknown until computed
+    with pytest.raises(ValueError, match="rconv.dask.correlate2d: in1 has chunks of unknown"):
+        rd.correlate2d(rows, np.ones((3, 3)), "same")
+    batch = da.from_array(np.ones((6, 1, 4, 4)), chunks=2)
+    some = batch[da.from_array(np.array([True, False, True, True, False, True]))]
+    assert _threads(rd.max_pool2d(some, 2)).shape == (4, 1, 2, 2)  # unknown N is fine alone
+    with pytest.raises(ValueError, match="rconv.dask.avg_pool2d_backward: input has chunks"):
+        rd.avg_pool2d_backward(da.ones((4, 1, 2, 2)), some, 2)
+
+
 @st.composite
 def _signal_case(draw):
     h, w = draw(st.integers(1, 30)), draw(st.integers(1, 30))
@@ -224,6 +272,11 @@ def test_signal_property_equals_in_memory(case):
         (dict(fillvalue="x"), ValueError, "could not cast fillvalue"),
         (dict(fillvalue=[1, 2]), ValueError, "fillvalue must be scalar"),
         (dict(mode="valid", in2=np.ones((2, 40))), ValueError, "mode='valid' needs in1"),
+        (
+            dict(mode="valid", in1=da.zeros((0, 3)), in2=np.ones((1, 3))),
+            ValueError,
+            "mode='valid' needs in1",
+        ),
         (dict(in1=[[1, 2], [3]]), ValueError, "in1 cannot be converted"),
         (dict(in2=[[1, 2], [3]]), ValueError, "in2 cannot be converted"),
     ],
@@ -391,7 +444,13 @@ def test_batch_errors():
         rd.conv2d(x, np.ones((2, 4, 3, 3)))
     with pytest.raises(ValueError, match="conv2d: weight cannot be converted"):
         rd.conv2d(x, [[1.0], [2.0, 3.0]])
-    with pytest.raises(ValueError, match="conv2d: stride must be >= 1"):
+    with pytest.raises(TypeError, match="rconv.dask.conv2d: input must be an array, got None"):
+        rd.conv2d(None, w)
+    with pytest.raises(TypeError, match="max_pool2d_backward: grad_output must be an array"):
+        rd.max_pool2d_backward(None, x, 2, indices=da.zeros((4, 3, 4, 4), dtype=np.int64))
+    with pytest.raises(TypeError, match="conv2d_backward: grad_output must be an array"):
+        rd.conv2d_backward(None, x, w)
+    with pytest.raises(ValueError, match="rconv.dask.conv2d: stride must be >= 1"):
         rd.conv2d(x, w, stride=0)
     with pytest.raises(TypeError, match="unsupported dtype complex"):
         rd.conv2d(x.astype(complex), w)

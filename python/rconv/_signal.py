@@ -123,15 +123,23 @@ def _choose(func, op, a1, a2, dt, mode, fill, boundary) -> str:
     return "fft" if _finite_inputs(a1, a2, fill, boundary) else "direct"
 
 
-def _fft_integer(func, op, a1, a2, fill, mode, boundary, dt):
+def _abs_max(a: np.ndarray) -> float:
+    """Largest magnitude, without a temporary (and without abs() wrapping at INT_MIN)."""
+    return max(-float(a.min()), float(a.max())) if a.size else 0.0
+
+
+def _fft_integer(func, op, a1, a2, fill, mode, boundary, dt, terms=None):
     """Integer inputs through a float64 FFT, rounded back: exact while every partial sum
-    stays below 2**52 (refused otherwise), then wrapped to the dtype like the direct path."""
-    amax = max(float(np.abs(a1).max(initial=0)), float(np.abs(fill)))
-    bmax = float(np.abs(a2).max(initial=0))
-    if amax * bmax * min(a1.size, a2.size) >= 2.0**52:
+    stays below 2**52 (refused otherwise), then wrapped to the dtype like the direct path.
+    `terms` overrides the number of terms per sum (a chunk of a larger image passes the
+    whole image's, so that it is refused exactly when the whole image would be)."""
+    amax = max(_abs_max(a1), abs(float(fill)))
+    bmax = _abs_max(a2)
+    terms = min(a1.size, a2.size) if terms is None else terms
+    if amax * bmax * terms >= 2.0**52:
         raise ValueError(
             f"{func}: method='fft' with integer inputs would be inexact (products up to "
-            f"{amax:.3g} * {bmax:.3g} over {min(a1.size, a2.size)} terms exceed 2**52); "
+            f"{amax:.3g} * {bmax:.3g} over {terms} terms exceed 2**52); "
             "use method='direct'"
         )
     f64 = np.dtype(np.float64)
@@ -172,7 +180,7 @@ def _fft_complex(func, op, a1, a2, fill, mode, boundary, dt):
     return out
 
 
-def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct"):
+def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct", fft_terms=None):
     mode = _check_str(func, "mode", mode, "'valid', 'same', 'full'")
     boundary = _check_str(
         func, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
@@ -189,7 +197,7 @@ def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct"):
     if method == "auto":
         method = _choose(func, op, a1, a2, dt, mode, fill, boundary)
     if method == "fft" and dt.kind in "iu":
-        return _fft_integer(func, op, a1, a2, fill, mode, boundary, dt)
+        return _fft_integer(func, op, a1, a2, fill, mode, boundary, dt, fft_terms)
     if method == "fft" and dt.kind == "c":
         return _fft_complex(func, op, a1, a2, fill, mode, boundary, dt)
     return _rconv.correlate2d(a1, a2, fill, mode, boundary, op, func, method)

@@ -26,7 +26,13 @@ per-sample output (``conv2d``, pools, ``grad_input``). Two kinds of result agree
 error only, because their sums are split differently: FFT correlations (each block is
 transformed on its own) and the batch sums ``grad_weight``/``grad_bias`` of
 :func:`conv2d_backward`. ``method='auto'`` decides once, from the full shapes, exactly as the
-in-memory call does; a block holding NaN or Inf is then computed directly.
+in-memory call does; a block holding NaN or Inf is then computed directly. An explicit
+``method='fft'`` transforms every block (a NaN or Inf spreads over the FFT tiles around it,
+which are not the in-memory call's tiles), and with integer inputs it is refused, as in memory,
+when a sum could exceed 2**52, but only when the graph runs (the values are not known before).
+
+Argument errors are raised when the graph is built. Arrays must have known chunk sizes
+(``compute_chunk_sizes()`` otherwise), except the batch axis of a single-input batch function.
 """
 
 from __future__ import annotations
@@ -74,6 +80,14 @@ def _as_dask(func: str, name: str, x: Any) -> da.Array:
         return da.asarray(np.asarray(x))
     except Exception as e:
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
+
+
+def _known_shape(func: str, name: str, x: da.Array, axes) -> None:
+    if any(np.isnan(x.shape[a]) for a in axes):
+        raise ValueError(
+            f"{func}: {name} has chunks of unknown size (shape {x.shape}); call "
+            "compute_chunk_sizes() on it first"
+        )
 
 
 def _computed(x: Any) -> Any:
@@ -139,6 +153,13 @@ def _merge_chunks(chunks: Sequence[int], need: int) -> Tuple[int, ...]:
 def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
     """Periodic extension of one axis (any width, repeating the axis as often as needed)."""
     n = x.shape[axis]
+    if max(before, after) > n:
+        # The kernel is longer than the image along this axis: the image axis is short, so
+        # gather the repeated cells in one chunk rather than in one piece per repeat.
+        index = np.arange(-before, n + after) % n
+        x = x.rechunk({axis: -1})
+        chunks = tuple((len(index),) if a == axis else c for a, c in enumerate(x.chunks))
+        return x.map_blocks(np.take, index, axis=axis, chunks=chunks, dtype=x.dtype)
     pieces = []
     pos, end = -before, n + after
     while pos < end:
@@ -151,20 +172,24 @@ def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
     return da.concatenate(pieces, axis=axis) if len(pieces) > 1 else pieces[0]
 
 
-def _correlate_block(block, block_id=None, *, func, op, kernel, axes, boundary, fill, method):
+def _correlate_block(
+    block, block_id=None, *, func, op, kernel, axes, boundary, fill, method, terms
+):
     """One output chunk of a chunked correlation (runs on a worker)."""
     i, j = block_id
     r0, r1, top, bottom, m = axes[0].plan(i, block.shape[0])
     c0, c1, left, right, n = axes[1].plan(j, block.shape[1])
     piece = block[r0:r1, c0:c1]
-    if method == "fft" and not _signal._finite_inputs(piece, kernel, fill, boundary):
-        method = "direct"  # as the in-memory 'auto' does for NaN and Inf
+    if method == "auto-fft":  # 'auto' chose the FFT for the whole image
+        finite = _signal._finite_inputs(piece, kernel, fill, boundary)
+        method = "fft" if finite else "direct"  # as the in-memory 'auto' does for NaN/Inf
     kh, kw = kernel.shape
+    args = (func, op, piece, kernel)
     if top == bottom == left == right == 0:
-        return _signal._run(func, op, piece, kernel, "valid", boundary, fill, method)
+        return _signal._run(*args, "valid", boundary, fill, method, fft_terms=terms)
     # An edge block: rconv extends the image edge with the boundary ('full' computes every
     # window that overlaps the piece; the output chunk is a slice of it).
-    full = _signal._run(func, op, piece, kernel, "full", boundary, fill, method)
+    full = _signal._run(*args, "full", boundary, fill, method, fft_terms=terms)
     return full[kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
 
 
@@ -187,25 +212,35 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
     x = _as_dask(name, "in1", in1)
     if x.ndim != 2:
         raise ValueError(f"{name}: in1 must be a 2-D array, got {x.ndim} dimension(s)")
+    _known_shape(name, "in1", x, range(2))
     k = _signal._as_2d(name, "in2", _computed(in2))
     dt = _signal._result_dtype(name, np.empty((0, 0), x.dtype), k)
     fill = _signal._fill_array(name, fillvalue, dt, boundary)
 
-    if x.size == 0 or k.size == 0:
-        # Nothing to split: the in-memory call gives the result (or the error).
-        return da.from_array(
-            _signal._run(func, op, np.empty(x.shape, x.dtype), k, mode, boundary, fill, method)
-        )
     if mode == "valid" and any(a < b for a, b in zip(x.shape, k.shape)):
         raise ValueError(
             f"{name}: mode='valid' needs in1 (the chunked array) at least as large as in2 in "
             f"every dimension, got in1 {x.shape} and in2 {k.shape}; for a kernel larger than "
             f"the image use rconv.{func} in memory"
         )
+    if x.size == 0:
+        # Nothing to split (and no memory to speak of): the in-memory call gives the result,
+        # or the error (an empty image cannot be extended by 'symm' or 'wrap').
+        return da.from_array(
+            _signal._run(name, op, np.empty(x.shape, x.dtype), k, mode, boundary, fill, method)
+        )
+    if k.size == 0:
+        # No kernel taps: every output element is an empty sum.
+        shape = [
+            n + kn - 1 if mode == "full" else n if mode == "same" else n - kn + 1
+            for n, kn in zip(x.shape, k.shape)
+        ]
+        return da.zeros(shape, dtype=dt, chunks=x.chunksize)
     if method == "auto":
         big = _signal._cost_prefers_fft(name, op, x.shape, k.shape, dt, mode)
-        method = "fft" if big else "direct"
+        method = "auto-fft" if big else "direct"
 
+    in_shape = x.shape
     axes = []
     pads = []
     for n, kn in zip(x.shape, k.shape):
@@ -227,13 +262,14 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
     x = x.rechunk(tuple(p.chunks for p in plans))
     block = functools.partial(
         _correlate_block,
-        func=func,
+        func=name,
         op=op,
         kernel=k.astype(dt, copy=False),
         axes=plans,
         boundary=boundary,
         fill=fill,
         method=method,
+        terms=min(int(np.prod(in_shape)), k.size),
     )
     return da.map_overlap(
         block,
@@ -270,7 +306,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     fillvalue : scalar, optional
         Value for ``boundary='fill'``.
     method : {'auto', 'direct', 'fft'}, optional
-        As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes.
+        As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes (blocks with
+        NaN or Inf are then computed directly). 'fft' agrees with the in-memory call to
+        rounding, for finite inputs.
 
     Returns
     -------
@@ -371,6 +409,9 @@ def _sum_in_order(parts):
     return total
 
 
+_OPTIONAL = ("indices",)
+
+
 def _batchwise(
     func: str,
     fn: Callable,
@@ -386,7 +427,13 @@ def _batchwise(
     zero-length batch, when the graph is built.
     """
     name = f"rconv.dask.{func}"
-    arrays = [(n, _as_dask(name, n, a)) for n, a in batched if a is not None]
+    arrays = []
+    for n, a in batched:
+        if a is None:
+            if n in _OPTIONAL:
+                continue  # an omitted trailing argument (indices=None)
+            raise TypeError(f"{name}: {n} must be an array, got None")
+        arrays.append((n, _as_dask(name, n, a)))
     unbatched = arrays[0][1].ndim == 3
     if unbatched:
         arrays = [(n, a[None]) for n, a in arrays]
@@ -396,6 +443,8 @@ def _batchwise(
                 f"{name}: {n} must be a 4-D (N, C, H, W) array, or 3-D (C, H, W) like the "
                 f"input, got {a.ndim - unbatched} dimension(s)"
             )
+    for n, a in arrays:
+        _known_shape(name, n, a, range(1 if len(arrays) == 1 else 0, 4))
     batch = arrays[0][1].shape[0]
     for n, a in arrays[1:]:
         if a.shape[0] != batch:
@@ -404,7 +453,14 @@ def _batchwise(
             )
     shared = [_computed(s) for s in shared]
     empty = [np.empty((0,) + a.shape[1:], a.dtype) for _, a in arrays]
-    probe = fn(*empty, *shared)  # validates every argument
+    try:
+        probe = fn(*empty, *shared)  # validates every argument
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        if type(e) in (ValueError, TypeError) and msg.startswith(f"{func}: "):
+            # the in-memory function's message, under this function's name
+            raise type(e)(f"rconv.dask.{msg}") from e
+        raise
     single = not isinstance(probe, tuple)
     probe = (probe,) if single else probe
 
