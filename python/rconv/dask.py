@@ -48,7 +48,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rconv.dask needs Dask: pip install 'rconv[dask]' (or dask[array])") from e
 
-from . import _nn, _signal
+from . import _nn, _rconv, _signal
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -223,6 +223,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
             f"every dimension, got in1 {x.shape} and in2 {k.shape}; for a kernel larger than "
             f"the image use rconv.{func} in memory"
         )
+    out_shape, offsets, _ = _rconv.geometry(x.shape, k.shape, mode, op, name)  # never swapped
     if x.size == 0:
         # Nothing to split (and no memory to speak of): the in-memory call gives the result,
         # or the error (an empty image cannot be extended by 'symm' or 'wrap').
@@ -231,11 +232,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
         )
     if k.size == 0:
         # No kernel taps: every output element is an empty sum.
-        shape = [
-            n + kn - 1 if mode == "full" else n if mode == "same" else n - kn + 1
-            for n, kn in zip(x.shape, k.shape)
-        ]
-        return da.zeros(shape, dtype=dt, chunks=x.chunksize)
+        return da.zeros(out_shape, dtype=dt, chunks=x.chunksize)
     if method == "auto":
         big = _signal._cost_prefers_fft(name, op, x.shape, k.shape, dt, mode)
         method = "auto-fft" if big else "direct"
@@ -243,13 +240,8 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
     in_shape = x.shape
     axes = []
     pads = []
-    for n, kn in zip(x.shape, k.shape):
-        if mode == "full":
-            lo, out = kn - 1, n + kn - 1
-        elif mode == "same":
-            lo, out = ((kn - 1) // 2 if op == "correlate" else kn // 2), n
-        else:
-            lo, out = 0, n - kn + 1
+    # Output cell o reads the input window from o - lo (Corr2dParams' offsets and shape).
+    for n, kn, lo, out in zip(x.shape, k.shape, offsets, out_shape):
         pads.append((lo, max(0, out - 1 - lo + kn - n)))
         axes.append((n, kn, lo, out))
     if boundary == "wrap":

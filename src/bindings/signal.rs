@@ -15,6 +15,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(method_costs, m)?)?;
+    m.add_function(wrap_pyfunction!(geometry, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add("MAX_THREADS", threads::MAX_THREADS)?;
     Ok(())
@@ -128,6 +129,41 @@ fn run_correlate<'py, T: Elem + numpy::Element>(
     Ok(out.into_any())
 }
 
+/// The parameters of one correlation from shapes alone (validated like the call itself).
+fn shape_params(
+    in1_shape: (usize, usize),
+    in2_shape: (usize, usize),
+    mode: &str,
+    op: &str,
+    func: &str,
+) -> Result<Corr2dParams, ConvError> {
+    let op = match op {
+        "convolve" => Op::Convolve,
+        "corr2d" => Op::Corr2d,
+        _ => Op::Correlate,
+    };
+    let mode = Mode::parse(func, mode)?;
+    Corr2dParams::new(func, in1_shape, in2_shape, mode, Boundary::Fill, op)
+}
+
+type Pair = (usize, usize);
+
+/// Geometry of one correlation: `(output shape, (top, left), swapped)`. Output `(i, j)` reads
+/// the window of input rows from `i - top` and columns from `j - left` (before any boundary
+/// extension); `swapped` is scipy's 'valid'-mode exchange of the inputs.
+#[pyfunction]
+#[pyo3(signature = (in1_shape, in2_shape, mode, op, func))]
+fn geometry(
+    in1_shape: (usize, usize),
+    in2_shape: (usize, usize),
+    mode: &str,
+    op: &str,
+    func: &str,
+) -> PyResult<(Pair, Pair, bool)> {
+    let p = shape_params(in1_shape, in2_shape, mode, op, func)?;
+    Ok((p.out_shape(), p.offsets(), p.swapped))
+}
+
 /// Estimated costs `(direct, fft)` of one correlation (validated like the call itself).
 #[pyfunction]
 #[pyo3(signature = (in1_shape, in2_shape, mode, op, func))]
@@ -138,13 +174,7 @@ fn method_costs(
     op: &str,
     func: &str,
 ) -> PyResult<(f64, f64)> {
-    let op = match op {
-        "convolve" => Op::Convolve,
-        "corr2d" => Op::Corr2d,
-        _ => Op::Correlate,
-    };
-    let mode = Mode::parse(func, mode)?;
-    let p = Corr2dParams::new(func, in1_shape, in2_shape, mode, Boundary::Fill, op)?;
+    let p = shape_params(in1_shape, in2_shape, mode, op, func)?;
     let (oh, ow) = p.out_shape();
     let (kh, kw) = p.kernel;
     let t = threads::get_num_threads();
