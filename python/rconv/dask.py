@@ -383,17 +383,6 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
 # --------------------------------------------------------------------------- batch axis
 
 
-def _call(fn, n_batched, *args):
-    """Run `fn` on one batch chunk: the first `n_batched` arguments are the blocks (a 4-D
-    block of ``(b, C, H, W)``), the rest are shared (weights, computed once)."""
-    return fn(*args[:n_batched], *args[n_batched:])
-
-
-def _input_first(fn, input, grad_output, *args, **kwargs):
-    """``fn(grad_output, input, ...)`` called with the input first (it sets the batch chunks)."""
-    return fn(grad_output, input, *args, **kwargs)
-
-
 def _sum_in_order(parts):
     total = np.array(parts[0], copy=True)
     for p in parts[1:]:
@@ -401,32 +390,42 @@ def _sum_in_order(parts):
     return total
 
 
+def _max_pool_backward(grad_output, input, indices=None, **kwargs):
+    """:func:`rconv.max_pool2d_backward` with `indices` as a third positional block."""
+    return _nn.max_pool2d_backward(grad_output, input, indices=indices, **kwargs)
+
+
 _OPTIONAL = ("indices",)
 
 
 def _batchwise(
     func: str,
-    fn: Callable,
-    batched: Sequence[Tuple[str, Any]],
-    shared: Sequence[Any] = (),
+    inner: Callable,
+    params: dict,
+    batched: Sequence[str],
+    shared: Sequence[str] = (),
     reduced: Sequence[int] = (),
 ):
-    """Apply the in-memory `fn` to every batch chunk of the `batched` arrays.
+    """Apply the in-memory `inner` to every batch chunk.
 
-    `fn(*blocks, *shared)` returns an array or a tuple of arrays; the outputs listed in
-    `reduced` are summed over the batch (in chunk order), the others are concatenated along
-    the batch axis. Shapes, dtypes and argument errors come from one call of `fn` on a
-    zero-length batch, when the graph is built.
+    `params` are the public function's arguments: those named in `batched` are the chunked
+    arrays, passed first to `inner` in that order ("input" sets the batch chunks), those in
+    `shared` (weights) follow and are held in memory, once in the graph; the others are
+    passed by keyword. The outputs listed in `reduced` are summed over the batch (in chunk
+    order), the others are concatenated along it. Shapes, dtypes and argument errors come
+    from one call of `inner` on a zero-length batch, when the graph is built.
     """
     name = f"rconv.dask.{func}"
+    kwargs = {k: v for k, v in params.items() if k not in batched and k not in shared}
+    fn = functools.partial(inner, **kwargs)
     arrays = []
-    for n, a in batched:
-        if a is None:
+    for n in batched:
+        if params[n] is None:
             if n in _OPTIONAL:
                 continue  # an omitted trailing argument (indices=None)
             raise TypeError(f"{name}: {n} must be an array, got None")
-        arrays.append((n, _as_dask(name, n, a)))
-    unbatched = arrays[0][1].ndim == 3
+        arrays.append((n, _as_dask(name, n, params[n])))
+    unbatched = dict(arrays)["input"].ndim == 3
     if unbatched:
         arrays = [(n, a[None]) for n, a in arrays]
     for n, a in arrays:
@@ -435,18 +434,18 @@ def _batchwise(
                 f"{name}: {n} must be a 4-D (N, C, H, W) array, or 3-D (C, H, W) like the "
                 f"input, got {a.ndim - unbatched} dimension(s)"
             )
-    for n, a in arrays:
         _known_shape(name, n, a, range(1 if len(arrays) == 1 else 0, 4))
-    batch = arrays[0][1].shape[0]
-    for n, a in arrays[1:]:
-        if a.shape[0] != batch:
+    ref = dict(arrays)["input"]
+    batch = ref.shape[0]
+    for n, a in arrays:
+        if a is not ref and a.shape[0] != batch:
             raise ValueError(
                 f"{name}: {n} has batch size {a.shape[0]}, expected {batch} (the input's)"
             )
-    shared = [_computed(s) for s in shared]
+    weights = [_computed(params[n]) for n in shared]
     empty = [np.empty((0,) + a.shape[1:], a.dtype) for _, a in arrays]
     try:
-        probe = fn(*empty, *shared)  # validates every argument
+        probe = fn(*empty, *weights)  # validates every argument
     except (ValueError, TypeError) as e:
         msg = str(e)
         if type(e) in (ValueError, TypeError) and msg.startswith(f"{func}: "):
@@ -463,18 +462,16 @@ def _batchwise(
 
     if batch == 0:
         return finish([da.from_array(p) for p in probe])
-    chunks0 = arrays[0][1].chunks[0]
+    chunks0 = ref.chunks[0]
     blocks = [a.rechunk((chunks0, -1, -1, -1)) for _, a in arrays]
     # one copy of each weight in the graph, shared by the tasks
-    shared_d = [None if s is None else dask.delayed(np.asarray(s)) for s in shared]
+    weights = [None if w is None else dask.delayed(np.asarray(w)) for w in weights]
     if single:
         p = probe[0]
         out = da.map_blocks(
-            _call,
             fn,
-            len(blocks),
             *blocks,
-            *shared_d,
+            *weights,
             chunks=(chunks0,) + tuple((s,) for s in p.shape[1:]),
             dtype=p.dtype,
             meta=np.empty((0,) * p.ndim, p.dtype),
@@ -483,9 +480,7 @@ def _batchwise(
     # Several outputs: one task per chunk computes them all, the outputs are picked apart.
     delayed_blocks = [b.to_delayed().reshape(-1) for b in blocks]
     parts = [
-        dask.delayed(_call, nout=len(probe), pure=True)(
-            fn, len(blocks), *(d[i] for d in delayed_blocks), *shared_d
-        )
+        dask.delayed(fn, nout=len(probe), pure=True)(*(d[i] for d in delayed_blocks), *weights)
         for i in range(len(chunks0))
     ]
     outs = []
@@ -547,15 +542,7 @@ def conv2d(
     >>> np.array_equal(y.compute(), rconv.conv2d(x, w, padding=1))
     True
     """
-    fn = functools.partial(
-        _nn.conv2d,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
-    return _batchwise("conv2d", fn, [("input", input)], shared=[weight, bias])
+    return _batchwise("conv2d", _nn.conv2d, locals(), ["input"], ["weight", "bias"])
 
 
 def conv2d_backward(
@@ -604,21 +591,10 @@ def conv2d_backward(
     >>> np.array_equal(gx, rx), np.allclose(gw, rw, rtol=1e-12), gb
     (True, True, array([216., 216., 216., 216.]))
     """
-    fn = functools.partial(
-        _input_first,
-        _nn.conv2d_backward,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
+    params = locals()  # the arguments, and nothing else
+    batched = ["grad_output", "input"]
     return _batchwise(
-        "conv2d_backward",
-        fn,
-        [("input", input), ("grad_output", grad_output)],
-        shared=[weight],
-        reduced=(1, 2),
+        "conv2d_backward", _nn.conv2d_backward, params, batched, ["weight"], reduced=(1, 2)
     )
 
 
@@ -659,16 +635,7 @@ def max_pool2d(
            [[21., 23.],
             [29., 31.]]])
     """
-    fn = functools.partial(
-        _nn.max_pool2d,
-        kernel_size=kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        ceil_mode=ceil_mode,
-        return_indices=return_indices,
-    )
-    return _batchwise("max_pool2d", fn, [("input", input)])
+    return _batchwise("max_pool2d", _nn.max_pool2d, locals(), ["input"])
 
 
 def max_pool2d_backward(
@@ -716,21 +683,9 @@ def max_pool2d_backward(
            [0., 0., 0., 0.],
            [0., 1., 0., 1.]])
     """
-    fn = functools.partial(
-        _input_first,
-        _max_pool_backward,
-        kernel_size=kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        ceil_mode=ceil_mode,
-    )
-    batched = [("input", input), ("grad_output", grad_output), ("indices", indices)]
-    return _batchwise("max_pool2d_backward", fn, batched)
-
-
-def _max_pool_backward(grad_output, input, indices=None, **kwargs):
-    return _nn.max_pool2d_backward(grad_output, input, indices=indices, **kwargs)
+    params = locals()  # the arguments, and nothing else
+    batched = ["grad_output", "input", "indices"]
+    return _batchwise("max_pool2d_backward", _max_pool_backward, params, batched)
 
 
 def avg_pool2d(
@@ -770,16 +725,7 @@ def avg_pool2d(
     array([[18.5, 20.5],
            [26.5, 28.5]])
     """
-    fn = functools.partial(
-        _nn.avg_pool2d,
-        kernel_size=kernel_size,
-        stride=stride,
-        padding=padding,
-        ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad,
-        divisor_override=divisor_override,
-    )
-    return _batchwise("avg_pool2d", fn, [("input", input)])
+    return _batchwise("avg_pool2d", _nn.avg_pool2d, locals(), ["input"])
 
 
 def avg_pool2d_backward(
@@ -822,18 +768,9 @@ def avg_pool2d_backward(
            [0.25, 0.25, 0.25, 0.25],
            [0.25, 0.25, 0.25, 0.25]])
     """
-    fn = functools.partial(
-        _input_first,
-        _nn.avg_pool2d_backward,
-        kernel_size=kernel_size,
-        stride=stride,
-        padding=padding,
-        ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad,
-        divisor_override=divisor_override,
-    )
-    batched = [("input", input), ("grad_output", grad_output)]
-    return _batchwise("avg_pool2d_backward", fn, batched)
+    params = locals()  # the arguments, and nothing else
+    batched = ["grad_output", "input"]
+    return _batchwise("avg_pool2d_backward", _nn.avg_pool2d_backward, params, batched)
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -864,8 +801,7 @@ def adaptive_avg_pool2d(input, output_size):
     >>> rconv.dask.adaptive_avg_pool2d(x, 1).compute().ravel()
     array([ 7.5, 23.5])
     """
-    fn = functools.partial(_nn.adaptive_avg_pool2d, output_size=output_size)
-    return _batchwise("adaptive_avg_pool2d", fn, [("input", input)])
+    return _batchwise("adaptive_avg_pool2d", _nn.adaptive_avg_pool2d, locals(), ["input"])
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
@@ -901,7 +837,4 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     >>> out.compute().ravel(), idx.compute().ravel()
     (array([15., 31.]), array([15, 15]))
     """
-    fn = functools.partial(
-        _nn.adaptive_max_pool2d, output_size=output_size, return_indices=return_indices
-    )
-    return _batchwise("adaptive_max_pool2d", fn, [("input", input)])
+    return _batchwise("adaptive_max_pool2d", _nn.adaptive_max_pool2d, locals(), ["input"])
