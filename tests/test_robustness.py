@@ -211,6 +211,10 @@ def test_ten_thousand_calls_do_not_leak():
     assert grown < 10 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB"
 
 
+def _big_endian(a):
+    return np.asarray(a).astype(np.asarray(a).dtype.newbyteorder(">"))
+
+
 def _unaligned(a):
     """A copy of `a` whose data starts one byte past an aligned address (as arrays unpickled
     from a buffer by Dask workers, or ``np.frombuffer`` at an odd offset, can be)."""
@@ -222,7 +226,8 @@ def _unaligned(a):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_unaligned_inputs_give_the_aligned_results(dtype):
+@pytest.mark.parametrize("layout", ["unaligned", "big-endian"])
+def test_unaligned_or_big_endian_inputs_give_the_native_results(dtype, layout):
     rng = np.random.default_rng(21)
     img = rng.standard_normal((40, 50)).astype(dtype)
     k = rng.standard_normal((9, 9)).astype(dtype)
@@ -259,11 +264,13 @@ def test_unaligned_inputs_give_the_aligned_results(dtype):
     ]
     for func, args in calls:
         expected = func(*args)
-        bad = [_unaligned(a) if isinstance(a, np.ndarray) else a for a in args]
+        convert = _unaligned if layout == "unaligned" else _big_endian
+        bad = [convert(a) if isinstance(a, np.ndarray) else a for a in args]
         before = [a.copy() if isinstance(a, np.ndarray) else a for a in bad]
         got = func(*bad)
         for g, e in zip(*(r if isinstance(r, tuple) else (r,) for r in (got, expected))):
             np.testing.assert_array_equal(g, e, err_msg=getattr(func, "__name__", ""))
+            assert g.dtype == e.dtype
         for a, b in zip(bad, before):
             if isinstance(a, np.ndarray):
                 np.testing.assert_array_equal(a, b)

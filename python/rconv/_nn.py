@@ -55,8 +55,9 @@ def _float_array(func: str, name: str, x: Any) -> np.ndarray:
         a = np.asarray(x)
     except Exception as e:
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
-    if a.dtype in (np.float32, np.float64):
-        return a
+    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
+        # float32/float64, in native byte order (a big-endian array is converted)
+        return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
     if a.dtype.kind in "iu":
         return a.astype(np.float64)
     raise TypeError(
