@@ -476,6 +476,64 @@ def test_empty_batch():
     assert gx.shape == (0, 3, 8, 8) and not gw.any() and not gb.any()
 
 
+# --------------------------------------------------------------------------- hostile input
+
+ALLOWED = (ValueError, TypeError, OverflowError, MemoryError)
+_junk = st.one_of(
+    st.integers(-3, 3),
+    st.integers(2**40, 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.none(),
+    st.tuples(st.integers(-2, 4), st.integers(-2, 4)),
+    st.tuples(st.integers(-2, 4), st.integers(-2, 4), st.integers(-2, 4)),
+    st.sampled_from(["same", "valid", "full", "fill", "symm", "wrap", "zeros", "reflect"]),
+)
+_DTYPES = [np.float32, np.float64, np.int16, np.uint8, np.complex64, np.bool_, np.float16, object]
+
+
+def _hostile_array(data, ndims, chunked):
+    shape = tuple(data.draw(st.sampled_from([0, 1, 2, 3, 7])) for _ in range(data.draw(ndims)))
+    dt = data.draw(st.sampled_from(_DTYPES))
+    a = np.empty(shape, dtype=object) if np.dtype(dt) == object else np.ones(shape, dt)
+    if chunked and data.draw(st.booleans()):
+        return da.from_array(a, chunks=data.draw(st.integers(1, 3)))
+    return a
+
+
+# positional arrays (ndims of each, chunked or not) and how many junk arguments may follow
+_HOSTILE = {
+    "correlate2d": ([([1, 2, 3], True), ([2], False)], 3),
+    "convolve2d": ([([2], True), ([1, 2], False)], 3),
+    "conv2d": ([([3, 4], True), ([4], False)], 5),
+    "conv2d_backward": ([([3, 4], True), ([3, 4], True), ([4], False)], 5),
+    "max_pool2d": ([([3, 4], True)], 5),
+    "max_pool2d_backward": ([([3, 4], True), ([3, 4], True)], 4),
+    "avg_pool2d": ([([3, 4], True)], 5),
+    "avg_pool2d_backward": ([([3, 4], True), ([3, 4], True)], 4),
+    "adaptive_avg_pool2d": ([([3, 4], True)], 1),
+    "adaptive_max_pool2d": ([([3, 4], True)], 2),
+}
+
+
+def test_hostile_table_covers_the_module():
+    assert sorted(_HOSTILE) == sorted(rd.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE))
+@given(data=st.data())
+def test_hostile_input_never_crashes(name, data):
+    """Building the graph and computing it either works or raises one of the allowed
+    errors: never a panic, a crash or a hang."""
+    specs, n_extra = _HOSTILE[name]
+    args = [_hostile_array(data, st.sampled_from(nd), c) for nd, c in specs]
+    args += [data.draw(_junk) for _ in range(data.draw(st.integers(0, n_extra)))]
+    try:
+        dask.compute(getattr(rd, name)(*args), scheduler="sync")
+    except ALLOWED:
+        pass
+
+
 # --------------------------------------------------------------------------- distributed
 
 
