@@ -398,6 +398,14 @@ def bench_nn(rows: list, quick: bool) -> None:
             if torch is not None:
                 row["torch_ms"], row["vs_torch"] = bwd["torch_ms"], bwd["torch_ms"] / 1e3 / t_i
             extra.append(row)
+            # the training forward: values and indices (torch's max_pool2d_with_indices)
+            t_fi = best(partial(fn, x, return_indices=True), reps)
+            row = {"group": "nn", "case": f"{name} fwd with indices", "rconv_ms": t_fi * 1e3}
+            if torch is not None:
+                with torch.no_grad():
+                    t_ti = best(partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True), reps)
+                row["torch_ms"], row["vs_torch"] = t_ti * 1e3, t_ti / t_fi
+            extra.append(row)
         for row in (fwd, bwd, *extra):
             rows.append(row)
             _print_row(row)

@@ -251,6 +251,13 @@ struct ArgmaxScratch<T> {
     hv: Vec<T>,
     hc: Vec<usize>,
     seed_col: Vec<usize>,
+    /// The fast path's column indices, stored as `T` (exact integers) so that value and
+    /// index selects have one lane width and vectorise together.
+    hct: Vec<T>,
+    seed_t: Vec<T>,
+    col_t: Vec<T>,
+    gathered: Vec<T>,
+    oi_t: Vec<T>,
 }
 
 impl<T> Default for ArgmaxScratch<T> {
@@ -259,6 +266,11 @@ impl<T> Default for ArgmaxScratch<T> {
             hv: Vec::new(),
             hc: Vec::new(),
             seed_col: Vec::new(),
+            hct: Vec::new(),
+            seed_t: Vec::new(),
+            col_t: Vec::new(),
+            gathered: Vec::new(),
+            oi_t: Vec::new(),
         }
     }
 }
@@ -305,6 +317,161 @@ fn max_pool_argmax_impl<T: Real>(
     idx: &mut [i64],
     sc: &mut ArgmaxScratch<T>,
 ) {
+    // Every index the fast path forms (seeds included) stays below this.
+    let bound = (p.h + p.kh * p.dh + 1) * (p.w + p.kw * p.dw + 1);
+    if bound < T::EXACT_INTS {
+        max_pool_argmax_same_width(p, xp, vals, idx, sc)
+    } else {
+        max_pool_argmax_usize(p, xp, vals, idx, sc)
+    }
+}
+
+/// Output columns `lo..hi` whose window tap `j` lies inside a row, and that tap's column
+/// offset (`ox * sw + off` is the column).
+#[inline(always)]
+fn tap_columns(p: &PoolParams, j: usize) -> (isize, usize, usize) {
+    let off = (j * p.dw) as isize - p.pw as isize;
+    let lo = if off >= 0 {
+        0
+    } else {
+        ((-off) as usize).div_ceil(p.sw)
+    };
+    let hi = if (p.w as isize) > off {
+        (((p.w as isize - off - 1) as usize) / p.sw + 1).min(p.ow)
+    } else {
+        0
+    };
+    (off, lo, hi.max(lo))
+}
+
+/// [`max_pool_argmax_usize`] with the indices held as exact integers in `T`: value and
+/// index selects are blends of one lane width over contiguous rows (a strided row is gathered
+/// once per tap, with -inf where the tap falls outside), so both passes vectorise. Every
+/// select writes a different buffer than it reads (ping-pong): selecting in place lets the
+/// compiler turn the blend into a masked store, which is several times slower on AMD CPUs.
+#[inline(always)]
+fn max_pool_argmax_same_width<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    vals: &mut [T],
+    idx: &mut [i64],
+    sc: &mut ArgmaxScratch<T>,
+) {
+    let (h, w, ow) = (p.h, p.w, p.ow);
+    let ArgmaxScratch {
+        hv,
+        hct,
+        seed_t,
+        col_t,
+        gathered,
+        oi_t,
+        ..
+    } = sc;
+    seed_t.clear();
+    seed_t
+        .extend((0..ow).map(|ox| T::from_usize(PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, w).0)));
+    col_t.clear();
+    col_t.resize(p.kw * ow, T::ZERO);
+    for j in 0..p.kw {
+        let (off, lo, hi) = tap_columns(p, j);
+        for ox in lo..hi {
+            col_t[j * ow + ox] = T::from_usize((ox as isize * p.sw as isize + off) as usize);
+        }
+    }
+    // row winners: values then columns, for every input row
+    hv.clear();
+    hv.resize(h * ow, T::ZERO);
+    hct.clear();
+    hct.resize(h * ow, T::ZERO);
+    // scratch: the gathered tap, and two (value, index) rows to ping-pong between
+    gathered.clear();
+    gathered.resize(5 * ow, T::ZERO);
+    let (tap, rest) = gathered.split_at_mut(ow);
+    let (mut a_m, rest) = rest.split_at_mut(ow);
+    let (mut a_c, rest) = rest.split_at_mut(ow);
+    let (mut b_m, mut b_c) = rest.split_at_mut(ow);
+    for y in 0..h {
+        let row = &xp[y * w..(y + 1) * w];
+        a_m.fill(T::NEG_INFINITY);
+        a_c.copy_from_slice(seed_t);
+        for j in 0..p.kw {
+            let (off, lo, hi) = tap_columns(p, j);
+            if lo == hi {
+                continue;
+            }
+            let first = (lo as isize * p.sw as isize + off) as usize;
+            tap[..lo].fill(T::NEG_INFINITY); // -inf never wins: taps outside the row
+            tap[hi..].fill(T::NEG_INFINITY);
+            let strided = row[first..].iter().step_by(p.sw).take(hi - lo);
+            for (g, &v) in tap[lo..hi].iter_mut().zip(strided) {
+                *g = v;
+            }
+            let cols = &col_t[j * ow..(j + 1) * ow];
+            for ((((bm, bc), &am), &ac), (&v, &col)) in b_m
+                .iter_mut()
+                .zip(b_c.iter_mut())
+                .zip(a_m.iter())
+                .zip(a_c.iter())
+                .zip(tap.iter().zip(cols))
+            {
+                let win = nan_max_wins(v, am);
+                *bm = select(win, v, am);
+                *bc = select(win, col, ac);
+            }
+            std::mem::swap(&mut a_m, &mut b_m);
+            std::mem::swap(&mut a_c, &mut b_c);
+        }
+        hv[y * ow..(y + 1) * ow].copy_from_slice(a_m);
+        hct[y * ow..(y + 1) * ow].copy_from_slice(a_c);
+    }
+    // column winners over the window rows, per output row
+    oi_t.clear();
+    oi_t.resize(4 * ow, T::ZERO);
+    let (mut a_m, rest) = oi_t.split_at_mut(ow);
+    let (mut a_c, rest) = rest.split_at_mut(ow);
+    let (mut b_m, mut b_c) = rest.split_at_mut(ow);
+    for oy in 0..p.oh {
+        let (y0, y1) = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, h);
+        a_m.fill(T::NEG_INFINITY);
+        let base = T::from_usize(y0 * w);
+        for (o, &c) in a_c.iter_mut().zip(seed_t.iter()) {
+            *o = base + c;
+        }
+        for y in stepped(y0, y1, p.dh) {
+            let base = T::from_usize(y * w);
+            let rv = &hv[y * ow..(y + 1) * ow];
+            let rc = &hct[y * ow..(y + 1) * ow];
+            for ((((bm, bc), &am), &ac), (&v, &c)) in b_m
+                .iter_mut()
+                .zip(b_c.iter_mut())
+                .zip(a_m.iter())
+                .zip(a_c.iter())
+                .zip(rv.iter().zip(rc))
+            {
+                let win = nan_max_wins(v, am);
+                *bm = select(win, v, am);
+                *bc = select(win, base + c, ac);
+            }
+            std::mem::swap(&mut a_m, &mut b_m);
+            std::mem::swap(&mut a_c, &mut b_c);
+        }
+        vals[oy * ow..(oy + 1) * ow].copy_from_slice(a_m);
+        for (d, &o) in idx[oy * ow..(oy + 1) * ow].iter_mut().zip(a_c.iter()) {
+            *d = o.to_i64();
+        }
+    }
+}
+
+/// The argmax with `usize` column indices: for planes too large for exact integer indices
+/// in `T` (more than 2^24 elements in float32).
+#[inline(always)]
+fn max_pool_argmax_usize<T: Real>(
+    p: &PoolParams,
+    xp: &[T],
+    vals: &mut [T],
+    idx: &mut [i64],
+    sc: &mut ArgmaxScratch<T>,
+) {
     let (h, w, ow) = (p.h, p.w, p.ow);
     // torch seeds the index with the first tap at or after the padding
     sc.seed_col.clear();
@@ -321,19 +488,8 @@ fn max_pool_argmax_impl<T: Real>(
         let hv = &mut sc.hv[y * ow..(y + 1) * ow];
         let hc = &mut sc.hc[y * ow..(y + 1) * ow];
         for j in 0..p.kw {
-            // output columns whose tap j lies inside the row
-            let off = (j * p.dw) as isize - p.pw as isize;
-            let lo = if off >= 0 {
-                0
-            } else {
-                ((-off) as usize).div_ceil(p.sw)
-            };
-            let hi = if (w as isize) > off {
-                (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
-            } else {
-                0
-            };
-            for ox in lo..hi.max(lo) {
+            let (off, lo, hi) = tap_columns(p, j);
+            for ox in lo..hi {
                 let c = (ox as isize * p.sw as isize + off) as usize;
                 let v = row[c];
                 let win = nan_max_wins(v, hv[ox]);
@@ -413,8 +569,8 @@ pub fn max_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    dx.fill(T::ZERO);
     run_planes(threads, dx, plane_in, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let mut sc = ArgmaxScratch::default();
@@ -516,8 +672,8 @@ pub fn avg_pool2d_backward<T: Real>(
     let cols: Vec<(isize, isize, usize)> = (0..p.ow)
         .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
         .collect();
-    dx.fill(T::ZERO);
     run_planes(threads, dx, plane_in, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let mut spread = vec![T::ZERO; p.w];
         for oy in 0..p.oh {
@@ -621,8 +777,8 @@ pub fn adaptive_avg_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    dx.fill(T::ZERO);
     run_planes(threads, dx, plane_in, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         for oy in 0..p.oh {
             let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
@@ -687,8 +843,8 @@ pub fn adaptive_max_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    dx.fill(T::ZERO);
     run_planes(threads, dx, plane_in, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         for oy in 0..p.oh {
@@ -712,12 +868,13 @@ pub fn max_pool2d_backward_indices<T: Real>(
     plane_in: usize,
     threads: usize,
 ) -> Result<()> {
-    dx.fill(T::ZERO);
     if plane_in == 0 || plane_out == 0 {
+        dx.fill(T::ZERO);
         return Ok(());
     }
     let bad = std::sync::atomic::AtomicI64::new(-1);
     run_planes(threads, dx, plane_in, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let ix = &indices[i * plane_out..(i + 1) * plane_out];
         for (&k, &gv) in ix.iter().zip(g) {
@@ -793,6 +950,63 @@ mod tests {
         let mut out = vec![0.0; 4];
         max_pool2d_forward(&p, &x, &mut out, None, 1);
         assert_eq!(out, vec![5.0, 7.0, 13.0, 15.0]);
+    }
+
+    /// The vectorised argmax (indices as exact integers in `T`) and the `usize` one agree on
+    /// every element, with ties, NaN and -inf, over strides, paddings, dilations, ceil_mode.
+    #[test]
+    fn argmax_paths_agree() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for case in 0..400 {
+            let (h, w) = (1 + next() as usize % 13, 1 + next() as usize % 13);
+            let (kh, kw) = (1 + next() as usize % 4, 1 + next() as usize % 4);
+            let (sh, sw) = (1 + next() as usize % 3, 1 + next() as usize % 3);
+            let (dh, dw) = (1 + next() as usize % 2, 1 + next() as usize % 2);
+            let (ph, pw) = (
+                next() as usize % (kh / 2 + 1),
+                next() as usize % (kw / 2 + 1),
+            );
+            let ceil = case % 2 == 0;
+            let Ok(p) = PoolParams::new(
+                "t",
+                [1, 1, h, w],
+                (kh, kw),
+                (sh, sw),
+                (ph, pw),
+                (dh, dw),
+                ceil,
+            ) else {
+                continue;
+            };
+            let x: Vec<f32> = (0..h * w)
+                .map(|_| match next() % 8 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    v => (v % 3) as f32, // many ties
+                })
+                .collect();
+            let n = p.oh * p.ow;
+            let (mut v1, mut i1) = (vec![0.0f32; n], vec![0i64; n]);
+            let (mut v2, mut i2) = (vec![0.0f32; n], vec![0i64; n]);
+            let mut sc = ArgmaxScratch::default();
+            max_pool_argmax_same_width(&p, &x, &mut v1, &mut i1, &mut sc);
+            max_pool_argmax_usize(&p, &x, &mut v2, &mut i2, &mut ArgmaxScratch::default());
+            assert_eq!(i1, i2, "case {case}: {p:?}");
+            let same = v1
+                .iter()
+                .zip(&v2)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "case {case}: {p:?}");
+            checked += 1;
+        }
+        assert!(checked > 200, "only {checked} valid cases");
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub trait Real:
 {
     const ONE: Self;
     const NEG_INFINITY: Self;
+    /// Every integer up to this is exactly representable (2^24 for f32, 2^53 for f64).
+    const EXACT_INTS: usize;
     fn from_usize(v: usize) -> Self;
+    /// Truncating conversion (used on exactly representable integers).
+    fn to_i64(self) -> i64;
     fn is_nan(self) -> bool;
 }
 
@@ -30,8 +34,11 @@ macro_rules! impl_real {
         impl Real for $t {
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const EXACT_INTS: usize = 1 << <$t>::MANTISSA_DIGITS;
             #[inline(always)]
             fn from_usize(v: usize) -> Self { v as $t }
+            #[inline(always)]
+            fn to_i64(self) -> i64 { self as i64 }
             #[inline(always)]
             fn is_nan(self) -> bool { <$t>::is_nan(self) }
         }
