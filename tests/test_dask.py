@@ -476,6 +476,32 @@ def test_empty_batch():
     assert gx.shape == (0, 3, 8, 8) and not gw.any() and not gb.any()
 
 
+def test_rconv_inside_plain_dask_calls_survives_zero_size_probes():
+    """Dask probes a function with zero-size arrays to infer its output type when no meta
+    is given: rconv's in-memory functions must answer (or raise an ordinary error)."""
+    seen = []
+
+    def spy(block, *args, **kwargs):
+        seen.append(block.shape)
+        return rconv.correlate2d(block, *args, **kwargs)
+
+    rng = np.random.default_rng(20)
+    img = rng.standard_normal((40, 30))
+    k = rng.standard_normal((3, 3))
+    y = _chunked(img, 20).map_blocks(spy, k, "same", "symm")
+    assert any(0 in shape for shape in seen)  # the probe happened
+    expected = np.block(
+        [
+            [rconv.correlate2d(img[r : r + 20, c : c + 20], k, "same", "symm") for c in (0, 20)]
+            for r in (0, 20)
+        ]
+    )
+    np.testing.assert_array_equal(_threads(y), expected)
+    x = _chunked(rng.standard_normal((6, 2, 8, 8)), (2, 2, 8, 8))
+    pooled = x.map_blocks(rconv.max_pool2d, 2, chunks=(2, 2, 4, 4), dtype=x.dtype)
+    np.testing.assert_array_equal(_threads(pooled), rconv.max_pool2d(x.compute(), 2))
+
+
 # --------------------------------------------------------------------------- hostile input
 
 ALLOWED = (ValueError, TypeError, OverflowError, MemoryError)
