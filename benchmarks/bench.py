@@ -409,6 +409,16 @@ def bench_nn(rows: list, quick: bool) -> None:
         for row in (fwd, bwd, *extra):
             rows.append(row)
             _print_row(row)
+    # global average pooling (a ResNet head)
+    xg = rng.standard_normal((8, 256, 28, 28), dtype=np.float32)
+    t_g = best(partial(rconv.adaptive_avg_pool2d, xg, 1), reps)
+    row = {"group": "nn", "case": "adaptive_avg_pool2d 1x1 (8,256,28,28)", "rconv_ms": t_g * 1e3}
+    if torch is not None:
+        with torch.no_grad():
+            t_tg = best(partial(F.adaptive_avg_pool2d, torch.from_numpy(xg), 1), reps)
+        row["torch_ms"], row["vs_torch"] = t_tg * 1e3, t_tg / t_g
+    rows.append(row)
+    _print_row(row)
 
 
 COLUMNS = [

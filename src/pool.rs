@@ -143,6 +143,20 @@ fn run_planes<U: Send, F>(threads: usize, out: &mut [U], plane_out: usize, f: F)
 where
     F: Fn(usize, &mut [U]) + Send + Sync,
 {
+    run_planes_grouped(threads, out, plane_out, 1, f)
+}
+
+/// [`run_planes`] with at least `min_planes` planes per parallel task (tiny planes, such as
+/// a global pooling's single output, would otherwise make one task per element).
+fn run_planes_grouped<U: Send, F>(
+    threads: usize,
+    out: &mut [U],
+    plane_out: usize,
+    min_planes: usize,
+    f: F,
+) where
+    F: Fn(usize, &mut [U]) + Send + Sync,
+{
     if plane_out == 0 || out.is_empty() {
         return;
     }
@@ -154,9 +168,54 @@ where
         crate::threads::run(threads, || {
             out.par_chunks_exact_mut(plane_out)
                 .enumerate()
+                .with_min_len(min_planes.max(1))
                 .for_each(|(i, o)| f(i, o));
         });
     }
+}
+
+/// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
+#[inline]
+fn row_sum<T: Real>(v: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: AVX2 was detected on this CPU.
+        return unsafe { lane_sum_avx2(v) };
+    }
+    lane_sum(v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lane_sum_avx2<T: Real>(v: &[T]) -> T {
+    lane_sum(v)
+}
+
+/// Sum of `v` in 32 interleaved partial sums (independent additions vectorise and overlap;
+/// one running sum is a chain of dependent additions), combined pairwise.
+#[inline(always)]
+fn lane_sum<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 32];
+    let chunks = v.chunks_exact(32);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let mut width = 16;
+    while width > 0 {
+        for i in 0..width {
+            let upper = acc[i + width];
+            acc[i] += upper;
+        }
+        width /= 2;
+    }
+    let mut s = acc[0];
+    for &x in rest {
+        s += x;
+    }
+    s
 }
 
 /// `start, start + step, ...` below `end`. (`Range::step_by` divides to count its steps,
@@ -751,18 +810,22 @@ pub fn adaptive_avg_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    run_planes(threads, out, plane_out, |i, o| {
+    let min_planes = (1 << 14) / plane_in.max(1);
+    run_planes_grouped(threads, out, plane_out, min_planes, |i, o| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         for oy in 0..p.oh {
             let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
             for ox in 0..p.ow {
                 let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
-                let mut s = T::ZERO;
-                for y in y0..y1 {
-                    for v in &xp[y * p.w + x0..y * p.w + x1] {
-                        s += *v;
+                let s = if x0 == 0 && x1 == p.w {
+                    row_sum(&xp[y0 * p.w..y1 * p.w]) // whole rows: one contiguous run
+                } else {
+                    let mut s = T::ZERO;
+                    for y in y0..y1 {
+                        s += row_sum(&xp[y * p.w + x0..y * p.w + x1]);
                     }
-                }
+                    s
+                };
                 o[oy * p.ow + ox] = s / T::from_usize((y1 - y0) * (x1 - x0));
             }
         }
