@@ -253,7 +253,7 @@ const POINTWISE_TILE: usize = 1024;
 /// All three matrices must be valid for the given shapes and strides, and C must not alias A
 /// or B nor be written by anyone else during the call.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into<T: Real>(
+pub(crate) unsafe fn gemm_into<T: Real>(
     m: usize,
     n: usize,
     k: usize,
@@ -462,6 +462,10 @@ pub fn conv2d_forward<T: Real>(
         crate::threads::run(threads, || {
             depthwise_forward(p, x, weight, bias, out, threads)
         });
+    } else if crate::winograd::applies(p, std::mem::size_of::<T>()) && !winograd_disabled() {
+        crate::threads::run(threads, || {
+            crate::winograd::forward(p, x, weight, bias, out, threads)
+        });
     } else {
         crate::threads::run(threads, || gemm_forward(p, x, weight, bias, out, threads));
     }
@@ -489,6 +493,18 @@ unsafe fn add_bias_rows<T: Real>(
             }
         }
     }
+}
+
+/// The im2col forward path alone (the reference of the Winograd tests).
+#[cfg(test)]
+pub(crate) fn gemm_forward_for_tests<T: Real>(
+    p: &ConvParams,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    gemm_forward(p, x, weight, bias, out, 1)
 }
 
 fn gemm_forward<T: Real>(
@@ -703,9 +719,57 @@ pub fn conv2d_backward_input<T: Real>(
         });
         return Ok(());
     }
+    if let Some(q) = winograd_adjoint::<T>(p) {
+        // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of the
+        // output gradient with the kernels rotated by 180 degrees and transposed (in <-> out):
+        // a forward 3x3 convolution, computed by Winograd when it is large enough.
+        let (cin, cout) = (p.cin, p.cout);
+        let mut rot = vec![T::ZERO; weight.len()];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for k in 0..9 {
+                    rot[(ci * cout + co) * 9 + 8 - k] = weight[(co * cin + ci) * 9 + k];
+                }
+            }
+        }
+        crate::threads::run(threads, || {
+            crate::winograd::forward(&q, dy, &rot, None, dx, threads)
+        });
+        return Ok(());
+    }
     dx.fill(T::ZERO);
     crate::threads::run(threads, || gemm_backward_input(p, dy, weight, dx, threads));
     Ok(())
+}
+
+/// For a 3x3, stride-1, dilation-1, ungrouped convolution with padding at most 2 on each side
+/// whose input gradient Winograd would compute: the forward convolution that gives it
+/// (`grad_output` in, kernels rotated and transposed, padding `2 - p`).
+fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
+    let k3s1 = p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1;
+    let pads_ok = p.pt <= 2 && p.pb <= 2 && p.pl <= 2 && p.pr <= 2;
+    if !k3s1 || !pads_ok || p.groups != 1 || winograd_disabled() {
+        return None;
+    }
+    let q = ConvParams::new(
+        "conv2d_backward",
+        [p.n, p.cout, p.oh, p.ow],
+        [p.cin, p.cout, 3, 3],
+        (1, 1),
+        (2 - p.pt, 2 - p.pb, 2 - p.pl, 2 - p.pr),
+        (1, 1),
+        1,
+    )
+    .ok()?;
+    let fits = q.oh == p.h && q.ow == p.w;
+    (fits && crate::winograd::applies(&q, std::mem::size_of::<T>())).then_some(q)
+}
+
+/// `RCONV_NO_WINOGRAD` set (to anything): 3x3 layers go through im2col like the others
+/// (read once).
+fn winograd_disabled() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("RCONV_NO_WINOGRAD").is_some())
 }
 
 /// Depthwise input gradient (stride 1, dilation 1): the full correlation of each output

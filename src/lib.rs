@@ -16,6 +16,7 @@ pub mod kernels;
 pub mod pool;
 pub mod real;
 pub mod threads;
+pub mod winograd;
 
 use pyo3::prelude::*;
 

@@ -334,6 +334,21 @@ def test_conv2d_and_backward_equal_in_memory(dtype, params):
         np.testing.assert_allclose(got, ref, rtol=0, atol=64 * eps * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_layers_do_not_depend_on_the_batch_chunks(dtype):
+    # 3x3 stride-1 layers with >= 32 channels run through Winograd, whose blocks never mix
+    # images: a sample's output and input gradient are the same in any batch
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((6, 32, 20, 21)).astype(dtype)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(dtype)
+    dx = _chunked(x, ((1, 2, 3), 32, 20, 21))
+    y = rconv.conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(_threads(rd.conv2d(dx, w, padding=1)), y)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx = rd.conv2d_backward(_chunked(g, 4), dx, w, padding=1)[0]
+    np.testing.assert_array_equal(_threads(gx), rconv.conv2d_backward(g, x, w, padding=1)[0])
+
+
 def test_conv2d_unbatched_and_integer_input():
     rng = np.random.default_rng(13)
     x = rng.integers(-5, 5, (3, 9, 9))

@@ -199,6 +199,33 @@ def test_conv2d_matches_reference(c):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "padding,pads",
+    [(1, (1, 1, 1, 1)), (0, (0, 0, 0, 0)), ((2, 1), (2, 2, 1, 1)), ("same", (1, 1, 1, 1))],
+)
+def test_conv2d_3x3_layers_large_enough_for_winograd(dtype, padding, pads, threads):
+    # 3x3, stride 1, >= 32 channels and >= 256 output tiles of 2x2: the Winograd F(2x2,3x3)
+    # path; odd sizes leave partial tiles at the bottom and right
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 32, 35, 33)).astype(dtype)
+    w = rng.standard_normal((40, 32, 3, 3)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    want = ref.conv2d(x, w, b, (1, 1), pads)
+    threads(1)
+    serial = rconv.conv2d(x, w, b, padding=padding)
+    threads(2)
+    parallel = rconv.conv2d(x, w, b, padding=padding)
+    np.testing.assert_array_equal(serial, parallel)
+    close(parallel, want, dtype)
+    # the input gradient of such a layer is a Winograd-sized 3x3 convolution too
+    g = rng.standard_normal(want.shape).astype(dtype)
+    gi = rconv.conv2d_backward(g, x, w, padding=padding)[0]
+    threads(1)
+    np.testing.assert_array_equal(rconv.conv2d_backward(g, x, w, padding=padding)[0], gi)
+    close(gi, ref.conv_transpose2d(g, w, padding=(pads[0], pads[2])), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_padding_wider_than_input(dtype):
     # regression: a kernel column left of every window (padding 'same' with dilation on a
     # one-pixel-wide input) once indexed past the im2col row

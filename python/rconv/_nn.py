@@ -228,7 +228,13 @@ def conv2d(
               x_p[n, g(o) C_g + c, y s_h + i d_h, x s_w + j d_w]
 
     with ``x_p`` the padded input. Computed as tiled im2col + GEMM (bounded workspace), a
-    plain GEMM for 1x1 layers, direct kernels for stride-1 depthwise layers.
+    plain GEMM for 1x1 layers, direct kernels for stride-1 depthwise layers, and Winograd
+    F(2x2, 3x3) for 3x3 stride-1 ungrouped layers with at least 32 channels in and out and
+    at least 48 output tiles of 2x2 per image (2.25 times fewer multiplications; rounding
+    differs from the direct sum by a few units in the last place; a sample's result does
+    not depend on the rest of the batch; the same transform computes the input gradient in
+    :func:`conv2d_backward`). The environment variable ``RCONV_NO_WINOGRAD`` (set to
+    anything before the first call) turns it off.
 
     Examples
     --------

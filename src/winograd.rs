@@ -1,0 +1,527 @@
+//! Winograd F(2x2, 3x3) forward convolution for 3x3, stride-1, dilation-1, ungrouped layers.
+//!
+//! Each 2x2 block of outputs ("tile") is computed from a 4x4 block of input through
+//! `Y = A^T [ (G g G^T) . (B^T d B) ] A`: the products of one tile position, summed over the
+//! input channels, are 16 independent matrix products `U_xi (Cout x Cin) * V_xi (Cin x tiles)`,
+//! 2.25 times fewer multiplications than the direct 3x3 (im2col) product. Tiles are processed
+//! in blocks of a bounded size (transform, 16 GEMMs, inverse transform), one block per task, so
+//! the workspace stays small and the result does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use crate::conv::{gemm_into, ConvParams};
+use crate::real::{Real, SyncPtr};
+
+/// Target bytes of one block's transformed input (or output): about the L2 cache.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Whether [`forward`] computes this convolution, for elements of `size` bytes: 3x3, stride
+/// 1, dilation 1, ungrouped, and large enough that the 16 products are efficient GEMMs
+/// (measured on the development machine: at least 32 channels in and out, at least 32 tiles
+/// per block, at least 48 tiles per image; smaller layers ran faster through im2col).
+pub(crate) fn applies(p: &ConvParams, size: usize) -> bool {
+    let shape_ok = p.kh == 3
+        && p.kw == 3
+        && p.sh == 1
+        && p.sw == 1
+        && p.dh == 1
+        && p.dw == 1
+        && p.groups == 1
+        && p.oh >= 2
+        && p.ow >= 2;
+    if !shape_ok || p.cin.min(p.cout) < 32 {
+        return false;
+    }
+    // Per image, not per batch: a sample's result must not depend on the rest of the batch.
+    let per_image = p.oh.div_ceil(2) * p.ow.div_ceil(2);
+    tiles_per_block(p, size) >= 32 && per_image >= 48
+}
+
+/// Tiles per block: the transformed input or output of a block stays near [`BLOCK_BYTES`].
+fn tiles_per_block(p: &ConvParams, size: usize) -> usize {
+    (BLOCK_BYTES / (16 * p.cin.max(p.cout) * size)).clamp(16, 512)
+}
+
+/// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g = weight[co][ci]`, one output
+/// channel per task. The nine taps of all input channels are first laid out as nine
+/// contiguous rows, so that the transform runs along `ci` in vectors.
+fn transform_weights<T: Real>(p: &ConvParams, weight: &[T], threads: usize) -> Vec<T> {
+    let (cin, cout) = (p.cin, p.cout);
+    let mut u = vec![T::ZERO; 16 * cout * cin];
+    let up = SyncPtr(u.as_mut_ptr());
+    let one = |taps: &mut Vec<T>, co: usize| {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA were detected; output channel co of U is this task's.
+            unsafe { transform_channel_avx2(cin, cout, weight, co, taps, up) };
+            return;
+        }
+        // SAFETY: output channel co of U is written by this task only.
+        unsafe { transform_channel(cin, cout, weight, co, taps, up) };
+    };
+    if threads > 1 {
+        (0..cout).into_par_iter().for_each_init(Vec::new, one);
+    } else {
+        let mut taps = Vec::new();
+        (0..cout).for_each(|co| one(&mut taps, co));
+    }
+    u
+}
+
+/// [`transform_channel`] compiled for AVX2.
+///
+/// # Safety
+/// As [`transform_channel`]; the CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_channel_avx2<T: Real>(
+    cin: usize,
+    cout: usize,
+    weight: &[T],
+    co: usize,
+    taps: &mut Vec<T>,
+    u: SyncPtr<T>,
+) {
+    transform_channel(cin, cout, weight, co, taps, u)
+}
+
+/// The 16 rows `U[xi][co][..]` of output channel `co`.
+///
+/// # Safety
+/// `u` points to the `16 * cout * cin` elements of U; nobody else writes channel `co`.
+#[inline(always)]
+unsafe fn transform_channel<T: Real>(
+    cin: usize,
+    cout: usize,
+    weight: &[T],
+    co: usize,
+    taps: &mut Vec<T>,
+    u: SyncPtr<T>,
+) {
+    let half = T::ONE / (T::ONE + T::ONE);
+    taps.clear();
+    taps.resize(9 * cin, T::ZERO);
+    for (ci, g) in weight[co * cin * 9..(co + 1) * cin * 9]
+        .chunks_exact(9)
+        .enumerate()
+    {
+        for (k, &v) in g.iter().enumerate() {
+            taps[k * cin + ci] = v;
+        }
+    }
+    let tap = |k: usize| &taps[k * cin..(k + 1) * cin];
+    let row = |xi: usize| std::slice::from_raw_parts_mut(u.get().add((xi * cout + co) * cin), cin);
+    // (G g) for kernel row combination r, kernel column c: g[c], (g0+g1+g2)/2, (g0-g1+g2)/2, g2
+    // over the rows; then the same combinations over the columns give U[r * 4 + j].
+    for r in 0..4 {
+        let col = |c: usize, ci: usize| -> T {
+            let (g0, g1, g2) = (tap(c)[ci], tap(3 + c)[ci], tap(6 + c)[ci]);
+            match r {
+                0 => g0,
+                1 => (g0 + g1 + g2) * half,
+                2 => (g0 - g1 + g2) * half,
+                _ => g2,
+            }
+        };
+        let (u0, u1, u2, u3) = (row(r * 4), row(r * 4 + 1), row(r * 4 + 2), row(r * 4 + 3));
+        for ci in 0..cin {
+            let (a, b, c) = (col(0, ci), col(1, ci), col(2, ci));
+            u0[ci] = a;
+            u1[ci] = (a + b + c) * half;
+            u2[ci] = (a - b + c) * half;
+            u3[ci] = c;
+        }
+    }
+}
+
+/// Geometry of the tiling: a block holds whole rows of tiles of one image, so that a
+/// sample's result does not depend on the rest of the batch.
+#[derive(Clone, Copy)]
+struct Tiles {
+    th: usize,
+    tw: usize,
+    /// Tile rows per block.
+    block_rows: usize,
+    /// Blocks per image.
+    per_image: usize,
+}
+
+impl Tiles {
+    fn new<T>(p: &ConvParams) -> Self {
+        let (th, tw) = (p.oh.div_ceil(2), p.ow.div_ceil(2));
+        let tiles = tiles_per_block(p, std::mem::size_of::<T>());
+        // at least two blocks per image (when it has two tile rows): a single image still
+        // keeps two threads busy
+        let block_rows = (tiles / tw).clamp(1, th.div_ceil(2).max(1));
+        Tiles {
+            th,
+            tw,
+            block_rows,
+            per_image: th.div_ceil(block_rows),
+        }
+    }
+
+    /// Block `b`: its first tile row (counted over the batch) and number of tile rows.
+    fn block(&self, b: usize) -> (usize, usize) {
+        let (img, j) = (b / self.per_image, b % self.per_image);
+        let first = j * self.block_rows;
+        (img * self.th + first, self.block_rows.min(self.th - first))
+    }
+}
+
+/// Scratch of one task.
+struct Scratch<T> {
+    v: Vec<T>,
+    m: Vec<T>,
+    /// Four transformed input rows, each split into even and odd columns.
+    rows: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            v: Vec::new(),
+            m: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// `V[xi][ci][t] = (B^T d B)[xi]` for the tile rows `r0 .. r0 + nr` (d: the 4x4 input patch,
+/// zero outside the image). Separable: the four input rows of a tile row are combined
+/// first (whole rows, contiguous), then each combined row, split into even and odd columns,
+/// gives the four column combinations for every tile at once.
+#[inline(always)]
+fn transform_input<T: Real>(
+    p: &ConvParams,
+    tl: Tiles,
+    x: &[T],
+    r0: usize,
+    nr: usize,
+    v: &mut [T],
+    rows: &mut Vec<T>,
+) {
+    let (h, w, cin, tw) = (p.h, p.w, p.cin, tl.tw);
+    let nt = nr * tw;
+    let plane = h * w;
+    let stride_xi = cin * nt;
+    // per combined row: tw + 1 even and tw + 1 odd columns (padded columns 0 .. 2 tw + 2)
+    let half = tw + 1;
+    rows.clear();
+    rows.resize(4 * 2 * half + 4 * (2 * half), T::ZERO);
+    let (split, line) = rows.split_at_mut(8 * half);
+    for ci in 0..cin {
+        for lr in 0..nr {
+            let g = r0 + lr;
+            let (img, ty) = (g / tl.th, g % tl.th);
+            let base = &x[(img * cin + ci) * plane..(img * cin + ci + 1) * plane];
+            let y0 = (2 * ty) as isize - p.pt as isize;
+            // the four input rows, zero-padded to columns -pl .. -pl + 2 tw + 2
+            let mut d: [&[T]; 4] = [&[]; 4];
+            let (l0, l1) = line.split_at_mut(2 * 2 * half);
+            let (la, lb) = l0.split_at_mut(2 * half);
+            let (lc, ld) = l1.split_at_mut(2 * half);
+            for (r, buf) in [la, lb, lc, ld].into_iter().enumerate() {
+                let yy = y0 + r as isize;
+                buf.fill(T::ZERO);
+                if yy >= 0 && yy < h as isize {
+                    let src = &base[yy as usize * w..(yy as usize + 1) * w];
+                    // padded column c holds input column c - pl
+                    let c_lo = p.pl.min(buf.len());
+                    let c_hi = (p.pl + w).min(buf.len());
+                    if c_hi > c_lo {
+                        buf[c_lo..c_hi].copy_from_slice(&src[..c_hi - c_lo]);
+                    }
+                }
+                d[r] = buf;
+            }
+            // B^T d, each combined row split into even / odd columns
+            let columns = d[0].iter().zip(d[1]).zip(d[2]).zip(d[3]);
+            for (c, (((&a, &b), &cc), &dd)) in columns.enumerate() {
+                let comb = [a - cc, b + cc, cc - b, b - dd];
+                let (k, odd) = (c / 2, c % 2);
+                for (i, val) in comb.into_iter().enumerate() {
+                    split[(2 * i + odd) * half + k] = val;
+                }
+            }
+            // (B^T d) B for every tile of the row: columns 2tx .. 2tx + 3 are
+            // even[tx], odd[tx], even[tx + 1], odd[tx + 1]
+            for i in 0..4 {
+                let e = &split[2 * i * half..(2 * i + 1) * half];
+                let o = &split[(2 * i + 1) * half..(2 * i + 2) * half];
+                let at = |j: usize| (i * 4 + j) * stride_xi + ci * nt + lr * tw;
+                let (v0, rest) = v[at(0)..].split_at_mut(stride_xi);
+                let (v1, rest) = rest.split_at_mut(stride_xi);
+                let (v2, v3) = rest.split_at_mut(stride_xi);
+                for tx in 0..tw {
+                    let (e0, o0, e1, o1) = (e[tx], o[tx], e[tx + 1], o[tx + 1]);
+                    v0[tx] = e0 - e1;
+                    v1[tx] = o0 + e1;
+                    v2[tx] = e1 - o0;
+                    v3[tx] = o0 - o1;
+                }
+            }
+        }
+    }
+}
+
+/// Inverse transform of `M[xi][co][t]` for the tile rows `r0 .. r0 + nr` into the output,
+/// plus the bias: per tile row and output channel, `A^T q` over whole rows of tiles
+/// (contiguous), then the two output columns of every tile, interleaved into the output row.
+///
+/// # Safety
+/// `out` must point to the whole output of `p`; these tile rows are written by nobody else.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn transform_output<T: Real>(
+    p: &ConvParams,
+    tl: Tiles,
+    m: &[T],
+    bias: Option<&[T]>,
+    r0: usize,
+    nr: usize,
+    out: SyncPtr<T>,
+    tmp: &mut Vec<T>,
+) {
+    let (oh, ow, cout, tw) = (p.oh, p.ow, p.cout, tl.tw);
+    let nt = nr * tw;
+    let plane = oh * ow;
+    let stride_xi = cout * nt;
+    tmp.clear();
+    tmp.resize(6 * tw, T::ZERO);
+    let (s, y) = tmp.split_at_mut(4 * tw);
+    let (y0, y1) = y.split_at_mut(tw);
+    for co in 0..cout {
+        let b = bias.map_or(T::ZERO, |b| b[co]);
+        for lr in 0..nr {
+            let g = r0 + lr;
+            let (img, ty) = (g / tl.th, g % tl.th);
+            let q = |k: usize| {
+                let at = k * stride_xi + co * nt + lr * tw;
+                &m[at..at + tw]
+            };
+            let dst = out.get().add((img * cout + co) * plane);
+            for i in 0..2 {
+                let oy = 2 * ty + i;
+                if oy >= oh {
+                    break;
+                }
+                // row i of A^T q, for the four columns c of every tile
+                for c in 0..4 {
+                    let sc = &mut s[c * tw..(c + 1) * tw];
+                    let (q1, q2) = (q(4 + c), q(8 + c));
+                    if i == 0 {
+                        for (((e, &a), &b1), &b2) in sc.iter_mut().zip(q(c)).zip(q1).zip(q2) {
+                            *e = a + b1 + b2;
+                        }
+                    } else {
+                        for (((e, &b1), &b2), &d) in sc.iter_mut().zip(q1).zip(q2).zip(q(12 + c)) {
+                            *e = b1 - b2 - d;
+                        }
+                    }
+                }
+                let (s0, rest) = s.split_at(tw);
+                let (s1, rest) = rest.split_at(tw);
+                let (s2, s3) = rest.split_at(tw);
+                for ((((e0, e1), &a), &b1), (&b2, &d)) in y0
+                    .iter_mut()
+                    .zip(y1.iter_mut())
+                    .zip(s0)
+                    .zip(s1)
+                    .zip(s2.iter().zip(s3))
+                {
+                    *e0 = a + b1 + b2 + b;
+                    *e1 = b1 - b2 - d + b;
+                }
+                let row = std::slice::from_raw_parts_mut(dst.add(oy * ow), ow);
+                let (pairs, last) = row.split_at_mut(ow / 2 * 2);
+                for ((pair, &a), &c) in pairs.chunks_exact_mut(2).zip(y0.iter()).zip(y1.iter()) {
+                    pair[0] = a;
+                    pair[1] = c;
+                }
+                if let Some(e) = last.first_mut() {
+                    *e = y0[ow / 2];
+                }
+            }
+        }
+    }
+}
+
+/// One block: input transform, the 16 products, output transform.
+///
+/// # Safety
+/// As [`transform_output`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block<T: Real>(
+    p: &ConvParams,
+    tl: Tiles,
+    x: &[T],
+    u: &[T],
+    bias: Option<&[T]>,
+    b: usize,
+    sc: &mut Scratch<T>,
+    out: SyncPtr<T>,
+    inner_parallel: bool,
+) {
+    let (cin, cout) = (p.cin, p.cout);
+    let (r0, nr) = tl.block(b);
+    let nt = nr * tl.tw;
+    sc.v.resize(16 * cin * nt, T::ZERO);
+    sc.m.resize(16 * cout * nt, T::ZERO);
+    transform_input(p, tl, x, r0, nr, &mut sc.v, &mut sc.rows);
+    let (mp, vp) = (SyncPtr(sc.m.as_mut_ptr()), SyncPtr(sc.v.as_mut_ptr()));
+    let product = |xi: usize| {
+        // SAFETY: U_xi (cout x cin), V_xi (cin x nt) and M_xi (cout x nt) lie inside their
+        // buffers, which are distinct; the 16 M_xi are disjoint, each written by one call.
+        unsafe {
+            gemm_into(
+                cout,
+                nt,
+                cin,
+                mp.get().add(xi * cout * nt),
+                nt,
+                false,
+                u.as_ptr().add(xi * cout * cin),
+                cin,
+                1,
+                vp.get().add(xi * cin * nt) as *const T,
+                nt,
+                1,
+            )
+        }
+    };
+    if inner_parallel {
+        (0..16).into_par_iter().for_each(product);
+    } else {
+        (0..16).for_each(product);
+    }
+    transform_output(p, tl, &sc.m, bias, r0, nr, out, &mut sc.rows);
+}
+
+/// [`block`] compiled for AVX2 (the transforms are long runs of vector adds).
+///
+/// # Safety
+/// As [`block`], and the CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_avx2<T: Real>(
+    p: &ConvParams,
+    tl: Tiles,
+    x: &[T],
+    u: &[T],
+    bias: Option<&[T]>,
+    b: usize,
+    sc: &mut Scratch<T>,
+    out: SyncPtr<T>,
+    inner_parallel: bool,
+) {
+    block(p, tl, x, u, bias, b, sc, out, inner_parallel)
+}
+
+/// The forward convolution of `p` (see [`applies`]) by Winograd F(2x2, 3x3).
+pub(crate) fn forward<T: Real>(
+    p: &ConvParams,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    threads: usize,
+) {
+    let u = transform_weights(p, weight, threads);
+    let tl = Tiles::new::<T>(p);
+    let outp = SyncPtr(out.as_mut_ptr());
+    let blocks = p.n * tl.per_image;
+    // Few blocks (a small batch of small images): one block at a time, its 16 products in
+    // parallel; otherwise the blocks in parallel. The same arithmetic either way.
+    let inner_parallel = threads > 1 && blocks < threads;
+    let run = |sc: &mut Scratch<T>, b: usize| {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA were detected; block b writes the outputs of its own tile
+            // rows only.
+            unsafe { block_avx2(p, tl, x, &u, bias, b, sc, outp, inner_parallel) };
+            return;
+        }
+        // SAFETY: block b writes the outputs of its own tile rows only.
+        unsafe { block(p, tl, x, &u, bias, b, sc, outp, inner_parallel) };
+    };
+    if threads <= 1 || inner_parallel {
+        let mut sc = Scratch::default();
+        (0..blocks).for_each(|b| run(&mut sc, b));
+    } else {
+        (0..blocks)
+            .into_par_iter()
+            .for_each_init(Scratch::default, run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    /// Winograd equals the im2col path to rounding, over odd and even sizes, every padding
+    /// (asymmetric too), bias or none, both element types, serial and parallel.
+    #[test]
+    fn matches_im2col() {
+        let mut seed = 7;
+        let mut checked = 0;
+        for case in 0..120 {
+            let n = 1 + case % 3;
+            let (cin, cout) = (1 + case % 5, 1 + (case / 5) % 4);
+            let (h, w) = (1 + (case * 7) % 9, 1 + (case * 5) % 11);
+            let pads = (case % 3, (case / 3) % 3, (case / 2) % 3, (case / 4) % 3);
+            let Ok(p) = ConvParams::new(
+                "t",
+                [n, cin, h, w],
+                [cout, cin, 3, 3],
+                (1, 1),
+                pads,
+                (1, 1),
+                1,
+            ) else {
+                continue;
+            };
+            let x: Vec<f64> = (0..n * cin * h * w).map(|_| lcg(&mut seed)).collect();
+            let wt: Vec<f64> = (0..cout * cin * 9).map(|_| lcg(&mut seed)).collect();
+            let bias: Vec<f64> = (0..cout).map(|_| lcg(&mut seed)).collect();
+            let b = (case % 2 == 0).then_some(&bias[..]);
+            let len = n * cout * p.oh * p.ow;
+            let mut want = vec![0.0; len];
+            crate::conv::gemm_forward_for_tests(&p, &x, &wt, b, &mut want);
+            let mut serial = vec![f64::NAN; len];
+            forward(&p, &x, &wt, b, &mut serial, 1);
+            for (g, e) in serial.iter().zip(&want) {
+                assert!(
+                    (g - e).abs() <= 1e-12 * (1.0 + e.abs()),
+                    "case {case}: {g} {e}"
+                );
+            }
+            // blocks in parallel, or one block's 16 products in parallel: the same numbers
+            for threads in [2, 16] {
+                let mut got = vec![f64::NAN; len];
+                crate::threads::run(threads, || forward(&p, &x, &wt, b, &mut got, threads));
+                assert!(got == serial, "case {case}: {threads} threads differ");
+            }
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let w32: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
+            let b32: Vec<f32> = bias.iter().map(|&v| v as f32).collect();
+            let mut got = vec![f32::NAN; len];
+            forward(&p, &x32, &w32, b.map(|_| &b32[..]), &mut got, 1);
+            for (g, e) in got.iter().zip(&want) {
+                let tol = 1e-5 * (1.0 + e.abs()) * (cin as f64 * 9.0);
+                assert!((*g as f64 - e).abs() <= tol, "case {case} f32: {g} {e}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 80, "only {checked} cases");
+    }
+}
