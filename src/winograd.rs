@@ -173,7 +173,8 @@ impl Tiles {
 struct Scratch<T> {
     v: Vec<T>,
     m: Vec<T>,
-    /// Four transformed input rows, each split into even and odd columns.
+    /// Row buffers of the input transform (four padded input rows, four combined rows split
+    /// into even and odd columns) and of the output transform.
     rows: Vec<T>,
 }
 
