@@ -466,17 +466,7 @@ fn max_pool_argmax_same_width<T: Real>(
                 *g = v;
             }
             let cols = &col_t[j * ow..(j + 1) * ow];
-            for ((((bm, bc), &am), &ac), (&v, &col)) in b_m
-                .iter_mut()
-                .zip(b_c.iter_mut())
-                .zip(a_m.iter())
-                .zip(a_c.iter())
-                .zip(tap.iter().zip(cols))
-            {
-                let win = nan_max_wins(v, am);
-                *bm = select(win, v, am);
-                *bc = select(win, col, ac);
-            }
+            argmax_step((a_m, a_c), (b_m, b_c), tap, cols, T::ZERO);
             std::mem::swap(&mut a_m, &mut b_m);
             std::mem::swap(&mut a_c, &mut b_c);
         }
@@ -500,17 +490,7 @@ fn max_pool_argmax_same_width<T: Real>(
             let base = T::from_usize(y * w);
             let rv = &hv[y * ow..(y + 1) * ow];
             let rc = &hct[y * ow..(y + 1) * ow];
-            for ((((bm, bc), &am), &ac), (&v, &c)) in b_m
-                .iter_mut()
-                .zip(b_c.iter_mut())
-                .zip(a_m.iter())
-                .zip(a_c.iter())
-                .zip(rv.iter().zip(rc))
-            {
-                let win = nan_max_wins(v, am);
-                *bm = select(win, v, am);
-                *bc = select(win, base + c, ac);
-            }
+            argmax_step((a_m, a_c), (b_m, b_c), rv, rc, base);
             std::mem::swap(&mut a_m, &mut b_m);
             std::mem::swap(&mut a_c, &mut b_c);
         }
@@ -518,6 +498,31 @@ fn max_pool_argmax_same_width<T: Real>(
         for (d, &o) in idx[oy * ow..(oy + 1) * ow].iter_mut().zip(a_c.iter()) {
             *d = o.to_i64();
         }
+    }
+}
+
+/// One step of the running argmax, from `(max, index)` rows `a` into `b`: candidate `k` with
+/// value `vals[k]` and index `offset + idx[k]` wins where torch's rule says so. Writing a
+/// separate row (not selecting in place) keeps the blends blends: in place, the compiler
+/// turns them into masked stores, several times slower on AMD CPUs.
+#[inline(always)]
+fn argmax_step<T: Real>(
+    a: (&[T], &[T]),
+    b: (&mut [T], &mut [T]),
+    vals: &[T],
+    idx: &[T],
+    offset: T,
+) {
+    for ((((bm, bc), &am), &ac), (&v, &i)) in
+        b.0.iter_mut()
+            .zip(b.1.iter_mut())
+            .zip(a.0)
+            .zip(a.1)
+            .zip(vals.iter().zip(idx))
+    {
+        let win = nan_max_wins(v, am);
+        *bm = select(win, v, am);
+        *bc = select(win, offset + i, ac);
     }
 }
 
