@@ -150,9 +150,11 @@ impl Tiles {
     fn new<T>(p: &ConvParams) -> Self {
         let (th, tw) = (p.oh.div_ceil(2), p.ow.div_ceil(2));
         let tiles = tiles_per_block(p, std::mem::size_of::<T>());
-        // at least two blocks per image (when it has two tile rows): a single image still
-        // keeps two threads busy
-        let block_rows = (tiles / tw).clamp(1, th.div_ceil(2).max(1));
+        // at least two blocks per image when each still holds 32 tiles or more: a single
+        // image then keeps two threads busy (smaller blocks make inefficient products)
+        let half = th.div_ceil(2);
+        let cap = if half * tw >= 32 { half } else { th };
+        let block_rows = (tiles / tw).clamp(1, cap.max(1));
         Tiles {
             th,
             tw,
