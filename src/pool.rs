@@ -157,19 +157,43 @@ fn run_planes_grouped<U: Send, F>(
 ) where
     F: Fn(usize, &mut [U]) + Send + Sync,
 {
+    run_planes_with(
+        threads,
+        out,
+        plane_out,
+        min_planes,
+        || (),
+        |_, i, o| f(i, o),
+    )
+}
+
+/// [`run_planes_grouped`] with per-task scratch made by `init` (reused across the planes a
+/// task runs, instead of allocated per plane).
+fn run_planes_with<U: Send, S, I, F>(
+    threads: usize,
+    out: &mut [U],
+    plane_out: usize,
+    min_planes: usize,
+    init: I,
+    f: F,
+) where
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, usize, &mut [U]) + Send + Sync,
+{
     if plane_out == 0 || out.is_empty() {
         return;
     }
     if threads <= 1 {
+        let mut scratch = init();
         out.chunks_exact_mut(plane_out)
             .enumerate()
-            .for_each(|(i, o)| f(i, o));
+            .for_each(|(i, o)| f(&mut scratch, i, o));
     } else {
         crate::threads::run(threads, || {
             out.par_chunks_exact_mut(plane_out)
                 .enumerate()
                 .with_min_len(min_planes.max(1))
-                .for_each(|(i, o)| f(i, o));
+                .for_each_init(&init, |scratch, (i, o)| f(scratch, i, o));
         });
     }
 }
@@ -633,14 +657,16 @@ pub fn max_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    run_planes(threads, dx, plane_in, |i, d| {
+    let init = || {
+        let vals = vec![T::ZERO; plane_out];
+        (ArgmaxScratch::default(), vals, vec![0i64; plane_out])
+    };
+    run_planes_with(threads, dx, plane_in, 1, init, |scratch, i, d| {
+        let (sc, vals, idx) = scratch;
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let g = &dy[i * plane_out..(i + 1) * plane_out];
-        let mut sc = ArgmaxScratch::default();
-        let mut vals = vec![T::ZERO; plane_out];
-        let mut idx = vec![0i64; plane_out];
-        max_pool_argmax(p, xp, &mut vals, &mut idx, &mut sc);
+        max_pool_argmax(p, xp, vals, idx, sc);
         for (&k, &gv) in idx.iter().zip(g) {
             // A window holding no element (possible with dilation and padding) reports
             // torch's seed index, which may lie past the plane: it routes nothing.
