@@ -723,17 +723,8 @@ pub fn conv2d_backward_input<T: Real>(
         // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of the
         // output gradient with the kernels rotated by 180 degrees and transposed (in <-> out):
         // a forward 3x3 convolution, computed by Winograd when it is large enough.
-        let (cin, cout) = (p.cin, p.cout);
-        let mut rot = vec![T::ZERO; weight.len()];
-        for co in 0..cout {
-            for ci in 0..cin {
-                for k in 0..9 {
-                    rot[(ci * cout + co) * 9 + 8 - k] = weight[(co * cin + ci) * 9 + k];
-                }
-            }
-        }
         crate::threads::run(threads, || {
-            crate::winograd::forward(&q, dy, &rot, None, dx, threads)
+            crate::winograd::forward_adjoint(&q, dy, weight, dx, threads)
         });
         return Ok(());
     }

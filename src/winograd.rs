@@ -44,8 +44,15 @@ fn tiles_per_block(p: &ConvParams, size: usize) -> usize {
 
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g = weight[co][ci]`, one output
 /// channel per task. The nine taps of all input channels are first laid out as nine
-/// contiguous rows, so that the transform runs along `ci` in vectors.
-fn transform_weights<T: Real>(p: &ConvParams, weight: &[T], threads: usize) -> Vec<T> {
+/// contiguous rows, so that the transform runs along `ci` in vectors. With `adjoint`,
+/// `weight` is `(cin, cout, 3, 3)` and `g` is its kernel `[ci][co]` rotated by 180 degrees
+/// (the kernels of an input gradient), read in place.
+fn transform_weights<T: Real>(
+    p: &ConvParams,
+    weight: &[T],
+    adjoint: bool,
+    threads: usize,
+) -> Vec<T> {
     let (cin, cout) = (p.cin, p.cout);
     let mut u = vec![T::ZERO; 16 * cout * cin];
     let up = SyncPtr(u.as_mut_ptr());
@@ -53,11 +60,11 @@ fn transform_weights<T: Real>(p: &ConvParams, weight: &[T], threads: usize) -> V
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::has_avx2_fma() {
             // SAFETY: AVX2 and FMA were detected; output channel co of U is this task's.
-            unsafe { transform_channel_avx2(cin, cout, weight, co, taps, up) };
+            unsafe { transform_channel_avx2(cin, cout, weight, adjoint, co, taps, up) };
             return;
         }
         // SAFETY: output channel co of U is written by this task only.
-        unsafe { transform_channel(cin, cout, weight, co, taps, up) };
+        unsafe { transform_channel(cin, cout, weight, adjoint, co, taps, up) };
     };
     if threads > 1 {
         (0..cout).into_par_iter().for_each_init(Vec::new, one);
@@ -78,11 +85,12 @@ unsafe fn transform_channel_avx2<T: Real>(
     cin: usize,
     cout: usize,
     weight: &[T],
+    adjoint: bool,
     co: usize,
     taps: &mut Vec<T>,
     u: SyncPtr<T>,
 ) {
-    transform_channel(cin, cout, weight, co, taps, u)
+    transform_channel(cin, cout, weight, adjoint, co, taps, u)
 }
 
 /// The 16 rows `U[xi][co][..]` of output channel `co`.
@@ -94,6 +102,7 @@ unsafe fn transform_channel<T: Real>(
     cin: usize,
     cout: usize,
     weight: &[T],
+    adjoint: bool,
     co: usize,
     taps: &mut Vec<T>,
     u: SyncPtr<T>,
@@ -101,11 +110,14 @@ unsafe fn transform_channel<T: Real>(
     let half = T::ONE / (T::ONE + T::ONE);
     taps.clear();
     taps.resize(9 * cin, T::ZERO);
-    for (ci, g) in weight[co * cin * 9..(co + 1) * cin * 9]
-        .chunks_exact(9)
-        .enumerate()
-    {
-        for (k, &v) in g.iter().enumerate() {
+    for ci in 0..cin {
+        let at = 9 * if adjoint {
+            ci * cout + co
+        } else {
+            co * cin + ci
+        };
+        for (k, &v) in weight[at..at + 9].iter().enumerate() {
+            let k = if adjoint { 8 - k } else { k };
             taps[k * cin + ci] = v;
         }
     }
@@ -432,7 +444,33 @@ pub(crate) fn forward<T: Real>(
     out: &mut [T],
     threads: usize,
 ) {
-    let u = transform_weights(p, weight, threads);
+    let u = transform_weights(p, weight, false, threads);
+    convolve(p, x, &u, bias, out, threads)
+}
+
+/// The 3x3 convolution `p` whose kernels are those of `weight` `(p.cin, p.cout, 3, 3)`
+/// rotated by 180 degrees and transposed: the input gradient of the convolution with
+/// `weight`, when `p` takes its output gradient with the complementary padding.
+pub(crate) fn forward_adjoint<T: Real>(
+    p: &ConvParams,
+    grad_output: &[T],
+    weight: &[T],
+    grad_input: &mut [T],
+    threads: usize,
+) {
+    let u = transform_weights(p, weight, true, threads);
+    convolve(p, grad_output, &u, None, grad_input, threads)
+}
+
+/// The convolution with transformed kernels `u`.
+fn convolve<T: Real>(
+    p: &ConvParams,
+    x: &[T],
+    u: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    threads: usize,
+) {
     let tl = Tiles::new::<T>(p);
     let outp = SyncPtr(out.as_mut_ptr());
     let blocks = p.n * tl.per_image;
@@ -444,11 +482,11 @@ pub(crate) fn forward<T: Real>(
         if crate::kernels::has_avx2_fma() {
             // SAFETY: AVX2 and FMA were detected; block b writes the outputs of its own tile
             // rows only.
-            unsafe { block_avx2(p, tl, x, &u, bias, b, sc, outp, inner_parallel) };
+            unsafe { block_avx2(p, tl, x, u, bias, b, sc, outp, inner_parallel) };
             return;
         }
         // SAFETY: block b writes the outputs of its own tile rows only.
-        unsafe { block(p, tl, x, &u, bias, b, sc, outp, inner_parallel) };
+        unsafe { block(p, tl, x, u, bias, b, sc, outp, inner_parallel) };
     };
     if threads <= 1 || inner_parallel {
         let mut sc = Scratch::default();
