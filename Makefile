@@ -1,7 +1,7 @@
 .DEFAULT_GOAL := help
 PY ?= python3
 
-.PHONY: help dev test lint fmt bench
+.PHONY: help dev test ci lint fmt bench
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
@@ -9,9 +9,12 @@ help: ## list the targets
 dev: ## install rconv (release build) with the test and bench extras
 	$(PY) -m pip install ".[test,bench]"
 
-test: ## run the Rust unit tests and the pytest suite against the installed package
-	cargo test
-	$(PY) -m pytest
+test: ## the README's test command, then the Rust unit tests (what .ci/run runs)
+	$(PY) -m pip install ".[test,notebooks,dask]" && $(PY) -m pytest
+	cargo test --release
+
+ci: ## exactly what CI runs (tests, cargo test, linters)
+	bash .ci/run
 
 lint: ## cargo fmt --check, clippy -D warnings, ruff
 	cargo fmt --all -- --check

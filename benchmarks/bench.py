@@ -2,20 +2,34 @@
 
 Usage::
 
-    python benchmarks/bench.py [--threads N] [--quick] [--json PATH]
+    python benchmarks/bench.py [--threads N] [--quick] [--json PATH] [--huge]
+                               [--only {signal,fft,nn,dask,overhead}]
 
-Every reference runs in the same process and the same run as rconv, with the same thread
-count: OpenBLAS/OpenMP are pinned through their environment variables before NumPy is
-imported and OpenCV through ``cv2.setNumThreads``. Times are the best of several repeats.
-Ratios > 1 mean rconv is faster. Machines are shared and noisy: compare ratios, not times.
+One timing mechanism, :func:`time_blocks`, serves every row. The libraries of a row are timed
+in alternating blocks: each round runs, for each library in turn, warm-up call(s) and then a
+few timed calls (``time.perf_counter``) and keeps the block's median; R rounds are run, the
+library order rotating from round to round. A row reports each library's median over the
+rounds and the ratio reference / rconv (> 1: rconv faster) as the median of the per-round
+ratios, with its min-max spread. Blocks, not single calls, alternate: torch's OpenMP threads
+and OpenBLAS's threads keep spinning after a call and would land in the next library's
+timing; timing one library entirely after the other would expose the ratio to drift.
+
+Every library runs on the same thread count (``--threads``, default 2): OPENBLAS_NUM_THREADS,
+OMP_NUM_THREADS and MKL_NUM_THREADS are set before NumPy is imported (threadpoolctl enforces
+and records the BLAS/OpenMP pools), then ``torch.set_num_threads``, ``cv2.setNumThreads`` and
+``rconv.set_num_threads``. Machines are shared and noisy: compare ratios, not times.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import gc
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import time
 from functools import partial
@@ -23,8 +37,8 @@ from functools import partial
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=None, help="threads for rconv and references")
-    p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
+    p.add_argument("--threads", type=int, default=2, help="threads for rconv and every reference")
+    p.add_argument("--quick", action="store_true", help="fewer rounds, smaller sizes")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
     p.add_argument(
         "--huge",
@@ -33,7 +47,7 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["signal", "fft", "nn", "dask"],
+        choices=["signal", "fft", "nn", "dask", "overhead"],
         default=None,
         help="run one group of benchmarks",
     )
@@ -41,7 +55,8 @@ def _parse() -> argparse.Namespace:
 
 
 ARGS = _parse()
-THREADS = ARGS.threads or len(os.sched_getaffinity(0))
+THREADS = ARGS.threads
+# before NumPy (and so OpenBLAS) is loaded; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left alone
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(THREADS)
 
@@ -49,41 +64,221 @@ import numpy as np  # noqa: E402
 
 import rconv  # noqa: E402
 
+rconv.set_num_threads(THREADS)
 try:
+    import scipy
     import scipy.signal as ss
 except ImportError:  # pragma: no cover - bench extra not installed
-    ss = None
+    scipy = ss = None
 try:
     import cv2
 
     cv2.setNumThreads(THREADS)
 except ImportError:  # pragma: no cover
     cv2 = None
+try:
+    import threadpoolctl
+except ImportError:  # pragma: no cover
+    threadpoolctl = None
 torch = F = None
+
+# rounds per row, timed calls per block (full run, --quick)
+ROUNDS, CALLS = (3, 3) if ARGS.quick else (5, 3)
+
+
+def _limit_pools() -> None:
+    """Cap every BLAS/OpenMP pool threadpoolctl sees (NumPy's OpenBLAS, torch's OpenMP)."""
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(limits=THREADS)
+
+
+_limit_pools()
 
 
 def _import_torch() -> None:
-    """Import torch only for the nn section: its import (OpenMP/oneDNN thread pools) slowed
-    the memory-bound float64 signal cases by up to 2x when it happened first."""
+    """Import torch only for the nn and overhead sections: its import (OpenMP/oneDNN thread
+    pools) slowed the memory-bound float64 signal cases by up to 2x when it happened first."""
     global torch, F
+    if torch is not None:
+        return
     try:
         import torch as _torch
         import torch.nn.functional as _F
     except ImportError:  # pragma: no cover - torch is optional and large
         return
     _torch.set_num_threads(THREADS)
+    _torch.set_grad_enabled(False)  # inference timings; backward rows call aten ops directly
     torch, F = _torch, _F
+    _limit_pools()
 
 
-def best(f, reps: int) -> float:
-    """Best wall time of `reps` calls after one warm-up call."""
-    f()
-    t_best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        t_best = min(t_best, time.perf_counter() - t0)
-    return t_best
+# --------------------------------------------------------------------------------------------
+# the timing harness
+
+
+def _stats(values: list) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+class Timing:
+    """What :func:`time_blocks` measured: ``rounds[lib]`` holds one block median per round
+    (seconds per call), ``medians[lib]`` their median and ``ratios[lib]`` the per-round ratios
+    lib / baseline (> 1: the baseline, rconv, is faster)."""
+
+    def __init__(self, rounds: dict, baseline, spec: dict):
+        self.rounds = rounds
+        self.baseline = baseline
+        self.spec = spec
+        self.medians = {lib: statistics.median(ts) for lib, ts in rounds.items()}
+        self.ratios = {
+            lib: self.per_round(lib, baseline)
+            for lib in rounds
+            if baseline in rounds and lib != baseline
+        }
+
+    def per_round(self, num: str, den: str) -> list:
+        """Per-round ratios rounds[num] / rounds[den] (both timed in the same round)."""
+        return [a / b for a, b in zip(self.rounds[num], self.rounds[den])]
+
+    def ratio(self, num: str, den=None) -> dict:
+        """Median and min/max of the per-round ratios num / den (default: the baseline)."""
+        return _stats(self.per_round(num, den or self.baseline))
+
+
+def _per_lib(value, fns: dict, default: int) -> dict:
+    """An int for every library, or a {library: int} mapping completed with `default`."""
+    if isinstance(value, dict):
+        return {lib: value.get(lib, default) for lib in fns}
+    return dict.fromkeys(fns, value)
+
+
+def time_blocks(
+    fns: dict,
+    rounds: int = ROUNDS,
+    calls=CALLS,
+    warmup=1,
+    number: int = 1,
+    setup=None,
+    baseline="rconv",
+) -> Timing:
+    """Time the callables of `fns` ({library: f}) in alternating blocks.
+
+    Each of `rounds` rounds runs one block per library (the order rotates by one library per
+    round): ``setup[lib]()`` if given, `warmup` untimed calls, then `calls` timed samples of
+    `number` consecutive calls each; the block keeps the median sample divided by `number`.
+    `calls` and `warmup` are an int or a {library: int} mapping (missing libraries: `CALLS`,
+    and 1 warm-up call). The garbage collector is off while a block runs.
+    """
+    calls_of = _per_lib(calls, fns, CALLS)
+    warm_of = _per_lib(warmup, fns, 1)
+    setup = setup or {}
+    libs = list(fns)
+    out: dict = {lib: [] for lib in libs}
+    perf = time.perf_counter
+    for r in range(rounds):
+        for lib in libs[r % len(libs) :] + libs[: r % len(libs)]:
+            f = fns[lib]
+            if lib in setup:
+                setup[lib]()
+            gc_was = gc.isenabled()
+            gc.disable()
+            try:
+                for _ in range(warm_of[lib]):
+                    f()
+                samples = []
+                for _ in range(calls_of[lib]):
+                    if number == 1:
+                        t0 = perf()
+                        f()
+                        samples.append(perf() - t0)
+                    else:
+                        loop = range(number)
+                        t0 = perf()
+                        for _ in loop:
+                            f()
+                        samples.append((perf() - t0) / number)
+            finally:
+                if gc_was:
+                    gc.enable()
+            out[lib].append(statistics.median(samples))
+    spec = {"rounds": rounds, "calls": calls_of, "warmup": warm_of, "number": number}
+    return Timing(out, baseline, spec)
+
+
+def report(row: dict, t: Timing, unit: str = "ms", ratios=None) -> dict:
+    """Add `t` to `row`: ``<lib>_<unit>`` medians, ``vs_<lib>`` (median per-round ratio lib /
+    baseline) with ``vs_<lib>_range`` [min, max], the per-round block medians and the block
+    shape. `ratios` limits the ``vs_`` keys to those libraries."""
+    scale = {"s": 1.0, "ms": 1e3, "us": 1e6}[unit]
+    for lib, med in t.medians.items():
+        row[f"{lib}_{unit}"] = med * scale
+    for lib in t.ratios if ratios is None else ratios:
+        if lib in t.ratios:
+            s = t.ratio(lib)
+            row[f"vs_{lib}"] = s["median"]
+            row[f"vs_{lib}_range"] = [s["min"], s["max"]]
+    row["per_round_" + unit] = {
+        lib: [float(f"{v * scale:.4g}") for v in ts] for lib, ts in t.rounds.items()
+    }
+    row["blocks"] = t.spec
+    return row
+
+
+def add_stat(row: dict, key: str, values: list) -> None:
+    """row[key] = median of per-round `values`, row[key + '_range'] = [min, max]."""
+    s = _stats(values)
+    row[key], row[key + "_range"] = s["median"], [s["min"], s["max"]]
+
+
+# --------------------------------------------------------------------------------------------
+# printing
+
+
+def _num(v: float) -> str:
+    a = abs(v)
+    return f"{v:.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}"
+
+
+class Table:
+    """Fixed-width table. Columns are (label, key, width, kind): kind 'f' a float with
+    3 significant figures, 'r' a ratio printed as 'median (min-max)', 's' a string."""
+
+    def __init__(self, columns: list):
+        self.columns = columns
+
+    def header(self, title: str = "") -> None:
+        if title:
+            print(f"\n{title}")
+        cells = [
+            lab.ljust(w) if i == 0 else lab.rjust(w)
+            for i, (lab, _, w, _) in enumerate(self.columns)
+        ]
+        print(" ".join(cells), flush=True)
+
+    def row(self, row: dict) -> None:
+        cells = []
+        for i, (_, key, w, kind) in enumerate(self.columns):
+            v = row.get(key)
+            if v is None:
+                cell = "-"
+            elif kind == "r":
+                lo, hi = row.get(key + "_range", (v, v))
+                cell = f"{_num(v)} ({_num(lo)}-{_num(hi)})"
+            elif kind == "f":
+                cell = _num(v)
+            else:
+                cell = str(v)
+            cells.append(cell.ljust(w) if i == 0 else cell.rjust(w))
+        print(" ".join(cells), flush=True)
+
+
+def _emit(rows: list, table: Table, row: dict) -> None:
+    rows.append(row)
+    table.row(row)
+
+
+# --------------------------------------------------------------------------------------------
+# sections
 
 
 def d2l_corr2d(x, k):
@@ -95,56 +290,81 @@ def d2l_corr2d(x, k):
     return y
 
 
+def _set_threads(n: int):
+    return partial(rconv.set_num_threads, n)
+
+
 def bench_signal(rows: list, quick: bool) -> None:
+    table = Table(
+        [
+            ("case", "case", 46, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("GF/s", "gflops", 6, "f"),
+            ("Nthr/1", "threads_speedup", 17, "r"),
+            ("cv2 ms", "cv2_ms", 7, "f"),
+            ("vs cv2", "vs_cv2", 17, "r"),
+            ("scipy ms", "scipy_ms", 9, "f"),
+            ("vs scipy", "vs_scipy", 17, "r"),
+        ]
+    )
+    table.header("signal: correlate2d 'same' 'fill' (Nthr/1 = 1-thread time / N-thread time)")
     size = 1024 if quick else 2048
-    reps = 3 if quick else 7
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal((size, size)).astype(dtype)
         for k in (3, 7, 15):
             w = rng.standard_normal((k, k)).astype(dtype)
-            flops = 2.0 * size * size * k * k
-            rconv.set_num_threads(THREADS)
-            t = best(partial(rconv.correlate2d, x, w, "same"), reps)
-            rconv.set_num_threads(1)
-            t1 = best(partial(rconv.correlate2d, x, w, "same"), reps)
+            f = partial(rconv.correlate2d, x, w, "same")
+            fns = {"rconv": f, "rconv_1thread": f}
+            if cv2 is not None:
+                fns["cv2"] = partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT)
+            if ss is not None:
+                fns["scipy"] = partial(ss.correlate2d, x, w, "same")
+            t = time_blocks(
+                fns,
+                calls={"scipy": 1 if k > 3 else 2},
+                setup={"rconv": _set_threads(THREADS), "rconv_1thread": _set_threads(1)},
+            )
             rconv.set_num_threads(THREADS)
             row = {
                 "group": "signal",
                 "case": f"correlate2d same fill {size}x{size} {k}x{k} {np.dtype(dtype).name}",
-                "rconv_ms": t * 1e3,
-                "gflops": flops / t / 1e9,
-                "threads_speedup": t1 / t,
             }
-            if cv2 is not None:
-                tc = best(partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT), reps)
-                row["cv2_ms"] = tc * 1e3
-                row["vs_cv2"] = tc / t
-            if ss is not None:
-                ts = best(partial(ss.correlate2d, x, w, "same"), 1 if k > 3 or not quick else 2)
-                row["scipy_ms"] = ts * 1e3
-                row["vs_scipy"] = ts / t
-            rows.append(row)
-            _print_row(row)
+            report(row, t, ratios=("cv2", "scipy"))
+            row["gflops"] = 2.0 * size * size * k * k / t.medians["rconv"] / 1e9
+            add_stat(row, "threads_speedup", t.ratios["rconv_1thread"])
+            _emit(rows, table, row)
     x = rng.standard_normal((128, 128))
     k = rng.standard_normal((3, 3))
-    t = best(lambda: rconv.corr2d(x, k), reps)
-    tl = best(lambda: d2l_corr2d(x, k), 1)
-    row = {
-        "group": "signal",
-        "case": "corr2d valid 128x128 3x3 float64",
-        "rconv_ms": t * 1e3,
-        "d2l_loop_ms": tl * 1e3,
-        "vs_d2l_loop": tl / t,
-    }
-    rows.append(row)
-    _print_row(row)
+    t = time_blocks(
+        {"rconv": partial(rconv.corr2d, x, k), "d2l_loop": partial(d2l_corr2d, x, k)},
+        calls={"d2l_loop": 1},
+    )
+    row = report({"group": "signal", "case": "corr2d valid 128x128 3x3 float64"}, t)
+    table = Table(
+        [
+            ("case", "case", 46, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("d2l ms", "d2l_loop_ms", 9, "f"),
+            ("vs d2l loop", "vs_d2l_loop", 17, "r"),
+        ]
+    )
+    table.header()
+    _emit(rows, table, row)
 
 
 def bench_fft(rows: list, quick: bool) -> None:
     """Large kernels: rconv (method='auto') against scipy's FFT path and OpenCV, then the
-    'auto' sweep: its time against the faster of 'direct' and 'fft'."""
-    reps = 2 if quick else 5
+    'auto' sweep: its time against the faster of 'direct' and 'fft' (same round)."""
+    table = Table(
+        [
+            ("case", "case", 52, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("vs fftconvolve", "vs_scipy_fft", 17, "r"),
+            ("vs cv2", "vs_cv2", 17, "r"),
+        ]
+    )
+    table.header("fft: large kernels, method='auto', 'same' 'fill'")
     rng = np.random.default_rng(2)
     cases = [(1024, 63, np.float64)] + [
         (2048 if not quick else 1024, k, dt) for k in (15, 31) for dt in (np.float32, np.float64)
@@ -152,27 +372,23 @@ def bench_fft(rows: list, quick: bool) -> None:
     for n, k, dt in cases:
         x = rng.standard_normal((n, n)).astype(dt)
         w = rng.standard_normal((k, k)).astype(dt)
-        t = best(partial(rconv.correlate2d, x, w, "same"), reps)
+        fns = {"rconv": partial(rconv.correlate2d, x, w, "same")}
+        if ss is not None:
+            # fftconvolve convolves: flip the kernel to get the same correlation
+            fns["scipy_fft"] = partial(ss.fftconvolve, x, w[::-1, ::-1].copy(), "same")
+        if cv2 is not None:
+            fns["cv2"] = partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT)
         row = {
             "group": "fft",
             "case": f"auto same fill {n}x{n} {k}x{k} {np.dtype(dt).name} "
             f"({rconv.choose_conv_method(x, w, 'same')})",
-            "rconv_ms": t * 1e3,
         }
-        if ss is not None:
-            # fftconvolve convolves: flip the kernel to get the same correlation
-            wf = w[::-1, ::-1].copy()
-            row["vs_scipy_fft"] = best(partial(ss.fftconvolve, x, wf, "same"), reps) / t
-        if cv2 is not None:
-            tc = best(partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT), reps)
-            row["vs_cv2"] = tc / t
-        rows.append(row)
-        _print_row(row)
+        _emit(rows, table, report(row, time_blocks(fns)))
     sizes = [64, 256, 1024] + ([] if quick else [4096])
     kernels = [3, 7, 15, 31, 63, 127]
     print(
         "\n'auto' sweep (float64, 'same', 'fill'): ms for direct / fft / auto; "
-        "auto / min(direct, fft)"
+        "median over rounds of auto / min(direct, fft)"
     )
     worst = 0.0
     for n in sizes:
@@ -180,22 +396,32 @@ def bench_fft(rows: list, quick: bool) -> None:
         cells = []
         for k in kernels:
             w = rng.standard_normal((k, k))
-            r = 1 if n * n * k * k > 2e9 else reps
-            td = best(partial(rconv.correlate2d, x, w, "same", method="direct"), r)
-            tf = best(partial(rconv.correlate2d, x, w, "same", method="fft"), r)
-            ta = best(partial(rconv.correlate2d, x, w, "same", method="auto"), r)
-            ratio = ta / min(td, tf)
-            worst = max(worst, ratio)
-            cells.append(f"k{k}: {td * 1e3:.2f}/{tf * 1e3:.2f}/{ta * 1e3:.2f} ({ratio:.2f})")
-            rows.append(
+            work = n * n * k * k
+            # the slow direct products: one call per block, at most 2 rounds for the largest
+            opts = {}
+            if work > 2e9:
+                opts = {"calls": 1, "warmup": {"direct": 0 if work > 5e10 else 1}}
+            if work > 5e10:
+                opts["rounds"] = min(ROUNDS, 2)
+            t = time_blocks(
                 {
-                    "group": "auto",
-                    "case": f"{n}x{n} k{k}",
-                    "direct_ms": td * 1e3,
-                    "fft_ms": tf * 1e3,
-                    "auto_ms": ta * 1e3,
-                    "auto_vs_best": ratio,
-                }
+                    m: partial(rconv.correlate2d, x, w, "same", method=m)
+                    for m in ("direct", "fft", "auto")
+                },
+                baseline=None,
+                **opts,
+            )
+            per_round = [
+                a / min(d, f)
+                for a, d, f in zip(t.rounds["auto"], t.rounds["direct"], t.rounds["fft"])
+            ]
+            row = report({"group": "auto", "case": f"{n}x{n} k{k}"}, t)
+            add_stat(row, "auto_vs_best", per_round)
+            rows.append(row)
+            worst = max(worst, row["auto_vs_best"])
+            cells.append(
+                f"k{k}: {row['direct_ms']:.2f}/{row['fft_ms']:.2f}/{row['auto_ms']:.2f} "
+                f"({row['auto_vs_best']:.2f})"
             )
         print(f"{n:5d}: " + "  ".join(cells), flush=True)
     print(f"worst auto / best: {worst:.2f}")
@@ -203,9 +429,16 @@ def bench_fft(rows: list, quick: bool) -> None:
 
 def bench_huge(rows: list) -> None:
     """16384x16384 float32 with 5x5 and 63x63 kernels ('auto'): peak memory growth of the
-    call (VmHWM, fresh process) against input + output."""
-    import subprocess
-
+    call (VmHWM, fresh process) against input + output. One call per process: no ratio."""
+    table = Table(
+        [
+            ("case", "case", 52, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("extraMiB", "extra_mib", 9, "f"),
+            ("outMiB", "output_mib", 8, "f"),
+        ]
+    )
+    table.header("huge: memory high-water of one call (fresh process)")
     for k in (5, 63):
         code = f"""
 import time, numpy as np, rconv
@@ -233,8 +466,7 @@ print(hwm() - before, x.nbytes, out.nbytes, t, rconv.choose_conv_method(x, w, "s
             "extra_mib": int(grow) / 2**20,
             "output_mib": int(nout) / 2**20,
         }
-        rows.append(row)
-        _print_row(row)
+        _emit(rows, table, row)
 
 
 # name, batch, in channels, out channels, size, kernel, stride, padding, groups
@@ -246,22 +478,20 @@ CONV_LAYERS = [
     ("1x1 256->64 @56", 8, 256, 64, 56, 1, 1, 0, 1),
     ("depthwise 3x3 64 @56", 8, 64, 64, 56, 3, 1, 1, 64),
 ]
+MATMUL_FLOPS = 2.0 * 256 * 2304 * 3136
 
 
-def matmul_gflops(reps: int) -> float:
-    """NumPy float32 matmul GFLOP/s on the conv-shaped product 256x2304 @ 2304x3136."""
+def _matmul():
+    """NumPy float32 matmul on the conv-shaped product 256x2304 @ 2304x3136."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((256, 2304), dtype=np.float32)
     b = rng.standard_normal((2304, 3136), dtype=np.float32)
-    t = best(partial(np.matmul, a, b), reps)
-    return 2.0 * 256 * 2304 * 3136 / t / 1e9
+    return partial(np.matmul, a, b)
 
 
 def peak_extra_memory(layer) -> dict:
     """RSS high-water growth of one conv2d call, measured in a fresh process (VmHWM: unlike
     ru_maxrss it is not inherited from the parent across fork/exec)."""
-    import subprocess
-
     name, n, cin, cout, size, k, s, p, g = layer
     code = f"""
 import numpy as np, rconv
@@ -282,10 +512,29 @@ print(hwm() - before, out.nbytes)
     return {"extra_mib": grow / 2**20, "output_mib": out_bytes / 2**20}
 
 
+NN_TABLE = Table(
+    [
+        ("case", "case", 44, "s"),
+        ("rconv ms", "rconv_ms", 9, "f"),
+        ("GF/s", "gflops", 6, "f"),
+        ("torch ms", "torch_ms", 9, "f"),
+        ("vs torch", "vs_torch", 17, "r"),
+        ("%matmul", "pct_matmul", 7, "f"),
+        ("extraMiB", "extra_mib", 9, "f"),
+        ("outMiB", "output_mib", 7, "f"),
+    ]
+)
+
+
 def bench_nn(rows: list, quick: bool) -> None:
-    reps = 3 if quick else 10
-    mm = matmul_gflops(reps)
-    print(f"\nNumPy float32 matmul 256x2304 @ 2304x3136: {mm:.1f} GFLOP/s (same run)")
+    matmul = _matmul()
+    t = time_blocks({"numpy": matmul}, baseline=None)
+    print(
+        f"\nNumPy float32 matmul 256x2304 @ 2304x3136: "
+        f"{MATMUL_FLOPS / t.medians['numpy'] / 1e9:.1f} GFLOP/s (same run; %matmul below: "
+        "rconv GFLOP/s over the matmul's, both timed in the same rounds)"
+    )
+    NN_TABLE.header("nn: float32, torch on the same thread count")
     rng = np.random.default_rng(0)
     for layer in CONV_LAYERS:
         name, n, cin, cout, size, k, s, p, g = layer
@@ -295,168 +544,116 @@ def bench_nn(rows: list, quick: bool) -> None:
         y = rconv.conv2d(x, w, b, s, p, 1, g)
         dy = rng.standard_normal(y.shape, dtype=np.float32)
         flops = 2.0 * y.size * (cin // g) * k * k
-        t_f = best(partial(rconv.conv2d, x, w, b, s, p, 1, g), reps)
-        t_b = best(partial(rconv.conv2d_backward, dy, x, w, s, p, 1, g), reps)
-        fwd = {
-            "group": "nn",
-            "case": f"conv2d fwd {name} N={n}",
-            "rconv_ms": t_f * 1e3,
-            "gflops": flops / t_f / 1e9,
-            "pct_matmul": 100 * flops / t_f / 1e9 / mm,
-        }
-        bwd = {
-            "group": "nn",
-            "case": f"conv2d bwd {name} N={n}",
-            "rconv_ms": t_b * 1e3,
-            "gflops": 2 * flops / t_b / 1e9,
-        }
+        fwd_fns = {"rconv": partial(rconv.conv2d, x, w, b, s, p, 1, g), "numpy_matmul": matmul}
+        bwd_fns = {"rconv": partial(rconv.conv2d_backward, dy, x, w, s, p, 1, g)}
         if torch is not None:
             xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
-            with torch.no_grad():
-                t_tf = best(partial(F.conv2d, xt, wt, bt, s, p, 1, g), reps)
-                t_tb = best(
-                    partial(
-                        torch.ops.aten.convolution_backward,
-                        dyt,
-                        xt,
-                        wt,
-                        [cout],
-                        [s, s],
-                        [p, p],
-                        [1, 1],
-                        False,
-                        [0, 0],
-                        g,
-                        [True, True, True],
-                    ),
-                    reps,
-                )
-            fwd["torch_ms"], fwd["vs_torch"] = t_tf * 1e3, t_tf / t_f
-            bwd["torch_ms"], bwd["vs_torch"] = t_tb * 1e3, t_tb / t_b
+            fwd_fns["torch"] = partial(F.conv2d, xt, wt, bt, s, p, 1, g)
+            bwd_fns["torch"] = partial(
+                torch.ops.aten.convolution_backward,
+                dyt,
+                xt,
+                wt,
+                [cout],
+                [s, s],
+                [p, p],
+                [1, 1],
+                False,
+                [0, 0],
+                g,
+                [True, True, True],
+            )
+        tf = time_blocks(fwd_fns)
+        fwd = report({"group": "nn", "case": f"conv2d fwd {name} N={n}"}, tf, ratios=("torch",))
+        fwd["gflops"] = flops / tf.medians["rconv"] / 1e9
+        # (flops / t_rconv) / (matmul flops / t_matmul), per round
+        add_stat(
+            fwd,
+            "pct_matmul",
+            [100 * flops / MATMUL_FLOPS * r for r in tf.ratios["numpy_matmul"]],
+        )
+        tb = time_blocks(bwd_fns)
+        bwd = report({"group": "nn", "case": f"conv2d bwd {name} N={n}"}, tb)
+        bwd["gflops"] = 2 * flops / tb.medians["rconv"] / 1e9
         fwd.update(peak_extra_memory(layer))
-        for row in (fwd, bwd):
-            rows.append(row)
-            _print_row(row)
+        _emit(rows, NN_TABLE, fwd)
+        _emit(rows, NN_TABLE, bwd)
     x = rng.standard_normal((8, 64, 112, 112), dtype=np.float32)
-    pools = [
-        ("max_pool2d k3 s2 p1", partial(rconv.max_pool2d, kernel_size=3, stride=2, padding=1)),
-        ("avg_pool2d k2 s2", partial(rconv.avg_pool2d, kernel_size=2, stride=2)),
-    ]
-    for name, fn in pools:
-        y = fn(x)
-        dy = rng.standard_normal(y.shape, dtype=np.float32)
-        if name.startswith("max"):
-            bwd_fn = partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1)
+    xt = torch.from_numpy(x) if torch is not None else None
+    for pool in ("max", "avg"):
+        if pool == "max":
+            name = "max_pool2d k3 s2 p1"
+            fwd_fns = {"rconv": partial(rconv.max_pool2d, x, 3, 2, 1)}
+            y = fwd_fns["rconv"]()
+            dy = rng.standard_normal(y.shape, dtype=np.float32)
+            bwd_fns = {"rconv": partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1)}
         else:
-            bwd_fn = partial(rconv.avg_pool2d_backward, dy, x, 2, 2)
-        t_f, t_b = best(partial(fn, x), reps), best(bwd_fn, reps)
-        fwd = {"group": "nn", "case": f"{name} fwd (8,64,112,112)", "rconv_ms": t_f * 1e3}
-        bwd = {"group": "nn", "case": f"{name} bwd (8,64,112,112)", "rconv_ms": t_b * 1e3}
+            name = "avg_pool2d k2 s2"
+            fwd_fns = {"rconv": partial(rconv.avg_pool2d, x, 2, 2)}
+            y = fwd_fns["rconv"]()
+            dy = rng.standard_normal(y.shape, dtype=np.float32)
+            bwd_fns = {"rconv": partial(rconv.avg_pool2d_backward, dy, x, 2, 2)}
         if torch is not None:
-            xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-            with torch.no_grad():
-                if name.startswith("max"):
-                    t_tf = best(partial(F.max_pool2d, xt, 3, 2, 1), reps)
-                    _, ind = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
-                    t_tb = best(
-                        partial(
-                            torch.ops.aten.max_pool2d_with_indices_backward,
-                            dyt,
-                            xt,
-                            [3, 3],
-                            [2, 2],
-                            [1, 1],
-                            [1, 1],
-                            False,
-                            ind,
-                        ),
-                        reps,
-                    )
-                else:
-                    t_tf = best(partial(F.avg_pool2d, xt, 2, 2), reps)
-                    t_tb = best(
-                        partial(
-                            torch.ops.aten.avg_pool2d_backward,
-                            dyt,
-                            xt,
-                            [2, 2],
-                            [2, 2],
-                            [0, 0],
-                            False,
-                            True,
-                            None,
-                        ),
-                        reps,
-                    )
-            fwd["torch_ms"], fwd["vs_torch"] = t_tf * 1e3, t_tf / t_f
-            bwd["torch_ms"], bwd["vs_torch"] = t_tb * 1e3, t_tb / t_b
+            dyt = torch.from_numpy(dy)
+            if pool == "max":
+                fwd_fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1)
+                _, ind = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
+                bwd_fns["torch"] = partial(
+                    torch.ops.aten.max_pool2d_with_indices_backward,
+                    dyt,
+                    xt,
+                    [3, 3],
+                    [2, 2],
+                    [1, 1],
+                    [1, 1],
+                    False,
+                    ind,
+                )
+            else:
+                fwd_fns["torch"] = partial(F.avg_pool2d, xt, 2, 2)
+                bwd_fns["torch"] = partial(
+                    torch.ops.aten.avg_pool2d_backward,
+                    dyt,
+                    xt,
+                    [2, 2],
+                    [2, 2],
+                    [0, 0],
+                    False,
+                    True,
+                    None,
+                )
+        shape = "(8,64,112,112)"
+        fwd = report({"group": "nn", "case": f"{name} fwd {shape}"}, time_blocks(fwd_fns))
+        bwd = report({"group": "nn", "case": f"{name} bwd {shape}"}, time_blocks(bwd_fns))
         extra = []
-        if name.startswith("max"):
-            _, ind = rconv.max_pool2d(x, 3, 2, 1, return_indices=True)
-            t_i = best(partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1, indices=ind), reps)
-            row = {"group": "nn", "case": f"{name} bwd, saved indices", "rconv_ms": t_i * 1e3}
+        if pool == "max":
+            # backward from saved indices (torch's backward always takes them)
+            _, rind = rconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+            fns = {"rconv": partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1, indices=rind)}
             if torch is not None:
-                row["torch_ms"], row["vs_torch"] = bwd["torch_ms"], bwd["torch_ms"] / 1e3 / t_i
-            extra.append(row)
+                fns["torch"] = bwd_fns["torch"]
+            case = f"{name} bwd, saved indices"
+            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
             # the training forward: values and indices (torch's max_pool2d_with_indices)
-            t_fi = best(partial(fn, x, return_indices=True), reps)
-            row = {"group": "nn", "case": f"{name} fwd with indices", "rconv_ms": t_fi * 1e3}
+            fns = {"rconv": partial(rconv.max_pool2d, x, 3, 2, 1, return_indices=True)}
             if torch is not None:
-                with torch.no_grad():
-                    t_ti = best(partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True), reps)
-                row["torch_ms"], row["vs_torch"] = t_ti * 1e3, t_ti / t_fi
-            extra.append(row)
+                fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True)
+            case = f"{name} fwd with indices"
+            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
         for row in (fwd, bwd, *extra):
-            rows.append(row)
-            _print_row(row)
+            _emit(rows, NN_TABLE, row)
     # global average pooling (a ResNet head)
     xg = rng.standard_normal((8, 256, 28, 28), dtype=np.float32)
-    t_g = best(partial(rconv.adaptive_avg_pool2d, xg, 1), reps)
-    row = {"group": "nn", "case": "adaptive_avg_pool2d 1x1 (8,256,28,28)", "rconv_ms": t_g * 1e3}
+    fns = {"rconv": partial(rconv.adaptive_avg_pool2d, xg, 1)}
     if torch is not None:
-        with torch.no_grad():
-            t_tg = best(partial(F.adaptive_avg_pool2d, torch.from_numpy(xg), 1), reps)
-        row["torch_ms"], row["vs_torch"] = t_tg * 1e3, t_tg / t_g
-    rows.append(row)
-    _print_row(row)
-
-
-COLUMNS = [
-    ("case", "{:<46}"),
-    ("rconv_ms", "{:>9.2f}"),
-    ("gflops", "{:>7.1f}"),
-    ("threads_speedup", "{:>7.2f}"),
-    ("vs_scipy", "{:>9.1f}"),
-    ("vs_cv2", "{:>7.2f}"),
-    ("vs_d2l_loop", "{:>9.0f}"),
-    ("vs_torch", "{:>8.2f}"),
-    ("vs_scipy_fft", "{:>8.2f}"),
-    ("pct_matmul", "{:>7.0f}"),
-    ("extra_mib", "{:>9.1f}"),
-    ("output_mib", "{:>8.1f}"),
-    ("vs_in_memory", "{:>7.2f}"),
-]
-HEADER = [
-    "case",
-    "rconv ms",
-    "GF/s",
-    "Nthr/1",
-    "vs scipy",
-    "vs cv2",
-    "vs d2l",
-    "vs torch",
-    "vs fftconv",
-    "%matmul",
-    "extraMiB",
-    "outMiB",
-    "vs mem",
-]
-WIDTHS = [46, 9, 7, 7, 9, 7, 9, 8, 8, 7, 9, 8, 7]
+        fns["torch"] = partial(F.adaptive_avg_pool2d, torch.from_numpy(xg), 1)
+    case = "adaptive_avg_pool2d 1x1 (8,256,28,28)"
+    _emit(rows, NN_TABLE, report({"group": "nn", "case": case}, time_blocks(fns)))
 
 
 def bench_dask(rows: list, quick: bool) -> None:
     """rconv.dask on the threaded scheduler against the same call in memory (vs mem =
-    in-memory time / chunked time: the price of splitting, < 1 is overhead)."""
+    in-memory time / chunked time, per round: the price of splitting, < 1 is overhead)."""
     try:
         import dask
 
@@ -464,7 +661,15 @@ def bench_dask(rows: list, quick: bool) -> None:
     except ImportError:
         print("\n(dask is not importable: install the 'dask' extra for the dask rows)")
         return
-    reps = 2 if quick else 4
+    table = Table(
+        [
+            ("case", "case", 52, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("in-mem ms", "in_memory_ms", 9, "f"),
+            ("vs mem", "vs_in_memory", 17, "r"),
+        ]
+    )
+    table.header("dask: chunked (tasks x rconv threads per task) against in memory")
     size, chunk = (4096, 1024) if quick else (8192, 2048)
     rng = np.random.default_rng(3)
     img = rng.standard_normal((size, size)).astype(np.float32)
@@ -485,70 +690,309 @@ def bench_dask(rows: list, quick: bool) -> None:
             rd.conv2d(dxb, w, None, 1, 1),
         ),
     ]
+    configs = ((THREADS, 1), (1, THREADS))  # tasks x rconv threads per task
     for name, in_memory, lazy in cases:
+        fns = {"in_memory": in_memory}
+        setup = {"in_memory": _set_threads(THREADS)}
+        for workers, inner in configs:
+            fns[f"{workers}x{inner}"] = partial(
+                lazy.compute, scheduler="threads", num_workers=workers
+            )
+            setup[f"{workers}x{inner}"] = _set_threads(inner)
+        t = time_blocks(fns, calls=2 if quick else CALLS, setup=setup, baseline=None)
         rconv.set_num_threads(THREADS)
-        t_mem = best(in_memory, reps)
-        # tasks x rconv threads per task
-        for workers, inner in ((THREADS, 1), (1, THREADS)):
-            rconv.set_num_threads(inner)
-            t = best(partial(lazy.compute, scheduler="threads", num_workers=workers), reps)
+        for workers, inner in configs:
+            cfg = f"{workers}x{inner}"
             row = {
                 "group": "dask",
-                "case": f"{name} {workers}x{inner}thr",
-                "rconv_ms": t * 1e3,
-                "vs_in_memory": t_mem / t,
-                "in_memory_ms": t_mem * 1e3,
+                "case": f"{name} {cfg}thr",
+                "rconv_ms": t.medians[cfg] * 1e3,
+                "in_memory_ms": t.medians["in_memory"] * 1e3,
+                "per_round_ms": {
+                    lib: [float(f"{v * 1e3:.4g}") for v in t.rounds[lib]]
+                    for lib in ("in_memory", cfg)
+                },
+                "blocks": t.spec,
             }
-            rows.append(row)
-            _print_row(row)
-    rconv.set_num_threads(THREADS)
+            add_stat(row, "vs_in_memory", t.per_round("in_memory", cfg))
+            _emit(rows, table, row)
 
 
-def _print_header() -> None:
-    widths = WIDTHS
-    print(
-        " ".join(
-            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(HEADER, widths))
-        )
+OVERHEAD_TARGET_US, OVERHEAD_STRETCH_US = 8.0, 5.0
+
+
+def _target(us: float) -> str:
+    if us <= OVERHEAD_STRETCH_US:
+        return f"ok (<= {OVERHEAD_STRETCH_US:g})"
+    if us <= OVERHEAD_TARGET_US:
+        return f"ok (<= {OVERHEAD_TARGET_US:g})"
+    return f"> {OVERHEAD_TARGET_US:g}"
+
+
+def bench_overhead(rows: list, quick: bool) -> None:
+    """Fixed cost per call on tiny inputs: 5 rounds, each one block of 2000 calls per library
+    (per-call time = block time / 2000), then a per-image loop over a stack."""
+    repeats, number = 5, 2000
+    peers_cols = []
+    for lib in ("cv2", "scipy", "torch"):
+        peers_cols += [(f"{lib} us", f"{lib}_us", 8, "f"), (f"vs {lib}", f"vs_{lib}", 17, "r")]
+    table = Table(
+        [
+            ("case", "case", 34, "s"),
+            ("rconv us", "rconv_us", 8, "f"),
+            ("target", "target", 12, "s"),
+            *peers_cols,
+        ]
     )
+    print(
+        f"\noverhead: median per-call time, {repeats} rounds x {number} calls per library; "
+        f"issue target <= {OVERHEAD_TARGET_US:g} us per rconv call "
+        f"(stretch {OVERHEAD_STRETCH_US:g} us)"
+    )
+    if cv2 is None:
+        print("(cv2 is not importable: no cv2 peers)")
+    if torch is None:
+        print("(torch is not importable: no torch peers)")
+    table.header()
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((8, 8), dtype=np.float32)
+    k = rng.standard_normal((3, 3), dtype=np.float32)
+    x = a.reshape(1, 1, 8, 8).copy()
+    w = k.reshape(1, 1, 3, 3).copy()
+    cases = [("correlate2d same 8x8 3x3 f32", partial(rconv.correlate2d, a, k, "same"), {})]
+    if cv2 is not None:
+        cases[0][2]["cv2"] = partial(cv2.filter2D, a, -1, k, borderType=cv2.BORDER_CONSTANT)
+    if ss is not None:
+        cases[0][2]["scipy"] = partial(ss.correlate2d, a, k, "same")
+    # the nn calls and their torch peers (None when torch is not importable)
+    nn_calls = [
+        ("conv2d (1,1,8,8) 3x3 pad 1 f32", "conv2d", (x, w), {"padding": 1}),
+        ("max_pool2d (1,1,8,8) k2 f32", "max_pool2d", (x, 2), {}),
+        ("adaptive_avg_pool2d (1,1,8,8) 1", "adaptive_avg_pool2d", (x, 1), {}),
+    ]
+    for case, fn, args, kw in nn_calls:
+        peers = {}
+        if torch is not None:
+            targs = tuple(torch.from_numpy(v) if isinstance(v, np.ndarray) else v for v in args)
+            peers["torch"] = partial(getattr(F, fn), *targs, **kw)
+        cases.append((case, partial(getattr(rconv, fn), *args, **kw), peers))
+    for case, f, peers in cases:
+        fns = {"rconv": f, **peers}
+        t = time_blocks(fns, rounds=repeats, calls=1, number=number)
+        row = report({"group": "overhead", "case": case}, t, unit="us")
+        row["target"] = _target(row["rconv_us"])
+        row["target_us"], row["stretch_us"] = OVERHEAD_TARGET_US, OVERHEAD_STRETCH_US
+        _emit(rows, table, row)
+    # the same fixed cost paid per image of a stack
+    stack = rng.standard_normal((256, 128, 128), dtype=np.float32)
+    k5 = rng.standard_normal((5, 5), dtype=np.float32)
+
+    def rconv_loop():
+        for img in stack:
+            rconv.correlate2d(img, k5, "same")
+
+    fns = {"rconv": rconv_loop}
+    if cv2 is not None:
+
+        def cv2_loop():
+            for img in stack:
+                cv2.filter2D(img, -1, k5, borderType=cv2.BORDER_CONSTANT)
+
+        fns["cv2"] = cv2_loop
+    loop_table = Table(
+        [
+            ("case", "case", 46, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("cv2 ms", "cv2_ms", 8, "f"),
+            ("vs cv2", "vs_cv2", 17, "r"),
+        ]
+    )
+    loop_table.header()
+    case = "loop of correlate2d same: 256 x 128x128 5x5 f32"
+    _emit(rows, loop_table, report({"group": "overhead", "case": case}, time_blocks(fns)))
 
 
-def _print_row(row: dict) -> None:
-    cells = []
-    for (key, fmt), width in zip(COLUMNS, WIDTHS):
-        cells.append(fmt.format(row[key]) if key in row else "-".rjust(width))
-    print(" ".join(cells), flush=True)
+# --------------------------------------------------------------------------------------------
+# run description
+
+
+SIMD_FLAGS = [
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+]
+
+
+def cpu_info() -> dict:
+    """Model name and SIMD flags of interest, from /proc/cpuinfo (else lscpu)."""
+    fields: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break  # first processor only
+                    continue
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        pass
+    model = fields.get("model name")
+    flags = (fields.get("flags") or fields.get("features") or "").split()
+    if not model or not flags:
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+            for line in out.splitlines():
+                key, _, value = line.partition(":")
+                if key.strip() == "Model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "Flags" and not flags:
+                    flags = value.split()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    have = set(flags)
+    info = {
+        "model": model or platform.processor() or "unknown",
+        "simd_flags": [f for f in SIMD_FLAGS if f in have],
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)),
+    }
+    for key in ("cpu family", "model", "stepping"):
+        if key in fields:
+            info[key.replace(" ", "_") if key != "model" else "model_number"] = fields[key]
+    return info
+
+
+def rconv_simd() -> str:
+    level = getattr(rconv._rconv, "simd_level", None)
+    if level is None:
+        return "unknown"
+    return str(level() if callable(level) else level)
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    def dist(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": sys.version.split()[0],
+        "rconv": rconv.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__ if scipy is not None else None,
+        "cv2": cv2.__version__ if cv2 is not None else None,
+        # not imported before the nn/overhead sections: the installed distribution
+        "torch": torch.__version__ if torch is not None else dist("torch"),
+        "dask": dist("dask"),
+        "threadpoolctl": dist("threadpoolctl"),
+    }
+
+
+def thread_state() -> dict:
+    """The thread count every library reports, and the pools threadpoolctl finds."""
+    state = {
+        "rconv": rconv.get_num_threads(),
+        "cv2": cv2.getNumThreads() if cv2 is not None else None,
+        "torch": torch.get_num_threads() if torch is not None else None,
+        "env": {
+            v: os.environ[v]
+            for v in (
+                "OPENBLAS_NUM_THREADS",
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "OPENBLAS_CORETYPE",
+                "OPENBLAS_L2_SIZE",
+                "RCONV_NUM_THREADS",
+            )
+            if v in os.environ
+        },
+    }
+    if threadpoolctl is not None:
+        state["pools"] = [
+            {
+                k: p.get(k)
+                for k in ("internal_api", "version", "num_threads", "prefix", "architecture")
+            }
+            for p in threadpoolctl.threadpool_info()
+        ]
+    return state
 
 
 def main() -> None:
+    cpu, simd = cpu_info(), rconv_simd()
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    vers = versions()
+    libs = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k not in ("dask", "python"))
     print(
-        f"rconv {rconv.__version__}, {THREADS} thread(s) for rconv and every reference "
-        f"(OPENBLAS_NUM_THREADS=OMP_NUM_THREADS={THREADS}"
-        f"{f', cv2.setNumThreads({THREADS})' if cv2 is not None else ''}); "
-        f"numpy {np.__version__}"
-        f"{', scipy ' + __import__('scipy').__version__ if ss is not None else ''}"
-        f"{', opencv ' + cv2.__version__ if cv2 is not None else ''}"
+        f"{cpu['model']} [{' '.join(cpu['simd_flags'])}] | rconv simd: {simd} | "
+        f"{THREADS} thread(s) for every library | {libs} | {date}"
     )
-    print("ratios = reference time / rconv time (> 1: rconv faster); best of repeats\n")
-    _print_header()
+    print(
+        f"timing: alternating blocks, {ROUNDS} rounds x (1 warm-up + {CALLS} calls) per "
+        "library, block median; ratio = reference / rconv (> 1: rconv faster), median of "
+        "the per-round ratios (min-max)"
+    )
     rows: list = []
-    if ARGS.only in (None, "signal"):
+    only = ARGS.only
+    if only in (None, "signal"):
         bench_signal(rows, ARGS.quick)
-    if ARGS.only in (None, "fft"):
+    if only in (None, "fft"):
         bench_fft(rows, ARGS.quick)
         if ARGS.huge:
             bench_huge(rows)
-    if ARGS.only in (None, "dask"):
+    if only in (None, "dask"):
         bench_dask(rows, ARGS.quick)
-    if ARGS.only in (None, "nn"):
+    if only in (None, "nn", "overhead"):
         _import_torch()
         if torch is None:
-            print("\n(torch is not importable: the nn rows have no torch column)")
+            print("\n(torch is not importable: the torch rows are skipped)")
+    if only in (None, "nn"):
         bench_nn(rows, ARGS.quick)
+    if only in (None, "overhead"):
+        bench_overhead(rows, ARGS.quick)
     out = {
+        "date": date,
+        "cpu": cpu,
+        "rconv_simd": simd,
         "threads": THREADS,
+        "thread_state": thread_state(),
+        "versions": versions(),
         "machine": platform.machine(),
         "python": sys.version.split()[0],
+        "quick": ARGS.quick,
+        "only": only,
+        "timing": {
+            "method": "alternating blocks (library order rotating per round)",
+            "rounds": ROUNDS,
+            "calls_per_block": CALLS,
+            "warmup_calls": 1,
+            "block_value": "median of the block's timed calls (perf_counter)",
+            "library_time": "median over rounds of the block values",
+            "ratio": "median over rounds of reference / rconv (> 1: rconv faster), "
+            "with [min, max] in <key>_range",
+            "rows": "per_round_<unit> and blocks give each row's raw rounds and block shape",
+        },
         "rows": rows,
     }
     with open(ARGS.json, "w") as f:

@@ -1,22 +1,20 @@
 //! rconv: fast, exact 2-D convolution for NumPy.
 //!
-//! The crate has two layers. The kernels ([`correlate`], [`threads`]) take ndarray views and
-//! know nothing of Python. The binding layer ([`bindings`]) converts NumPy arrays, validates,
-//! dispatches on dtype, releases the GIL around all compute and maps [`error::ConvError`] to
-//! Python exceptions.
+//! The crate is organised by domain; dependencies point downwards only:
+//!
+//! - [`bindings`]: the Python boundary (argument types, dtype dispatch, one file per domain);
+//! - [`signal`]: scipy.signal's correlate2d/convolve2d (params, direct engine, row kernels, FFT);
+//! - [`nn`]: torch.nn.functional's CNN layers (convolution, pooling);
+//! - [`base`]: scalar traits, the thread pool, GEMM glue, CPU features, errors.
+//!
+//! The kernels take slices or ndarray views and know nothing of Python. The binding layer
+//! converts NumPy arrays, parses the options into enums, dispatches on dtype, releases the GIL
+//! around all compute and maps [`base::error::ConvError`] to Python exceptions.
 
+pub mod base;
 pub mod bindings;
-pub mod conv;
-pub mod correlate;
-pub mod dtype;
-pub mod element;
-pub mod error;
-pub mod fft;
-pub mod kernels;
-pub mod pool;
-pub mod real;
-pub mod threads;
-pub mod winograd;
+pub mod nn;
+pub mod signal;
 
 use pyo3::prelude::*;
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -23,10 +24,33 @@ settings.load_profile(
     os.environ.get("RCONV_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "dev")
 )
 
+
+def pytest_configure(config):
+    # markers of scipy's test_signaltools.py, which tests/test_scipy_suite.py imports
+    for line in (
+        "slow: scipy marker: a very slow test (run here all the same)",
+        "fail_slow(timeout): scipy marker (pytest-fail-slow), not enforced here",
+        "xfail_on_32bit(reason): scipy marker: fails on 32-bit platforms",
+        "skip_xp_backends(backend=None, *, reason=None, np_only=False, cpu_only=False, "
+        "eager_only=False, exceptions=None): scipy marker, read by test_scipy_suite's `xp`",
+        "xfail_xp_backends(backend=None, *, reason=None, np_only=False, cpu_only=False, "
+        "eager_only=False, exceptions=None): scipy marker, read by test_scipy_suite's `xp`",
+    ):
+        config.addinivalue_line("markers", line)
+
+
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 FLOAT_DTYPES = [np.float32, np.float64]
 COMPLEX_DTYPES = [np.complex64, np.complex128]
 ALL_DTYPES = INT_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
+
+
+def seed_for(*key) -> int:
+    """A reproducible 32-bit RNG seed derived from `key` (ints, strings, tuples...).
+
+    Unlike ``hash()``, whose value for strings is randomised per process, this is the same
+    in every run, so a failing parametrised case can be reproduced."""
+    return zlib.crc32(repr(key).encode())
 
 
 @pytest.fixture

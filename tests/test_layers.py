@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import rconv
+from conftest import seed_for
 from rconv import kernels, nn
 
 
@@ -119,7 +120,9 @@ def test_sgd_update_rule():
 
 def test_layer_errors():
     with pytest.raises(RuntimeError, match="Conv2d.backward called before forward"):
-        nn.Conv2d(1, 1, 3).backward(np.zeros((1, 1, 1, 1)))
+        # an explicit rng: without one Conv2d draws its weights from an unseeded default_rng()
+        conv = nn.Conv2d(1, 1, 3, rng=np.random.default_rng(seed_for("test_layer_errors")))
+        conv.backward(np.zeros((1, 1, 1, 1)))
     with pytest.raises(ValueError, match="CrossEntropyLoss: targets"):
         nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match="CrossEntropyLoss: expected logits"):

@@ -775,3 +775,110 @@ def test_pool_errors_name_function_and_argument():
         rconv.adaptive_avg_pool2d(x, -1)
     with pytest.raises(ValueError, match=r"adaptive_max_pool2d_backward: grad_output"):
         rconv.adaptive_max_pool2d_backward(np.ones((1, 3, 2, 2)), x)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [[-1, 0], [5, 10]],  # -1 alone (torch's CPU backward skips it silently)
+        [[999, -1], [10, 15]],  # a later -1 must not hide an earlier out-of-plane index
+        [[0, 1], [2, 16]],  # exactly H * W
+        [[-7, 1], [2, 3]],
+    ],
+)
+def test_out_of_plane_indices_are_value_errors(bad):
+    # Regression: -1 was the "no bad index" marker, so it was accepted and its gradient
+    # dropped. Any index outside 0 <= i < H * W is refused, in both functions.
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    ind = np.array(bad, np.int64).reshape(1, 1, 2, 2)
+    g = np.ones((1, 1, 2, 2))
+    with pytest.raises(ValueError, match="max_pool2d_backward: indices holds"):
+        rconv.max_pool2d_backward(g, x, 2, indices=ind)
+    with pytest.raises(ValueError, match="max_unpool2d: found an invalid max index"):
+        rconv.max_unpool2d(g, ind, 2)
+
+
+def test_in_plane_indices_stay_accepted():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    ind = np.array([[0, 3], [12, 15]], np.int64).reshape(1, 1, 2, 2)
+    gi = rconv.max_pool2d_backward(np.ones((1, 1, 2, 2)), x, 2, indices=ind)
+    assert gi.sum() == 4 and gi[0, 0, 0, 0] == gi[0, 0, 3, 3] == 1
+
+
+def test_internal_errors_are_runtime_errors():
+    # A broken invariant of rconv (here: the private options tuple) is a RuntimeError, so
+    # that ValueError and TypeError always mean the user's input.
+    x = np.ones((4, 4))
+    with pytest.raises(RuntimeError, match="internal error"):
+        rconv._rconv.correlate2d(x, x, None, ("correlate2d", "correlate", "full"))
+    with pytest.raises(RuntimeError, match="internal error"):
+        rconv._rconv.correlate2d(x, x.astype(np.float32), None, _signal_opts())
+
+
+def _signal_opts():
+    return ("correlate2d", "correlate", "full", "fill", "direct", None)
+
+
+def test_corr2d_errors_name_its_arguments():
+    with pytest.raises(ValueError, match="corr2d: x must be a 2-D array"):
+        rconv.corr2d(np.ones(3), np.ones((1, 1)))
+    with pytest.raises(ValueError, match="corr2d: k must be a 2-D array"):
+        rconv.corr2d(np.ones((3, 3)), np.ones(1))
+    with pytest.raises(ValueError, match="corr2d: kernel k"):
+        rconv.corr2d(np.ones((3, 3)), np.ones((4, 1)))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_modes_match_numpy_pad_reference(mode):
+    # The padding modes now run in Rust (no np.pad copy): compare with np.pad + conv.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    np_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    xp = np.pad(x, ((0, 0), (0, 0), (2, 2), (1, 1)), mode=np_mode)
+    want = rconv.conv2d(xp, w)
+    got = rconv.conv2d(x, w, padding=(2, 1), padding_mode=mode)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(got.shape)
+    gi, gw, _ = rconv.conv2d_backward(g, x, w, padding=(2, 1), padding_mode=mode)
+    # adjoint identity: <conv(pad(x)), g> = <x, grad_input>
+    gip, gwp, _ = rconv.conv2d_backward(g, xp, w)
+    np.testing.assert_allclose(gw, gwp, rtol=1e-10, atol=1e-10)
+    eps = 1e-6
+    d = rng.standard_normal(x.shape)
+    fd = (
+        (rconv.conv2d(x + eps * d, w, padding=(2, 1), padding_mode=mode) * g).sum()
+        - (rconv.conv2d(x - eps * d, w, padding=(2, 1), padding_mode=mode) * g).sum()
+    ) / (2 * eps)
+    np.testing.assert_allclose((gi * d).sum(), fd, rtol=1e-6)
+
+
+def test_exported_geometry_matches_the_calls():
+    # The shape rules live once, in Rust; the geometry bindings (used by rconv.dask and the
+    # layers) must give the shapes the calls produce.
+    from rconv import _nn, _rconv
+
+    x = np.zeros((2, 3, 11, 9))
+    w = np.zeros((4, 3, 3, 2))
+    for kw in [dict(stride=2, padding=1), dict(padding="same", dilation=2), dict(padding=0)]:
+        opts = _nn._conv_opts(
+            "conv2d", kw.get("stride", 1), kw["padding"], kw.get("dilation", 1), 1
+        )
+        assert tuple(_rconv.conv_geometry(x.shape, w.shape, opts)) == rconv.conv2d(x, w, **kw).shape
+    wt = np.zeros((3, 5, 4, 4))
+    opts = _nn._conv_opts("conv_transpose2d", 2, 1, 1, 1, "zeros", 1)
+    got = rconv.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1).shape
+    assert tuple(_rconv.conv_transpose_geometry(x.shape, wt.shape, opts)) == got
+    for k, s, p, c in [(3, 2, 1, False), (2, None, 0, True), (3, 3, 1, True)]:
+        opts = _nn._pool_opts("max_pool2d", k, s, p, 1, c)
+        got = rconv.max_pool2d(x, k, s, p, ceil_mode=c).shape
+        assert tuple(_rconv.pool_geometry(x.shape, opts)) == got
+    out, ind = rconv.max_pool2d(x, 2, return_indices=True)
+    opts = _nn._pool_opts("max_unpool2d", 2, None, 0)
+    assert (
+        tuple(_rconv.unpool_geometry(out.shape, opts, None))
+        == rconv.max_unpool2d(out, ind, 2).shape
+    )
+    size = (None, 4)
+    want = rconv.adaptive_avg_pool2d(x, size).shape
+    assert tuple(_rconv.adaptive_geometry(x.shape, size, "adaptive_avg_pool2d")) == want

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import inspect
 import os
 import subprocess
 import sys
@@ -98,3 +99,52 @@ def test_env_var_sets_default():
 def test_main_demo_runs():
     out = _child("import runpy; runpy.run_module('rconv', run_name='__main__')")
     assert "[[4 3 4]" in out and "scipy" in out
+
+
+def _stub_signatures(path):
+    """{name: [(parameter name, kind)]} of every top-level function in a .pyi file (of the
+    first overload, for overloaded functions: it has the runtime's full parameter list)."""
+    import ast
+
+    tree = ast.parse(open(path).read())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name not in out:
+            a = node.args
+            params = [(p.arg, "positional") for p in a.posonlyargs + a.args]
+            params += [(p.arg, "keyword") for p in a.kwonlyargs]
+            out[node.name] = params
+    return out
+
+
+def _runtime_signature(func):
+    kinds = {
+        inspect.Parameter.POSITIONAL_ONLY: "positional",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional",
+        inspect.Parameter.KEYWORD_ONLY: "keyword",
+    }
+    return [(p.name, kinds[p.kind]) for p in inspect.signature(func).parameters.values()]
+
+
+@pytest.mark.parametrize("stub", ["__init__.pyi", "dask.pyi", "_rconv.pyi"])
+def test_stub_signatures_match_the_runtime(stub):
+    # The stubs are checked against the compiled module's and the package's signatures
+    # (parameter names, order and kind), and must list every function the module has.
+    here = os.path.dirname(rconv.__file__)
+    module = {
+        "__init__.pyi": rconv,
+        "dask.pyi": _dask_module() if stub == "dask.pyi" else None,
+        "_rconv.pyi": rconv._rconv,
+    }[stub]
+    sigs = _stub_signatures(os.path.join(here, stub))
+    names = (
+        [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        if stub == "_rconv.pyi"
+        else [n for n in module.__all__ if inspect.isfunction(getattr(module, n))]
+    )
+    assert names
+    for name in names:
+        assert name in sigs, f"{stub} lacks {name}"
+        assert sigs[name] == _runtime_signature(getattr(module, name)), f"{stub}: {name}"
+    for name in sigs:
+        assert hasattr(module, name), f"{stub} has {name}, the module does not"

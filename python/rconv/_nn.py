@@ -18,14 +18,16 @@ from ._signal import convolve2d, corr2d
 
 IntPair = Union[int, Tuple[int, int]]
 
-_PAD_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
 # --------------------------------------------------------------------------- argument helpers
+# Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
+# check on the values, and every shape rule, is made in Rust by the op family's params struct.
 
 
-def _pair(func: str, name: str, v: Any, minimum: int = 1) -> Tuple[int, int]:
-    """An int or a sequence of one or two ints, as torch accepts, checked against `minimum`."""
+def _pair(func: str, name: str, v: Any) -> Tuple[int, int]:
+    """An int or a sequence of one or two ints, as torch accepts (the values are checked in
+    Rust)."""
+    if type(v) is int:
+        return v, v
     vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(vals) == 1:
         vals = (vals[0], vals[0])
@@ -33,47 +35,61 @@ def _pair(func: str, name: str, v: Any, minimum: int = 1) -> Tuple[int, int]:
         raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
     out = []
     for e in vals:
-        if isinstance(e, (bool, np.bool_)) or not isinstance(e, numbers.Integral):
+        if type(e) is not int and (
+            isinstance(e, (bool, np.bool_)) or not isinstance(e, numbers.Integral)
+        ):
             raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
-        e = int(e)
-        if e < minimum:
-            raise ValueError(f"{func}: {name} must be >= {minimum}, got {v!r}")
-        out.append(e)
+        out.append(int(e))
     return out[0], out[1]
 
 
-def _int(func: str, name: str, v: Any, minimum: int) -> int:
+def _int(func: str, name: str, v: Any) -> int:
+    if type(v) is int:
+        return v
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{func}: {name} must be an int, got {v!r}")
-    if int(v) < minimum:
-        raise ValueError(f"{func}: {name} must be >= {minimum}, got {v!r}")
     return int(v)
 
 
 def _float_array(func: str, name: str, x: Any) -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except Exception as e:
-        raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
-    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
+    a = x if type(x) is np.ndarray else _asarray(func, name, x)
+    dt = a.dtype
+    if dt is _F32 or dt is _F64:
+        return a
+    if dt.kind == "f" and dt.itemsize in (4, 8):
         # float32/float64, in native byte order (a big-endian array is converted)
-        return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
-    if a.dtype.kind in "iu":
+        return a if dt.isnative else a.astype(_F64 if dt.itemsize == 8 else _F32)
+    if dt.kind in "iu":
         return a.astype(np.float64)
     raise TypeError(
-        f"{func}: {name} has unsupported dtype {a.dtype}; expected float32 or float64 "
+        f"{func}: {name} has unsupported dtype {dt}; expected float32 or float64 "
         "(integer arrays are converted to float64)"
     )
 
 
+def _asarray(func: str, name: str, x: Any) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except Exception as e:
+        raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
+
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
 def _common(*arrays: Optional[np.ndarray]) -> np.dtype:
-    dts = [a.dtype for a in arrays if a is not None]
-    return np.dtype(np.float64) if np.float64 in dts else np.dtype(np.float32)
+    for a in arrays:
+        if a is not None and a.dtype is _F64:
+            return _F64
+    return _F32
 
 
 def _c(a: np.ndarray, dt: Optional[np.dtype] = None) -> np.ndarray:
     """C-contiguous and aligned (arrays unpickled from a buffer, e.g. by Dask workers, or
     made by ``np.frombuffer`` at an odd offset can be unaligned): what the kernels read."""
+    if (dt is None or a.dtype is dt) and a.flags.c_contiguous and a.flags.aligned:
+        return a
     out = np.ascontiguousarray(a, dtype=dt)
     return out if out.flags.aligned else out.copy()
 
@@ -88,97 +104,52 @@ def _batched(func: str, name: str, x: np.ndarray) -> Tuple[np.ndarray, bool]:
     )
 
 
-def _weight(func: str, weight: Any) -> np.ndarray:
-    w = _float_array(func, "weight", weight)
-    if w.ndim != 4:
-        raise ValueError(
-            f"{func}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got "
-            f"{w.ndim} dimension(s)"
-        )
-    return w
-
-
-def _conv_padding(func, padding, stride, dilation, kernel) -> Tuple[int, int, int, int]:
-    """(top, bottom, left, right) zero padding, with torch's 'valid'/'same' rules."""
+def _padding(func: str, padding: Any):
+    """'valid'/'same' as they are (Rust applies torch's rules), else an int pair."""
     if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{func}: padding='same' is not supported for stride > 1")
-            th, tw = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
-            return th // 2, th - th // 2, tw // 2, tw - tw // 2
-        raise ValueError(
-            f"{func}: padding must be 'valid', 'same', an int or a pair, got {padding!r}"
-        )
-    ph, pw = _pair(func, "padding", padding, minimum=0)
-    return ph, ph, pw, pw
+        return padding
+    return _pair(func, "padding", padding)
 
 
-def _pad_mode(func: str, padding_mode: Any) -> Optional[str]:
-    if padding_mode not in _PAD_MODES:
-        raise ValueError(
-            f"{func}: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', "
-            f"got {padding_mode!r}"
-        )
-    return _PAD_MODES[padding_mode]
-
-
-def _explicit_pad(func: str, x: np.ndarray, pads, mode: str, padding_mode: str) -> np.ndarray:
-    t, b, left, r = pads
-    h, w = x.shape[2], x.shape[3]
-    if padding_mode == "reflect" and (max(t, b) >= h or max(left, r) >= w):
-        raise ValueError(
-            f"{func}: padding_mode='reflect' needs padding < input size, got padding "
-            f"{pads} for input {h}x{w}"
-        )
-    if padding_mode == "circular" and (max(t, b) > h or max(left, r) > w):
-        raise ValueError(
-            f"{func}: padding_mode='circular' needs padding <= input size, got padding "
-            f"{pads} for input {h}x{w}"
-        )
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)), mode=mode)
-
-
-def _pad_adjoint(g: np.ndarray, shape, pads, mode: str) -> np.ndarray:
-    """The adjoint of ``np.pad(x, pads, mode)``: every padded cell adds into its source."""
-    t, b, left, r = pads
-    src_h = np.pad(np.arange(shape[2]), (t, b), mode=mode)
-    src_w = np.pad(np.arange(shape[3]), (left, r), mode=mode)
-    gh = np.zeros(g.shape[:2] + (shape[2], g.shape[3]), g.dtype)
-    np.add.at(gh, (slice(None), slice(None), src_h), g)
-    out = np.zeros(tuple(shape), g.dtype)
-    np.add.at(out, (slice(None), slice(None), slice(None), src_w), gh)
-    return out
-
-
-class _Conv:
-    """Normalised arguments of one conv2d-family call."""
-
-    def __init__(self, func, x, w, stride, padding, dilation, groups, padding_mode="zeros"):
-        self.func = func
-        self.stride = _pair(func, "stride", stride)
-        self.dilation = _pair(func, "dilation", dilation)
-        self.groups = _int(func, "groups", groups, 1)
-        self.mode = _pad_mode(func, padding_mode)
-        self.padding_mode = padding_mode
-        self.pads = _conv_padding(func, padding, self.stride, self.dilation, w.shape[2:])
-        self.explicit = self.mode is not None and any(self.pads)
-
-    def zero_pads(self):
-        return (0, 0, 0, 0) if self.explicit else self.pads
-
-    def pad_input(self, x: np.ndarray) -> np.ndarray:
-        if not self.explicit:
-            return x
-        return _explicit_pad(self.func, x, self.pads, self.mode, self.padding_mode)
-
-    def args(self):
-        return self.stride, self.zero_pads(), self.dilation, self.groups, self.func
+def _conv_opts(
+    func, stride, padding, dilation, groups, padding_mode="zeros", output_padding=0
+) -> tuple:
+    """The options tuple of the conv family (parsed in Rust into one args struct)."""
+    return (
+        func,
+        _pair(func, "stride", stride),
+        _padding(func, padding),
+        _pair(func, "dilation", dilation),
+        _int(func, "groups", groups),
+        padding_mode,
+        _pair(func, "output_padding", output_padding),
+    )
 
 
 def _unbatch(a: np.ndarray, unbatched: bool) -> np.ndarray:
     return a[0] if unbatched else a
+
+
+def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
+    g = _float_array(func, "grad_output", g)
+    want = 3 if unbatched else 4
+    if g.ndim != want:
+        raise ValueError(
+            f"{func}: grad_output must be {want}-D like the layer's output, got "
+            f"{g.ndim} dimension(s)"
+        )
+    return g[None] if unbatched else g
+
+
+def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
+    """A 3- or 4-entry shape as a batched 4-entry list (its values are checked in Rust)."""
+    try:
+        s = [int(v) for v in shape]
+    except Exception as e:
+        raise TypeError(f"{func}: {name} must be a sequence of ints, got {shape!r}") from e
+    if len(s) not in (3, 4):
+        raise ValueError(f"{func}: {name} must hold 3 or 4 sizes, got {shape!r}")
+    return (s if len(s) == 4 else [1, *s]), len(s) == 3
 
 
 # --------------------------------------------------------------------------- convolution
@@ -248,29 +219,16 @@ def conv2d(
     array([[[ 56.,  72.],
             [104., 120.]]])
     """
+
     f = "conv2d"
     x = _float_array(f, "input", input)
-    w = _weight(f, weight)
+    w = _float_array(f, "weight", weight)
     b = None if bias is None else _float_array(f, "bias", bias)
-    if b is not None and b.ndim != 1:
-        raise ValueError(f"{f}: bias must be 1-D (out_channels,), got shape {b.shape}")
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
-    cv = _Conv(f, x, w, stride, padding, dilation, groups, padding_mode)
-    xp = cv.pad_input(x)
-    out = _rconv.conv2d_forward(_c(xp, dt), _c(w, dt), None if b is None else _c(b, dt), *cv.args())
+    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
+    out = _rconv.conv2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
     return _unbatch(out, unbatched)
-
-
-def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
-    g = _float_array(func, "grad_output", g)
-    want = 3 if unbatched else 4
-    if g.ndim != want:
-        raise ValueError(
-            f"{func}: grad_output must be {want}-D like the layer's output, got "
-            f"{g.ndim} dimension(s)"
-        )
-    return g[None] if unbatched else g
 
 
 def conv2d_backward(
@@ -332,31 +290,16 @@ def conv2d_backward(
     >>> gb
     array([4.])
     """
+
     f = "conv2d_backward"
     x = _float_array(f, "input", input)
-    w = _weight(f, weight)
+    w = _float_array(f, "weight", weight)
     x, unbatched = _batched(f, "input", x)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, w, g)
-    cv = _Conv(f, x, w, stride, padding, dilation, groups, padding_mode)
-    xp = _c(cv.pad_input(x), dt)
-    gc, wc = _c(g, dt), _c(w, dt)
-    gi = _rconv.conv2d_backward_input(gc, wc, list(xp.shape), *cv.args())
-    gw = _rconv.conv2d_backward_weight(xp, gc, list(w.shape), *cv.args())
-    if cv.explicit:
-        gi = _pad_adjoint(gi, x.shape, cv.pads, cv.mode)
-    gb = gc.sum(axis=(0, 2, 3))
+    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
+    gi, gw, gb = _rconv.conv2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts)
     return _unbatch(gi, unbatched), gw, gb
-
-
-def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
-    try:
-        s = [int(v) for v in shape]
-    except Exception as e:
-        raise TypeError(f"{func}: {name} must be a sequence of ints, got {shape!r}") from e
-    if len(s) not in (3, 4) or any(v < 0 for v in s):
-        raise ValueError(f"{func}: {name} must hold 3 or 4 non-negative sizes, got {shape!r}")
-    return (s if len(s) == 4 else [1, *s]), len(s) == 3
 
 
 def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
@@ -403,13 +346,14 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
            [2., 4., 2.],
            [1., 2., 1.]])
     """
+
     f = "conv2d_input"
     shape, unbatched = _shape4(f, "input_shape", input_shape)
-    w = _weight(f, weight)
+    w = _float_array(f, "weight", weight)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(w, g)
-    cv = _Conv(f, None, w, stride, padding, dilation, groups)
-    gi = _rconv.conv2d_backward_input(_c(g, dt), _c(w, dt), shape, *cv.args())
+    opts = _conv_opts(f, stride, padding, dilation, groups)
+    gi = _rconv.conv2d_input(_c(g, dt), _c(w, dt), shape, opts)
     return _unbatch(gi, unbatched)
 
 
@@ -455,6 +399,7 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     array([[ 8., 12.],
            [20., 24.]])
     """
+
     f = "conv2d_weight"
     x = _float_array(f, "input", input)
     x, unbatched = _batched(f, "input", x)
@@ -463,52 +408,9 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         ws = [int(v) for v in weight_shape]
     except Exception as e:
         raise TypeError(f"{f}: weight_shape must be a sequence of ints") from e
-    if len(ws) != 4 or any(v < 0 for v in ws):
-        raise ValueError(f"{f}: weight_shape must hold 4 non-negative sizes, got {weight_shape!r}")
     dt = _common(x, g)
-    cv = _Conv(f, x, np.empty(ws), stride, padding, dilation, groups)
-    return _rconv.conv2d_backward_weight(_c(x, dt), _c(g, dt), ws, *cv.args())
-
-
-class _Transpose:
-    """Normalised conv_transpose2d arguments and the equivalent convolution's shapes."""
-
-    def __init__(self, func, x, w, stride, padding, output_padding, groups, dilation):
-        self.func = func
-        self.stride = _pair(func, "stride", stride)
-        self.dilation = _pair(func, "dilation", dilation)
-        self.groups = _int(func, "groups", groups, 1)
-        ph, pw = _pair(func, "padding", padding, minimum=0)
-        self.pads = (ph, ph, pw, pw)
-        op = _pair(func, "output_padding", output_padding, minimum=0)
-        for o, s, d in zip(op, self.stride, self.dilation):
-            if o >= s and o >= d:
-                raise ValueError(
-                    f"{func}: output_padding {op} must be smaller than either stride "
-                    f"{self.stride} or dilation {self.dilation}"
-                )
-        n, cin, h, wd = x.shape
-        if w.shape[0] != cin:
-            raise ValueError(
-                f"{func}: input has {cin} channels but weight of shape {w.shape} expects "
-                f"{w.shape[0]} (weight.shape[0])"
-            )
-        if cin % self.groups:
-            raise ValueError(f"{func}: groups={self.groups} must divide the input channels ({cin})")
-        kh, kw = w.shape[2], w.shape[3]
-        oh = (h - 1) * self.stride[0] - 2 * ph + self.dilation[0] * (kh - 1) + op[0] + 1
-        ow = (wd - 1) * self.stride[1] - 2 * pw + self.dilation[1] * (kw - 1) + op[1] + 1
-        if oh <= 0 or ow <= 0 or h == 0 or wd == 0:
-            raise ValueError(
-                f"{func}: the output size ({oh}, {ow}) for input ({h}, {wd}) is not positive"
-            )
-        self.out_shape = [n, w.shape[1] * self.groups, oh, ow]
-        # The equivalent convolution maps out_shape back to (h, w): with an output_padding
-        # past the stride its natural output is larger, and only the first (h, w) pair up.
-        self.in_hw = (h, wd)
-
-    def args(self):
-        return self.stride, self.pads, self.dilation, self.groups, self.func, self.in_hw
+    opts = _conv_opts(f, stride, padding, dilation, groups)
+    return _rconv.conv2d_weight(_c(x, dt), _c(g, dt), ws, opts)
 
 
 def conv_transpose2d(
@@ -561,18 +463,15 @@ def conv_transpose2d(
            [1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
+
     f = "conv_transpose2d"
     x = _float_array(f, "input", input)
-    w = _weight(f, weight)
+    w = _float_array(f, "weight", weight)
     b = None if bias is None else _float_array(f, "bias", bias)
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
-    tr = _Transpose(f, x, w, stride, padding, output_padding, groups, dilation)
-    if b is not None and b.shape != (tr.out_shape[1],):
-        raise ValueError(f"{f}: bias must have shape ({tr.out_shape[1]},), got {b.shape}")
-    out = _rconv.conv2d_backward_input(_c(x, dt), _c(w, dt), tr.out_shape, *tr.args())
-    if b is not None:
-        out += b.astype(dt)[None, :, None, None]
+    opts = _conv_opts(f, stride, padding, dilation, groups, "zeros", output_padding)
+    out = _rconv.conv_transpose2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
     return _unbatch(out, unbatched)
 
 
@@ -623,36 +522,63 @@ def conv_transpose2d_backward(
            [4., 4.]]), array([[4., 4.],
            [4., 4.]]), array([16.]))
     """
+
     f = "conv_transpose2d_backward"
     x = _float_array(f, "input", input)
-    w = _weight(f, weight)
+    w = _float_array(f, "weight", weight)
     x, unbatched = _batched(f, "input", x)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, w, g)
-    tr = _Transpose(f, x, w, stride, padding, output_padding, groups, dilation)
-    if list(g.shape) != tr.out_shape:
-        raise ValueError(
-            f"{f}: grad_output has shape {tuple(g.shape)}, expected {tuple(tr.out_shape)}"
-        )
-    gc, xc, wc = _c(g, dt), _c(x, dt), _c(w, dt)
-    gi = _rconv.conv2d_forward(gc, wc, None, *tr.args())
-    gw = _rconv.conv2d_backward_weight(gc, xc, list(w.shape), *tr.args())
-    gb = gc.sum(axis=(0, 2, 3))
+    opts = _conv_opts(f, stride, padding, dilation, groups, "zeros", output_padding)
+    gi, gw, gb = _rconv.conv_transpose2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts)
     return _unbatch(gi, unbatched), gw, gb
 
 
-# --------------------------------------------------------------------------- pooling
-
-
-def _pool_args(func, kernel_size, stride, padding, dilation=1):
-    k = _pair(func, "kernel_size", kernel_size)
+def _pool_opts(
+    func,
+    kernel_size,
+    stride,
+    padding,
+    dilation=1,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+) -> tuple:
+    """The options tuple of the pooling family (parsed in Rust into one args struct)."""
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
-        s = k
+        stride = None  # kernel_size, as torch has it
     else:
-        s = _pair(func, "stride", stride)
-    p = _pair(func, "padding", padding, minimum=0)
-    d = _pair(func, "dilation", dilation)
-    return k, s, p, d
+        stride = _pair(func, "stride", stride)
+    if divisor_override is not None:
+        divisor_override = _int(func, "divisor_override", divisor_override)
+    return (
+        func,
+        _pair(func, "kernel_size", kernel_size),
+        stride,
+        _pair(func, "padding", padding),
+        _pair(func, "dilation", dilation),
+        bool(ceil_mode),
+        bool(count_include_pad),
+        divisor_override,
+    )
+
+
+def _indices(func: str, indices: Any, unbatched: bool) -> np.ndarray:
+    ind = np.asarray(indices)
+    if ind.dtype.kind not in "iu":
+        raise TypeError(f"{func}: indices must be an integer array, got dtype {ind.dtype}")
+    return _c(ind[None] if unbatched else ind, np.dtype(np.int64))
+
+
+def _adaptive_size(func: str, output_size: Any) -> Tuple[Any, Any]:
+    """An int, or a pair of ints or None (None keeps the input size along that axis)."""
+    vals = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * 2
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise ValueError(f"{func}: output_size must be an int or a pair, got {output_size!r}")
+    a, b = (None if v is None else _int(func, "output_size", v) for v in vals)
+    return a, b
 
 
 def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
@@ -712,10 +638,11 @@ def max_pool2d(
     array([[ 5.,  7.],
            [13., 15.]])
     """
+
     f = "max_pool2d"
     x, unbatched = _pool_input(f, input)
-    k, s, p, d = _pool_args(f, kernel_size, stride, padding, dilation)
-    out, ind = _rconv.max_pool2d(x, k, s, p, d, bool(ceil_mode), bool(return_indices), f)
+    opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
+    out, ind = _rconv.max_pool2d(x, opts, bool(return_indices))
     if return_indices:
         return _unbatch(out, unbatched), _unbatch(ind, unbatched)
     return _unbatch(out, unbatched)
@@ -773,58 +700,15 @@ def max_pool2d_backward(
     array([[[ 0.,  0.],
             [10.,  0.]]])
     """
+
     f = "max_pool2d_backward"
     x, unbatched = _pool_input(f, input)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, g)
-    k, s, p, d = _pool_args(f, kernel_size, stride, padding, dilation)
-    if indices is not None:
-        ind = np.asarray(indices)
-        if ind.dtype.kind not in "iu":
-            raise TypeError(f"{f}: indices must be an integer array, got dtype {ind.dtype}")
-        ind = ind[None] if unbatched else ind
-        if ind.shape != g.shape:
-            raise ValueError(f"{f}: indices has shape {ind.shape}, expected {g.shape}")
-        # validates the pooling parameters and gives the output shape they imply
-        want = _pool_out_shape(f, x.shape, k, s, p, d, ceil_mode)
-        if g.shape != want:
-            raise ValueError(f"{f}: grad_output has shape {g.shape}, expected {want}")
-        gi = _rconv.max_pool2d_backward_indices(_c(g, dt), _c(ind, np.int64), list(x.shape), f)
-        return _unbatch(gi, unbatched)
-    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), k, s, p, d, bool(ceil_mode), f)
+    opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
+    ind = None if indices is None else _indices(f, indices, unbatched)
+    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), opts, ind)
     return _unbatch(gi, unbatched)
-
-
-def _pool_out_shape(func, shape, k, s, p, d, ceil_mode):
-    """Output shape of max pooling `shape` (validated by pooling an empty batch)."""
-    out = _rconv.max_pool2d(
-        np.zeros((0, 0) + tuple(shape[2:]), np.float32), k, s, p, d, bool(ceil_mode), False, func
-    )[0]
-    return tuple(shape[:2]) + tuple(out.shape[2:])
-
-
-def _unpool_size(func, x_shape, k, s, p, output_size):
-    default = [(x_shape[2 + i] - 1) * s[i] - 2 * p[i] + k[i] for i in range(2)]
-    if output_size is None:
-        size = default
-    else:
-        try:
-            size = [int(v) for v in output_size][-2:]
-        except Exception as e:
-            raise TypeError(f"{func}: output_size must be a sequence of ints") from e
-        if len(list(output_size)) not in (2, 3, 4):
-            raise ValueError(f"{func}: output_size must have 2, 3 or 4 elements")
-        for i in range(2):
-            lo, hi = default[i] - s[i], default[i] + s[i]
-            if not lo < size[i] < hi:
-                raise ValueError(
-                    f"{func}: output_size {tuple(size)} must be strictly between "
-                    f"{tuple(d - st for d, st in zip(default, s))} and "
-                    f"{tuple(d + st for d, st in zip(default, s))}"
-                )
-    if min(size) < 0:
-        raise ValueError(f"{func}: the output size {tuple(size)} is negative")
-    return tuple(size)
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -869,28 +753,17 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     array([[[0., 0.],
             [4., 0.]]])
     """
+
     f = "max_unpool2d"
     x, unbatched = _pool_input(f, input)
-    ind = np.asarray(indices)
-    if ind.dtype.kind not in "iu":
-        raise TypeError(f"{f}: indices must be an integer array, got dtype {ind.dtype}")
-    if unbatched:
-        ind = ind[None]
-    if ind.shape != x.shape:
-        raise ValueError(f"{f}: indices has shape {ind.shape}, expected {x.shape}")
-    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
-    size = _unpool_size(f, x.shape, k, s, p, output_size)
-    out = _rconv.max_unpool2d(x, _c(ind, np.int64), size, f)
-    return _unbatch(out, unbatched)
-
-
-def _divisor(func: str, divisor_override) -> Tuple[Optional[int], float]:
-    if divisor_override is None:
-        return None, 1.0
-    d = _int(func, "divisor_override", divisor_override, minimum=-(2**62))
-    if d == 0:
-        raise ValueError(f"{func}: divisor_override must be non-zero")
-    return abs(d), (1.0 if d > 0 else -1.0)
+    ind = _indices(f, indices, unbatched)
+    opts = _pool_opts(f, kernel_size, stride, padding)
+    if output_size is not None:
+        try:
+            output_size = [int(v) for v in output_size]
+        except Exception as e:
+            raise TypeError(f"{f}: output_size must be a sequence of ints") from e
+    return _unbatch(_rconv.max_unpool2d(x, ind, opts, output_size), unbatched)
 
 
 def avg_pool2d(
@@ -946,14 +819,13 @@ def avg_pool2d(
     array([[[2., 3.],
             [5., 6.]]])
     """
+
     f = "avg_pool2d"
     x, unbatched = _pool_input(f, input)
-    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
-    div, sign = _divisor(f, divisor_override)
-    out = _rconv.avg_pool2d(x, k, s, p, bool(ceil_mode), bool(count_include_pad), div, f)
-    if sign < 0:
-        np.negative(out, out=out)
-    return _unbatch(out, unbatched)
+    opts = _pool_opts(
+        f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
+    )
+    return _unbatch(_rconv.avg_pool2d(x, opts), unbatched)
 
 
 def avg_pool2d_backward(
@@ -1003,33 +875,15 @@ def avg_pool2d_backward(
     array([[[1., 1.],
             [1., 1.]]])
     """
+
     f = "avg_pool2d_backward"
     x, unbatched = _pool_input(f, input)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, g)
-    k, s, p, _ = _pool_args(f, kernel_size, stride, padding)
-    div, sign = _divisor(f, divisor_override)
-    gi = _rconv.avg_pool2d_backward(
-        _c(g, dt), list(x.shape), k, s, p, bool(ceil_mode), bool(count_include_pad), div, f
+    opts = _pool_opts(
+        f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
     )
-    if sign < 0:
-        np.negative(gi, out=gi)
-    return _unbatch(gi, unbatched)
-
-
-def _adaptive_size(func: str, output_size: Any, x: np.ndarray) -> Tuple[int, int]:
-    vals = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * 2
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2:
-        raise ValueError(f"{func}: output_size must be an int or a pair, got {output_size!r}")
-    out = []
-    for i, v in enumerate(vals):
-        if v is None:
-            out.append(x.shape[2 + i])
-            continue
-        out.append(_int(func, "output_size", v, 0))
-    return out[0], out[1]
+    return _unbatch(_rconv.avg_pool2d_backward(_c(g, dt), x.shape, opts), unbatched)
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -1067,9 +921,10 @@ def adaptive_avg_pool2d(input, output_size):
     array([[[ 2.5,  4.5],
             [10.5, 12.5]]])
     """
+
     f = "adaptive_avg_pool2d"
     x, unbatched = _pool_input(f, input)
-    size = _adaptive_size(f, output_size, x)
+    size = _adaptive_size(f, output_size)
     return _unbatch(_rconv.adaptive_avg_pool2d(x, size, f), unbatched)
 
 
@@ -1107,14 +962,12 @@ def adaptive_avg_pool2d_backward(grad_output, input):
     array([[[0.25, 0.25],
             [0.25, 0.25]]])
     """
+
     f = "adaptive_avg_pool2d_backward"
     x, unbatched = _pool_input(f, input)
     g = _grad_output(f, grad_output, unbatched)
-    if g.shape[:2] != x.shape[:2]:
-        raise ValueError(f"{f}: grad_output has shape {g.shape}, input {x.shape}")
     dt = _common(x, g)
-    gi = _rconv.adaptive_avg_pool2d_backward(_c(g, dt), list(x.shape), f)
-    return _unbatch(gi, unbatched)
+    return _unbatch(_rconv.adaptive_avg_pool2d_backward(_c(g, dt), x.shape, f), unbatched)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
@@ -1154,9 +1007,10 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     array([[[ 5.,  7.],
             [13., 15.]]])
     """
+
     f = "adaptive_max_pool2d"
     x, unbatched = _pool_input(f, input)
-    size = _adaptive_size(f, output_size, x)
+    size = _adaptive_size(f, output_size)
     out, ind = _rconv.adaptive_max_pool2d(x, size, f)
     if return_indices:
         return _unbatch(out, unbatched), _unbatch(ind, unbatched)
@@ -1198,11 +1052,10 @@ def adaptive_max_pool2d_backward(grad_output, input):
     array([[[0., 0.],
             [5., 0.]]])
     """
+
     f = "adaptive_max_pool2d_backward"
     x, unbatched = _pool_input(f, input)
     g = _grad_output(f, grad_output, unbatched)
-    if g.shape[:2] != x.shape[:2]:
-        raise ValueError(f"{f}: grad_output has shape {g.shape}, input {x.shape}")
     dt = _common(x, g)
     gi = _rconv.adaptive_max_pool2d_backward(_c(g, dt), _c(x, dt), f)
     return _unbatch(gi, unbatched)

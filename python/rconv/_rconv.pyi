@@ -1,119 +1,85 @@
-"""Type stub of the compiled core ``rconv._rconv`` (private; use the ``rconv`` package)."""
+"""Type stub of the compiled core ``rconv._rconv`` (private; use the ``rconv`` package).
 
-from typing import Optional, Sequence, Tuple
+Each op family takes its options as one tuple, parsed in Rust into one args struct:
+
+- signal: ``(func, op, mode, boundary, method, fft_terms)``;
+- conv: ``(func, stride, padding, dilation, groups, padding_mode, output_padding)``;
+- pool: ``(func, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+  divisor_override)``.
+"""
+
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
 __version__: str
 MAX_THREADS: int
 
+_Shape = Sequence[int]
+_Opts = Tuple[Any, ...]
+
+# signal
 def correlate2d(
-    in1: np.ndarray,
-    in2: np.ndarray,
-    fillvalue: np.ndarray,
-    mode: str,
-    boundary: str,
-    op: str,
-    func: str,
-    method: str = "direct",
+    in1: np.ndarray, in2: np.ndarray, fill: Optional[np.ndarray], opts: _Opts
 ) -> np.ndarray: ...
-def method_costs(
-    in1_shape: Tuple[int, int], in2_shape: Tuple[int, int], mode: str, op: str, func: str
-) -> Tuple[float, float]: ...
+def choose_method(in1: np.ndarray, in2: np.ndarray, opts: _Opts) -> str: ...
 def geometry(
-    in1_shape: Tuple[int, int], in2_shape: Tuple[int, int], mode: str, op: str, func: str
+    in1_shape: _Shape, in2_shape: _Shape, mode: str, op: str, func: str
 ) -> Tuple[Tuple[int, int], Tuple[int, int], bool]: ...
-def set_num_threads(n: int) -> None: ...
-def get_num_threads() -> int: ...
+def signal_options(opts: _Opts) -> Tuple[str, str, str]: ...
+def prefers_fft(in1_shape: _Shape, in2_shape: _Shape, probe: np.ndarray, opts: _Opts) -> bool: ...
 
-_Pair = Tuple[int, int]
-_Quad = Tuple[int, int, int, int]
+# convolution
+def conv2d(
+    x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts
+) -> np.ndarray: ...
+def conv2d_backward(
+    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, opts: _Opts
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def conv2d_input(
+    grad_output: np.ndarray, weight: np.ndarray, input_shape: _Shape, opts: _Opts
+) -> np.ndarray: ...
+def conv2d_weight(
+    x: np.ndarray, grad_output: np.ndarray, weight_shape: _Shape, opts: _Opts
+) -> np.ndarray: ...
+def conv_transpose2d(
+    x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts
+) -> np.ndarray: ...
+def conv_transpose2d_backward(
+    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, opts: _Opts
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def conv_geometry(input_shape: _Shape, weight_shape: _Shape, opts: _Opts) -> list: ...
+def conv_transpose_geometry(input_shape: _Shape, weight_shape: _Shape, opts: _Opts) -> list: ...
 
-def conv2d_forward(
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: Optional[np.ndarray],
-    stride: _Pair,
-    padding: _Quad,
-    dilation: _Pair,
-    groups: int,
-    func: str,
-    output_hw: Optional[_Pair] = None,
-) -> np.ndarray: ...
-def conv2d_backward_input(
-    grad_output: np.ndarray,
-    weight: np.ndarray,
-    input_shape: Sequence[int],
-    stride: _Pair,
-    padding: _Quad,
-    dilation: _Pair,
-    groups: int,
-    func: str,
-    output_hw: Optional[_Pair] = None,
-) -> np.ndarray: ...
-def conv2d_backward_weight(
-    x: np.ndarray,
-    grad_output: np.ndarray,
-    weight_shape: Sequence[int],
-    stride: _Pair,
-    padding: _Quad,
-    dilation: _Pair,
-    groups: int,
-    func: str,
-    output_hw: Optional[_Pair] = None,
-) -> np.ndarray: ...
+# pooling
 def max_pool2d(
-    x: np.ndarray,
-    kernel: _Pair,
-    stride: _Pair,
-    padding: _Pair,
-    dilation: _Pair,
-    ceil_mode: bool,
-    return_indices: bool,
-    func: str,
+    x: np.ndarray, opts: _Opts, return_indices: bool
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]: ...
 def max_pool2d_backward(
-    grad_output: np.ndarray,
-    x: np.ndarray,
-    kernel: _Pair,
-    stride: _Pair,
-    padding: _Pair,
-    dilation: _Pair,
-    ceil_mode: bool,
-    func: str,
+    grad_output: np.ndarray, x: np.ndarray, opts: _Opts, indices: Optional[np.ndarray]
 ) -> np.ndarray: ...
-def max_pool2d_backward_indices(
-    grad_output: np.ndarray, indices: np.ndarray, input_shape: Sequence[int], func: str
-) -> np.ndarray: ...
-def avg_pool2d(
-    x: np.ndarray,
-    kernel: _Pair,
-    stride: _Pair,
-    padding: _Pair,
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Optional[int],
-    func: str,
-) -> np.ndarray: ...
+def avg_pool2d(x: np.ndarray, opts: _Opts) -> np.ndarray: ...
 def avg_pool2d_backward(
-    grad_output: np.ndarray,
-    input_shape: Sequence[int],
-    kernel: _Pair,
-    stride: _Pair,
-    padding: _Pair,
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Optional[int],
-    func: str,
+    grad_output: np.ndarray, input_shape: _Shape, opts: _Opts
 ) -> np.ndarray: ...
-def adaptive_avg_pool2d(x: np.ndarray, output_size: _Pair, func: str) -> np.ndarray: ...
+def adaptive_avg_pool2d(x: np.ndarray, output_size: Tuple[Any, Any], func: str) -> np.ndarray: ...
 def adaptive_avg_pool2d_backward(
-    grad_output: np.ndarray, input_shape: Sequence[int], func: str
+    grad_output: np.ndarray, input_shape: _Shape, func: str
 ) -> np.ndarray: ...
 def adaptive_max_pool2d(
-    x: np.ndarray, output_size: _Pair, func: str
+    x: np.ndarray, output_size: Tuple[Any, Any], func: str
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def adaptive_max_pool2d_backward(
     grad_output: np.ndarray, x: np.ndarray, func: str
 ) -> np.ndarray: ...
-def max_unpool2d(x: np.ndarray, indices: np.ndarray, output_hw: _Pair, func: str) -> np.ndarray: ...
+def max_unpool2d(
+    x: np.ndarray, indices: np.ndarray, opts: _Opts, output_size: Optional[_Shape]
+) -> np.ndarray: ...
+def pool_geometry(input_shape: _Shape, opts: _Opts) -> list: ...
+def adaptive_geometry(input_shape: _Shape, output_size: Tuple[Any, Any], func: str) -> list: ...
+def unpool_geometry(input_shape: _Shape, opts: _Opts, output_size: Optional[_Shape]) -> list: ...
+
+# threads and CPU
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def simd_level() -> str: ...

@@ -8,54 +8,21 @@ import numpy as np
 
 from . import _rconv
 
-_SUPPORTED = frozenset(
-    np.dtype(t)
-    for t in (
-        np.int8,
-        np.int16,
-        np.int32,
-        np.int64,
-        np.uint8,
-        np.uint16,
-        np.uint32,
-        np.uint64,
-        np.float32,
-        np.float64,
-        np.complex64,
-        np.complex128,
-    )
-)
-_SUPPORTED_NAMES = ", ".join(sorted(str(d) for d in _SUPPORTED))
 
-
-def _as_2d(func: str, name: str, a: Any) -> np.ndarray:
+def _as_array(func: str, name: str, a: Any) -> np.ndarray:
+    if type(a) is np.ndarray:
+        return a
     try:
-        arr = np.asarray(a)
+        return np.asarray(a)
     except Exception as e:  # ragged lists and the like
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
-    if arr.ndim != 2:
-        raise ValueError(f"{func}: {name} must be a 2-D array, got {arr.ndim} dimension(s)")
-    return arr
 
 
-def _result_dtype(func: str, a1: np.ndarray, a2: np.ndarray) -> np.dtype:
-    """The common dtype of the inputs (as scipy computes it), if rconv supports it."""
-    try:
-        dt = np.result_type(a1.dtype, a2.dtype)
-    except TypeError:
-        dt = None
-    if dt not in _SUPPORTED:
-        raise TypeError(
-            f"{func}: unsupported dtype {dt if dt is not None else 'combination'} "
-            f"(in1 {a1.dtype}, in2 {a2.dtype}); supported dtypes are {_SUPPORTED_NAMES}"
-        )
-    return dt
-
-
-def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.ndarray:
-    """`fillvalue` as a 0-d array of the result dtype, following scipy's rules."""
-    if boundary not in ("fill", "pad"):
-        return np.zeros((), dt)
+def _fill_array(func: str, fillvalue: Any, dt: np.dtype) -> Any:
+    """`fillvalue` as a 0-d array of the result dtype, following scipy's rules (None for the
+    default 0, which the kernels use without a conversion)."""
+    if type(fillvalue) is int and fillvalue == 0:
+        return None
     try:
         if isinstance(fillvalue, np.ndarray) and not np.can_cast(fillvalue.dtype, dt, "safe"):
             # scipy converts existing arrays with NumPy's safe casting only
@@ -63,144 +30,53 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype, boundary: Any) -> np.nd
         fill = np.array(fillvalue, dtype=dt)
     except Exception as e:
         raise ValueError(
-            f"{func}: could not cast fillvalue {fillvalue!r} to the output dtype {dt}"
+            f"{func}: could not cast `fillvalue` directly to the output type {dt} "
+            f"(got {fillvalue!r})"
         ) from e
     if fill.size != 1:
         if fill.size == 0:
             raise ValueError(f"{func}: fillvalue cannot be an empty array")
         raise ValueError(
-            f"{func}: fillvalue must be scalar or an array with one element, got shape {fill.shape}"
+            f"{func}: `fillvalue` must be scalar or an array with one element, got shape "
+            f"{fill.shape}"
         )
     return fill.reshape(())
 
 
-def _aligned(a: np.ndarray) -> np.ndarray:
-    """`a`, or an aligned copy when its data is misaligned for its dtype (arrays unpickled
-    from a buffer or made by ``np.frombuffer`` at an odd offset): the kernels read whole
-    elements."""
-    return a if a.flags.aligned else a.copy()
+def _inputs(func: str, names, in1: Any, in2: Any):
+    """Both inputs as arrays of their common dtype (``numpy.result_type``), aligned."""
+    a1 = _as_array(func, names[0], in1)
+    a2 = _as_array(func, names[1], in2)
+    dt = a1.dtype
+    if a2.dtype != dt or not dt.isnative:
+        try:
+            dt = np.result_type(a1.dtype, a2.dtype)
+            dt = dt if dt.isnative else dt.newbyteorder("=")  # big-endian input
+        except TypeError:
+            raise TypeError(
+                f"{func}: unsupported dtype combination ({names[0]} {a1.dtype}, "
+                f"{names[1]} {a2.dtype})"
+            ) from None
+        # astype(copy=False) copies only when the dtype changes; any strides are fine.
+        a1 = a1.astype(dt, copy=False)
+        a2 = a2.astype(dt, copy=False)
+    if not a1.flags.aligned:
+        a1 = a1.copy()  # unpickled or np.frombuffer'd at an odd offset: the kernels read
+    if not a2.flags.aligned:  # whole elements
+        a2 = a2.copy()
+    return a1, a2, dt
 
 
-def _check_str(func: str, name: str, value: Any, allowed: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{func}: {name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-_METHODS = ("auto", "direct", "fft")
-# Measured on the development machine: one unit of the FFT cost model takes about this many
-# times one multiply-add of the direct kernels (float32, float64).
-_FFT_FACTOR = {4: 5.8, 8: 5.0}
-# Kernels smaller than this (taps) never ran faster through the FFT in the measured sweep.
-_FFT_MIN_TAPS = 64
-
-
-def _all_finite(a: np.ndarray) -> bool:
-    """``np.isfinite(a).all()`` in slices, without a full-size temporary."""
-    step = max(1, (1 << 20) // max(1, a.shape[1] if a.ndim == 2 else 1))
-    return all(bool(np.isfinite(a[i : i + step]).all()) for i in range(0, a.shape[0], step))
-
-
-def _cost_prefers_fft(func, op, shape1, shape2, dt, mode) -> bool:
-    """Whether the cost model finds the FFT cheaper for these shapes (never for integers)."""
-    if dt.kind not in "fc" or min(int(np.prod(shape1)), int(np.prod(shape2))) < _FFT_MIN_TAPS:
-        return False
-    direct, fft = _rconv.method_costs(tuple(shape1), tuple(shape2), mode, op, func)
-    real_size = dt.itemsize // (2 if dt.kind == "c" else 1)
-    return fft * _FFT_FACTOR[real_size] < direct
-
-
-def _finite_inputs(a1, a2, fill, boundary) -> bool:
-    fill_ok = boundary not in ("fill", "pad") or bool(np.isfinite(fill))
-    return fill_ok and _all_finite(a1) and _all_finite(a2)
-
-
-def _choose(func, op, a1, a2, dt, mode, fill, boundary) -> str:
-    """'fft' or 'direct': direct for integers and whenever an input holds NaN or Inf (an FFT
-    would smear them over the whole output), else whichever the cost model finds cheaper."""
-    if not _cost_prefers_fft(func, op, a1.shape, a2.shape, dt, mode):
-        return "direct"
-    return "fft" if _finite_inputs(a1, a2, fill, boundary) else "direct"
-
-
-def _abs_max(a: np.ndarray) -> float:
-    """Largest magnitude, without a temporary (and without abs() wrapping at INT_MIN)."""
-    return max(-float(a.min()), float(a.max())) if a.size else 0.0
-
-
-def _fft_integer(func, op, a1, a2, fill, mode, boundary, dt, terms=None):
-    """Integer inputs through a float64 FFT, rounded back: exact while every partial sum
-    stays below 2**52 (refused otherwise), then wrapped to the dtype like the direct path.
-    `terms` overrides the number of terms per sum (a chunk of a larger image passes the
-    whole image's, so that it is refused exactly when the whole image would be)."""
-    amax = max(_abs_max(a1), abs(float(fill)))
-    bmax = _abs_max(a2)
-    terms = min(a1.size, a2.size) if terms is None else terms
-    if amax * bmax * terms >= 2.0**52:
-        raise ValueError(
-            f"{func}: method='fft' with integer inputs would be inexact (products up to "
-            f"{amax:.3g} * {bmax:.3g} over {terms} terms exceed 2**52); "
-            "use method='direct'"
-        )
-    f64 = np.dtype(np.float64)
-    out = _rconv.correlate2d(
-        a1.astype(f64), a2.astype(f64), fill.astype(f64), mode, boundary, op, func, "fft"
-    )
-    return np.rint(out).astype(np.int64).astype(dt)
-
-
-def _fft_complex(func, op, a1, a2, fill, mode, boundary, dt):
-    """Complex correlation as four real FFT correlations (the map is bilinear). correlate2d
-    conjugates the operand that ends up as the kernel, which is in1 after the 'valid' swap."""
-    rdt = np.dtype(np.float32 if dt == np.complex64 else np.float64)
-    swapped = mode == "valid" and not (a1.shape[0] >= a2.shape[0] and a1.shape[1] >= a2.shape[1])
-    if op == "correlate":
-        if swapped:
-            a1 = np.conj(a1)
-        else:
-            a2 = np.conj(a2)
-    fr, fi = np.array(fill.real, rdt), np.array(fill.imag, rdt)
-
-    def real(x, y, f):
-        return _rconv.correlate2d(
-            np.ascontiguousarray(x, rdt),
-            np.ascontiguousarray(y, rdt),
-            f,
-            mode,
-            boundary,
-            op,
-            func,
-            "fft",
-        )
-
-    re = real(a1.real, a2.real, fr) - real(a1.imag, a2.imag, fi)
-    im = real(a1.real, a2.imag, fr) + real(a1.imag, a2.real, fi)
-    out = np.empty(re.shape, dt)
-    out.real, out.imag = re, im
-    return out
+def _is_fill(boundary: Any) -> bool:
+    return type(boundary) is str and boundary in ("fill", "pad")
 
 
 def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct", fft_terms=None):
-    mode = _check_str(func, "mode", mode, "'valid', 'same', 'full'")
-    boundary = _check_str(
-        func, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
-    )
-    if method not in _METHODS:
-        raise ValueError(f"{func}: method must be 'auto', 'direct' or 'fft', got {method!r}")
-    a1 = _as_2d(func, "in1", in1)
-    a2 = _as_2d(func, "in2", in2)
-    dt = _result_dtype(func, a1, a2)
-    fill = _fill_array(func, fillvalue, dt, boundary)
-    # astype(copy=False) copies only when the dtype changes; any strides are fine otherwise.
-    a1 = _aligned(a1.astype(dt, copy=False))
-    a2 = _aligned(a2.astype(dt, copy=False))
-    if method == "auto":
-        method = _choose(func, op, a1, a2, dt, mode, fill, boundary)
-    if method == "fft" and dt.kind in "iu":
-        return _fft_integer(func, op, a1, a2, fill, mode, boundary, dt, fft_terms)
-    if method == "fft" and dt.kind == "c":
-        return _fft_complex(func, op, a1, a2, fill, mode, boundary, dt)
-    return _rconv.correlate2d(a1, a2, fill, mode, boundary, op, func, method)
+    """The shared entry point: types converted here, everything else checked in Rust."""
+    names = ("x", "k") if op == "corr2d" else ("in1", "in2")
+    a1, a2, dt = _inputs(func, names, in1, in2)
+    fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
+    return _rconv.correlate2d(a1, a2, fill, (func, op, mode, boundary, method, fft_terms))
 
 
 def choose_conv_method(in1, in2, mode="full"):
@@ -239,11 +115,8 @@ def choose_conv_method(in1, in2, mode="full"):
     'direct'
     """
     f = "choose_conv_method"
-    mode = _check_str(f, "mode", mode, "'valid', 'same', 'full'")
-    a1 = _as_2d(f, "in1", in1)
-    a2 = _as_2d(f, "in2", in2)
-    dt = _result_dtype(f, a1, a2)
-    return _choose(f, "correlate", a1, a2, dt, mode, np.zeros((), dt), "fill")
+    a1, a2, _ = _inputs(f, ("in1", "in2"), in1, in2)
+    return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None))
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):

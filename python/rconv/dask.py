@@ -63,15 +63,6 @@ __all__ = [
     "max_pool2d_backward",
 ]
 
-_BOUNDARY = {
-    "fill": "fill",
-    "pad": "fill",
-    "symm": "symm",
-    "symmetric": "symm",
-    "wrap": "wrap",
-    "circular": "wrap",
-}
-
 
 def _as_dask(func: str, name: str, x: Any) -> da.Array:
     if isinstance(x, da.Array):
@@ -180,9 +171,8 @@ def _correlate_block(
     r0, r1, top, bottom, m = axes[0].plan(i, block.shape[0])
     c0, c1, left, right, n = axes[1].plan(j, block.shape[1])
     piece = block[r0:r1, c0:c1]
-    if method == "auto-fft":  # 'auto' chose the FFT for the whole image
-        finite = _signal._finite_inputs(piece, kernel, fill, boundary)
-        method = "fft" if finite else "direct"  # as the in-memory 'auto' does for NaN/Inf
+    # method 'fft-if-finite': 'auto' chose the FFT for the whole image; a block holding NaN
+    # or Inf stays direct, as the in-memory 'auto' does (decided in Rust)
     kh, kw = kernel.shape
     args = (func, op, piece, kernel)
     if top == bottom == left == right == 0:
@@ -195,27 +185,18 @@ def _correlate_block(
 
 def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
     name = f"rconv.dask.{func}"
-    mode = _signal._check_str(name, "mode", mode, "'valid', 'same', 'full'")
-    if mode not in ("full", "same", "valid"):
-        raise ValueError(f"{name}: mode must be 'valid', 'same' or 'full', got {mode!r}")
-    boundary_in = _signal._check_str(
-        name, "boundary", boundary, "'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'"
-    )
-    if boundary_in not in _BOUNDARY:
-        raise ValueError(
-            f"{name}: boundary must be 'fill', 'pad', 'symm', 'symmetric', 'wrap' or "
-            f"'circular', got {boundary_in!r}"
-        )
-    boundary = _BOUNDARY[boundary_in]
-    if method not in _signal._METHODS:
-        raise ValueError(f"{name}: method must be 'auto', 'direct' or 'fft', got {method!r}")
+    # validated and named canonically by the in-memory functions' own parser
+    mode, boundary, method = _rconv.signal_options((name, op, mode, boundary, method, None))
     x = _as_dask(name, "in1", in1)
     if x.ndim != 2:
         raise ValueError(f"{name}: in1 must be a 2-D array, got {x.ndim} dimension(s)")
     _known_shape(name, "in1", x, range(2))
-    k = _signal._as_2d(name, "in2", _computed(in2))
-    dt = _signal._result_dtype(name, np.empty((0, 0), x.dtype), k)
-    fill = _signal._fill_array(name, fillvalue, dt, boundary)
+    k = _signal._as_array(name, "in2", _computed(in2))
+    if k.ndim != 2:
+        raise ValueError(f"{name}: in2 must be a 2-D array, got {k.ndim} dimension(s)")
+    _, k, dt = _signal._inputs(name, ("in1", "in2"), np.empty((0, 0), x.dtype), k)
+    fill = _signal._fill_array(name, fillvalue, dt) if boundary == "fill" else None
+    fill = 0 if fill is None else fill  # a 0-d array of the result dtype, or the default
 
     if mode == "valid" and any(a < b for a, b in zip(x.shape, k.shape)):
         raise ValueError(
@@ -224,6 +205,8 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
             f"the image use rconv.{func} in memory"
         )
     out_shape, offsets, _ = _rconv.geometry(x.shape, k.shape, mode, op, name)  # never swapped
+    opts = (name, op, mode, boundary, method, None)
+    big = _rconv.prefers_fft(x.shape, k.shape, np.empty(0, dt), opts)  # checks the dtype too
     if x.size == 0:
         # Nothing to split (and no memory to speak of): the in-memory call gives the result,
         # or the error (an empty image cannot be extended by 'symm' or 'wrap').
@@ -234,8 +217,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
         # No kernel taps: every output element is an empty sum.
         return da.zeros(out_shape, dtype=dt, chunks=x.chunksize)
     if method == "auto":
-        big = _signal._cost_prefers_fft(name, op, x.shape, k.shape, dt, mode)
-        method = "auto-fft" if big else "direct"
+        method = "fft-if-finite" if big else "direct"
 
     in_shape = x.shape
     axes = []

@@ -31,7 +31,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _nn
+from . import _nn, _rconv
 
 __all__ = [
     "AvgPool2d",
@@ -124,8 +124,11 @@ class Conv2d(Module):
     ):
         rng = np.random.default_rng() if rng is None else rng
         kh, kw = _nn._pair("Conv2d", "kernel_size", kernel_size)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError("Conv2d: groups must divide in_channels and out_channels")
+        opts = _nn._conv_opts("Conv2d", stride, padding, dilation, groups, padding_mode)
+        # validated as conv2d validates (on a probe input large enough for any padding)
+        cin_g = in_channels // groups if type(groups) is int and groups > 0 else in_channels
+        probe = (0, in_channels, 1 << 20, 1 << 20)
+        _rconv.conv_geometry(probe, (out_channels, cin_g, kh, kw), opts)
         fan_in = in_channels // groups * kh * kw
         self.weight = _kaiming_uniform(
             rng, (out_channels, in_channels // groups, kh, kw), fan_in, dtype

@@ -1,149 +1,181 @@
-//! Bindings of the scipy.signal-style functions and of the thread control.
+//! Bindings of the scipy.signal functions: correlate2d, convolve2d, corr2d (one entry point),
+//! the 'auto' method choice, and the geometry `rconv.dask` plans its chunks with.
 
-use numpy::{PyArrayMethods, PyReadonlyArray0, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{Element, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::correlate::{correlate, Boundary, Corr2dParams, Mode, Op};
-use crate::dispatch_dtype;
-use crate::dtype::DType;
-use crate::element::Elem;
-use crate::error::ConvError;
-use crate::threads;
+use super::args::{self, Method, SignalArgs};
+use super::dtype::DType;
+use super::{new_array, readonly, untyped};
+use crate::base::error::ConvError;
+use crate::base::scalar::Elem;
+use crate::base::threads;
+use crate::dispatch;
+use crate::signal::engine::{self, Engine, Job, SignalElem};
+use crate::signal::params::{Boundary, Corr2dParams, Op};
 
-/// Register this module's functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
-    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(method_costs, m)?)?;
+    m.add_function(wrap_pyfunction!(choose_method, m)?)?;
     m.add_function(wrap_pyfunction!(geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
-    m.add("MAX_THREADS", threads::MAX_THREADS)?;
+    m.add_function(wrap_pyfunction!(signal_options, m)?)?;
+    m.add_function(wrap_pyfunction!(prefers_fft, m)?)?;
     Ok(())
 }
 
-fn as_array<'py>(
-    func: &str,
-    arg: &str,
-    obj: &Bound<'py, PyAny>,
-) -> Result<Bound<'py, numpy::PyUntypedArray>, ConvError> {
-    obj.cast::<numpy::PyUntypedArray>()
-        .cloned()
-        .map_err(|_| ConvError::type_(func, format!("{arg} must be a NumPy array")))
+/// The names of the two inputs in messages: scipy's `in1`/`in2`, d2l's `x`/`k`.
+fn names(op: Op) -> (&'static str, &'static str) {
+    match op {
+        Op::Corr2d => ("x", "k"),
+        _ => ("in1", "in2"),
+    }
 }
 
-/// Shared 2-D correlation entry point behind `correlate2d`, `convolve2d` and `corr2d`.
+/// The dtype of the inputs (their common type), or a `TypeError` naming the function.
+fn supported(
+    f: &str,
+    (n1, n2): (&str, &str),
+    d: &Bound<'_, numpy::PyArrayDescr>,
+) -> Result<DType, ConvError> {
+    DType::from_descr(d).ok_or_else(|| {
+        ConvError::type_(
+            f,
+            format!(
+                "unsupported dtype {d} (the common type of {n1} and {n2}); supported dtypes \
+                 are {}",
+                super::dtype::SUPPORTED
+            ),
+        )
+    })
+}
+
+/// The inputs' dtype and validated parameters (the Python layer gave both inputs one dtype).
+fn validate(
+    args: &SignalArgs,
+    in1: &Bound<'_, PyAny>,
+    in2: &Bound<'_, PyAny>,
+) -> Result<(DType, Corr2dParams), ConvError> {
+    let f = args.func.as_str();
+    let (n1, n2) = names(args.op);
+    let a1 = untyped(f, n1, in1)?;
+    let a2 = untyped(f, n2, in2)?;
+    for (name, a) in [(n1, a1), (n2, a2)] {
+        if a.ndim() != 2 {
+            return Err(ConvError::value(
+                f,
+                format!("{name} must be a 2-D array, got {} dimension(s)", a.ndim()),
+            ));
+        }
+    }
+    let dt = supported(f, (n1, n2), &a1.dtype())?;
+    if DType::from_descr(&a2.dtype()) != Some(dt) {
+        return Err(ConvError::internal(
+            f,
+            format!("{n1} and {n2} must share one dtype"),
+        ));
+    }
+    let s = |a: &Bound<'_, numpy::PyUntypedArray>| (a.shape()[0], a.shape()[1]);
+    let p = Corr2dParams::new(f, s(a1), s(a2), args.mode, args.boundary, args.op)?;
+    Ok((dt, p))
+}
+
+/// 2-D correlation behind `correlate2d`, `convolve2d` and `corr2d`.
 ///
-/// `in1`, `in2` are 2-D arrays of one supported dtype; `fillvalue` a 0-d array of that dtype;
-/// `op` one of "correlate", "convolve", "corr2d"; `func` names the public function in errors.
+/// `in1`, `in2`: 2-D arrays of one dtype; `fill`: None (zero) or a 0-d array of that dtype;
+/// `opts`: `(func, op, mode, boundary, method, fft_terms)` (see [`SignalArgs`]).
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (in1, in2, fillvalue, mode, boundary, op, func, method="direct"))]
 fn correlate2d<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
     in2: &Bound<'py, PyAny>,
-    fillvalue: &Bound<'py, PyAny>,
-    mode: &str,
-    boundary: &str,
-    op: &str,
-    func: &str,
-    method: &str,
+    fill: Option<&Bound<'py, PyAny>>,
+    opts: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let fft = match method {
-        "direct" => false,
-        "fft" => true,
-        _ => {
-            return Err(
-                ConvError::value(func, format!("internal: unknown method {method:?}")).into(),
-            )
-        }
-    };
-    let op = match op {
-        "correlate" => Op::Correlate,
-        "convolve" => Op::Convolve,
-        "corr2d" => Op::Corr2d,
-        _ => return Err(ConvError::value(func, format!("internal: unknown op {op:?}")).into()),
-    };
-    let mode = Mode::parse(func, mode)?;
-    let boundary = Boundary::parse(func, boundary)?;
-    let a1 = as_array(func, "in1", in1)?;
-    let a2 = as_array(func, "in2", in2)?;
-    for (name, a) in [("in1", &a1), ("in2", &a2)] {
-        if a.ndim() != 2 {
-            return Err(ConvError::value(
-                func,
-                format!("{name} must be a 2-D array, got {} dimension(s)", a.ndim()),
-            )
-            .into());
-        }
-    }
-    let dt = DType::of(func, "in1", &a1.dtype())?;
-    let dt2 = DType::of(func, "in2", &a2.dtype())?;
-    if dt != dt2 {
-        return Err(ConvError::type_(func, "internal: in1 and in2 must share one dtype").into());
-    }
-    let s1 = (a1.shape()[0], a1.shape()[1]);
-    let s2 = (a2.shape()[0], a2.shape()[1]);
-    let params = Corr2dParams::new(func, s1, s2, mode, boundary, op)?;
-    let (image, kernel) = if params.swapped {
-        (in2, in1)
-    } else {
-        (in1, in2)
-    };
-    let nthreads = threads::get_num_threads();
-    dispatch_dtype!(dt, T => run_correlate::<T>(py, image, kernel, fillvalue, &params, nthreads, func, fft))
+    let args = SignalArgs::parse(opts)?;
+    let (dt, p) = validate(&args, in1, in2)?;
+    dispatch!(all: dt, T => run::<T>(py, in1, in2, fill, &p, &args))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_correlate<'py, T: Elem + numpy::Element>(
+fn run<'py, T: SignalElem + Element>(
     py: Python<'py>,
-    image: &Bound<'py, PyAny>,
-    kernel: &Bound<'py, PyAny>,
-    fillvalue: &Bound<'py, PyAny>,
-    params: &Corr2dParams,
-    nthreads: usize,
-    func: &str,
-    fft: bool,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    fill: Option<&Bound<'py, PyAny>>,
+    p: &Corr2dParams,
+    args: &SignalArgs,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let image: PyReadonlyArray2<T> = image.extract()?;
-    let kernel: PyReadonlyArray2<T> = kernel.extract()?;
-    let fill: PyReadonlyArray0<T> = fillvalue
-        .extract()
-        .map_err(|_| ConvError::value(func, "internal: fillvalue must be a 0-d array"))?;
-    let fill = fill.as_array()[()];
-    let (oh, ow) = params.out_shape();
-    // Uninitialised: `correlate` and `correlate_fft` write every element of their output
-    // (row tiles, FFT tiles, or zeros for an empty kernel) before Python can see it.
-    let out = super::alloc::<T, ndarray::Ix2>(py, &[oh, ow], false)?;
-    {
-        let mut out_rw = out.readwrite();
-        let out_view = out_rw.as_array_mut();
-        let img = image.as_array();
-        let ker = kernel.as_array();
-        if fft {
-            py.detach(|| T::correlate_fft(img, ker, params, fill, out_view, nthreads))?;
-        } else {
-            py.detach(|| correlate(img, ker, params, fill, out_view, nthreads))?;
+    let f = args.func.as_str();
+    let (n1, n2) = names(args.op);
+    let (image, kernel) = if p.swapped {
+        (readonly::<T, 2>(f, n2, in2)?, readonly::<T, 2>(f, n1, in1)?)
+    } else {
+        (readonly::<T, 2>(f, n1, in1)?, readonly::<T, 2>(f, n2, in2)?)
+    };
+    let fill = match fill {
+        Some(ob) if p.boundary == Boundary::Fill => {
+            readonly::<T, 0>(f, "fillvalue", ob)?.as_array()[()]
         }
+        _ => T::ZERO,
+    };
+    let (oh, ow) = p.out_shape();
+    let out = new_array::<T, 2>(py, f, [oh, ow], true)?;
+    {
+        let mut rw = out.readwrite();
+        let work = oh * ow * p.kernel.0 * p.kernel.1;
+        let job = Job {
+            func: f,
+            image: image.as_array(),
+            kernel: kernel.as_array(),
+            params: p,
+            fill,
+            threads: threads::for_work(work),
+            fft_terms: args.fft_terms,
+        };
+        let out_view = rw.as_array_mut();
+        let method = args.method;
+        py.detach(|| {
+            let eng = match method {
+                Method::Direct => Engine::Direct,
+                Method::Fft => Engine::Fft,
+                Method::Auto => engine::choose(&job),
+                Method::FftIfFinite => engine::fft_if_finite(&job),
+            };
+            engine::run(eng, &job, out_view)
+        })?;
     }
     Ok(out.into_any())
 }
 
-/// The parameters of one correlation from shapes alone (validated like the call itself).
-fn shape_params(
-    in1_shape: (usize, usize),
-    in2_shape: (usize, usize),
-    mode: &str,
-    op: &str,
-    func: &str,
-) -> Result<Corr2dParams, ConvError> {
-    let op = match op {
-        "convolve" => Op::Convolve,
-        "corr2d" => Op::Corr2d,
-        _ => Op::Correlate,
+/// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`.
+#[pyfunction]
+fn choose_method<'py>(
+    py: Python<'py>,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<&'static str> {
+    let args = SignalArgs::parse(opts)?;
+    let (dt, p) = validate(&args, in1, in2)?;
+    let f = args.func.as_str();
+    let name = |e: Engine| match e {
+        Engine::Direct => "direct",
+        Engine::Fft => "fft",
     };
-    let mode = Mode::parse(func, mode)?;
-    Corr2dParams::new(func, in1_shape, in2_shape, mode, Boundary::Fill, op)
+    dispatch!(all: dt, T => {
+        let (a, b) = (readonly::<T, 2>(f, "in1", in1)?, readonly::<T, 2>(f, "in2", in2)?);
+        let (image, kernel) = if p.swapped { (b, a) } else { (a, b) };
+        let (oh, ow) = p.out_shape();
+        let job = Job {
+            func: f,
+            image: image.as_array(),
+            kernel: kernel.as_array(),
+            params: &p,
+            fill: T::ZERO,
+            threads: threads::for_work(oh * ow * p.kernel.0 * p.kernel.1),
+            fft_terms: None,
+        };
+        Ok(name(py.detach(|| engine::choose(&job))))
+    })
 }
 
 type Pair = (usize, usize);
@@ -154,55 +186,80 @@ type Pair = (usize, usize);
 #[pyfunction]
 #[pyo3(signature = (in1_shape, in2_shape, mode, op, func))]
 fn geometry(
-    in1_shape: (usize, usize),
-    in2_shape: (usize, usize),
-    mode: &str,
-    op: &str,
+    in1_shape: &Bound<'_, PyAny>,
+    in2_shape: &Bound<'_, PyAny>,
+    mode: &Bound<'_, PyAny>,
+    op: &Bound<'_, PyAny>,
     func: &str,
 ) -> PyResult<(Pair, Pair, bool)> {
-    let p = shape_params(in1_shape, in2_shape, mode, op, func)?;
+    let shape = |name: &str, ob: &Bound<'_, PyAny>| -> Result<Pair, ConvError> {
+        match args::sizes(func, name, ob)?.as_slice() {
+            &[a, b] => Ok((a, b)),
+            s => Err(ConvError::value(
+                func,
+                format!("{name} must be 2-D, got {} dimension(s)", s.len()),
+            )),
+        }
+    };
+    let p = Corr2dParams::new(
+        func,
+        shape("in1", in1_shape)?,
+        shape("in2", in2_shape)?,
+        args::parse_mode(func, mode)?,
+        Boundary::Fill,
+        args::parse_op(func, op)?,
+    )?;
     Ok((p.out_shape(), p.offsets(), p.swapped))
 }
 
-/// Estimated costs `(direct, fft)` of one correlation (validated like the call itself).
+/// The options of `opts` (see [`SignalArgs`]) validated, under their canonical names:
+/// `(mode, boundary, method)` with boundary one of 'fill', 'symm', 'wrap'.
 #[pyfunction]
-#[pyo3(signature = (in1_shape, in2_shape, mode, op, func))]
-fn method_costs(
-    in1_shape: (usize, usize),
-    in2_shape: (usize, usize),
-    mode: &str,
-    op: &str,
-    func: &str,
-) -> PyResult<(f64, f64)> {
-    let p = shape_params(in1_shape, in2_shape, mode, op, func)?;
+fn signal_options(opts: &Bound<'_, PyAny>) -> PyResult<(&'static str, &'static str, &'static str)> {
+    let a = SignalArgs::parse(opts)?;
+    let mode = match a.mode {
+        crate::signal::params::Mode::Full => "full",
+        crate::signal::params::Mode::Same => "same",
+        crate::signal::params::Mode::Valid => "valid",
+    };
+    let boundary = match a.boundary {
+        Boundary::Fill => "fill",
+        Boundary::Symm => "symm",
+        Boundary::Wrap => "wrap",
+    };
+    Ok((mode, boundary, a.method.name()))
+}
+
+/// Whether the cost model prefers the FFT for inputs of these shapes and of `probe`'s dtype
+/// (`rconv.dask` decides once for the whole image). Never for integers.
+#[pyfunction]
+fn prefers_fft(
+    in1_shape: &Bound<'_, PyAny>,
+    in2_shape: &Bound<'_, PyAny>,
+    probe: &Bound<'_, PyAny>,
+    opts: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let a = SignalArgs::parse(opts)?;
+    let f = a.func.as_str();
+    let shape = |name: &str, ob: &Bound<'_, PyAny>| -> Result<Pair, ConvError> {
+        match args::sizes(f, name, ob)?.as_slice() {
+            &[r, c] => Ok((r, c)),
+            s => Err(ConvError::value(
+                f,
+                format!("{name} must be 2-D, got {} dimension(s)", s.len()),
+            )),
+        }
+    };
+    let p = Corr2dParams::new(
+        f,
+        shape("in1", in1_shape)?,
+        shape("in2", in2_shape)?,
+        a.mode,
+        a.boundary,
+        a.op,
+    )?;
+    let dt = supported(f, ("in1", "in2"), &untyped(f, "in1", probe)?.dtype())?;
     let (oh, ow) = p.out_shape();
-    let (kh, kw) = p.kernel;
-    let t = threads::get_num_threads();
-    Ok((
-        crate::fft::direct_cost(oh, ow, kh, kw, t),
-        crate::fft::fft_cost(oh, ow, kh, kw, t),
-    ))
-}
-
-/// Set the number of threads rconv uses (`n >= 1`).
-#[pyfunction]
-fn set_num_threads(n: i64) -> PyResult<()> {
-    if n < 1 || n > threads::MAX_THREADS as i64 {
-        return Err(ConvError::value(
-            "set_num_threads",
-            format!(
-                "n must be an integer in 1..={}, got {n}",
-                threads::MAX_THREADS
-            ),
-        )
-        .into());
-    }
-    threads::set_num_threads(n as usize);
-    Ok(())
-}
-
-/// The number of threads rconv uses.
-#[pyfunction]
-fn get_num_threads() -> usize {
-    threads::get_num_threads()
+    let t = threads::for_work(oh * ow * p.kernel.0 * p.kernel.1);
+    Ok(dispatch!(all: dt, T => engine::fft_cheaper::<T>(&p, t)))
 }

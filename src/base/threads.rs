@@ -54,6 +54,17 @@ pub fn get_num_threads() -> usize {
     }
 }
 
+/// Work (multiply-adds or element visits) below which one more thread does not pay for
+/// itself: dispatching to the pool costs about 10 µs, about 64k multiply-adds of the kernels.
+pub const WORK_PER_THREAD: usize = 1 << 16;
+
+/// The thread count for a call of `work` units: [`get_num_threads`], capped so that each
+/// thread has at least [`WORK_PER_THREAD`] (tiny calls run on the calling thread, without
+/// dispatching to the pool). The kernels' results never depend on the thread count.
+pub fn for_work(work: usize) -> usize {
+    get_num_threads().min(1 + work / WORK_PER_THREAD)
+}
+
 /// The pool for `threads` workers in this process, building it if needed.
 fn pool_for(threads: usize) -> Option<Arc<ThreadPool>> {
     let pid = std::process::id();

@@ -8,237 +8,10 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::element::Elem;
-use crate::error::{ConvError, Result};
-use crate::kernels::{Geometry, MAX_TILE};
-
-/// Output size rule, as in `scipy.signal.correlate2d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Full,
-    Same,
-    Valid,
-}
-
-impl Mode {
-    /// Parse scipy's mode names (exact, lower case).
-    pub fn parse(func: &str, s: &str) -> Result<Self> {
-        match s {
-            "full" => Ok(Mode::Full),
-            "same" => Ok(Mode::Same),
-            "valid" => Ok(Mode::Valid),
-            _ => Err(ConvError::value(
-                func,
-                format!("invalid mode {s:?}: acceptable mode flags are 'valid', 'same', or 'full'"),
-            )),
-        }
-    }
-}
-
-/// How the image is extended beyond its edges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Boundary {
-    /// Pad with the fill value.
-    Fill,
-    /// Mirror including the edge sample (`symm`/`symmetric`).
-    Symm,
-    /// Periodic (`wrap`/`circular`).
-    Wrap,
-}
-
-impl Boundary {
-    /// Parse scipy's boundary names.
-    pub fn parse(func: &str, s: &str) -> Result<Self> {
-        match s {
-            "fill" | "pad" => Ok(Boundary::Fill),
-            "symm" | "symmetric" => Ok(Boundary::Symm),
-            "wrap" | "circular" => Ok(Boundary::Wrap),
-            _ => Err(ConvError::value(
-                func,
-                format!(
-                    "invalid boundary {s:?}: acceptable boundary flags are 'fill', 'circular' \
-                     (or 'wrap'), and 'symmetric' (or 'symm')"
-                ),
-            )),
-        }
-    }
-
-    /// Map a virtual index onto `0..n` (`n > 0`), or `None` for the fill value.
-    #[inline]
-    pub fn map(self, v: isize, n: usize) -> Option<usize> {
-        let ni = n as isize;
-        if (0..ni).contains(&v) {
-            return Some(v as usize);
-        }
-        match self {
-            Boundary::Fill => None,
-            Boundary::Wrap => Some(v.rem_euclid(ni) as usize),
-            Boundary::Symm => {
-                let m = v.rem_euclid(2 * ni);
-                Some(if m < ni { m } else { 2 * ni - 1 - m } as usize)
-            }
-        }
-    }
-}
-
-/// Which scipy function's semantics to follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `correlate2d`: conjugate `in2`; in 'valid' mode swap a larger `in2` and reverse the output.
-    Correlate,
-    /// `convolve2d`: flip `in2`; in 'valid' mode swap a larger `in2`.
-    Convolve,
-    /// d2l `corr2d`: 'valid' correlation without the swap (a larger kernel is an error).
-    Corr2d,
-}
-
-/// Shapes and offsets of one 2-D correlation/convolution call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Corr2dParams {
-    /// The image after any swap: `(rows, cols)`.
-    pub image: (usize, usize),
-    /// The kernel after any swap.
-    pub kernel: (usize, usize),
-    pub mode: Mode,
-    pub boundary: Boundary,
-    pub op: Op,
-    /// True when scipy's 'valid'-mode swap exchanged the inputs.
-    pub swapped: bool,
-}
-
-impl Corr2dParams {
-    /// Validate the shapes of `in1` (image) and `in2` (kernel) for `op` in `mode`.
-    pub fn new(
-        func: &str,
-        in1: (usize, usize),
-        in2: (usize, usize),
-        mode: Mode,
-        boundary: Boundary,
-        op: Op,
-    ) -> Result<Self> {
-        let mut swapped = false;
-        let (mut image, mut kernel) = (in1, in2);
-        if mode == Mode::Full && (in1.0 + in2.0 == 0 || in1.1 + in2.1 == 0) {
-            // scipy: the full size m + k - 1 would be negative.
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "in1 {in1:?} and in2 {in2:?} are both empty along one axis; the 'full'                      output would have a negative size"
-                ),
-            ));
-        }
-        if mode == Mode::Valid {
-            let ok1 = in1.0 >= in2.0 && in1.1 >= in2.1;
-            let ok2 = in2.0 >= in1.0 && in2.1 >= in1.1;
-            if op == Op::Corr2d {
-                if !ok1 {
-                    return Err(ConvError::value(
-                        func,
-                        format!(
-                            "kernel k of shape {in2:?} is larger than the input x of shape \
-                             {in1:?}; 'valid' correlation needs k.shape <= x.shape in both \
-                             dimensions"
-                        ),
-                    ));
-                }
-            } else if !(ok1 || ok2) {
-                return Err(ConvError::value(
-                    func,
-                    format!(
-                        "for 'valid' mode, one must be at least as large as the other in every \
-                         dimension (in1 {in1:?}, in2 {in2:?})"
-                    ),
-                ));
-            } else if !ok1 {
-                swapped = true;
-                std::mem::swap(&mut image, &mut kernel);
-            }
-        }
-        let p = Corr2dParams {
-            image,
-            kernel,
-            mode,
-            boundary,
-            op,
-            swapped,
-        };
-        let (oh, ow) = p.out_shape();
-        let needs_data = oh > 0 && ow > 0 && kernel.0 > 0 && kernel.1 > 0;
-        if needs_data && boundary != Boundary::Fill && (image.0 == 0 || image.1 == 0) {
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "boundary {:?} cannot extend an empty input of shape {image:?}; use \
-                     boundary='fill'",
-                    match boundary {
-                        Boundary::Symm => "symm",
-                        _ => "wrap",
-                    }
-                ),
-            ));
-        }
-        Ok(p)
-    }
-
-    /// Output shape `(rows, cols)`.
-    pub fn out_shape(&self) -> (usize, usize) {
-        let (m, n) = self.image;
-        let (p, q) = self.kernel;
-        match self.mode {
-            Mode::Full => (full_len(m, p), full_len(n, q)),
-            Mode::Same => (m, n),
-            // After the swap the image is at least as large as the kernel.
-            Mode::Valid => (m + 1 - p.min(m + 1), n + 1 - q.min(n + 1)),
-        }
-    }
-
-    /// Offsets `(top, left)`: output `(i, j)` reads `ext[i + a - top, j + b - left]` for the
-    /// effective (conjugated or flipped) kernel tap `(a, b)`.
-    pub fn offsets(&self) -> (usize, usize) {
-        let (p, q) = self.kernel;
-        let flip = self.op == Op::Convolve;
-        let one = |k: usize| -> usize {
-            match self.mode {
-                Mode::Full => k.saturating_sub(1),
-                // scipy: correlation anchors an even kernel at (k-1)//2, convolution at k//2.
-                Mode::Same if flip => k / 2,
-                Mode::Same => k.saturating_sub(1) / 2,
-                Mode::Valid => 0,
-            }
-        };
-        (one(p), one(q))
-    }
-
-    /// True when the output must be reversed in both axes (correlate2d after the valid swap).
-    pub fn reversed(&self) -> bool {
-        self.swapped && self.op == Op::Correlate
-    }
-}
-
-/// `m + k - 1` (`Corr2dParams::new` refuses `m + k == 0`).
-fn full_len(m: usize, k: usize) -> usize {
-    (m + k).saturating_sub(1)
-}
-
-/// The effective kernel, row-major `(kh, kw)`: tap `(a, b)` multiplies `ext[i + a - top, ...]`.
-///
-/// correlate2d conjugates the kernel (and after the 'valid' swap reverses both inputs, which is
-/// the same as reversing the output); convolve2d flips it; corr2d uses it as it is.
-pub(crate) fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<T> {
-    let (kh, kw) = kernel.dim();
-    let mut k = Vec::with_capacity(kh * kw);
-    for a in 0..kh {
-        for b in 0..kw {
-            k.push(match p.op {
-                Op::Convolve => kernel[[kh - 1 - a, kw - 1 - b]],
-                Op::Correlate if p.reversed() => kernel[[kh - 1 - a, kw - 1 - b]].conj(),
-                Op::Correlate => kernel[[a, b]].conj(),
-                Op::Corr2d => kernel[[a, b]],
-            });
-        }
-    }
-    k
-}
+use super::params::{effective_kernel, Boundary, Corr2dParams};
+use super::row_kernels::{Geometry, RowKernel, MAX_TILE};
+use crate::base::error::{ConvError, Result};
+use crate::base::scalar::Elem;
 
 /// Bytes the ring of extended rows of one block may use. Measured on 2048-wide images: whole
 /// rows (ring in L2) beat L1-sized column strips by 10-40%, as the input is then read in
@@ -326,7 +99,7 @@ struct RowCtx<'a, 'b, T> {
     stream: bool,
 }
 
-impl<T: Elem> RowCtx<'_, '_, T> {
+impl<T: RowKernel> RowCtx<'_, '_, T> {
     /// Write extended row `r` (virtual row `r - top`), columns `c0..c0 + dst.len()` of the
     /// extended image (virtual columns shifted by `left`), into `dst`.
     fn build_row(&self, r: usize, c0: usize, dst: &mut [T]) {
@@ -399,7 +172,7 @@ impl<T: Elem> RowCtx<'_, '_, T> {
 ///
 /// `out` must have shape `p.out_shape()` and be in standard (C) layout; `threads == 1` runs
 /// serially on the calling thread.
-pub fn correlate<T: Elem>(
+pub fn correlate<T: RowKernel>(
     image: ArrayView2<T>,
     kernel: ArrayView2<T>,
     p: &Corr2dParams,
@@ -409,14 +182,13 @@ pub fn correlate<T: Elem>(
 ) -> Result<()> {
     let (oh, ow) = p.out_shape();
     if out.dim() != (oh, ow) {
-        return Err(ConvError::Value(format!(
-            "internal: output shape {:?} != {:?}",
-            out.dim(),
-            (oh, ow)
-        )));
+        return Err(ConvError::internal(
+            "correlate2d",
+            format!("output shape {:?} != {:?}", out.dim(), (oh, ow)),
+        ));
     }
     let Some(out) = out.as_slice_mut() else {
-        return Err(ConvError::Value("internal: output not contiguous".into()));
+        return Err(ConvError::internal("correlate2d", "output not contiguous"));
     };
     if oh == 0 || ow == 0 {
         return Ok(());
@@ -445,7 +217,7 @@ pub fn correlate<T: Elem>(
 /// j + b - left]` for the `(out.len() / ow, ow)` output, `ext` being `image` extended by
 /// `boundary`. `keff` is row-major `(kh, kw)`. Also used directly by the CNN layers.
 #[allow(clippy::too_many_arguments)]
-pub fn correlate_raw<T: Elem>(
+pub fn correlate_raw<T: RowKernel>(
     image: &ArrayView2<T>,
     keff: &[T],
     (kh, kw): (usize, usize),
@@ -488,7 +260,7 @@ pub fn correlate_raw<T: Elem>(
     // Blocks of whole output rows (an even number, for the two-row kernel): about 8 per
     // thread, so that work stealing evens out the load.
     let block_rows = oh.div_ceil(threads * 8).next_multiple_of(PAIR);
-    crate::threads::run(threads, || {
+    crate::base::threads::run(threads, || {
         out.par_chunks_mut(block_rows * ow)
             .enumerate()
             .for_each(|(b, chunk)| ctx.block(b * block_rows, chunk));
@@ -498,6 +270,7 @@ pub fn correlate_raw<T: Elem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::params::{Mode, Op};
     use ndarray::{arr2, Array2};
 
     fn params(in1: (usize, usize), in2: (usize, usize), mode: Mode, op: Op) -> Corr2dParams {

@@ -1,6 +1,6 @@
 //! Real floating-point element types (f32, f64) for the CNN layers.
 
-use crate::element::Elem;
+use crate::base::scalar::Elem;
 
 /// f32 or f64: what the conv and pooling kernels compute in.
 pub trait Real:
@@ -17,6 +17,8 @@ pub trait Real:
     /// Every integer up to this is exactly representable (2^24 for f32, 2^53 for f64).
     const EXACT_INTS: usize;
     fn from_usize(v: usize) -> Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
     /// Truncating conversion (used on exactly representable integers).
     fn to_i64(self) -> i64;
     fn is_nan(self) -> bool;
@@ -38,6 +40,10 @@ macro_rules! impl_real {
             #[inline(always)]
             fn from_usize(v: usize) -> Self { v as $t }
             #[inline(always)]
+            fn from_f64(v: f64) -> Self { v as $t }
+            #[inline(always)]
+            fn to_f64(self) -> f64 { self as f64 }
+            #[inline(always)]
             fn to_i64(self) -> i64 { self as i64 }
             #[inline(always)]
             fn is_nan(self) -> bool { <$t>::is_nan(self) }
@@ -45,22 +51,3 @@ macro_rules! impl_real {
     )*};
 }
 impl_real!(f32, f64);
-
-/// A raw pointer that may be shared between rayon tasks which write disjoint parts of the
-/// memory behind it (each use site states why the parts are disjoint).
-#[derive(Clone, Copy)]
-pub struct SyncPtr<T>(pub *mut T);
-
-impl<T> SyncPtr<T> {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    #[inline(always)]
-    pub fn get(&self) -> *mut T {
-        self.0
-    }
-}
-
-// SAFETY: the pointer is only dereferenced by tasks writing disjoint regions of a buffer that
-// outlives the parallel section (see each use).
-unsafe impl<T: Send> Send for SyncPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SyncPtr<T> {}

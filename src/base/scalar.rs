@@ -1,15 +1,10 @@
-//! Element types the kernels compute in, and the arithmetic they need.
+//! The scalar types the kernels compute in, and the arithmetic they need. These traits know
+//! no engine: the callers choose the engine.
 //!
 //! Integer types wrap on overflow (as scipy's C loops do); floats use IEEE arithmetic (fused
 //! multiply-add in the AVX2 kernels); complex numbers use scipy's association.
 
 use num_complex::Complex;
-
-use ndarray::{ArrayView2, ArrayViewMut2};
-
-use crate::correlate::Corr2dParams;
-use crate::error::{ConvError, Result};
-use crate::kernels::{self, Geometry};
 
 /// A scalar type a kernel can accumulate in.
 pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
@@ -19,26 +14,6 @@ pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     fn madd(acc: Self, w: Self, x: Self) -> Self;
     /// Complex conjugate (identity for real types).
     fn conj(self) -> Self;
-    /// Compute output row `out0` (and `out1`, the next one, if given) of a correlation.
-    /// Types with explicit SIMD kernels override this.
-    fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
-        kernels::generic_rows_best(g, out0, out1)
-    }
-    /// The FFT engine for this type (real floats only; the binding layer computes integers
-    /// and complex numbers through float64/real FFTs).
-    fn correlate_fft(
-        image: ArrayView2<Self>,
-        kernel: ArrayView2<Self>,
-        p: &Corr2dParams,
-        fill: Self,
-        out: ArrayViewMut2<Self>,
-        threads: usize,
-    ) -> Result<()> {
-        let _ = (image, kernel, p, fill, out, threads);
-        Err(ConvError::Type(
-            "internal: method='fft' computes in float32 or float64 only".into(),
-        ))
-    }
 }
 
 macro_rules! impl_int {
@@ -66,30 +41,6 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn conj(self) -> Self { self }
-            fn correlate_fft(
-                image: ArrayView2<Self>,
-                kernel: ArrayView2<Self>,
-                p: &Corr2dParams,
-                fill: Self,
-                out: ArrayViewMut2<Self>,
-                threads: usize,
-            ) -> Result<()> {
-                crate::fft::correlate_fft(image, kernel, p, fill, out, threads)
-            }
-            fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
-                #[cfg(target_arch = "x86_64")]
-                if kernels::has_avx2_fma() {
-                    // SAFETY: AVX2 and FMA were detected on this CPU.
-                    unsafe {
-                        match out1 {
-                            Some(out1) => kernels::avx2::two_rows(g, out0, out1),
-                            None => kernels::avx2::one_row(g, out0),
-                        }
-                    }
-                    return;
-                }
-                kernels::generic_rows_best(g, out0, out1)
-            }
         }
         impl Elem for Complex<$t> {
             const ZERO: Self = Complex { re: 0.0, im: 0.0 };

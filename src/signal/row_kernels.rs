@@ -6,7 +6,10 @@
 //! 2 x 6 vector accumulators in registers and reuse every loaded input vector for two output
 //! rows.
 
-use crate::element::Elem;
+use num_complex::Complex;
+
+use crate::base::scalar::Elem;
+use crate::base::simd::has_avx2_fma;
 
 /// The inputs of the row kernels.
 pub struct Geometry<'a, T> {
@@ -48,21 +51,52 @@ pub const fn generic_tile(size: usize) -> usize {
 /// The widest tile any kernel reads (ring rows must allow this much overhang).
 pub const MAX_TILE: usize = 64;
 
-/// Whether the CPU has AVX2 and FMA (detected once).
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// The row kernel of each scalar type: compute output row `out0` (and `out1`, the next one,
+/// if given) of a correlation. The generic kernel by default; f32 and f64 use the explicit
+/// AVX2+FMA kernels when the CPU has them.
+pub trait RowKernel: Elem {
+    fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
+        generic_rows_best(g, out0, out1)
     }
 }
+
+macro_rules! generic_row_kernel {
+    ($($t:ty),*) => {$( impl RowKernel for $t {} )*};
+}
+generic_row_kernel!(
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    Complex<f32>,
+    Complex<f64>
+);
+
+macro_rules! simd_row_kernel {
+    ($($t:ty),*) => {$(
+        impl RowKernel for $t {
+            fn rows(g: &Geometry<'_, Self>, out0: &mut [Self], out1: Option<&mut [Self]>) {
+                #[cfg(target_arch = "x86_64")]
+                if has_avx2_fma() {
+                    // SAFETY: AVX2 and FMA were detected on this CPU.
+                    unsafe {
+                        match out1 {
+                            Some(out1) => avx2::two_rows(g, out0, out1),
+                            None => avx2::one_row(g, out0),
+                        }
+                    }
+                    return;
+                }
+                generic_rows_best(g, out0, out1)
+            }
+        }
+    )*};
+}
+simd_row_kernel!(f32, f64);
 
 /// The generic kernels, compiled for AVX2 when the CPU has it.
 pub fn generic_rows_best<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&mut [T]>) {

@@ -14,9 +14,11 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
-use crate::correlate::{effective_kernel, extend_row, Boundary, Corr2dParams};
-use crate::error::{ConvError, Result};
-use crate::real::{Real, SyncPtr};
+use crate::base::error::{ConvError, Result};
+use crate::base::par::SyncPtr;
+use crate::base::real::Real;
+use crate::signal::direct::extend_row;
+use crate::signal::params::{effective_kernel, Boundary, Corr2dParams};
 
 /// Float types the FFT engine computes in.
 pub trait FftReal: Real + realfft::FftNum {}
@@ -178,7 +180,7 @@ impl<T: FftReal> Plans<T> {
     }
 }
 
-/// FFT counterpart of [`crate::correlate::correlate`] for real float types: same inputs,
+/// FFT counterpart of [`crate::signal::direct::correlate`] for real float types: same inputs,
 /// same output (to rounding).
 pub fn correlate_fft<T: FftReal>(
     image: ArrayView2<T>,
@@ -190,10 +192,10 @@ pub fn correlate_fft<T: FftReal>(
 ) -> Result<()> {
     let (oh, ow) = p.out_shape();
     if out.dim() != (oh, ow) {
-        return Err(ConvError::Value("internal: output shape mismatch".into()));
+        return Err(ConvError::internal("correlate2d", "output shape mismatch"));
     }
     let Some(out) = out.as_slice_mut() else {
-        return Err(ConvError::Value("internal: output not contiguous".into()));
+        return Err(ConvError::internal("correlate2d", "output not contiguous"));
     };
     if oh == 0 || ow == 0 {
         return Ok(());
@@ -294,7 +296,7 @@ pub fn correlate_fft_raw<T: FftReal>(
         let mut s = plans.scratch();
         (0..n_tiles).for_each(|t| run(&mut s, t));
     } else {
-        crate::threads::run(threads, || {
+        crate::base::threads::run(threads, || {
             (0..n_tiles)
                 .into_par_iter()
                 .for_each_init(|| plans.scratch(), run);

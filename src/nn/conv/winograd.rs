@@ -9,8 +9,10 @@
 
 use rayon::prelude::*;
 
-use crate::conv::{gemm_into, ConvParams};
-use crate::real::{Real, SyncPtr};
+use crate::base::gemm::gemm_into;
+use crate::base::par::SyncPtr;
+use crate::base::real::Real;
+use crate::nn::conv::params::ConvParams;
 
 /// Target bytes of one block's transformed input (or output): about the L2 cache.
 const BLOCK_BYTES: usize = 1 << 20;
@@ -58,7 +60,7 @@ fn transform_weights<T: Real>(
     let up = SyncPtr(u.as_mut_ptr());
     let one = |taps: &mut Vec<T>, co: usize| {
         #[cfg(target_arch = "x86_64")]
-        if crate::kernels::has_avx2_fma() {
+        if crate::base::simd::has_avx2_fma() {
             // SAFETY: AVX2 and FMA were detected; output channel co of U is this task's.
             unsafe { transform_channel_avx2(cin, cout, weight, adjoint, co, taps, up) };
             return;
@@ -479,7 +481,7 @@ fn convolve<T: Real>(
     let inner_parallel = threads > 1 && blocks < threads;
     let run = |sc: &mut Scratch<T>, b: usize| {
         #[cfg(target_arch = "x86_64")]
-        if crate::kernels::has_avx2_fma() {
+        if crate::base::simd::has_avx2_fma() {
             // SAFETY: AVX2 and FMA were detected; block b writes the outputs of its own tile
             // rows only.
             unsafe { block_avx2(p, tl, x, u, bias, b, sc, outp, inner_parallel) };
@@ -537,7 +539,7 @@ mod tests {
             let b = (case % 2 == 0).then_some(&bias[..]);
             let len = n * cout * p.oh * p.ow;
             let mut want = vec![0.0; len];
-            crate::conv::gemm_forward_for_tests(&p, &x, &wt, b, &mut want);
+            crate::nn::conv::im2col::gemm_forward_for_tests(&p, &x, &wt, b, &mut want);
             let mut serial = vec![f64::NAN; len];
             forward(&p, &x, &wt, b, &mut serial, 1);
             for (g, e) in serial.iter().zip(&want) {
@@ -549,7 +551,7 @@ mod tests {
             // blocks in parallel, or one block's 16 products in parallel: the same numbers
             for threads in [2, 16] {
                 let mut got = vec![f64::NAN; len];
-                crate::threads::run(threads, || forward(&p, &x, &wt, b, &mut got, threads));
+                crate::base::threads::run(threads, || forward(&p, &x, &wt, b, &mut got, threads));
                 assert!(got == serial, "case {case}: {threads} threads differ");
             }
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();

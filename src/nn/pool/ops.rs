@@ -1,142 +1,13 @@
 //! Pooling layers (torch.nn.functional semantics): max, average, adaptive, unpooling, and their
 //! gradients, for NCHW float32/float64 arrays, parallel over the N x C planes.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
 use rayon::prelude::*;
 
-use crate::error::{check_shapes, ConvError, Result};
-use crate::real::{select, Real};
-
-/// Shapes of one (non-adaptive) pooling call over `(n, c, h, w)` planes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolParams {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-/// torch's `pooling_output_shape`: floor (or ceil) division, and with `ceil_mode` a last
-/// window that would start in the right padding is dropped.
-#[allow(clippy::too_many_arguments)]
-fn pool_len(
-    func: &str,
-    axis: &str,
-    len: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-    ceil: bool,
-) -> Result<usize> {
-    let num = len as i128 + 2 * p as i128 - d as i128 * (k as i128 - 1) - 1
-        + if ceil { s as i128 - 1 } else { 0 };
-    let mut out = num.div_euclid(s as i128) + 1;
-    if ceil && (out - 1) * s as i128 >= len as i128 + p as i128 {
-        out -= 1;
-    }
-    if out < 1 {
-        return Err(ConvError::value(
-            func,
-            format!(
-                "input {axis} {len} is too small for kernel {k} (dilation {d}, padding {p}): \
-                 the output size would be {out}"
-            ),
-        ));
-    }
-    usize::try_from(out).map_err(|_| ConvError::value(func, "output size overflows"))
-}
-
-impl PoolParams {
-    /// Validate as torch does: kernel, stride, dilation >= 1; padding at most half the kernel.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        func: &str,
-        input: [usize; 4],
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-        dilation: (usize, usize),
-        ceil_mode: bool,
-    ) -> Result<Self> {
-        let [n, c, h, w] = input;
-        if kernel.0 == 0 || kernel.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("kernel_size must be >= 1, got {kernel:?}"),
-            ));
-        }
-        if stride.0 == 0 || stride.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("stride must be >= 1, got {stride:?}"),
-            ));
-        }
-        if dilation.0 == 0 || dilation.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("dilation must be >= 1, got {dilation:?}"),
-            ));
-        }
-        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
-            return Err(ConvError::value(
-                func,
-                format!("padding {padding:?} must be at most half of kernel_size {kernel:?}"),
-            ));
-        }
-        let oh = pool_len(
-            func, "height", h, kernel.0, stride.0, padding.0, dilation.0, ceil_mode,
-        )?;
-        let ow = pool_len(
-            func, "width", w, kernel.1, stride.1, padding.1, dilation.1, ceil_mode,
-        )?;
-        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
-        Ok(PoolParams {
-            n,
-            c,
-            h,
-            w,
-            kh: kernel.0,
-            kw: kernel.1,
-            sh: stride.0,
-            sw: stride.1,
-            ph: padding.0,
-            pw: padding.1,
-            dh: dilation.0,
-            dw: dilation.1,
-            oh,
-            ow,
-        })
-    }
-
-    pub fn output_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
-    }
-    pub fn input_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
-    }
-
-    /// In-bounds window taps along one axis for output `o`: first index, step, end (exclusive).
-    #[inline]
-    fn taps(o: usize, s: usize, p: usize, d: usize, k: usize, len: usize) -> (usize, usize) {
-        let start = (o * s) as isize - p as isize;
-        let end = (start + ((k - 1) * d) as isize + 1).min(len as isize);
-        let mut first = start;
-        while first < 0 {
-            first += d as isize;
-        }
-        (first as usize, end.max(first) as usize)
-    }
-}
+use super::params::{AdaptiveParams, AvgOptions, PoolParams};
+use crate::base::error::{ConvError, Result};
+use crate::base::real::{select, Real};
 
 /// Run `f(plane index, plane)` over the planes of `out`, in parallel when `threads > 1`.
 fn run_planes<U: Send, F>(threads: usize, out: &mut [U], plane_out: usize, f: F)
@@ -189,7 +60,7 @@ fn run_planes_with<U: Send, S, I, F>(
             .enumerate()
             .for_each(|(i, o)| f(&mut scratch, i, o));
     } else {
-        crate::threads::run(threads, || {
+        crate::base::threads::run(threads, || {
             out.par_chunks_exact_mut(plane_out)
                 .enumerate()
                 .with_min_len(min_planes.max(1))
@@ -202,7 +73,7 @@ fn run_planes_with<U: Send, S, I, F>(
 #[inline]
 fn row_sum<T: Real>(v: &[T]) -> T {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::base::simd::has_avx2_fma() {
         // SAFETY: AVX2 was detected on this CPU.
         return unsafe { lane_sum_avx2(v) };
     }
@@ -285,7 +156,7 @@ fn window_max<T: Real>(
 /// rows is formed column by column (contiguous, vectorisable), then over the window columns.
 fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::base::simd::has_avx2_fma() {
         // SAFETY: AVX2 was detected on this CPU.
         unsafe { max_pool_values_avx2(p, xp, o, colmax) };
         return;
@@ -370,7 +241,7 @@ fn max_pool_argmax<T: Real>(
     sc: &mut ArgmaxScratch<T>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::base::simd::has_avx2_fma() {
         // SAFETY: AVX2 was detected on this CPU.
         unsafe { max_pool_argmax_avx2(p, xp, vals, idx, sc) };
         return;
@@ -637,7 +508,7 @@ pub fn max_pool2d_forward<T: Real>(
                     .enumerate()
                     .for_each(|t| body(&mut sc, t));
             } else {
-                crate::threads::run(threads, || {
+                crate::base::threads::run(threads, || {
                     out.par_chunks_exact_mut(plane_out)
                         .zip(ind.par_chunks_exact_mut(plane_out))
                         .enumerate()
@@ -686,24 +557,6 @@ fn avg_window(o: usize, s: usize, p: usize, k: usize, len: usize) -> (isize, isi
     (start.max(0), end.min(len as isize), pool)
 }
 
-/// How avg_pool2d divides: torch's `count_include_pad` and `divisor_override`.
-#[derive(Debug, Clone, Copy)]
-pub struct AvgOptions {
-    pub count_include_pad: bool,
-    pub divisor_override: Option<usize>,
-}
-
-impl AvgOptions {
-    #[inline(always)]
-    fn divisor(&self, pool: usize, inside: usize) -> usize {
-        match self.divisor_override {
-            Some(d) => d,
-            None if self.count_include_pad => pool,
-            None => inside,
-        }
-    }
-}
-
 /// Average pooling forward (dilation is 1 for avg_pool2d): for each output row the window
 /// rows are summed column by column (vectorisable), then over the window columns.
 pub fn avg_pool2d_forward<T: Real>(
@@ -743,7 +596,7 @@ pub fn avg_pool2d_forward<T: Real>(
                     s += c;
                 }
                 let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                *out = s / T::from_usize(opt.divisor(ph * pw, inside));
+                *out = s / opt.divisor::<T>(ph * pw, inside);
             }
         }
     });
@@ -777,7 +630,7 @@ pub fn avg_pool2d_backward<T: Real>(
                     continue;
                 }
                 let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                let v = gv / T::from_usize(opt.divisor(ph * pw, inside));
+                let v = gv / opt.divisor::<T>(ph * pw, inside);
                 for e in &mut spread[x0 as usize..x1 as usize] {
                     *e += v;
                 }
@@ -789,48 +642,6 @@ pub fn avg_pool2d_backward<T: Real>(
             }
         }
     });
-}
-
-/// Shapes of an adaptive pooling call: input planes `(n, c, h, w)` to `(oh, ow)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdaptiveParams {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl AdaptiveParams {
-    pub fn new(func: &str, input: [usize; 4], out: (usize, usize)) -> Result<Self> {
-        let [n, c, h, w] = input;
-        if (h == 0 || w == 0) && out.0 * out.1 > 0 && n * c > 0 {
-            return Err(ConvError::value(
-                func,
-                format!("input of spatial size ({h}, {w}) cannot be pooled to {out:?}"),
-            ));
-        }
-        check_shapes(func, &[[n, c, h, w], [n, c, out.0, out.1]])?;
-        Ok(AdaptiveParams {
-            n,
-            c,
-            h,
-            w,
-            oh: out.0,
-            ow: out.1,
-        })
-    }
-
-    pub fn output_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
-    }
-
-    /// torch: start = floor(o * len / out), end = ceil((o + 1) * len / out).
-    #[inline(always)]
-    fn range(o: usize, out: usize, len: usize) -> (usize, usize) {
-        ((o * len) / out, ((o + 1) * len).div_ceil(out))
-    }
 }
 
 /// Adaptive average pooling forward.
@@ -919,7 +730,7 @@ pub fn adaptive_max_pool2d_forward<T: Real>(
             .enumerate()
             .for_each(body);
     } else {
-        crate::threads::run(threads, || {
+        crate::base::threads::run(threads, || {
             out.par_chunks_exact_mut(plane_out)
                 .zip(ind.par_chunks_exact_mut(plane_out))
                 .enumerate()
@@ -962,11 +773,20 @@ pub fn max_pool2d_backward_indices<T: Real>(
     plane_in: usize,
     threads: usize,
 ) -> Result<()> {
-    if plane_in == 0 || plane_out == 0 {
+    if plane_out == 0 || (dx.is_empty() && indices.is_empty()) {
         dx.fill(T::ZERO);
         return Ok(());
     }
-    let bad = std::sync::atomic::AtomicI64::new(-1);
+    if plane_in == 0 {
+        return Err(ConvError::value(
+            "max_pool2d_backward",
+            format!("indices holds {}, but the input plane is empty", indices[0]),
+        ));
+    }
+    // Any index outside the plane (negative, or at least `plane_in`) is an error; `found`
+    // says whether one was seen (no index value is reserved as a marker).
+    let found = AtomicBool::new(false);
+    let bad = AtomicI64::new(0);
     run_planes(threads, dx, plane_in, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
@@ -974,17 +794,24 @@ pub fn max_pool2d_backward_indices<T: Real>(
         for (&k, &gv) in ix.iter().zip(g) {
             match usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
                 Some(e) => *e += gv,
-                None => bad.store(k, std::sync::atomic::Ordering::Relaxed),
+                None => {
+                    bad.store(k, Ordering::Relaxed);
+                    found.store(true, Ordering::Relaxed);
+                }
             }
         }
     });
-    match bad.into_inner() {
-        -1 => Ok(()),
-        k => Err(ConvError::value(
+    if found.into_inner() {
+        let k = bad.into_inner();
+        return Err(ConvError::value(
             "max_pool2d_backward",
-            format!("indices holds {k}, outside the input plane of {plane_in} elements"),
-        )),
+            format!(
+                "indices holds {k}, outside the input plane of {plane_in} elements \
+                 (valid: 0 <= index < {plane_in})"
+            ),
+        ));
     }
+    Ok(())
 }
 
 /// max_unpool2d: `out` (planes of `plane_out`, zero-filled here) receives `x[k]` at
@@ -997,8 +824,17 @@ pub fn max_unpool2d<T: Real>(
     plane_out: usize,
 ) -> Result<()> {
     out.fill(T::ZERO);
-    if plane_in == 0 || plane_out == 0 {
+    if plane_in == 0 || x.is_empty() {
         return Ok(());
+    }
+    if plane_out == 0 {
+        return Err(ConvError::value(
+            "max_unpool2d",
+            format!(
+                "found an invalid max index {} (the output plane is empty)",
+                indices[0]
+            ),
+        ));
     }
     for (i, (o, (xp, ip))) in out
         .chunks_exact_mut(plane_out)
@@ -1021,26 +857,42 @@ pub fn max_unpool2d<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::pool::params::PoolSpec;
+
+    fn pp(
+        input: [usize; 4],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<PoolParams> {
+        let spec = PoolSpec {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+        };
+        PoolParams::new("t", input, &spec)
+    }
 
     #[test]
     fn d2l_pooling_examples() {
         let x: Vec<f64> = (0..9).map(f64::from).collect();
-        let p = PoolParams::new("t", [1, 1, 3, 3], (2, 2), (1, 1), (0, 0), (1, 1), false).unwrap();
+        let p = pp([1, 1, 3, 3], (2, 2), (1, 1), (0, 0), (1, 1), false).unwrap();
         let mut out = vec![0.0; 4];
         max_pool2d_forward(&p, &x, &mut out, None, 1);
         assert_eq!(out, vec![4.0, 5.0, 7.0, 8.0]);
-        let opt = AvgOptions {
-            count_include_pad: true,
-            divisor_override: None,
-        };
+        let opt = AvgOptions::new("t", true, None).unwrap();
         avg_pool2d_forward(&p, &x, &mut out, opt, 1);
         assert_eq!(out, vec![2.0, 3.0, 5.0, 6.0]);
         let x: Vec<f64> = (0..16).map(f64::from).collect();
-        let p = PoolParams::new("t", [1, 1, 4, 4], (3, 3), (3, 3), (0, 0), (1, 1), false).unwrap();
+        let p = pp([1, 1, 4, 4], (3, 3), (3, 3), (0, 0), (1, 1), false).unwrap();
         let mut out = vec![0.0; 1];
         max_pool2d_forward(&p, &x, &mut out, None, 1);
         assert_eq!(out, vec![10.0]);
-        let p = PoolParams::new("t", [1, 1, 4, 4], (3, 3), (2, 2), (1, 1), (1, 1), false).unwrap();
+        let p = pp([1, 1, 4, 4], (3, 3), (2, 2), (1, 1), (1, 1), false).unwrap();
         let mut out = vec![0.0; 4];
         max_pool2d_forward(&p, &x, &mut out, None, 1);
         assert_eq!(out, vec![5.0, 7.0, 13.0, 15.0]);
@@ -1068,15 +920,7 @@ mod tests {
                 next() as usize % (kw / 2 + 1),
             );
             let ceil = case % 2 == 0;
-            let Ok(p) = PoolParams::new(
-                "t",
-                [1, 1, h, w],
-                (kh, kw),
-                (sh, sw),
-                (ph, pw),
-                (dh, dw),
-                ceil,
-            ) else {
+            let Ok(p) = pp([1, 1, h, w], (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil) else {
                 continue;
             };
             let x: Vec<f32> = (0..h * w)
@@ -1105,11 +949,11 @@ mod tests {
 
     #[test]
     fn ceil_mode_drops_window_starting_in_padding() {
-        let p = PoolParams::new("t", [1, 1, 5, 5], (2, 2), (2, 2), (1, 1), (1, 1), true).unwrap();
+        let p = pp([1, 1, 5, 5], (2, 2), (2, 2), (1, 1), (1, 1), true).unwrap();
         assert_eq!((p.oh, p.ow), (3, 3));
-        let p = PoolParams::new("t", [1, 1, 5, 5], (2, 2), (2, 2), (0, 0), (1, 1), true).unwrap();
+        let p = pp([1, 1, 5, 5], (2, 2), (2, 2), (0, 0), (1, 1), true).unwrap();
         assert_eq!((p.oh, p.ow), (3, 3));
-        assert!(PoolParams::new("t", [1, 1, 4, 4], (5, 5), (1, 1), (0, 0), (1, 1), false).is_err());
-        assert!(PoolParams::new("t", [1, 1, 4, 4], (3, 3), (1, 1), (2, 2), (1, 1), false).is_err());
+        assert!(pp([1, 1, 4, 4], (5, 5), (1, 1), (0, 0), (1, 1), false).is_err());
+        assert!(pp([1, 1, 4, 4], (3, 3), (1, 1), (2, 2), (1, 1), false).is_err());
     }
 }

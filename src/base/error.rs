@@ -2,13 +2,15 @@
 
 use std::fmt;
 
-/// An error the user can fix: bad values map to `ValueError`, bad types to `TypeError`.
+/// What went wrong: the user's input (`Value`, `Type`) or our own invariant (`Internal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConvError {
     /// A value is out of its domain (shape, mode, boundary, ...): Python `ValueError`.
     Value(String),
     /// A type is not supported (dtype, argument kind): Python `TypeError`.
     Type(String),
+    /// A broken invariant of rconv itself (a bug, never the user's input): `RuntimeError`.
+    Internal(String),
 }
 
 impl ConvError {
@@ -21,12 +23,17 @@ impl ConvError {
     pub fn type_(func: &str, msg: impl fmt::Display) -> Self {
         ConvError::Type(format!("{func}: {msg}"))
     }
+
+    /// A broken invariant found in function `func` (a `RuntimeError`).
+    pub fn internal(func: &str, msg: impl fmt::Display) -> Self {
+        ConvError::Internal(format!("{func}: internal error (please report it): {msg}"))
+    }
 }
 
 impl fmt::Display for ConvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConvError::Value(m) | ConvError::Type(m) => f.write_str(m),
+            ConvError::Value(m) | ConvError::Type(m) | ConvError::Internal(m) => f.write_str(m),
         }
     }
 }

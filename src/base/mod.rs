@@ -1,0 +1,12 @@
+//! The base every domain builds on: scalar traits ([`scalar`], [`real`]), the thread pool
+//! ([`threads`]), helpers for parallel writers ([`par`]), CPU feature detection ([`simd`]), the
+//! GEMM glue ([`gemm`]) and the one error type ([`error`]). Nothing here knows an engine or
+//! Python.
+
+pub mod error;
+pub mod gemm;
+pub mod par;
+pub mod real;
+pub mod scalar;
+pub mod simd;
+pub mod threads;

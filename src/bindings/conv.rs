@@ -1,0 +1,376 @@
+//! Bindings of the convolution family: conv2d, its gradients, conv_transpose2d and its
+//! gradients, and the output shapes `rconv.dask` and the layers plan with.
+//!
+//! Python hands over C-contiguous, aligned float32 or float64 arrays of one dtype (batched:
+//! 4-D), and the options as one tuple ([`ConvArgs`]); every check on shapes and parameters is
+//! made by the params structs of [`crate::nn::conv`].
+
+use numpy::{Element, PyArray, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use super::args::{self, ConvArgs};
+use super::dtype::DType;
+use super::{new_array, readonly, untyped};
+use crate::base::error::ConvError;
+use crate::base::real::Real;
+use crate::base::threads;
+use crate::dispatch;
+use crate::nn::conv::params::{ConvPlan, ConvTransposeParams};
+use crate::nn::conv::{self, pad, ConvParams};
+use crate::signal::row_kernels::RowKernel;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(conv2d, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_input, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_weight, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_transpose2d, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_transpose2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_geometry, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_transpose_geometry, m)?)?;
+    Ok(())
+}
+
+type Arr4<'py, T> = PyReadonlyArray<'py, T, ndarray::Ix4>;
+type Out4<'py, T> = Bound<'py, PyArray<T, ndarray::Ix4>>;
+
+/// float32 or float64, the dtypes of the CNN layers (Python converts every other input).
+pub(crate) fn real_dtype(func: &str, arg: &str, ob: &Bound<'_, PyAny>) -> Result<DType, ConvError> {
+    let d = untyped(func, arg, ob)?.dtype();
+    match DType::from_descr(&d) {
+        Some(dt) if dt.is_real_float() => Ok(dt),
+        _ => Err(ConvError::type_(
+            func,
+            format!("{arg} has unsupported dtype {d}; expected float32 or float64"),
+        )),
+    }
+}
+
+pub(crate) fn shape4<T: Element>(a: &Arr4<'_, T>) -> [usize; 4] {
+    let s = a.shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// The data of a contiguous array (the Python layer made it so).
+pub(crate) fn data<'a, T: Element, D: ndarray::Dimension>(
+    func: &str,
+    arg: &str,
+    a: &'a PyReadonlyArray<'_, T, D>,
+) -> Result<&'a [T], ConvError> {
+    a.as_slice()
+        .map_err(|_| ConvError::internal(func, format!("{arg} is not C-contiguous")))
+}
+
+pub(crate) fn check_shape(
+    func: &str,
+    arg: &str,
+    got: [usize; 4],
+    want: [usize; 4],
+) -> Result<(), ConvError> {
+    if got != want {
+        return Err(ConvError::value(
+            func,
+            format!("{arg} has shape {got:?}, expected {want:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new zeroed array of `shape`, filled by `f` with the GIL released.
+pub(crate) fn with_output<'py, T, F>(
+    py: Python<'py>,
+    func: &str,
+    shape: [usize; 4],
+    f: F,
+) -> PyResult<Out4<'py, T>>
+where
+    T: Real + Element,
+    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
+{
+    let out = new_array::<T, 4>(py, func, shape, true)?;
+    {
+        let mut rw = out.readwrite();
+        let os = rw
+            .as_slice_mut()
+            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
+        py.detach(|| f(os))?;
+    }
+    Ok(out)
+}
+
+fn shape_arg(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<[usize; 4], ConvError> {
+    let v = args::sizes(func, name, ob)?;
+    <[usize; 4]>::try_from(v.as_slice())
+        .map_err(|_| ConvError::value(func, format!("{name} must hold 4 sizes, got {}", v.len())))
+}
+
+/// Multiply-adds of one pass of a convolution (the thread-count heuristic's work).
+fn work(p: &ConvParams) -> usize {
+    p.output_shape()
+        .iter()
+        .product::<usize>()
+        .saturating_mul(p.k_len())
+}
+
+/// The input padded as `plan` says (a copy), or None when the convolution pads with zeros.
+fn padded<T: Real>(plan: &ConvPlan, x: &[T]) -> Option<Vec<T>> {
+    let (pads, mode) = plan.explicit?;
+    let mut buf = vec![T::ZERO; plan.conv.input_shape().iter().product()];
+    pad::pad(x, plan.input, pads, mode, &mut buf);
+    Some(buf)
+}
+
+/// conv2d: `x` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias` `[cout]` or
+/// None; `opts` as [`ConvArgs`].
+#[pyfunction]
+fn conv2d<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    bias: Option<&Bound<'py, PyAny>>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "input", x)?, T => {
+        let xa = readonly::<T, 4>(f, "input", x)?;
+        let wa = readonly::<T, 4>(f, "weight", weight)?;
+        let plan = a.spec.plan(f, shape4(&xa), shape4(&wa))?;
+        let ba = bias.map(|b| readonly::<T, 1>(f, "bias", b)).transpose()?;
+        if let Some(b) = &ba {
+            if b.len() != plan.conv.cout {
+                let msg = format!("bias has {} elements, expected {} (out_channels)", b.len(), plan.conv.cout);
+                return Err(ConvError::value(f, msg).into());
+            }
+        }
+        let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
+        let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
+        let nt = threads::for_work(work(&plan.conv));
+        let out = with_output::<T, _>(py, f, plan.conv.output_shape(), |o| {
+            let buf = padded(&plan, xs);
+            conv::conv2d_forward(&plan.conv, buf.as_deref().unwrap_or(xs), ws, bs, o, nt)
+        })?;
+        Ok(out.into_any())
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// The input gradient of `plan` into a new array of the caller's input shape.
+fn input_grad<'py, T: Real + RowKernel + Element>(
+    py: Python<'py>,
+    func: &str,
+    plan: &ConvPlan,
+    gs: &[T],
+    ws: &[T],
+) -> PyResult<Out4<'py, T>> {
+    let nt = threads::for_work(work(&plan.conv));
+    with_output::<T, _>(py, func, plan.input, |o| match plan.explicit {
+        None => conv::conv2d_backward_input(&plan.conv, gs, ws, o, nt),
+        Some((pads, mode)) => {
+            let mut gp = vec![T::ZERO; plan.conv.input_shape().iter().product()];
+            conv::conv2d_backward_input(&plan.conv, gs, ws, &mut gp, nt)?;
+            pad::pad_adjoint(&gp, plan.input, pads, mode, o);
+            Ok(())
+        }
+    })
+}
+
+/// The weight gradient of `plan` into a new array.
+fn weight_grad<'py, T: Real + RowKernel + Element>(
+    py: Python<'py>,
+    func: &str,
+    plan: &ConvPlan,
+    xs: &[T],
+    gs: &[T],
+) -> PyResult<Out4<'py, T>> {
+    let nt = threads::for_work(work(&plan.conv));
+    with_output::<T, _>(py, func, plan.conv.weight_shape(), |o| {
+        let buf = padded(plan, xs);
+        conv::conv2d_backward_weight(&plan.conv, buf.as_deref().unwrap_or(xs), gs, o, nt)
+    })
+}
+
+fn bias_array<'py, T: Real + Element>(
+    py: Python<'py>,
+    func: &str,
+    gs: &[T],
+    shape: [usize; 4],
+) -> PyResult<Bound<'py, PyAny>> {
+    let sums = py.detach(|| conv::bias_grad(gs, shape));
+    let out = new_array::<T, 1>(py, func, [shape[1]], true)?;
+    {
+        let mut rw = out.readwrite();
+        let o = rw
+            .as_slice_mut()
+            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
+        o.copy_from_slice(&sums);
+    }
+    Ok(out.into_any())
+}
+
+type Grads<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+/// The three gradients of conv2d: `(grad_input, grad_weight, grad_bias)`.
+#[pyfunction]
+fn conv2d_backward<'py>(
+    py: Python<'py>,
+    grad_output: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Grads<'py>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "input", x)?, T => {
+        let xa = readonly::<T, 4>(f, "input", x)?;
+        let wa = readonly::<T, 4>(f, "weight", weight)?;
+        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
+        let plan = a.spec.plan(f, shape4(&xa), shape4(&wa))?;
+        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
+        let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
+        let gi = input_grad::<T>(py, f, &plan, gs, ws)?;
+        let gw = weight_grad::<T>(py, f, &plan, xs, gs)?;
+        let gb = bias_array::<T>(py, f, gs, shape4(&ga))?;
+        Ok((gi.into_any(), gw.into_any(), gb))
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// `torch.nn.grad.conv2d_input`: the input gradient for an input of `input_shape`.
+#[pyfunction]
+fn conv2d_input<'py>(
+    py: Python<'py>,
+    grad_output: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    input_shape: &Bound<'py, PyAny>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "grad_output", grad_output)?, T => {
+        let wa = readonly::<T, 4>(f, "weight", weight)?;
+        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
+        let plan = a.spec.plan(f, shape_arg(f, "input_shape", input_shape)?, shape4(&wa))?;
+        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
+        let (ws, gs) = (data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
+        Ok(input_grad::<T>(py, f, &plan, gs, ws)?.into_any())
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// `torch.nn.grad.conv2d_weight`: the weight gradient for a weight of `weight_shape`.
+#[pyfunction]
+fn conv2d_weight<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    grad_output: &Bound<'py, PyAny>,
+    weight_shape: &Bound<'py, PyAny>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "input", x)?, T => {
+        let xa = readonly::<T, 4>(f, "input", x)?;
+        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
+        let plan = a.spec.plan(f, shape4(&xa), shape_arg(f, "weight_shape", weight_shape)?)?;
+        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
+        let (xs, gs) = (data(f, "input", &xa)?, data(f, "grad_output", &ga)?);
+        Ok(weight_grad::<T>(py, f, &plan, xs, gs)?.into_any())
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// conv_transpose2d: `x` `[n, cin, h, w]`, `weight` `[cin, cout / groups, kh, kw]`.
+#[pyfunction]
+fn conv_transpose2d<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    bias: Option<&Bound<'py, PyAny>>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "input", x)?, T => {
+        let xa = readonly::<T, 4>(f, "input", x)?;
+        let wa = readonly::<T, 4>(f, "weight", weight)?;
+        let tp = ConvTransposeParams::new(f, shape4(&xa), shape4(&wa), &a.spec, a.output_padding)?;
+        let ba = bias.map(|b| readonly::<T, 1>(f, "bias", b)).transpose()?;
+        if let Some(b) = &ba {
+            if b.len() != tp.output[1] {
+                let msg = format!("bias must have shape ({},), got ({},)", tp.output[1], b.len());
+                return Err(ConvError::value(f, msg).into());
+            }
+        }
+        let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
+        let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
+        let nt = threads::for_work(work(tp.conv()));
+        let out = with_output::<T, _>(py, f, tp.output, |o| {
+            conv::conv2d_backward_input(tp.conv(), xs, ws, o, nt)?;
+            if let Some(b) = bs {
+                conv::add_bias(o, b, tp.output);
+            }
+            Ok(())
+        })?;
+        Ok(out.into_any())
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// The gradients of conv_transpose2d: `(grad_input, grad_weight, grad_bias)`.
+#[pyfunction]
+fn conv_transpose2d_backward<'py>(
+    py: Python<'py>,
+    grad_output: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    opts: &Bound<'py, PyAny>,
+) -> PyResult<Grads<'py>> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    dispatch!(real: real_dtype(f, "input", x)?, T => {
+        let xa = readonly::<T, 4>(f, "input", x)?;
+        let wa = readonly::<T, 4>(f, "weight", weight)?;
+        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
+        let tp = ConvTransposeParams::new(f, shape4(&xa), shape4(&wa), &a.spec, a.output_padding)?;
+        check_shape(f, "grad_output", shape4(&ga), tp.output)?;
+        let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
+        let c = tp.conv();
+        let nt = threads::for_work(work(c));
+        let gi = with_output::<T, _>(py, f, tp.input, |o| conv::conv2d_forward(c, gs, ws, None, o, nt))?;
+        let gw = with_output::<T, _>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
+        let gb = bias_array::<T>(py, f, gs, tp.output)?;
+        Ok((gi.into_any(), gw.into_any(), gb))
+    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+}
+
+/// The output shape of conv2d for these shapes and options (validated like the call).
+#[pyfunction]
+fn conv_geometry(
+    input_shape: &Bound<'_, PyAny>,
+    weight_shape: &Bound<'_, PyAny>,
+    opts: &Bound<'_, PyAny>,
+) -> PyResult<[usize; 4]> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    let plan = a.spec.plan(
+        f,
+        shape_arg(f, "input_shape", input_shape)?,
+        shape_arg(f, "weight_shape", weight_shape)?,
+    )?;
+    Ok(plan.conv.output_shape())
+}
+
+/// The output shape of conv_transpose2d for these shapes and options (validated like the call).
+#[pyfunction]
+fn conv_transpose_geometry(
+    input_shape: &Bound<'_, PyAny>,
+    weight_shape: &Bound<'_, PyAny>,
+    opts: &Bound<'_, PyAny>,
+) -> PyResult<[usize; 4]> {
+    let a = ConvArgs::parse(opts)?;
+    let f = a.func.as_str();
+    let tp = ConvTransposeParams::new(
+        f,
+        shape_arg(f, "input_shape", input_shape)?,
+        shape_arg(f, "weight_shape", weight_shape)?,
+        &a.spec,
+        a.output_padding,
+    )?;
+    Ok(tp.output)
+}

@@ -1,0 +1,50 @@
+//! Bindings of the thread control and of the CPU dispatch report.
+
+use pyo3::prelude::*;
+
+use crate::base::error::ConvError;
+use crate::base::{simd, threads};
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add("MAX_THREADS", threads::MAX_THREADS)?;
+    Ok(())
+}
+
+/// Set the number of threads rconv uses (`1 <= n <= MAX_THREADS`).
+#[pyfunction]
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let f = "set_num_threads";
+    let is_int =
+        n.is_instance_of::<pyo3::types::PyInt>() && !n.is_instance_of::<pyo3::types::PyBool>();
+    let v: i64 = if is_int {
+        n.extract().unwrap_or(i64::MAX)
+    } else {
+        let name = n
+            .get_type()
+            .name()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        return Err(ConvError::type_(f, format!("n must be an integer, got {name}")).into());
+    };
+    if v < 1 || v > threads::MAX_THREADS as i64 {
+        let max = threads::MAX_THREADS;
+        return Err(ConvError::value(f, format!("n must be in 1..{max}, got {v}")).into());
+    }
+    threads::set_num_threads(v as usize);
+    Ok(())
+}
+
+/// The number of threads rconv uses.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::get_num_threads()
+}
+
+/// The SIMD level rconv's own kernels dispatch to on this CPU (`"avx2+fma"` or `"generic"`).
+#[pyfunction]
+fn simd_level() -> &'static str {
+    simd::level()
+}

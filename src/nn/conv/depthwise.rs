@@ -1,0 +1,208 @@
+//! Depthwise convolution (groups == channels, stride 1, dilation 1) through the direct
+//! correlation row kernels of the signal engine.
+
+use rayon::prelude::*;
+
+use super::params::ConvParams;
+use crate::base::real::Real;
+use crate::signal::row_kernels::{Geometry, RowKernel, MAX_TILE};
+
+/// Depthwise, stride 1, dilation 1: each output plane is a zero-padded 'valid' correlation of
+/// one input plane with one kernel plane, computed by the correlation row kernels over a
+/// zero-padded copy of the plane (one small buffer per task).
+pub(crate) fn depthwise_forward<T: Real + RowKernel>(
+    p: &ConvParams,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+    let run = |buf: &mut Vec<T>, (idx, o): (usize, &mut [T])| {
+        let c = idx % p.cin;
+        depthwise_plane(
+            &x[idx * plane_in..(idx + 1) * plane_in],
+            (p.h, p.w),
+            &weight[c * kk..(c + 1) * kk],
+            (p.kh, p.kw),
+            (p.pt, p.pl),
+            o,
+            (p.oh, p.ow),
+            buf,
+        );
+        if let Some(b) = bias {
+            // the plane was just written: still in cache
+            for e in o.iter_mut() {
+                *e += b[c];
+            }
+        }
+    };
+    if threads <= 1 {
+        let mut buf = Vec::new();
+        out.chunks_exact_mut(plane_out)
+            .enumerate()
+            .for_each(|t| run(&mut buf, t));
+    } else {
+        out.par_chunks_exact_mut(plane_out)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    }
+}
+
+/// `out = correlate(zero_pad(img), ker)` ('valid') for one plane: the padded plane (with room
+/// for the row kernels' tile overhang) is built in `buf`, then the rows are computed in pairs.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_plane<T: Real + RowKernel>(
+    img: &[T],
+    (h, w): (usize, usize),
+    ker: &[T],
+    (kh, kw): (usize, usize),
+    (pt, pl): (usize, usize),
+    out: &mut [T],
+    (oh, ow): (usize, usize),
+    buf: &mut Vec<T>,
+) {
+    let wp = ow.div_ceil(MAX_TILE) * MAX_TILE + kw - 1;
+    let hp = oh + kh; // one spare row: the two-row kernel reads kh + 1 rows
+    buf.clear();
+    buf.resize(hp * wp, T::ZERO);
+    for y in 0..h {
+        let py = y + pt;
+        if py < hp {
+            let n = w.min(wp.saturating_sub(pl));
+            buf[py * wp + pl..py * wp + pl + n].copy_from_slice(&img[y * w..y * w + n]);
+        }
+    }
+    let mut offs = vec![0usize; kh + 1];
+    let mut y = 0;
+    while y < oh {
+        for (a, o) in offs.iter_mut().enumerate() {
+            *o = (y + a) * wp;
+        }
+        let g = Geometry {
+            ring: buf,
+            offs: &offs,
+            keff: ker,
+            kh,
+            kw,
+            stream: false,
+        };
+        if y + 1 < oh {
+            let (o0, o1) = out[y * ow..(y + 2) * ow].split_at_mut(ow);
+            T::rows(&g, o0, Some(o1));
+            y += 2;
+        } else {
+            T::rows(&g, &mut out[y * ow..(y + 1) * ow], None);
+            y += 1;
+        }
+    }
+}
+
+/// Depthwise input gradient (stride 1, dilation 1): the full correlation of each output
+/// gradient plane with its kernel rotated by 180 degrees.
+pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
+    p: &ConvParams,
+    dy: &[T],
+    weight: &[T],
+    dx: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+    let rot: Vec<T> = (0..p.cin)
+        .flat_map(|c| {
+            weight[c * kk..(c + 1) * kk]
+                .iter()
+                .rev()
+                .copied()
+                .collect::<Vec<T>>()
+        })
+        .collect();
+    let run = |buf: &mut Vec<T>, (idx, d): (usize, &mut [T])| {
+        let c = idx % p.cin;
+        depthwise_plane(
+            &dy[idx * plane_out..(idx + 1) * plane_out],
+            (p.oh, p.ow),
+            &rot[c * kk..(c + 1) * kk],
+            (p.kh, p.kw),
+            (p.kh - 1 - p.pt, p.kw - 1 - p.pl),
+            d,
+            (p.h, p.w),
+            buf,
+        );
+    };
+    if threads <= 1 {
+        let mut buf = Vec::new();
+        dx.chunks_exact_mut(plane_in)
+            .enumerate()
+            .for_each(|t| run(&mut buf, t));
+    } else {
+        dx.par_chunks_exact_mut(plane_in)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    }
+}
+
+/// Depthwise weight gradient (stride 1, dilation 1): per channel, `dW[i, j]` is the dot product
+/// of the output gradient planes with the zero-padded input planes shifted by `(i, j)`,
+/// summed over the batch in order (one task per channel: deterministic).
+pub(crate) fn depthwise_backward_weight<T: Real + RowKernel>(
+    p: &ConvParams,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+    let wp = p.w + p.pl + p.pr;
+    let hp = p.h + p.pt + p.pb;
+    let run = |buf: &mut Vec<T>, (c, dwc): (usize, &mut [T])| {
+        dwc.fill(T::ZERO);
+        for n in 0..p.n {
+            let idx = n * p.cin + c;
+            let img = &x[idx * plane_in..(idx + 1) * plane_in];
+            let g = &dy[idx * plane_out..(idx + 1) * plane_out];
+            buf.clear();
+            buf.resize(hp * wp, T::ZERO);
+            for y in 0..p.h {
+                let o = (y + p.pt) * wp + p.pl;
+                buf[o..o + p.w].copy_from_slice(&img[y * p.w..(y + 1) * p.w]);
+            }
+            for i in 0..p.kh {
+                for j in 0..p.kw {
+                    let mut lanes = [T::ZERO; 16];
+                    let mut tail = T::ZERO;
+                    for y in 0..p.oh {
+                        let gr = &g[y * p.ow..(y + 1) * p.ow];
+                        let xr = &buf[(y + i) * wp + j..(y + i) * wp + j + p.ow];
+                        let mut gc = gr.chunks_exact(16);
+                        let mut xc = xr.chunks_exact(16);
+                        for (a, b) in (&mut gc).zip(&mut xc) {
+                            for l in 0..16 {
+                                lanes[l] = T::madd(lanes[l], a[l], b[l]);
+                            }
+                        }
+                        for (a, b) in gc.remainder().iter().zip(xc.remainder()) {
+                            tail = T::madd(tail, *a, *b);
+                        }
+                    }
+                    let mut s = tail;
+                    for v in lanes {
+                        s += v;
+                    }
+                    dwc[i * p.kw + j] += s;
+                }
+            }
+        }
+    };
+    if threads <= 1 {
+        let mut buf = Vec::new();
+        dw.chunks_exact_mut(kk)
+            .enumerate()
+            .for_each(|t| run(&mut buf, t));
+    } else {
+        dw.par_chunks_exact_mut(kk)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    }
+}

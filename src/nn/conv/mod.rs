@@ -1,0 +1,198 @@
+//! 2-D convolution layers (torch.nn.functional semantics) for NCHW float32/float64 slices:
+//! forward, input gradient (which is also the transposed convolution) and weight gradient.
+//!
+//! - [`params`]: the shape rules ([`ConvParams`], [`ConvTransposeParams`]);
+//! - [`im2col`]: tiled im2col + GEMM, the general engine;
+//! - [`depthwise`]: direct kernels for stride-1 depthwise layers;
+//! - [`winograd`]: F(2x2, 3x3) for large 3x3 stride-1 layers;
+//! - [`pad`]: the non-zero padding modes (reflect, replicate, circular) and their adjoints.
+//!
+//! This module chooses the engine; the engines know nothing of each other.
+
+pub mod depthwise;
+pub mod im2col;
+pub mod pad;
+pub mod params;
+pub mod winograd;
+
+pub use params::{ConvParams, ConvTransposeParams};
+
+use crate::base::error::{ConvError, Result};
+use crate::base::real::Real;
+use crate::signal::row_kernels::RowKernel;
+
+use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
+use im2col::{gemm_backward_input, gemm_backward_weight, gemm_forward};
+
+fn check_len<T>(func: &str, what: &str, v: &[T], want: usize) -> Result<()> {
+    if v.len() != want {
+        return Err(ConvError::internal(
+            func,
+            format!("{what} has {} elements, expected {want}", v.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Forward convolution: `out = conv(x, weight) + bias`. All slices are contiguous NCHW.
+pub fn conv2d_forward<T: Real + RowKernel>(
+    p: &ConvParams,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    threads: usize,
+) -> Result<()> {
+    let f = "conv2d";
+    check_len(f, "input", x, p.input_shape().iter().product())?;
+    check_len(f, "weight", weight, p.weight_shape().iter().product())?;
+    check_len(f, "output", out, p.output_shape().iter().product())?;
+    if let Some(b) = bias {
+        check_len(f, "bias", b, p.cout)?;
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    if p.is_direct_depthwise() {
+        crate::base::threads::run(threads, || {
+            depthwise_forward(p, x, weight, bias, out, threads)
+        });
+    } else if winograd::applies(p, std::mem::size_of::<T>()) && !winograd_disabled() {
+        crate::base::threads::run(threads, || {
+            winograd::forward(p, x, weight, bias, out, threads)
+        });
+    } else {
+        crate::base::threads::run(threads, || gemm_forward(p, x, weight, bias, out, threads));
+    }
+    Ok(())
+}
+
+/// Input gradient: `dx = conv2d_input(dy, weight)`, i.e. the adjoint of the forward map
+/// (also the transposed convolution of `dy`). `dx` is overwritten.
+pub fn conv2d_backward_input<T: Real + RowKernel>(
+    p: &ConvParams,
+    dy: &[T],
+    weight: &[T],
+    dx: &mut [T],
+    threads: usize,
+) -> Result<()> {
+    let f = "conv2d_backward";
+    check_len(f, "grad_output", dy, p.output_shape().iter().product())?;
+    check_len(f, "weight", weight, p.weight_shape().iter().product())?;
+    check_len(f, "grad_input", dx, p.input_shape().iter().product())?;
+    if dx.is_empty() {
+        return Ok(());
+    }
+    if p.cout == 0 || p.k_len() == 0 {
+        dx.fill(T::ZERO); // no output channel (or no input channel) connects anything
+        return Ok(());
+    }
+    if p.is_direct_depthwise() && p.pt < p.kh && p.pl < p.kw {
+        crate::base::threads::run(threads, || {
+            depthwise_backward_input(p, dy, weight, dx, threads)
+        });
+        return Ok(());
+    }
+    if let Some(q) = winograd_adjoint::<T>(p) {
+        // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of the
+        // output gradient with the kernels rotated by 180 degrees and transposed (in <-> out):
+        // a forward 3x3 convolution, computed by Winograd when it is large enough.
+        crate::base::threads::run(threads, || {
+            winograd::forward_adjoint(&q, dy, weight, dx, threads)
+        });
+        return Ok(());
+    }
+    dx.fill(T::ZERO);
+    crate::base::threads::run(threads, || gemm_backward_input(p, dy, weight, dx, threads));
+    Ok(())
+}
+
+/// For a 3x3, stride-1, dilation-1, ungrouped convolution with padding at most 2 on each side
+/// whose input gradient Winograd would compute: the forward convolution that gives it
+/// (`grad_output` in, kernels rotated and transposed, padding `2 - p`).
+fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
+    let k3s1 = p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1;
+    let pads_ok = p.pt <= 2 && p.pb <= 2 && p.pl <= 2 && p.pr <= 2;
+    if !k3s1 || !pads_ok || p.groups != 1 || winograd_disabled() {
+        return None;
+    }
+    let q = ConvParams::new(
+        "conv2d_backward",
+        [p.n, p.cout, p.oh, p.ow],
+        [p.cin, p.cout, 3, 3],
+        (1, 1),
+        (2 - p.pt, 2 - p.pb, 2 - p.pl, 2 - p.pr),
+        (1, 1),
+        1,
+    )
+    .ok()?;
+    let fits = q.oh == p.h && q.ow == p.w;
+    (fits && winograd::applies(&q, std::mem::size_of::<T>())).then_some(q)
+}
+
+/// `RCONV_NO_WINOGRAD` set (to anything): 3x3 layers go through im2col like the others
+/// (read once).
+fn winograd_disabled() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("RCONV_NO_WINOGRAD").is_some())
+}
+
+/// Weight gradient: `dw = conv2d_weight(x, dy)`, summed over the batch. `dw` is overwritten.
+pub fn conv2d_backward_weight<T: Real + RowKernel>(
+    p: &ConvParams,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    threads: usize,
+) -> Result<()> {
+    let f = "conv2d_backward";
+    check_len(f, "input", x, p.input_shape().iter().product())?;
+    check_len(f, "grad_output", dy, p.output_shape().iter().product())?;
+    check_len(f, "grad_weight", dw, p.weight_shape().iter().product())?;
+    dw.fill(T::ZERO);
+    if p.n == 0 || dw.is_empty() || p.oh * p.ow == 0 {
+        return Ok(());
+    }
+    if p.is_direct_depthwise() {
+        crate::base::threads::run(threads, || depthwise_backward_weight(p, x, dy, dw, threads));
+        return Ok(());
+    }
+    let partials = crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
+    for part in partials {
+        for (d, s) in dw.iter_mut().zip(part) {
+            *d += s;
+        }
+    }
+    Ok(())
+}
+
+/// The bias gradient: `grad_output` (`[n, c, h, w]`) summed over batch and space, per
+/// channel (accumulated in float64, in a fixed order).
+pub fn bias_grad<T: Real>(dy: &[T], [n, c, h, w]: [usize; 4]) -> Vec<T> {
+    let plane = h * w;
+    let mut acc = vec![0f64; c];
+    if plane == 0 {
+        return vec![T::ZERO; c];
+    }
+    for img in dy.chunks_exact(c * plane).take(n) {
+        for (a, p) in acc.iter_mut().zip(img.chunks_exact(plane)) {
+            *a += p.iter().map(|v| v.to_f64()).sum::<f64>();
+        }
+    }
+    acc.into_iter().map(T::from_f64).collect()
+}
+
+/// Add `bias[c]` to every element of channel `c` of `out` (`[n, c, h, w]`).
+pub fn add_bias<T: Real>(out: &mut [T], bias: &[T], [_, c, h, w]: [usize; 4]) {
+    let plane = h * w;
+    if plane == 0 || c == 0 {
+        return;
+    }
+    for img in out.chunks_exact_mut(c * plane) {
+        for (p, &b) in img.chunks_exact_mut(plane).zip(bias) {
+            for v in p {
+                *v += b;
+            }
+        }
+    }
+}

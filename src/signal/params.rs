@@ -1,0 +1,237 @@
+//! The shape rules of the signal family, as in `scipy.signal.correlate2d`/`convolve2d`:
+//! the options ([`Mode`], [`Boundary`], [`Op`]), the 'valid'-mode swap, the output shape and
+//! the offsets of each mode ([`Corr2dParams`]), and the effective kernel of each op. Every
+//! check on the shapes and options of these functions lives here, once.
+
+use ndarray::ArrayView2;
+
+use crate::base::error::{ConvError, Result};
+use crate::base::scalar::Elem;
+
+/// Output size rule, as in `scipy.signal.correlate2d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Same,
+    Valid,
+}
+
+impl Mode {
+    /// Parse scipy's mode names (exact, lower case).
+    pub fn parse(func: &str, s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(Mode::Full),
+            "same" => Ok(Mode::Same),
+            "valid" => Ok(Mode::Valid),
+            _ => Err(ConvError::value(
+                func,
+                format!("mode must be 'valid', 'same' or 'full', got {s:?}"),
+            )),
+        }
+    }
+}
+
+/// How the image is extended beyond its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Pad with the fill value.
+    Fill,
+    /// Mirror including the edge sample (`symm`/`symmetric`).
+    Symm,
+    /// Periodic (`wrap`/`circular`).
+    Wrap,
+}
+
+impl Boundary {
+    /// Parse scipy's boundary names.
+    pub fn parse(func: &str, s: &str) -> Result<Self> {
+        match s {
+            "fill" | "pad" => Ok(Boundary::Fill),
+            "symm" | "symmetric" => Ok(Boundary::Symm),
+            "wrap" | "circular" => Ok(Boundary::Wrap),
+            _ => Err(ConvError::value(
+                func,
+                format!(
+                    "boundary must be 'fill', 'pad', 'symm', 'symmetric', 'wrap' or \
+                     'circular', got {s:?}"
+                ),
+            )),
+        }
+    }
+
+    /// Map a virtual index onto `0..n` (`n > 0`), or `None` for the fill value.
+    #[inline]
+    pub fn map(self, v: isize, n: usize) -> Option<usize> {
+        let ni = n as isize;
+        if (0..ni).contains(&v) {
+            return Some(v as usize);
+        }
+        match self {
+            Boundary::Fill => None,
+            Boundary::Wrap => Some(v.rem_euclid(ni) as usize),
+            Boundary::Symm => {
+                let m = v.rem_euclid(2 * ni);
+                Some(if m < ni { m } else { 2 * ni - 1 - m } as usize)
+            }
+        }
+    }
+}
+
+/// Which scipy function's semantics to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `correlate2d`: conjugate `in2`; in 'valid' mode swap a larger `in2` and reverse the output.
+    Correlate,
+    /// `convolve2d`: flip `in2`; in 'valid' mode swap a larger `in2`.
+    Convolve,
+    /// d2l `corr2d`: 'valid' correlation without the swap (a larger kernel is an error).
+    Corr2d,
+}
+
+/// Shapes and offsets of one 2-D correlation/convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corr2dParams {
+    /// The image after any swap: `(rows, cols)`.
+    pub image: (usize, usize),
+    /// The kernel after any swap.
+    pub kernel: (usize, usize),
+    pub mode: Mode,
+    pub boundary: Boundary,
+    pub op: Op,
+    /// True when scipy's 'valid'-mode swap exchanged the inputs.
+    pub swapped: bool,
+}
+
+impl Corr2dParams {
+    /// Validate the shapes of `in1` (image) and `in2` (kernel) for `op` in `mode`.
+    pub fn new(
+        func: &str,
+        in1: (usize, usize),
+        in2: (usize, usize),
+        mode: Mode,
+        boundary: Boundary,
+        op: Op,
+    ) -> Result<Self> {
+        let mut swapped = false;
+        let (mut image, mut kernel) = (in1, in2);
+        if mode == Mode::Full && (in1.0 + in2.0 == 0 || in1.1 + in2.1 == 0) {
+            // scipy: the full size m + k - 1 would be negative.
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "in1 {in1:?} and in2 {in2:?} are both empty along one axis; the 'full'                      output would have a negative size"
+                ),
+            ));
+        }
+        if mode == Mode::Valid {
+            let ok1 = in1.0 >= in2.0 && in1.1 >= in2.1;
+            let ok2 = in2.0 >= in1.0 && in2.1 >= in1.1;
+            if op == Op::Corr2d {
+                if !ok1 {
+                    return Err(ConvError::value(
+                        func,
+                        format!(
+                            "kernel k of shape {in2:?} is larger than the input x of shape \
+                             {in1:?}; 'valid' correlation needs k.shape <= x.shape in both \
+                             dimensions"
+                        ),
+                    ));
+                }
+            } else if !(ok1 || ok2) {
+                return Err(ConvError::value(
+                    func,
+                    format!(
+                        "for 'valid' mode, one must be at least as large as the other in every \
+                         dimension (in1 {in1:?}, in2 {in2:?})"
+                    ),
+                ));
+            } else if !ok1 {
+                swapped = true;
+                std::mem::swap(&mut image, &mut kernel);
+            }
+        }
+        let p = Corr2dParams {
+            image,
+            kernel,
+            mode,
+            boundary,
+            op,
+            swapped,
+        };
+        let (oh, ow) = p.out_shape();
+        let needs_data = oh > 0 && ow > 0 && kernel.0 > 0 && kernel.1 > 0;
+        if needs_data && boundary != Boundary::Fill && (image.0 == 0 || image.1 == 0) {
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "boundary {:?} cannot extend an empty input of shape {image:?}; use \
+                     boundary='fill'",
+                    match boundary {
+                        Boundary::Symm => "symm",
+                        _ => "wrap",
+                    }
+                ),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Output shape `(rows, cols)`.
+    pub fn out_shape(&self) -> (usize, usize) {
+        let (m, n) = self.image;
+        let (p, q) = self.kernel;
+        match self.mode {
+            Mode::Full => (full_len(m, p), full_len(n, q)),
+            Mode::Same => (m, n),
+            // After the swap the image is at least as large as the kernel.
+            Mode::Valid => (m + 1 - p.min(m + 1), n + 1 - q.min(n + 1)),
+        }
+    }
+
+    /// Offsets `(top, left)`: output `(i, j)` reads `ext[i + a - top, j + b - left]` for the
+    /// effective (conjugated or flipped) kernel tap `(a, b)`.
+    pub fn offsets(&self) -> (usize, usize) {
+        let (p, q) = self.kernel;
+        let flip = self.op == Op::Convolve;
+        let one = |k: usize| -> usize {
+            match self.mode {
+                Mode::Full => k.saturating_sub(1),
+                // scipy: correlation anchors an even kernel at (k-1)//2, convolution at k//2.
+                Mode::Same if flip => k / 2,
+                Mode::Same => k.saturating_sub(1) / 2,
+                Mode::Valid => 0,
+            }
+        };
+        (one(p), one(q))
+    }
+
+    /// True when the output must be reversed in both axes (correlate2d after the valid swap).
+    pub fn reversed(&self) -> bool {
+        self.swapped && self.op == Op::Correlate
+    }
+}
+
+/// `m + k - 1` (`Corr2dParams::new` refuses `m + k == 0`).
+fn full_len(m: usize, k: usize) -> usize {
+    (m + k).saturating_sub(1)
+}
+
+/// The effective kernel, row-major `(kh, kw)`: tap `(a, b)` multiplies `ext[i + a - top, ...]`.
+///
+/// correlate2d conjugates the kernel (and after the 'valid' swap reverses both inputs, which is
+/// the same as reversing the output); convolve2d flips it; corr2d uses it as it is.
+pub(crate) fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams) -> Vec<T> {
+    let (kh, kw) = kernel.dim();
+    let mut k = Vec::with_capacity(kh * kw);
+    for a in 0..kh {
+        for b in 0..kw {
+            k.push(match p.op {
+                Op::Convolve => kernel[[kh - 1 - a, kw - 1 - b]],
+                Op::Correlate if p.reversed() => kernel[[kh - 1 - a, kw - 1 - b]].conj(),
+                Op::Correlate => kernel[[a, b]].conj(),
+                Op::Corr2d => kernel[[a, b]],
+            });
+        }
+    }
+    k
+}
