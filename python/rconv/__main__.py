@@ -33,7 +33,7 @@ def main() -> None:
 
     x = np.arange(9.0).reshape(3, 3)
     k = np.array([[0.0, 1.0], [2.0, 3.0]])
-    print("d2l: corr2d(arange(9).reshape(3, 3), [[0, 1], [2, 3]])")
+    print("d2l: corr2d(arange(9.0).reshape(3, 3), [[0.0, 1.0], [2.0, 3.0]])")
     print(rconv.corr2d(x, k), "\n")
 
     a = [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]

@@ -624,8 +624,10 @@ def max_pool2d(
 
     Notes
     -----
-    ``OH = floor((H + 2 p - d (k - 1) - 1) / s) + 1`` (ceil with `ceil_mode`). Ties take the
-    first element of the window in row-major order; NaN wins over any number.
+    ``OH = floor((H + 2 p - d (k - 1) - 1) / s) + 1`` (ceil with `ceil_mode`). The window is
+    scanned in row-major order and an element replaces the running maximum when it is greater
+    or NaN (torch's rule): ties keep the first maximum, and a window holding NaN returns NaN
+    with the index of its *last* NaN in row-major order.
 
     Examples
     --------
@@ -689,7 +691,13 @@ def max_pool2d_backward(
     Notes
     -----
     ``dX[n, c, argmax(window)] += dY[n, c, y, x]`` for every output; the argmax follows the
-    rule of :func:`max_pool2d` (first maximum in row-major order, NaN wins).
+    rule of :func:`max_pool2d`: the first maximum in row-major order, or, in a window holding
+    NaN, its last NaN in row-major order (which receives the whole gradient).
+
+    With `indices`, any index outside its plane (negative, or at least ``H * W``) is a
+    ``ValueError``. torch's CPU backward skips ``-1`` silently; rconv refuses it on purpose,
+    since a gradient would otherwise be dropped without a word. In-plane indices are
+    accepted as given.
 
     Examples
     --------
