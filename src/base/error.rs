@@ -53,5 +53,17 @@ pub fn check_shapes<const N: usize>(func: &str, shapes: &[[usize; N]]) -> Result
     Ok(())
 }
 
+/// Check that both entries of a `(rows, cols)` parameter are at least 1 (kernel sizes,
+/// strides, dilations): a `ValueError` naming `func` and `name` otherwise.
+pub fn positive(func: &str, name: &str, v: (usize, usize)) -> Result<()> {
+    if v.0 == 0 || v.1 == 0 {
+        return Err(ConvError::value(
+            func,
+            format!("{name} must be >= 1, got {v:?}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Result type of the Rust core.
 pub type Result<T> = std::result::Result<T, ConvError>;

@@ -2,7 +2,7 @@
 //! [`ConvTransposeParams`] (conv_transpose2d). Every output-size formula and every check on the
 //! shapes and parameters of these ops lives here, once.
 
-use crate::base::error::{check_shapes, ConvError, Result};
+use crate::base::error::{check_shapes, positive, ConvError, Result};
 
 /// Shapes of one convolution: input `(n, cin, h, w)`, weight `(cout, cin / groups, kh, kw)`,
 /// output `(n, cout, oh, ow)`, with zero padding `pt, pb` (rows) and `pl, pr` (columns).
@@ -75,18 +75,8 @@ impl ConvParams {
         if groups == 0 {
             return Err(ConvError::value(func, "groups must be a positive integer"));
         }
-        if stride.0 == 0 || stride.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("stride must be >= 1, got {stride:?}"),
-            ));
-        }
-        if dilation.0 == 0 || dilation.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("dilation must be >= 1, got {dilation:?}"),
-            ));
-        }
+        positive(func, "stride", stride)?;
+        positive(func, "dilation", dilation)?;
         if cin % groups != 0 {
             return Err(ConvError::value(
                 func,
@@ -394,18 +384,8 @@ impl ConvTransposeParams {
                 "padding must be an int or a pair of ints",
             ));
         };
-        if stride.0 == 0 || stride.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("stride must be >= 1, got {stride:?}"),
-            ));
-        }
-        if dilation.0 == 0 || dilation.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("dilation must be >= 1, got {dilation:?}"),
-            ));
-        }
+        positive(func, "stride", stride)?;
+        positive(func, "dilation", dilation)?;
         if groups == 0 {
             return Err(ConvError::value(func, "groups must be >= 1, got 0"));
         }
@@ -440,37 +420,21 @@ impl ConvTransposeParams {
                 format!("groups={groups} must divide the input channels ({cin})"),
             ));
         }
-        let len = |i: usize, s: usize, p: usize, d: usize, k: usize, o: usize| -> Option<i128> {
-            let v = (i as i128 - 1) * s as i128 - 2 * p as i128
+        // torch's size rule: (i - 1) s - 2 p + d (k - 1) + o + 1
+        let len = |i: usize, s: usize, p: usize, d: usize, k: usize, o: usize| -> i128 {
+            (i as i128 - 1) * s as i128 - 2 * p as i128
                 + d as i128 * (k as i128 - 1)
                 + o as i128
-                + 1;
-            (i > 0 && v > 0).then_some(v)
+                + 1
         };
-        let dims = len(h, stride.0, ph, dilation.0, kh, output_padding.0).zip(len(
-            w,
-            stride.1,
-            pw,
-            dilation.1,
-            kw,
-            output_padding.1,
-        ));
-        let Some((oh, ow)) = dims else {
-            let show = |i: usize, s: usize, p: usize, d: usize, k: usize, o: usize| {
-                (i as i128 - 1) * s as i128 - 2 * p as i128
-                    + d as i128 * (k as i128 - 1)
-                    + o as i128
-                    + 1
-            };
+        let oh = len(h, stride.0, ph, dilation.0, kh, output_padding.0);
+        let ow = len(w, stride.1, pw, dilation.1, kw, output_padding.1);
+        if h == 0 || w == 0 || oh <= 0 || ow <= 0 {
             return Err(ConvError::value(
                 func,
-                format!(
-                    "the output size ({}, {}) for input ({h}, {w}) is not positive",
-                    show(h, stride.0, ph, dilation.0, kh, output_padding.0),
-                    show(w, stride.1, pw, dilation.1, kw, output_padding.1)
-                ),
+                format!("the output size ({oh}, {ow}) for input ({h}, {w}) is not positive"),
             ));
-        };
+        }
         let to_usize = |v: i128| {
             usize::try_from(v).map_err(|_| ConvError::value(func, "output size overflows"))
         };

@@ -2,7 +2,7 @@
 //! [`AvgOptions`] (avg_pool2d's divisor), [`AdaptiveParams`] and [`UnpoolParams`]. Every
 //! output-size formula and every check on pooling shapes and parameters lives here, once.
 
-use crate::base::error::{check_shapes, ConvError, Result};
+use crate::base::error::{check_shapes, positive, ConvError, Result};
 use crate::base::real::Real;
 
 /// The options of one max/avg pooling call, as torch.nn.functional takes them (avg_pool2d has
@@ -70,24 +70,9 @@ impl PoolParams {
             ceil_mode,
         } = *spec;
         let [n, c, h, w] = input;
-        if kernel.0 == 0 || kernel.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("kernel_size must be >= 1, got {kernel:?}"),
-            ));
-        }
-        if stride.0 == 0 || stride.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("stride must be >= 1, got {stride:?}"),
-            ));
-        }
-        if dilation.0 == 0 || dilation.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("dilation must be >= 1, got {dilation:?}"),
-            ));
-        }
+        positive(func, "kernel_size", kernel)?;
+        positive(func, "stride", stride)?;
+        positive(func, "dilation", dilation)?;
         if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
             return Err(ConvError::value(
                 func,
@@ -254,18 +239,8 @@ impl UnpoolParams {
         output_size: Option<&[usize]>,
     ) -> Result<Self> {
         let [n, c, h, w] = input;
-        if kernel.0 == 0 || kernel.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("kernel_size must be >= 1, got {kernel:?}"),
-            ));
-        }
-        if stride.0 == 0 || stride.1 == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("stride must be >= 1, got {stride:?}"),
-            ));
-        }
+        positive(func, "kernel_size", kernel)?;
+        positive(func, "stride", stride)?;
         let default = |len: usize, s: usize, p: usize, k: usize| -> i128 {
             (len as i128 - 1) * s as i128 - 2 * p as i128 + k as i128
         };
