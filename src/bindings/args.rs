@@ -80,6 +80,13 @@ pub fn sizes(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<Vec<usize>
         .collect()
 }
 
+/// A 4-entry shape (`[n, c, h, w]`) from a Python sequence of non-negative ints.
+pub fn shape4(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<[usize; 4], ConvError> {
+    let v = sizes(func, name, ob)?;
+    <[usize; 4]>::try_from(v.as_slice())
+        .map_err(|_| ConvError::value(func, format!("{name} must hold 4 sizes, got {}", v.len())))
+}
+
 /// `ob` as a tuple of exactly `n` items (the binding's own calling convention).
 fn items<'py>(
     func: &str,

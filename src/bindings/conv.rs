@@ -98,12 +98,6 @@ where
     Ok(out)
 }
 
-fn shape_arg(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<[usize; 4], ConvError> {
-    let v = args::sizes(func, name, ob)?;
-    <[usize; 4]>::try_from(v.as_slice())
-        .map_err(|_| ConvError::value(func, format!("{name} must hold 4 sizes, got {}", v.len())))
-}
-
 /// Multiply-adds of one pass of a convolution (the thread-count heuristic's work).
 fn work(p: &ConvParams) -> usize {
     p.output_shape()
@@ -248,7 +242,7 @@ fn conv2d_input<'py>(
     dispatch!(real: real_dtype(f, "grad_output", grad_output)?, T => {
         let wa = readonly::<T, 4>(f, "weight", weight)?;
         let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let plan = a.spec.plan(f, shape_arg(f, "input_shape", input_shape)?, shape4(&wa))?;
+        let plan = a.spec.plan(f, args::shape4(f, "input_shape", input_shape)?, shape4(&wa))?;
         check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
         let (ws, gs) = (data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
         Ok(input_grad::<T>(py, f, &plan, gs, ws)?.into_any())
@@ -269,7 +263,7 @@ fn conv2d_weight<'py>(
     dispatch!(real: real_dtype(f, "input", x)?, T => {
         let xa = readonly::<T, 4>(f, "input", x)?;
         let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let plan = a.spec.plan(f, shape4(&xa), shape_arg(f, "weight_shape", weight_shape)?)?;
+        let plan = a.spec.plan(f, shape4(&xa), args::shape4(f, "weight_shape", weight_shape)?)?;
         check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
         let (xs, gs) = (data(f, "input", &xa)?, data(f, "grad_output", &ga)?);
         Ok(weight_grad::<T>(py, f, &plan, xs, gs)?.into_any())
@@ -350,8 +344,8 @@ fn conv_geometry(
     let f = a.func.as_str();
     let plan = a.spec.plan(
         f,
-        shape_arg(f, "input_shape", input_shape)?,
-        shape_arg(f, "weight_shape", weight_shape)?,
+        args::shape4(f, "input_shape", input_shape)?,
+        args::shape4(f, "weight_shape", weight_shape)?,
     )?;
     Ok(plan.conv.output_shape())
 }
@@ -367,8 +361,8 @@ fn conv_transpose_geometry(
     let f = a.func.as_str();
     let tp = ConvTransposeParams::new(
         f,
-        shape_arg(f, "input_shape", input_shape)?,
-        shape_arg(f, "weight_shape", weight_shape)?,
+        args::shape4(f, "input_shape", input_shape)?,
+        args::shape4(f, "weight_shape", weight_shape)?,
         &a.spec,
         a.output_padding,
     )?;

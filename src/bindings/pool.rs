@@ -41,12 +41,6 @@ fn work(p: &PoolParams) -> usize {
         .max(p.input_shape().iter().product())
 }
 
-fn shape_arg(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<[usize; 4], ConvError> {
-    let v = args::sizes(func, name, ob)?;
-    <[usize; 4]>::try_from(v.as_slice())
-        .map_err(|_| ConvError::value(func, format!("{name} must hold 4 sizes, got {}", v.len())))
-}
-
 type MaybePair<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
 
 /// max_pool2d: `(out, indices or None)`.
@@ -160,7 +154,7 @@ fn avg_pool2d_backward<'py>(
     let opt = AvgOptions::new(f, a.count_include_pad, a.divisor_override)?;
     dispatch!(real: real_dtype(f, "grad_output", grad_output)?, T => {
         let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let p = PoolParams::new(f, shape_arg(f, "input_shape", input_shape)?, &a.spec)?;
+        let p = PoolParams::new(f, args::shape4(f, "input_shape", input_shape)?, &a.spec)?;
         check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(work(&p));
@@ -209,7 +203,7 @@ fn adaptive_avg_pool2d_backward<'py>(
     dispatch!(real: real_dtype(f, "grad_output", grad_output)?, T => {
         let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
         let g = shape4(&ga);
-        let p = AdaptiveParams::new(f, shape_arg(f, "input_shape", input_shape)?, (Some(g[2]), Some(g[3])))?;
+        let p = AdaptiveParams::new(f, args::shape4(f, "input_shape", input_shape)?, (Some(g[2]), Some(g[3])))?;
         check_shape(f, "grad_output", g, p.output_shape())?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(adaptive_work(&p));
@@ -308,7 +302,7 @@ fn pool_geometry(input_shape: &Bound<'_, PyAny>, opts: &Bound<'_, PyAny>) -> PyR
     let a = PoolArgs::parse(opts)?;
     let f = a.func.as_str();
     AvgOptions::new(f, a.count_include_pad, a.divisor_override)?;
-    let p = PoolParams::new(f, shape_arg(f, "input_shape", input_shape)?, &a.spec)?;
+    let p = PoolParams::new(f, args::shape4(f, "input_shape", input_shape)?, &a.spec)?;
     Ok(p.output_shape())
 }
 
@@ -320,7 +314,7 @@ fn adaptive_geometry(
     func: &str,
 ) -> PyResult<[usize; 4]> {
     let size = args::adaptive_size(func, output_size)?;
-    let p = AdaptiveParams::new(func, shape_arg(func, "input_shape", input_shape)?, size)?;
+    let p = AdaptiveParams::new(func, args::shape4(func, "input_shape", input_shape)?, size)?;
     Ok(p.output_shape())
 }
 
@@ -339,7 +333,7 @@ fn unpool_geometry(
     let s = &a.spec;
     let p = UnpoolParams::new(
         f,
-        shape_arg(f, "input_shape", input_shape)?,
+        args::shape4(f, "input_shape", input_shape)?,
         s.kernel,
         s.stride,
         s.padding,
