@@ -8,9 +8,9 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::params::{effective_kernel, Boundary, Corr2dParams};
+use super::params::{Boundary, Corr2dParams, Prepared};
 use super::row_kernels::{Geometry, RowKernel, MAX_TILE};
-use crate::base::error::{ConvError, Result};
+use crate::base::error::Result;
 use crate::base::scalar::Elem;
 
 /// Bytes the ring of extended rows of one block may use. Measured on 2048-wide images: whole
@@ -198,54 +198,22 @@ pub fn correlate<T: RowKernel>(
     mut out: ArrayViewMut2<T>,
     threads: usize,
 ) -> Result<()> {
-    let (oh, ow) = p.out_shape();
-    if out.dim() != (oh, ow) {
-        return Err(ConvError::internal(
-            "correlate2d",
-            format!("output shape {:?} != {:?}", out.dim(), (oh, ow)),
-        ));
+    if let Some((job, out)) = p.prepare(image, &kernel, fill, &mut out)? {
+        correlate_raw(&job, out, p.out_shape().1, threads);
     }
-    let Some(out) = out.as_slice_mut() else {
-        return Err(ConvError::internal("correlate2d", "output not contiguous"));
-    };
-    if oh == 0 || ow == 0 {
-        return Ok(());
-    }
-    let mut image = image;
-    if p.reversed() {
-        image.invert_axis(ndarray::Axis(0));
-        image.invert_axis(ndarray::Axis(1));
-    }
-    let keff = effective_kernel(&kernel, p);
-    correlate_raw(
-        &image,
-        &keff,
-        kernel.dim(),
-        p.offsets(),
-        p.boundary,
-        fill,
-        out,
-        ow,
-        threads,
-    );
     Ok(())
 }
 
-/// The engine behind [`correlate`]: `out[i, j] = sum_{a, b} keff[a, b] * ext[i + a - top,
-/// j + b - left]` for the `(out.len() / ow, ow)` output, `ext` being `image` extended by
-/// `boundary`. `keff` is row-major `(kh, kw)`. Also used directly by the CNN layers.
-#[allow(clippy::too_many_arguments)]
+/// The engine behind [`correlate`]: the correlation `job` (see [`Prepared`]) into the
+/// `(out.len() / ow, ow)` output.
 pub fn correlate_raw<T: RowKernel>(
-    image: &ArrayView2<T>,
-    keff: &[T],
-    (kh, kw): (usize, usize),
-    (top, left): (usize, usize),
-    boundary: Boundary,
-    fill: T,
+    job: &Prepared<'_, T>,
     out: &mut [T],
     ow: usize,
     threads: usize,
 ) {
+    let (image, keff, kh, kw) = (&job.image, &job.keff[..], job.kh, job.kw);
+    let (top, left, boundary, fill) = (job.top, job.left, job.boundary, job.fill);
     if ow == 0 || out.is_empty() {
         return;
     }
@@ -294,6 +262,7 @@ pub fn correlate_raw<T: RowKernel>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::error::ConvError;
     use crate::signal::params::{Mode, Op};
     use ndarray::{arr2, Array2};
 

@@ -14,11 +14,11 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
-use crate::base::error::{ConvError, Result};
-use crate::base::par::SyncPtr;
+use crate::base::error::Result;
+use crate::base::par::DisjointSlice;
 use crate::base::real::Real;
 use crate::signal::direct::extend_row;
-use crate::signal::params::{effective_kernel, Boundary, Corr2dParams};
+use crate::signal::params::{Corr2dParams, Prepared};
 
 /// Float types the FFT engine computes in.
 pub trait FftReal: Real + realfft::FftNum {}
@@ -190,55 +190,26 @@ pub fn correlate_fft<T: FftReal>(
     mut out: ArrayViewMut2<T>,
     threads: usize,
 ) -> Result<()> {
-    let (oh, ow) = p.out_shape();
-    if out.dim() != (oh, ow) {
-        return Err(ConvError::internal("correlate2d", "output shape mismatch"));
-    }
-    let Some(out) = out.as_slice_mut() else {
-        return Err(ConvError::internal("correlate2d", "output not contiguous"));
-    };
-    if oh == 0 || ow == 0 {
+    let Some((job, out)) = p.prepare(image, &kernel, fill, &mut out)? else {
         return Ok(());
-    }
-    let (kh, kw) = kernel.dim();
-    if kh == 0 || kw == 0 {
+    };
+    if job.kh == 0 || job.kw == 0 {
         out.fill(T::ZERO);
         return Ok(());
     }
-    let mut image = image;
-    if p.reversed() {
-        image.invert_axis(ndarray::Axis(0));
-        image.invert_axis(ndarray::Axis(1));
-    }
-    let keff = effective_kernel(&kernel, p);
-    let (top, left) = p.offsets();
-    correlate_fft_raw(
-        &image,
-        &keff,
-        (kh, kw),
-        (top, left),
-        p.boundary,
-        fill,
-        out,
-        ow,
-        threads,
-    );
+    correlate_fft_raw(&job, out, p.out_shape().1, threads);
     Ok(())
 }
 
-/// The engine: `out[i, j] = sum_{a,b} keff[a, b] ext[i + a - top, j + b - left]`.
-#[allow(clippy::too_many_arguments)]
+/// The engine: the correlation `job` (see [`Prepared`]) into the `(out.len() / ow, ow)` output.
 pub fn correlate_fft_raw<T: FftReal>(
-    image: &ArrayView2<T>,
-    keff: &[T],
-    (kh, kw): (usize, usize),
-    (top, left): (usize, usize),
-    boundary: Boundary,
-    fill: T,
+    job: &Prepared<'_, T>,
     out: &mut [T],
     ow: usize,
     threads: usize,
 ) {
+    let (image, keff, kh, kw) = (&job.image, &job.keff[..], job.kh, job.kw);
+    let (top, left, boundary, fill) = (job.top, job.left, job.boundary, job.fill);
     let oh = out.len() / ow;
     let (fh, fw) = tile_shape(oh, ow, kh, kw, threads);
     let (th, tw) = (fh + 1 - kh, fw + 1 - kw);
@@ -268,7 +239,7 @@ pub fn correlate_fft_raw<T: FftReal>(
     let kspec: Vec<Complex<T>> = ks.spec_t.iter().map(|v| *v * scale).collect();
 
     let (rows_t, cols_t) = (oh.div_ceil(th), ow.div_ceil(tw));
-    let outp = SyncPtr(out.as_mut_ptr());
+    let outs = DisjointSlice::new(out);
     let run = |s: &mut Scratch<T>, t: usize| {
         let (r0, c0) = ((t / cols_t) * th, (t % cols_t) * tw);
         for (rr, row) in s.real.chunks_exact_mut(fw).enumerate() {
@@ -283,12 +254,9 @@ pub fn correlate_fft_raw<T: FftReal>(
         let (nr, ncols) = (th.min(oh - r0), tw.min(ow - c0));
         for i in 0..nr {
             let src = &s.real[(i + kh - 1) * fw + kw - 1..(i + kh - 1) * fw + kw - 1 + ncols];
-            // SAFETY: tile t writes output rows r0..r0+nr, columns c0..c0+ncols: disjoint
-            // across tiles, inside the (oh, ow) output that outlives the parallel section.
-            unsafe {
-                let dst = std::slice::from_raw_parts_mut(outp.get().add((r0 + i) * ow + c0), ncols);
-                dst.copy_from_slice(src);
-            }
+            // SAFETY: tile t alone writes output rows r0..r0+nr, columns c0..c0+ncols (the
+            // tiles partition the output).
+            unsafe { outs.range((r0 + i) * ow + c0, ncols) }.copy_from_slice(src);
         }
     };
     let n_tiles = rows_t * cols_t;

@@ -3,7 +3,7 @@
 //! the offsets of each mode ([`Corr2dParams`]), and the effective kernel of each op. Every
 //! check on the shapes and options of these functions lives here, once.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::base::error::{ConvError, Result};
 use crate::base::scalar::Elem;
@@ -234,4 +234,64 @@ pub(crate) fn effective_kernel<T: Elem>(kernel: &ArrayView2<T>, p: &Corr2dParams
         }
     }
     k
+}
+
+/// A correlation prepared for an engine: `out[i, j] = sum_{a, b} keff[a, b] * ext[i + a - top,
+/// j + b - left]`, `ext` being `image` extended by `boundary` (with `fill` for 'fill').
+pub struct Prepared<'a, T> {
+    /// The image, reversed in both axes where [`Corr2dParams::reversed`] says so.
+    pub image: ArrayView2<'a, T>,
+    /// The effective kernel, row-major `(kh, kw)`.
+    pub keff: Vec<T>,
+    pub kh: usize,
+    pub kw: usize,
+    pub top: usize,
+    pub left: usize,
+    pub boundary: Boundary,
+    pub fill: T,
+}
+
+impl Corr2dParams {
+    /// The engines' common start: `out` must have the output shape and standard layout
+    /// (otherwise an internal error); the image is oriented and the effective kernel formed.
+    /// `None` when the output is empty.
+    pub(crate) fn prepare<'a, 'o, T: Elem>(
+        &self,
+        image: ArrayView2<'a, T>,
+        kernel: &ArrayView2<T>,
+        fill: T,
+        out: &'o mut ArrayViewMut2<T>,
+    ) -> Result<Option<(Prepared<'a, T>, &'o mut [T])>> {
+        let (oh, ow) = self.out_shape();
+        if out.dim() != (oh, ow) {
+            return Err(ConvError::internal(
+                "correlate2d",
+                format!("output shape {:?} != {:?}", out.dim(), (oh, ow)),
+            ));
+        }
+        let Some(out) = out.as_slice_mut() else {
+            return Err(ConvError::internal("correlate2d", "output not contiguous"));
+        };
+        if oh == 0 || ow == 0 {
+            return Ok(None);
+        }
+        let mut image = image;
+        if self.reversed() {
+            image.invert_axis(ndarray::Axis(0));
+            image.invert_axis(ndarray::Axis(1));
+        }
+        let (kh, kw) = kernel.dim();
+        let (top, left) = self.offsets();
+        let job = Prepared {
+            image,
+            keff: effective_kernel(kernel, self),
+            kh,
+            kw,
+            top,
+            left,
+            boundary: self.boundary,
+            fill,
+        };
+        Ok(Some((job, out)))
+    }
 }

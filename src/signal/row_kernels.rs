@@ -9,7 +9,7 @@
 use num_complex::Complex;
 
 use crate::base::scalar::Elem;
-use crate::base::simd::has_avx2_fma;
+use crate::base::simd::{avx2_twin, has_avx2_fma};
 
 /// The inputs of the row kernels.
 pub struct Geometry<'a, T> {
@@ -98,21 +98,9 @@ macro_rules! simd_row_kernel {
 }
 simd_row_kernel!(f32, f64);
 
-/// The generic kernels, compiled for AVX2 when the CPU has it.
-pub fn generic_rows_best<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&mut [T]>) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA were detected on this CPU.
-        unsafe { generic_rows_avx2(g, out0, out1) };
-        return;
-    }
-    generic_rows(g, out0, out1)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn generic_rows_avx2<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&mut [T]>) {
-    generic_rows(g, out0, out1)
+avx2_twin! {
+    /// The generic kernels, compiled for AVX2 when the CPU has it.
+    pub fn generic_rows_best<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&mut [T]>) = generic_rows;
 }
 
 /// Generic kernels: each output row on its own (the second one reads the ring one row down).
@@ -201,27 +189,34 @@ pub mod avx2 {
         const N: usize = 8;
         #[inline(always)]
         unsafe fn zero() -> __m256 {
-            _mm256_setzero_ps()
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_setzero_ps() }
         }
         #[inline(always)]
         unsafe fn splat(x: f32) -> __m256 {
-            _mm256_set1_ps(x)
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_set1_ps(x) }
         }
         #[inline(always)]
         unsafe fn loadu(p: *const f32) -> __m256 {
-            _mm256_loadu_ps(p)
+            // SAFETY: AVX2, and `N` valid elements at `p` (the trait's contract).
+            unsafe { _mm256_loadu_ps(p) }
         }
         #[inline(always)]
         unsafe fn storeu(p: *mut f32, v: __m256) {
-            _mm256_storeu_ps(p, v)
+            // SAFETY: AVX2, and `N` valid elements at `p` (the trait's contract).
+            unsafe { _mm256_storeu_ps(p, v) }
         }
         #[inline(always)]
         unsafe fn stream(p: *mut f32, v: __m256) {
-            _mm256_stream_ps(p, v)
+            // SAFETY: AVX2, and `N` valid elements at the 32-byte aligned `p` (the trait's
+            // contract).
+            unsafe { _mm256_stream_ps(p, v) }
         }
         #[inline(always)]
         unsafe fn fma(w: __m256, x: __m256, acc: __m256) -> __m256 {
-            _mm256_fmadd_ps(w, x, acc)
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_fmadd_ps(w, x, acc) }
         }
     }
 
@@ -230,27 +225,34 @@ pub mod avx2 {
         const N: usize = 4;
         #[inline(always)]
         unsafe fn zero() -> __m256d {
-            _mm256_setzero_pd()
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_setzero_pd() }
         }
         #[inline(always)]
         unsafe fn splat(x: f64) -> __m256d {
-            _mm256_set1_pd(x)
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_set1_pd(x) }
         }
         #[inline(always)]
         unsafe fn loadu(p: *const f64) -> __m256d {
-            _mm256_loadu_pd(p)
+            // SAFETY: AVX2, and `N` valid elements at `p` (the trait's contract).
+            unsafe { _mm256_loadu_pd(p) }
         }
         #[inline(always)]
         unsafe fn storeu(p: *mut f64, v: __m256d) {
-            _mm256_storeu_pd(p, v)
+            // SAFETY: AVX2, and `N` valid elements at `p` (the trait's contract).
+            unsafe { _mm256_storeu_pd(p, v) }
         }
         #[inline(always)]
         unsafe fn stream(p: *mut f64, v: __m256d) {
-            _mm256_stream_pd(p, v)
+            // SAFETY: AVX2, and `N` valid elements at the 32-byte aligned `p` (the trait's
+            // contract).
+            unsafe { _mm256_stream_pd(p, v) }
         }
         #[inline(always)]
         unsafe fn fma(w: __m256d, x: __m256d, acc: __m256d) -> __m256d {
-            _mm256_fmadd_pd(w, x, acc)
+            // SAFETY: the caller guarantees AVX2 and FMA (the trait's contract).
+            unsafe { _mm256_fmadd_pd(w, x, acc) }
         }
     }
 
@@ -261,6 +263,9 @@ pub mod avx2 {
     const V1: usize = 8;
 
     /// Store `acc` to `out[j0..]`, clipped to `out.len()`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `j0 <= out.len()`; `V * N <= 64`.
     #[inline(always)]
     unsafe fn store_tile<L: Lane, const V: usize>(
         out: &mut [L],
@@ -270,20 +275,25 @@ pub mod avx2 {
     ) {
         let tw = V * L::N;
         if j0 + tw <= out.len() {
-            let p = out.as_mut_ptr().add(j0);
-            if stream && (p as usize).is_multiple_of(32) {
-                for (v, a) in acc.iter().enumerate() {
-                    L::stream(p.add(v * L::N), *a);
+            // SAFETY: `j0 + tw <= out.len()`, so the tile's `V` vectors of `N` lanes lie in
+            // `out`; AVX2 is the caller's contract; `stream` only at 32-byte alignment.
+            unsafe {
+                let p = out.as_mut_ptr().add(j0);
+                if stream && (p as usize).is_multiple_of(32) {
+                    for (v, a) in acc.iter().enumerate() {
+                        L::stream(p.add(v * L::N), *a);
+                    }
+                    return;
                 }
-                return;
-            }
-            for (v, a) in acc.iter().enumerate() {
-                L::storeu(p.add(v * L::N), *a);
+                for (v, a) in acc.iter().enumerate() {
+                    L::storeu(p.add(v * L::N), *a);
+                }
             }
         } else {
             let mut tmp = [L::default(); 64];
             for (v, a) in acc.iter().enumerate() {
-                L::storeu(tmp.as_mut_ptr().add(v * L::N), *a);
+                // SAFETY: `V * N <= 64` elements of `tmp`; AVX2 is the caller's contract.
+                unsafe { L::storeu(tmp.as_mut_ptr().add(v * L::N), *a) };
             }
             let n = out.len() - j0;
             out[j0..].copy_from_slice(&tmp[..n]);
@@ -291,10 +301,14 @@ pub mod avx2 {
     }
 
     /// `acc[v] += w * ring[p + v * N ..]` for every vector of the tile.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `V * N` valid elements at `p`.
     #[inline(always)]
     unsafe fn fma_row<L: Lane, const V: usize>(acc: &mut [L::V; V], w: L::V, p: *const L) {
         for (v, a) in acc.iter_mut().enumerate() {
-            *a = L::fma(w, L::loadu(p.add(v * L::N)), *a);
+            // SAFETY: vector v lies in the `V * N` elements at `p` (the caller's contract).
+            *a = unsafe { L::fma(w, L::loadu(p.add(v * L::N)), *a) };
         }
     }
 
@@ -310,23 +324,28 @@ pub mod avx2 {
             g.in_bounds(g.kh, ow, tw),
             "ring too short for the row kernel"
         );
-        let ring = g.ring.as_ptr();
-        let mut j0 = 0;
-        while j0 < ow {
-            let mut acc = [L::zero(); V1];
-            for a in 0..g.kh {
-                let row = ring.add(g.offs[a] + j0);
-                for b in 0..g.kw {
-                    let w = L::splat(*g.keff.get_unchecked(a * g.kw + b));
-                    fma_row(&mut acc, w, row.add(b));
+        // SAFETY: the CPU has AVX2 and FMA (the caller's contract); `in_bounds` checked that
+        // every tile read (ring rows offs[a] + j0 + b, `V1 * N` lanes) lies inside the ring and
+        // that keff holds kh * kw taps; stores are clipped to `out` by `store_tile`.
+        unsafe {
+            let ring = g.ring.as_ptr();
+            let mut j0 = 0;
+            while j0 < ow {
+                let mut acc = [L::zero(); V1];
+                for a in 0..g.kh {
+                    let row = ring.add(g.offs[a] + j0);
+                    for b in 0..g.kw {
+                        let w = L::splat(*g.keff.get_unchecked(a * g.kw + b));
+                        fma_row(&mut acc, w, row.add(b));
+                    }
                 }
+                store_tile(out, j0, &acc, g.stream);
+                j0 += tw;
             }
-            store_tile(out, j0, &acc, g.stream);
-            j0 += tw;
-        }
-        if g.stream {
-            // Order the streaming stores before anything that publishes the output.
-            _mm_sfence();
+            if g.stream {
+                // Order the streaming stores before anything that publishes the output.
+                _mm_sfence();
+            }
         }
     }
 
@@ -345,40 +364,45 @@ pub mod avx2 {
             g.in_bounds(kh + 1, ow, tw),
             "ring too short for the row kernel"
         );
-        let ring = g.ring.as_ptr();
-        let k = g.keff.as_ptr();
-        let mut j0 = 0;
-        while j0 < ow {
-            let mut acc0 = [L::zero(); V2];
-            let mut acc1 = [L::zero(); V2];
-            let row = ring.add(g.offs[0] + j0);
-            for b in 0..kw {
-                fma_row(&mut acc0, L::splat(*k.add(b)), row.add(b));
-            }
-            for a in 1..kh {
-                let row = ring.add(g.offs[a] + j0);
+        // SAFETY: the CPU has AVX2 and FMA (the caller's contract); `in_bounds` checked that
+        // every tile read (ring rows offs[0..=kh] + j0 + b, `V2 * N` lanes) lies inside the
+        // ring and that keff holds kh * kw taps; stores are clipped by `store_tile`.
+        unsafe {
+            let ring = g.ring.as_ptr();
+            let k = g.keff.as_ptr();
+            let mut j0 = 0;
+            while j0 < ow {
+                let mut acc0 = [L::zero(); V2];
+                let mut acc1 = [L::zero(); V2];
+                let row = ring.add(g.offs[0] + j0);
                 for b in 0..kw {
-                    let w0 = L::splat(*k.add(a * kw + b));
-                    let w1 = L::splat(*k.add((a - 1) * kw + b));
-                    let p = row.add(b);
-                    for v in 0..V2 {
-                        let x = L::loadu(p.add(v * L::N));
-                        acc0[v] = L::fma(w0, x, acc0[v]);
-                        acc1[v] = L::fma(w1, x, acc1[v]);
+                    fma_row(&mut acc0, L::splat(*k.add(b)), row.add(b));
+                }
+                for a in 1..kh {
+                    let row = ring.add(g.offs[a] + j0);
+                    for b in 0..kw {
+                        let w0 = L::splat(*k.add(a * kw + b));
+                        let w1 = L::splat(*k.add((a - 1) * kw + b));
+                        let p = row.add(b);
+                        for v in 0..V2 {
+                            let x = L::loadu(p.add(v * L::N));
+                            acc0[v] = L::fma(w0, x, acc0[v]);
+                            acc1[v] = L::fma(w1, x, acc1[v]);
+                        }
                     }
                 }
+                let row = ring.add(g.offs[kh] + j0);
+                for b in 0..kw {
+                    fma_row(&mut acc1, L::splat(*k.add((kh - 1) * kw + b)), row.add(b));
+                }
+                store_tile(out0, j0, &acc0, g.stream);
+                store_tile(out1, j0, &acc1, g.stream);
+                j0 += tw;
             }
-            let row = ring.add(g.offs[kh] + j0);
-            for b in 0..kw {
-                fma_row(&mut acc1, L::splat(*k.add((kh - 1) * kw + b)), row.add(b));
+            if g.stream {
+                // Order the streaming stores before anything that publishes the output.
+                _mm_sfence();
             }
-            store_tile(out0, j0, &acc0, g.stream);
-            store_tile(out1, j0, &acc1, g.stream);
-            j0 += tw;
-        }
-        if g.stream {
-            // Order the streaming stores before anything that publishes the output.
-            _mm_sfence();
         }
     }
 }

@@ -19,18 +19,16 @@ pub(crate) fn depthwise_forward<T: Real + RowKernel>(
     threads: usize,
 ) {
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+    let geom = PlaneGeom {
+        input: (p.h, p.w),
+        kernel: (p.kh, p.kw),
+        pad: (p.pt, p.pl),
+        output: (p.oh, p.ow),
+    };
     let run = |buf: &mut Vec<T>, (idx, o): (usize, &mut [T])| {
         let c = idx % p.cin;
-        depthwise_plane(
-            &x[idx * plane_in..(idx + 1) * plane_in],
-            (p.h, p.w),
-            &weight[c * kk..(c + 1) * kk],
-            (p.kh, p.kw),
-            (p.pt, p.pl),
-            o,
-            (p.oh, p.ow),
-            buf,
-        );
+        let img = &x[idx * plane_in..(idx + 1) * plane_in];
+        depthwise_plane(&geom, img, &weight[c * kk..(c + 1) * kk], o, buf);
         if let Some(b) = bias {
             // the plane was just written: still in cache
             for e in o.iter_mut() {
@@ -50,19 +48,26 @@ pub(crate) fn depthwise_forward<T: Real + RowKernel>(
     }
 }
 
+/// The shapes of one plane's correlation in [`depthwise_plane`].
+struct PlaneGeom {
+    input: (usize, usize),
+    kernel: (usize, usize),
+    /// Zeros before the first row and column.
+    pad: (usize, usize),
+    output: (usize, usize),
+}
+
 /// `out = correlate(zero_pad(img), ker)` ('valid') for one plane: the padded plane (with room
 /// for the row kernels' tile overhang) is built in `buf`, then the rows are computed in pairs.
-#[allow(clippy::too_many_arguments)]
 fn depthwise_plane<T: Real + RowKernel>(
+    geom: &PlaneGeom,
     img: &[T],
-    (h, w): (usize, usize),
     ker: &[T],
-    (kh, kw): (usize, usize),
-    (pt, pl): (usize, usize),
     out: &mut [T],
-    (oh, ow): (usize, usize),
     buf: &mut Vec<T>,
 ) {
+    let ((h, w), (kh, kw)) = (geom.input, geom.kernel);
+    let ((pt, pl), (oh, ow)) = (geom.pad, geom.output);
     let wp = ow.div_ceil(MAX_TILE) * MAX_TILE + kw - 1;
     let hp = oh + kh; // one spare row: the two-row kernel reads kh + 1 rows
     buf.clear();
@@ -118,18 +123,16 @@ pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
                 .collect::<Vec<T>>()
         })
         .collect();
+    let geom = PlaneGeom {
+        input: (p.oh, p.ow),
+        kernel: (p.kh, p.kw),
+        pad: (p.kh - 1 - p.pt, p.kw - 1 - p.pl),
+        output: (p.h, p.w),
+    };
     let run = |buf: &mut Vec<T>, (idx, d): (usize, &mut [T])| {
         let c = idx % p.cin;
-        depthwise_plane(
-            &dy[idx * plane_out..(idx + 1) * plane_out],
-            (p.oh, p.ow),
-            &rot[c * kk..(c + 1) * kk],
-            (p.kh, p.kw),
-            (p.kh - 1 - p.pt, p.kw - 1 - p.pl),
-            d,
-            (p.h, p.w),
-            buf,
-        );
+        let img = &dy[idx * plane_out..(idx + 1) * plane_out];
+        depthwise_plane(&geom, img, &rot[c * kk..(c + 1) * kk], d, buf);
     };
     if threads <= 1 {
         let mut buf = Vec::new();

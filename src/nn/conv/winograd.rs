@@ -9,9 +9,10 @@
 
 use rayon::prelude::*;
 
-use crate::base::gemm::gemm_into;
-use crate::base::par::SyncPtr;
+use crate::base::gemm::{gemm_into, MatMut, MatRef};
+use crate::base::par::DisjointSlice;
 use crate::base::real::Real;
+use crate::base::simd::avx2_twin;
 use crate::nn::conv::params::ConvParams;
 
 /// Target bytes of one block's transformed input (or output): about the L2 cache.
@@ -44,7 +45,7 @@ fn tiles_per_block(p: &ConvParams, size: usize) -> usize {
     (BLOCK_BYTES / (16 * p.cin.max(p.cout) * size)).clamp(16, 512)
 }
 
-/// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g = weight[co][ci]`, one output
+/// `U[co][xi][ci] = (G g G^T)[xi]` for every 3x3 kernel `g = weight[co][ci]`, one output
 /// channel per task. The nine taps of all input channels are first laid out as nine
 /// contiguous rows, so that the transform runs along `ci` in vectors. With `adjoint`,
 /// `weight` is `(cin, cout, 3, 3)` and `g` is its kernel `[ci][co]` rotated by 180 degrees
@@ -57,58 +58,52 @@ fn transform_weights<T: Real>(
 ) -> Vec<T> {
     let (cin, cout) = (p.cin, p.cout);
     let mut u = vec![T::ZERO; 16 * cout * cin];
-    let up = SyncPtr(u.as_mut_ptr());
-    let one = |taps: &mut Vec<T>, co: usize| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::base::simd::has_avx2_fma() {
-            // SAFETY: AVX2 and FMA were detected; output channel co of U is this task's.
-            unsafe { transform_channel_avx2(cin, cout, weight, adjoint, co, taps, up) };
-            return;
-        }
-        // SAFETY: output channel co of U is written by this task only.
-        unsafe { transform_channel(cin, cout, weight, adjoint, co, taps, up) };
+    let k = WeightKernels {
+        cin,
+        cout,
+        weight,
+        adjoint,
     };
+    let one = |taps: &mut Vec<T>, (co, uc): (usize, &mut [T])| transform_channel(&k, co, taps, uc);
     if threads > 1 {
-        (0..cout).into_par_iter().for_each_init(Vec::new, one);
+        u.par_chunks_mut(16 * cin)
+            .enumerate()
+            .for_each_init(Vec::new, one);
     } else {
         let mut taps = Vec::new();
-        (0..cout).for_each(|co| one(&mut taps, co));
+        u.chunks_mut(16 * cin)
+            .enumerate()
+            .for_each(|c| one(&mut taps, c));
     }
     u
 }
 
-/// [`transform_channel`] compiled for AVX2.
-///
-/// # Safety
-/// As [`transform_channel`]; the CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_channel_avx2<T: Real>(
+/// The kernels being transformed (see [`transform_weights`]).
+struct WeightKernels<'a, T> {
     cin: usize,
     cout: usize,
-    weight: &[T],
+    weight: &'a [T],
     adjoint: bool,
-    co: usize,
-    taps: &mut Vec<T>,
-    u: SyncPtr<T>,
-) {
-    transform_channel(cin, cout, weight, adjoint, co, taps, u)
 }
 
-/// The 16 rows `U[xi][co][..]` of output channel `co`.
-///
-/// # Safety
-/// `u` points to the `16 * cout * cin` elements of U; nobody else writes channel `co`.
+avx2_twin! {
+    /// The 16 rows `U[co][xi][..]` of output channel `co`, into `uc`.
+    fn transform_channel<T: Real>(
+        k: &WeightKernels<'_, T>,
+        co: usize,
+        taps: &mut Vec<T>,
+        uc: &mut [T],
+    ) = transform_channel_impl;
+}
+
 #[inline(always)]
-unsafe fn transform_channel<T: Real>(
-    cin: usize,
-    cout: usize,
-    weight: &[T],
-    adjoint: bool,
+fn transform_channel_impl<T: Real>(
+    k: &WeightKernels<'_, T>,
     co: usize,
     taps: &mut Vec<T>,
-    u: SyncPtr<T>,
+    uc: &mut [T],
 ) {
+    let (cin, cout, weight, adjoint) = (k.cin, k.cout, k.weight, k.adjoint);
     let half = T::ONE / (T::ONE + T::ONE);
     taps.clear();
     taps.resize(9 * cin, T::ZERO);
@@ -124,7 +119,6 @@ unsafe fn transform_channel<T: Real>(
         }
     }
     let tap = |k: usize| &taps[k * cin..(k + 1) * cin];
-    let row = |xi: usize| std::slice::from_raw_parts_mut(u.get().add((xi * cout + co) * cin), cin);
     // (G g) for kernel row combination r, kernel column c: g[c], (g0+g1+g2)/2, (g0-g1+g2)/2, g2
     // over the rows; then the same combinations over the columns give U[r * 4 + j].
     for r in 0..4 {
@@ -137,7 +131,10 @@ unsafe fn transform_channel<T: Real>(
                 _ => g2,
             }
         };
-        let (u0, u1, u2, u3) = (row(r * 4), row(r * 4 + 1), row(r * 4 + 2), row(r * 4 + 3));
+        let rows = &mut uc[r * 4 * cin..(r + 1) * 4 * cin];
+        let (u0, rest) = rows.split_at_mut(cin);
+        let (u1, rest) = rest.split_at_mut(cin);
+        let (u2, u3) = rest.split_at_mut(cin);
         for ci in 0..cin {
             let (a, b, c) = (col(0, ci), col(1, ci), col(2, ci));
             u0[ci] = a;
@@ -282,34 +279,42 @@ fn transform_input<T: Real>(
     }
 }
 
+/// One convolution by transformed kernels: what every block shares.
+struct Job<'a, T> {
+    p: &'a ConvParams,
+    tl: Tiles,
+    x: &'a [T],
+    /// `U[co][xi][ci]`.
+    u: &'a [T],
+    bias: Option<&'a [T]>,
+    out: DisjointSlice<'a, T>,
+    /// One block at a time, its 16 products in parallel.
+    inner_parallel: bool,
+}
+
 /// Inverse transform of `M[xi][co][t]` for the tile rows `r0 .. r0 + nr` into the output,
 /// plus the bias: per tile row and output channel, `A^T q` over whole rows of tiles
 /// (contiguous), then the two output columns of every tile, interleaved into the output row.
 ///
 /// # Safety
-/// `out` must point to the whole output of `p`; these tile rows are written by nobody else.
-#[allow(clippy::too_many_arguments)]
+/// These tile rows of the output are written by nobody else meanwhile.
 #[inline(always)]
 unsafe fn transform_output<T: Real>(
-    p: &ConvParams,
-    tl: Tiles,
+    job: &Job<'_, T>,
     m: &[T],
-    bias: Option<&[T]>,
-    r0: usize,
-    nr: usize,
-    out: SyncPtr<T>,
+    (r0, nr): (usize, usize),
     tmp: &mut Vec<T>,
 ) {
+    let (p, tl) = (job.p, job.tl);
     let (oh, ow, cout, tw) = (p.oh, p.ow, p.cout, tl.tw);
     let nt = nr * tw;
-    let plane = oh * ow;
     let stride_xi = cout * nt;
     tmp.clear();
     tmp.resize(6 * tw, T::ZERO);
     let (s, y) = tmp.split_at_mut(4 * tw);
     let (y0, y1) = y.split_at_mut(tw);
     for co in 0..cout {
-        let b = bias.map_or(T::ZERO, |b| b[co]);
+        let b = job.bias.map_or(T::ZERO, |b| b[co]);
         for lr in 0..nr {
             let g = r0 + lr;
             let (img, ty) = (g / tl.th, g % tl.th);
@@ -317,7 +322,6 @@ unsafe fn transform_output<T: Real>(
                 let at = k * stride_xi + co * nt + lr * tw;
                 &m[at..at + tw]
             };
-            let dst = out.get().add((img * cout + co) * plane);
             for i in 0..2 {
                 let oy = 2 * ty + i;
                 if oy >= oh {
@@ -350,7 +354,9 @@ unsafe fn transform_output<T: Real>(
                     *e0 = a + b1 + b2 + b;
                     *e1 = b1 - b2 - d + b;
                 }
-                let row = std::slice::from_raw_parts_mut(dst.add(oy * ow), ow);
+                // SAFETY: output row oy of channel co of image img is in this block's tile
+                // rows, which no other task writes (the caller's contract).
+                let row = unsafe { job.out.range(((img * cout + co) * oh + oy) * ow, ow) };
                 let (pairs, last) = row.split_at_mut(ow / 2 * 2);
                 for ((pair, &a), &c) in pairs.chunks_exact_mut(2).zip(y0.iter()).zip(y1.iter()) {
                     pair[0] = a;
@@ -367,74 +373,43 @@ unsafe fn transform_output<T: Real>(
 /// One block: input transform, the 16 products, output transform.
 ///
 /// # Safety
-/// As [`transform_output`].
-#[allow(clippy::too_many_arguments)]
+/// No other task runs block `b` of this job meanwhile (blocks write disjoint tile rows).
 #[inline(always)]
-unsafe fn block<T: Real>(
-    p: &ConvParams,
-    tl: Tiles,
-    x: &[T],
-    u: &[T],
-    bias: Option<&[T]>,
-    b: usize,
-    sc: &mut Scratch<T>,
-    out: SyncPtr<T>,
-    inner_parallel: bool,
-) {
+unsafe fn block_impl<T: Real>(job: &Job<'_, T>, b: usize, sc: &mut Scratch<T>) {
+    let (p, tl, u) = (job.p, job.tl, job.u);
     let (cin, cout) = (p.cin, p.cout);
     let (r0, nr) = tl.block(b);
     let nt = nr * tl.tw;
     sc.v.resize(16 * cin * nt, T::ZERO);
     sc.m.resize(16 * cout * nt, T::ZERO);
-    transform_input(p, tl, x, r0, nr, &mut sc.v, &mut sc.rows);
-    let (mp, vp) = (SyncPtr(sc.m.as_mut_ptr()), SyncPtr(sc.v.as_mut_ptr()));
-    let product = |xi: usize| {
-        // SAFETY: U_xi (cout x cin), V_xi (cin x nt) and M_xi (cout x nt) lie inside their
-        // buffers, which are distinct; the 16 M_xi are disjoint, each written by one call.
-        unsafe {
-            gemm_into(
-                cout,
-                nt,
-                cin,
-                mp.get().add(xi * cout * nt),
-                nt,
-                false,
-                u.as_ptr().add(xi * cout * cin),
-                cin,
-                1,
-                vp.get().add(xi * cin * nt) as *const T,
-                nt,
-                1,
-            )
-        }
+    transform_input(p, tl, job.x, r0, nr, &mut sc.v, &mut sc.rows);
+    let v = &sc.v;
+    // M_xi (cout x nt) = U_xi (cout x cin, rows 16 cin apart) * V_xi (cin x nt)
+    let product = |(xi, mx): (usize, &mut [T])| {
+        gemm_into(
+            MatMut::new(mx, (cout, nt), nt),
+            false,
+            MatRef::new(&u[xi * cin..], (cout, cin), (16 * cin, 1)),
+            MatRef::new(&v[xi * cin * nt..], (cin, nt), (nt, 1)),
+        )
     };
-    if inner_parallel {
-        (0..16).into_par_iter().for_each(product);
+    let m = &mut sc.m[..16 * cout * nt];
+    if job.inner_parallel {
+        m.par_chunks_mut(cout * nt).enumerate().for_each(product);
     } else {
-        (0..16).for_each(product);
+        m.chunks_mut(cout * nt).enumerate().for_each(product);
     }
-    transform_output(p, tl, &sc.m, bias, r0, nr, out, &mut sc.rows);
+    // SAFETY: block b's tile rows are ours (the caller's contract).
+    unsafe { transform_output(job, &sc.m, (r0, nr), &mut sc.rows) };
 }
 
-/// [`block`] compiled for AVX2 (the transforms are long runs of vector adds).
-///
-/// # Safety
-/// As [`block`], and the CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block_avx2<T: Real>(
-    p: &ConvParams,
-    tl: Tiles,
-    x: &[T],
-    u: &[T],
-    bias: Option<&[T]>,
-    b: usize,
-    sc: &mut Scratch<T>,
-    out: SyncPtr<T>,
-    inner_parallel: bool,
-) {
-    block(p, tl, x, u, bias, b, sc, out, inner_parallel)
+avx2_twin! {
+    /// [`block_impl`], compiled for AVX2 where the CPU has it (the transforms are long runs
+    /// of vector adds).
+    ///
+    /// # Safety
+    /// As [`block_impl`].
+    unsafe fn block<T: Real>(job: &Job<'_, T>, b: usize, sc: &mut Scratch<T>) = block_impl;
 }
 
 /// The forward convolution of `p` (see [`applies`]) by Winograd F(2x2, 3x3).
@@ -474,23 +449,25 @@ fn convolve<T: Real>(
     threads: usize,
 ) {
     let tl = Tiles::new::<T>(p);
-    let outp = SyncPtr(out.as_mut_ptr());
     let blocks = p.n * tl.per_image;
-    // Few blocks (a small batch of small images): one block at a time, its 16 products in
-    // parallel; otherwise the blocks in parallel. The same arithmetic either way.
-    let inner_parallel = threads > 1 && blocks < threads;
-    let run = |sc: &mut Scratch<T>, b: usize| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::base::simd::has_avx2_fma() {
-            // SAFETY: AVX2 and FMA were detected; block b writes the outputs of its own tile
-            // rows only.
-            unsafe { block_avx2(p, tl, x, u, bias, b, sc, outp, inner_parallel) };
-            return;
-        }
-        // SAFETY: block b writes the outputs of its own tile rows only.
-        unsafe { block(p, tl, x, u, bias, b, sc, outp, inner_parallel) };
+    assert!(
+        out.len() >= p.n * p.cout * p.oh * p.ow,
+        "winograd: output too short"
+    );
+    let job = Job {
+        p,
+        tl,
+        x,
+        u,
+        bias,
+        out: DisjointSlice::new(out),
+        // Few blocks (a small batch of small images): one block at a time, its 16 products
+        // in parallel; otherwise the blocks in parallel. The same arithmetic either way.
+        inner_parallel: threads > 1 && blocks < threads,
     };
-    if threads <= 1 || inner_parallel {
+    // SAFETY: each block index is run by one task only, and blocks write disjoint tile rows.
+    let run = |sc: &mut Scratch<T>, b: usize| unsafe { block(&job, b, sc) };
+    if threads <= 1 || job.inner_parallel {
         let mut sc = Scratch::default();
         (0..blocks).for_each(|b| run(&mut sc, b));
     } else {

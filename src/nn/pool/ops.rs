@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::params::{AdaptiveParams, AvgOptions, PoolParams};
 use crate::base::error::{ConvError, Result};
 use crate::base::real::{select, Real};
+use crate::base::simd::avx2_twin;
 
 /// Run `f(plane index, plane)` over the planes of `out`, in parallel when `threads > 1`.
 fn run_planes<U: Send, F>(threads: usize, out: &mut [U], plane_out: usize, f: F)
@@ -69,21 +70,9 @@ fn run_planes_with<U: Send, S, I, F>(
     }
 }
 
-/// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
-#[inline]
-fn row_sum<T: Real>(v: &[T]) -> T {
-    #[cfg(target_arch = "x86_64")]
-    if crate::base::simd::has_avx2_fma() {
-        // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { lane_sum_avx2(v) };
-    }
-    lane_sum(v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn lane_sum_avx2<T: Real>(v: &[T]) -> T {
-    lane_sum(v)
+avx2_twin! {
+    /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
+    fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 }
 
 /// Sum of `v` in 32 interleaved partial sums (independent additions vectorise and overlap;
@@ -152,27 +141,10 @@ fn window_max<T: Real>(
     (best, idx)
 }
 
-/// Max pooling values only: for each output row, the NaN-propagating maximum over the window
-/// rows is formed column by column (contiguous, vectorisable), then over the window columns.
-fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::base::simd::has_avx2_fma() {
-        // SAFETY: AVX2 was detected on this CPU.
-        unsafe { max_pool_values_avx2(p, xp, o, colmax) };
-        return;
-    }
-    max_pool_values_impl(p, xp, o, colmax)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn max_pool_values_avx2<T: Real>(
-    p: &PoolParams,
-    xp: &[T],
-    o: &mut [T],
-    colmax: &mut Vec<T>,
-) {
-    max_pool_values_impl(p, xp, o, colmax)
+avx2_twin! {
+    /// Max pooling values only: for each output row, the NaN-propagating maximum over the window
+    /// rows is formed column by column (contiguous, vectorisable), then over the window columns.
+    fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) = max_pool_values_impl;
 }
 
 #[inline(always)]
@@ -229,38 +201,21 @@ impl<T> Default for ArgmaxScratch<T> {
     }
 }
 
-/// Max pooling with torch's argmax: a scan of each window in row-major order where a value
-/// wins if greater than the running maximum or NaN. Done separably and branch-free: first,
-/// per input row, the winner of each window's columns (in column order); then, per output,
-/// the winner over the window's rows (in row order), which is the same element.
-fn max_pool_argmax<T: Real>(
-    p: &PoolParams,
-    xp: &[T],
-    vals: &mut [T],
-    idx: &mut [i64],
-    sc: &mut ArgmaxScratch<T>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::base::simd::has_avx2_fma() {
-        // SAFETY: AVX2 was detected on this CPU.
-        unsafe { max_pool_argmax_avx2(p, xp, vals, idx, sc) };
-        return;
-    }
-    max_pool_argmax_impl(p, xp, vals, idx, sc)
-}
-
-/// [`max_pool_argmax_impl`] compiled for AVX2, where float selects become blends instead of
-/// branches (baseline x86-64 has no blend instruction).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn max_pool_argmax_avx2<T: Real>(
-    p: &PoolParams,
-    xp: &[T],
-    vals: &mut [T],
-    idx: &mut [i64],
-    sc: &mut ArgmaxScratch<T>,
-) {
-    max_pool_argmax_impl(p, xp, vals, idx, sc)
+avx2_twin! {
+    /// Max pooling with torch's argmax: a scan of each window in row-major order where a value
+    /// wins if greater than the running maximum or NaN. Done separably and branch-free: first,
+    /// per input row, the winner of each window's columns (in column order); then, per output,
+    /// the winner over the window's rows (in row order), which is the same element.
+    ///
+    /// Compiled for AVX2 where the CPU has it: float selects become blends instead of
+    /// branches (baseline x86-64 has no blend instruction).
+    fn max_pool_argmax<T: Real>(
+        p: &PoolParams,
+        xp: &[T],
+        vals: &mut [T],
+        idx: &mut [i64],
+        sc: &mut ArgmaxScratch<T>,
+    ) = max_pool_argmax_impl;
 }
 
 #[inline(always)]
