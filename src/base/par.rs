@@ -76,6 +76,42 @@ impl<'a, T> DisjointSlice<'a, T> {
     }
 }
 
+/// `f(scratch, t)` for every task `t` in `0..n`: in parallel when `parallel` (each rayon
+/// worker making its scratch with `init`), else in order on this thread with one scratch.
+/// The tasks must not depend on each other, so both give the same result.
+pub fn for_each_task<S, I, F>(parallel: bool, n: usize, init: I, f: F)
+where
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, usize) + Send + Sync,
+{
+    if parallel {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().for_each_init(init, f);
+    } else {
+        let mut scratch = init();
+        (0..n).for_each(|t| f(&mut scratch, t));
+    }
+}
+
+/// `f(scratch, (index, chunk))` for the consecutive `size`-element chunks of `out`, as
+/// [`for_each_task`] runs tasks (the last chunk may be shorter).
+pub fn for_each_chunk<T, S, I, F>(parallel: bool, out: &mut [T], size: usize, init: I, f: F)
+where
+    T: Send,
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, (usize, &mut [T])) + Send + Sync,
+{
+    if parallel {
+        use rayon::prelude::*;
+        out.par_chunks_mut(size).enumerate().for_each_init(init, f);
+    } else {
+        let mut scratch = init();
+        out.chunks_mut(size)
+            .enumerate()
+            .for_each(|c| f(&mut scratch, c));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,7 +142,9 @@ fn conv2d<'py>(
         let nt = threads::for_work(work(&plan.conv));
         let out = with_output::<T, _>(py, f, plan.conv.output_shape(), |o| {
             let buf = padded(&plan, xs);
-            conv::conv2d_forward(&plan.conv, buf.as_deref().unwrap_or(xs), ws, bs, o, nt)
+            let x = buf.as_deref().unwrap_or(xs);
+            let op = conv::Operands { x, weight: ws, bias: bs };
+            conv::conv2d_forward(&plan.conv, op, o, nt)
         })?;
         Ok(out.into_any())
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
@@ -326,7 +328,7 @@ fn conv_transpose2d_backward<'py>(
         let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
         let c = tp.conv();
         let nt = threads::for_work(work(c));
-        let gi = with_output::<T, _>(py, f, tp.input, |o| conv::conv2d_forward(c, gs, ws, None, o, nt))?;
+        let gi = with_output::<T, _>(py, f, tp.input, |o| conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt))?;
         let gw = with_output::<T, _>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
         let gb = bias_array::<T>(py, f, gs, tp.output)?;
         Ok((gi.into_any(), gw.into_any(), gb))

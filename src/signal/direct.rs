@@ -199,19 +199,14 @@ pub fn correlate<T: RowKernel>(
     threads: usize,
 ) -> Result<()> {
     if let Some((job, out)) = p.prepare(image, &kernel, fill, &mut out)? {
-        correlate_raw(&job, out, p.out_shape().1, threads);
+        correlate_raw(&job, out, threads);
     }
     Ok(())
 }
 
-/// The engine behind [`correlate`]: the correlation `job` (see [`Prepared`]) into the
-/// `(out.len() / ow, ow)` output.
-pub fn correlate_raw<T: RowKernel>(
-    job: &Prepared<'_, T>,
-    out: &mut [T],
-    ow: usize,
-    threads: usize,
-) {
+/// The engine behind [`correlate`]: the correlation `job` (see [`Prepared`]) into `out`.
+pub fn correlate_raw<T: RowKernel>(job: &Prepared<'_, T>, out: &mut [T], threads: usize) {
+    let ow = job.ow;
     let (image, keff, kh, kw) = (&job.image, &job.keff[..], job.kh, job.kw);
     let (top, left, boundary, fill) = (job.top, job.left, job.boundary, job.fill);
     if ow == 0 || out.is_empty() {

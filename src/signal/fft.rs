@@ -9,13 +9,12 @@
 use std::sync::Arc;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
-use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
 use crate::base::error::Result;
-use crate::base::par::DisjointSlice;
+use crate::base::par::{for_each_task, DisjointSlice};
 use crate::base::real::Real;
 use crate::signal::direct::extend_row;
 use crate::signal::params::{Corr2dParams, Prepared};
@@ -197,19 +196,14 @@ pub fn correlate_fft<T: FftReal>(
         out.fill(T::ZERO);
         return Ok(());
     }
-    correlate_fft_raw(&job, out, p.out_shape().1, threads);
+    correlate_fft_raw(&job, out, threads);
     Ok(())
 }
 
-/// The engine: the correlation `job` (see [`Prepared`]) into the `(out.len() / ow, ow)` output.
-pub fn correlate_fft_raw<T: FftReal>(
-    job: &Prepared<'_, T>,
-    out: &mut [T],
-    ow: usize,
-    threads: usize,
-) {
-    let (image, keff, kh, kw) = (&job.image, &job.keff[..], job.kh, job.kw);
-    let (top, left, boundary, fill) = (job.top, job.left, job.boundary, job.fill);
+/// The engine: the correlation `job` (see [`Prepared`]) into `out`.
+pub fn correlate_fft_raw<T: FftReal>(job: &Prepared<'_, T>, out: &mut [T], threads: usize) {
+    let ow = job.ow;
+    let (kh, kw, top, left) = (job.kh, job.kw, job.top, job.left);
     let oh = out.len() / ow;
     let (fh, fw) = tile_shape(oh, ow, kh, kw, threads);
     let (th, tw) = (fh + 1 - kh, fw + 1 - kw);
@@ -231,7 +225,7 @@ pub fn correlate_fft_raw<T: FftReal>(
     let mut ks = plans.scratch();
     for a in 0..kh {
         for b in 0..kw {
-            ks.real[(kh - 1 - a) * fw + (kw - 1 - b)] = keff[a * kw + b];
+            ks.real[(kh - 1 - a) * fw + (kw - 1 - b)] = job.keff[a * kw + b];
         }
     }
     plans.forward(&mut ks);
@@ -244,7 +238,14 @@ pub fn correlate_fft_raw<T: FftReal>(
         let (r0, c0) = ((t / cols_t) * th, (t % cols_t) * tw);
         for (rr, row) in s.real.chunks_exact_mut(fw).enumerate() {
             let v = (r0 + rr) as isize - top as isize;
-            extend_row(image, boundary, fill, v, c0 as isize - left as isize, row);
+            extend_row(
+                &job.image,
+                job.boundary,
+                job.fill,
+                v,
+                c0 as isize - left as isize,
+                row,
+            );
         }
         plans.forward(s);
         for (x, k) in s.spec_t.iter_mut().zip(&kspec) {
@@ -260,16 +261,10 @@ pub fn correlate_fft_raw<T: FftReal>(
         }
     };
     let n_tiles = rows_t * cols_t;
-    if threads <= 1 || n_tiles == 1 {
-        let mut s = plans.scratch();
-        (0..n_tiles).for_each(|t| run(&mut s, t));
-    } else {
-        crate::base::threads::run(threads, || {
-            (0..n_tiles)
-                .into_par_iter()
-                .for_each_init(|| plans.scratch(), run);
-        });
-    }
+    let parallel = threads > 1 && n_tiles > 1;
+    crate::base::threads::run(threads, || {
+        for_each_task(parallel, n_tiles, || plans.scratch(), run)
+    });
 }
 
 #[cfg(test)]

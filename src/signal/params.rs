@@ -249,6 +249,8 @@ pub struct Prepared<'a, T> {
     pub left: usize,
     pub boundary: Boundary,
     pub fill: T,
+    /// Output width (the output is `(out.len() / ow, ow)`).
+    pub ow: usize,
 }
 
 impl Corr2dParams {
@@ -291,6 +293,7 @@ impl Corr2dParams {
             left,
             boundary: self.boundary,
             fill,
+            ow,
         };
         Ok(Some((job, out)))
     }

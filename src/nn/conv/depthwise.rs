@@ -1,9 +1,8 @@
 //! Depthwise convolution (groups == channels, stride 1, dilation 1) through the direct
 //! correlation row kernels of the signal engine.
 
-use rayon::prelude::*;
-
-use super::params::ConvParams;
+use super::params::{ConvParams, Operands};
+use crate::base::par::for_each_chunk;
 use crate::base::real::Real;
 use crate::signal::row_kernels::{Geometry, RowKernel, MAX_TILE};
 
@@ -12,12 +11,11 @@ use crate::signal::row_kernels::{Geometry, RowKernel, MAX_TILE};
 /// zero-padded copy of the plane (one small buffer per task).
 pub(crate) fn depthwise_forward<T: Real + RowKernel>(
     p: &ConvParams,
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
+    op: Operands<'_, T>,
     out: &mut [T],
     threads: usize,
 ) {
+    let Operands { x, weight, bias } = op;
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
     let geom = PlaneGeom {
         input: (p.h, p.w),
@@ -36,16 +34,7 @@ pub(crate) fn depthwise_forward<T: Real + RowKernel>(
             }
         }
     };
-    if threads <= 1 {
-        let mut buf = Vec::new();
-        out.chunks_exact_mut(plane_out)
-            .enumerate()
-            .for_each(|t| run(&mut buf, t));
-    } else {
-        out.par_chunks_exact_mut(plane_out)
-            .enumerate()
-            .for_each_init(Vec::new, run);
-    }
+    for_each_chunk(threads > 1, out, plane_out, Vec::new, run);
 }
 
 /// The shapes of one plane's correlation in [`depthwise_plane`].
@@ -134,16 +123,7 @@ pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
         let img = &dy[idx * plane_out..(idx + 1) * plane_out];
         depthwise_plane(&geom, img, &rot[c * kk..(c + 1) * kk], d, buf);
     };
-    if threads <= 1 {
-        let mut buf = Vec::new();
-        dx.chunks_exact_mut(plane_in)
-            .enumerate()
-            .for_each(|t| run(&mut buf, t));
-    } else {
-        dx.par_chunks_exact_mut(plane_in)
-            .enumerate()
-            .for_each_init(Vec::new, run);
-    }
+    for_each_chunk(threads > 1, dx, plane_in, Vec::new, run);
 }
 
 /// Depthwise weight gradient (stride 1, dilation 1): per channel, `dW[i, j]` is the dot product
@@ -198,14 +178,5 @@ pub(crate) fn depthwise_backward_weight<T: Real + RowKernel>(
             }
         }
     };
-    if threads <= 1 {
-        let mut buf = Vec::new();
-        dw.chunks_exact_mut(kk)
-            .enumerate()
-            .for_each(|t| run(&mut buf, t));
-    } else {
-        dw.par_chunks_exact_mut(kk)
-            .enumerate()
-            .for_each_init(Vec::new, run);
-    }
+    for_each_chunk(threads > 1, dw, kk, Vec::new, run);
 }

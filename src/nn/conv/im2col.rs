@@ -7,10 +7,11 @@
 
 use rayon::prelude::*;
 
-use super::params::ConvParams;
+use super::params::{ConvParams, Operands};
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
-use crate::base::par::DisjointSlice;
+use crate::base::par::{for_each_task, DisjointSlice};
 use crate::base::real::Real;
+use crate::nn::tap_span;
 
 /// Target size of one im2col tile (per task). Measured on the ResNet 3x3 layers: 1 MiB beats
 /// 256-512 KiB by up to 10% (fewer re-packings of the weight matrix), larger gains nothing.
@@ -34,19 +35,7 @@ fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut
     // in 0..w, and the first such input column.
     let spans: Vec<(usize, usize, usize)> = (0..p.kw)
         .map(|j| {
-            let off = (j * p.dw) as isize - p.pl as isize;
-            let lo = if off >= 0 {
-                0
-            } else {
-                ((-off) as usize).div_ceil(p.sw)
-            };
-            let hi = if (w as isize) > off {
-                (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
-            } else {
-                0
-            };
-            let lo = lo.min(ow); // a tap left of every window (large padding, narrow input)
-            let hi = hi.max(lo);
+            let (off, lo, hi) = tap_span(j, (p.dw, p.pl, p.sw), w, ow);
             (lo, hi, (lo as isize * p.sw as isize + off).max(0) as usize)
         })
         .collect();
@@ -117,17 +106,7 @@ fn col2im_add<T: Real>(
             for j in 0..p.kw {
                 let src_row = &col[r * tp..(r + 1) * tp];
                 r += 1;
-                let off = (j * p.dw) as isize - p.pl as isize;
-                let lo = if off >= 0 {
-                    0
-                } else {
-                    ((-off) as usize).div_ceil(p.sw)
-                };
-                let hi = if (w as isize) > off {
-                    (((w as isize - off - 1) as usize) / p.sw + 1).min(ow)
-                } else {
-                    0
-                };
+                let (off, lo, hi) = tap_span(j, (p.dw, p.pl, p.sw), w, ow);
                 if lo >= hi {
                     continue;
                 }
@@ -186,17 +165,16 @@ pub(crate) fn gemm_forward_for_tests<T: Real>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    gemm_forward(p, x, weight, bias, out, 1)
+    gemm_forward(p, Operands { x, weight, bias }, out, 1)
 }
 
 pub(crate) fn gemm_forward<T: Real>(
     p: &ConvParams,
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
+    op: Operands<'_, T>,
     out: &mut [T],
     threads: usize,
 ) {
+    let Operands { x, weight, bias } = op;
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let outs = DisjointSlice::new(out);
@@ -257,12 +235,7 @@ pub(crate) fn gemm_forward<T: Real>(
         unsafe { add_bias_rows(bias, g * cout_g, &outs, start, (cout_g, tp), plane_out) };
     };
     let n_tasks = p.n * p.groups * tiles;
-    if threads <= 1 {
-        let mut col = Vec::new();
-        (0..n_tasks).for_each(|t| run(&mut col, t));
-    } else {
-        (0..n_tasks).into_par_iter().for_each_init(Vec::new, run);
-    }
+    for_each_task(threads > 1, n_tasks, Vec::new, run);
 }
 
 /// Channel chunks per (image, group) for the input gradient: independent of the thread count.
@@ -323,12 +296,7 @@ pub(crate) fn gemm_backward_input<T: Real>(
         }
     };
     let n_tasks = p.n * p.groups * chunks;
-    if threads <= 1 {
-        let mut col = Vec::new();
-        (0..n_tasks).for_each(|t| run(&mut col, t));
-    } else {
-        (0..n_tasks).into_par_iter().for_each_init(Vec::new, run);
-    }
+    for_each_task(threads > 1, n_tasks, Vec::new, run);
 }
 
 /// Partial sums over fixed slices of the task list (the slicing never depends on the thread

@@ -15,7 +15,7 @@ pub mod pad;
 pub mod params;
 pub mod winograd;
 
-pub use params::{ConvParams, ConvTransposeParams};
+pub use params::{ConvParams, ConvTransposeParams, Operands};
 
 use crate::base::error::{ConvError, Result};
 use crate::base::real::Real;
@@ -37,12 +37,11 @@ fn check_len<T>(func: &str, what: &str, v: &[T], want: usize) -> Result<()> {
 /// Forward convolution: `out = conv(x, weight) + bias`. All slices are contiguous NCHW.
 pub fn conv2d_forward<T: Real + RowKernel>(
     p: &ConvParams,
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
+    op: Operands<'_, T>,
     out: &mut [T],
     threads: usize,
 ) -> Result<()> {
+    let Operands { x, weight, bias } = op;
     let f = "conv2d";
     check_len(f, "input", x, p.input_shape().iter().product())?;
     check_len(f, "weight", weight, p.weight_shape().iter().product())?;
@@ -54,15 +53,11 @@ pub fn conv2d_forward<T: Real + RowKernel>(
         return Ok(());
     }
     if p.is_direct_depthwise() {
-        crate::base::threads::run(threads, || {
-            depthwise_forward(p, x, weight, bias, out, threads)
-        });
+        crate::base::threads::run(threads, || depthwise_forward(p, op, out, threads));
     } else if winograd::applies(p, std::mem::size_of::<T>()) && !winograd_disabled() {
-        crate::base::threads::run(threads, || {
-            winograd::forward(p, x, weight, bias, out, threads)
-        });
+        crate::base::threads::run(threads, || winograd::forward(p, op, out, threads));
     } else {
-        crate::base::threads::run(threads, || gemm_forward(p, x, weight, bias, out, threads));
+        crate::base::threads::run(threads, || gemm_forward(p, op, out, threads));
     }
     Ok(())
 }

@@ -105,24 +105,11 @@ impl ConvParams {
                 format!("weight must have a non-empty kernel, got shape {weight:?}"),
             ));
         }
-        let oh = out_len(
-            func,
-            "height",
-            h,
-            check_overflow(func, pad.0.checked_add(pad.1))?,
-            kh,
-            stride.0,
-            dilation.0,
-        )?;
-        let ow = out_len(
-            func,
-            "width",
-            w,
-            check_overflow(func, pad.2.checked_add(pad.3))?,
-            kw,
-            stride.1,
-            dilation.1,
-        )?;
+        let (pad_h, pad_w) = (pad.0.checked_add(pad.1), pad.2.checked_add(pad.3));
+        let (pad_h, pad_w) = (check_overflow(func, pad_h)?, check_overflow(func, pad_w)?);
+        let len = |axis, n, pad, k, s, d| out_len(func, axis, n, pad, k, s, d);
+        let oh = len("height", h, pad_h, kh, stride.0, dilation.0)?;
+        let ow = len("width", w, pad_w, kw, stride.1, dilation.1)?;
         // Every buffer we allocate must be addressable.
         check_shapes(
             func,
@@ -467,6 +454,15 @@ impl ConvTransposeParams {
     }
 }
 
+/// The operands of a forward convolution: contiguous NCHW input, `(cout, cin / groups, kh,
+/// kw)` weight, optional bias of `cout`.
+#[derive(Clone, Copy)]
+pub struct Operands<'a, T> {
+    pub x: &'a [T],
+    pub weight: &'a [T],
+    pub bias: Option<&'a [T]>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,55 +503,13 @@ mod tests {
 
     #[test]
     fn grouping_errors() {
-        assert!(ConvParams::new(
-            "t",
-            [1, 6, 5, 5],
-            [4, 3, 3, 3],
-            (1, 1),
-            (0, 0, 0, 0),
-            (1, 1),
-            3
-        )
-        .is_err());
-        assert!(ConvParams::new(
-            "t",
-            [1, 6, 5, 5],
-            [6, 2, 3, 3],
-            (1, 1),
-            (0, 0, 0, 0),
-            (1, 1),
-            4
-        )
-        .is_err());
-        assert!(ConvParams::new(
-            "t",
-            [1, 6, 5, 5],
-            [6, 3, 3, 3],
-            (1, 1),
-            (0, 0, 0, 0),
-            (1, 1),
-            3
-        )
-        .is_err());
-        assert!(ConvParams::new(
-            "t",
-            [1, 6, 5, 5],
-            [6, 2, 3, 3],
-            (0, 1),
-            (0, 0, 0, 0),
-            (1, 1),
-            3
-        )
-        .is_err());
-        assert!(ConvParams::new(
-            "t",
-            [1, 6, 5, 5],
-            [6, 2, 3, 3],
-            (1, 1),
-            (0, 0, 0, 0),
-            (1, 1),
-            3
-        )
-        .is_ok());
+        let p = |w: [usize; 4], stride: (usize, usize), groups: usize| {
+            ConvParams::new("t", [1, 6, 5, 5], w, stride, (0, 0, 0, 0), (1, 1), groups)
+        };
+        assert!(p([4, 3, 3, 3], (1, 1), 3).is_err()); // cout not divisible by groups
+        assert!(p([6, 2, 3, 3], (1, 1), 4).is_err()); // cin not divisible by groups
+        assert!(p([6, 3, 3, 3], (1, 1), 3).is_err()); // weight's cin / groups mismatch
+        assert!(p([6, 2, 3, 3], (0, 1), 3).is_err()); // zero stride
+        assert!(p([6, 2, 3, 3], (1, 1), 3).is_ok());
     }
 }

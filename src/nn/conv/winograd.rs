@@ -10,10 +10,10 @@
 use rayon::prelude::*;
 
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
-use crate::base::par::DisjointSlice;
+use crate::base::par::{for_each_chunk, for_each_task, DisjointSlice};
 use crate::base::real::Real;
 use crate::base::simd::avx2_twin;
-use crate::nn::conv::params::ConvParams;
+use crate::nn::conv::params::{ConvParams, Operands};
 
 /// Target bytes of one block's transformed input (or output): about the L2 cache.
 const BLOCK_BYTES: usize = 1 << 20;
@@ -65,16 +65,7 @@ fn transform_weights<T: Real>(
         adjoint,
     };
     let one = |taps: &mut Vec<T>, (co, uc): (usize, &mut [T])| transform_channel(&k, co, taps, uc);
-    if threads > 1 {
-        u.par_chunks_mut(16 * cin)
-            .enumerate()
-            .for_each_init(Vec::new, one);
-    } else {
-        let mut taps = Vec::new();
-        u.chunks_mut(16 * cin)
-            .enumerate()
-            .for_each(|c| one(&mut taps, c));
-    }
+    for_each_chunk(threads > 1, &mut u, 16 * cin, Vec::new, one);
     u
 }
 
@@ -413,14 +404,8 @@ avx2_twin! {
 }
 
 /// The forward convolution of `p` (see [`applies`]) by Winograd F(2x2, 3x3).
-pub(crate) fn forward<T: Real>(
-    p: &ConvParams,
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
-    out: &mut [T],
-    threads: usize,
-) {
+pub(crate) fn forward<T: Real>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
+    let Operands { x, weight, bias } = op;
     let u = transform_weights(p, weight, false, threads);
     convolve(p, x, &u, bias, out, threads)
 }
@@ -467,14 +452,8 @@ fn convolve<T: Real>(
     };
     // SAFETY: each block index is run by one task only, and blocks write disjoint tile rows.
     let run = |sc: &mut Scratch<T>, b: usize| unsafe { block(&job, b, sc) };
-    if threads <= 1 || job.inner_parallel {
-        let mut sc = Scratch::default();
-        (0..blocks).for_each(|b| run(&mut sc, b));
-    } else {
-        (0..blocks)
-            .into_par_iter()
-            .for_each_init(Scratch::default, run);
-    }
+    let parallel = threads > 1 && !job.inner_parallel;
+    for_each_task(parallel, blocks, Scratch::default, run);
 }
 
 #[cfg(test)]
@@ -518,7 +497,12 @@ mod tests {
             let mut want = vec![0.0; len];
             crate::nn::conv::im2col::gemm_forward_for_tests(&p, &x, &wt, b, &mut want);
             let mut serial = vec![f64::NAN; len];
-            forward(&p, &x, &wt, b, &mut serial, 1);
+            let op = Operands {
+                x: &x,
+                weight: &wt,
+                bias: b,
+            };
+            forward(&p, op, &mut serial, 1);
             for (g, e) in serial.iter().zip(&want) {
                 assert!(
                     (g - e).abs() <= 1e-12 * (1.0 + e.abs()),
@@ -528,14 +512,19 @@ mod tests {
             // blocks in parallel, or one block's 16 products in parallel: the same numbers
             for threads in [2, 16] {
                 let mut got = vec![f64::NAN; len];
-                crate::base::threads::run(threads, || forward(&p, &x, &wt, b, &mut got, threads));
+                crate::base::threads::run(threads, || forward(&p, op, &mut got, threads));
                 assert!(got == serial, "case {case}: {threads} threads differ");
             }
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let w32: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
             let b32: Vec<f32> = bias.iter().map(|&v| v as f32).collect();
             let mut got = vec![f32::NAN; len];
-            forward(&p, &x32, &w32, b.map(|_| &b32[..]), &mut got, 1);
+            let op = Operands {
+                x: &x32,
+                weight: &w32,
+                bias: b.map(|_| &b32[..]),
+            };
+            forward(&p, op, &mut got, 1);
             for (g, e) in got.iter().zip(&want) {
                 let tol = 1e-5 * (1.0 + e.abs()) * (cin as f64 * 9.0);
                 assert!((*g as f64 - e).abs() <= tol, "case {case} f32: {g} {e}");

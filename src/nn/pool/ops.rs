@@ -239,18 +239,7 @@ fn max_pool_argmax_impl<T: Real>(
 /// offset (`ox * sw + off` is the column).
 #[inline(always)]
 fn tap_columns(p: &PoolParams, j: usize) -> (isize, usize, usize) {
-    let off = (j * p.dw) as isize - p.pw as isize;
-    let lo = if off >= 0 {
-        0
-    } else {
-        ((-off) as usize).div_ceil(p.sw)
-    };
-    let hi = if (p.w as isize) > off {
-        (((p.w as isize - off - 1) as usize) / p.sw + 1).min(p.ow)
-    } else {
-        0
-    };
-    (off, lo, hi.max(lo))
+    crate::nn::tap_span(j, (p.dw, p.pw, p.sw), p.w, p.ow)
 }
 
 /// [`max_pool_argmax_usize`] with the indices held as exact integers in `T`: value and

@@ -2,6 +2,8 @@
 //! [`AvgOptions`] (avg_pool2d's divisor), [`AdaptiveParams`] and [`UnpoolParams`]. Every
 //! output-size formula and every check on pooling shapes and parameters lives here, once.
 
+use std::marker::PhantomData;
+
 use crate::base::error::{check_shapes, positive, ConvError, Result};
 use crate::base::real::Real;
 
@@ -79,20 +81,9 @@ impl PoolParams {
                 format!("padding {padding:?} must be at most half of kernel_size {kernel:?}"),
             ));
         }
-        let oh = pool_len(
-            func,
-            "height",
-            h,
-            (kernel.0, stride.0, padding.0, dilation.0),
-            ceil_mode,
-        )?;
-        let ow = pool_len(
-            func,
-            "width",
-            w,
-            (kernel.1, stride.1, padding.1, dilation.1),
-            ceil_mode,
-        )?;
+        let len = |axis, n, k, s, pad, d| pool_len(func, axis, n, (k, s, pad, d), ceil_mode);
+        let oh = len("height", h, kernel.0, stride.0, padding.0, dilation.0)?;
+        let ow = len("width", w, kernel.1, stride.1, padding.1, dilation.1)?;
         check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
         Ok(PoolParams {
             n,
@@ -172,18 +163,52 @@ impl AvgOptions {
     }
 }
 
-/// Shapes of an adaptive pooling call: input planes `(n, c, h, w)` to `(oh, ow)`.
+/// Shapes of a call that maps input planes `(n, c, h, w)` to output planes `(n, c, oh, ow)`
+/// by a rule `R` ([`Adaptive`] or [`Unpool`]), whose constructor checks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdaptiveParams {
+pub struct PlaneMap<R> {
     pub n: usize,
     pub c: usize,
     pub h: usize,
     pub w: usize,
     pub oh: usize,
     pub ow: usize,
+    _rule: PhantomData<R>,
 }
 
-impl AdaptiveParams {
+impl<R> PlaneMap<R> {
+    /// Checked by the rule's constructor only.
+    fn checked(func: &str, [n, c, h, w]: [usize; 4], (oh, ow): (usize, usize)) -> Result<Self> {
+        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
+        Ok(PlaneMap {
+            n,
+            c,
+            h,
+            w,
+            oh,
+            ow,
+            _rule: PhantomData,
+        })
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.oh, self.ow]
+    }
+}
+
+/// The rule of adaptive pooling (torch's start/end windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptive;
+/// The rule of max_unpool2d (torch's default output size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unpool;
+
+/// Shapes of an adaptive pooling call: input planes `(n, c, h, w)` to `(oh, ow)`.
+pub type AdaptiveParams = PlaneMap<Adaptive>;
+/// Shapes of one max_unpool2d call: pooled planes `(n, c, h, w)` to `(n, c, oh, ow)`.
+pub type UnpoolParams = PlaneMap<Unpool>;
+
+impl PlaneMap<Adaptive> {
     /// `out`: the target `(oh, ow)`; `None` keeps the input's size along that axis.
     pub fn new(func: &str, input: [usize; 4], out: (Option<usize>, Option<usize>)) -> Result<Self> {
         let [n, c, h, w] = input;
@@ -194,19 +219,7 @@ impl AdaptiveParams {
                 format!("input of spatial size ({h}, {w}) cannot be pooled to {out:?}"),
             ));
         }
-        check_shapes(func, &[[n, c, h, w], [n, c, out.0, out.1]])?;
-        Ok(AdaptiveParams {
-            n,
-            c,
-            h,
-            w,
-            oh: out.0,
-            ow: out.1,
-        })
-    }
-
-    pub fn output_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
+        Self::checked(func, input, out)
     }
 
     /// torch: start = floor(o * len / out), end = ceil((o + 1) * len / out).
@@ -216,18 +229,7 @@ impl AdaptiveParams {
     }
 }
 
-/// Shapes of one max_unpool2d call: pooled planes `(n, c, h, w)` to `(n, c, oh, ow)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnpoolParams {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl UnpoolParams {
+impl PlaneMap<Unpool> {
     /// torch's rule: the default size is `(h - 1) stride - 2 padding + kernel`; an explicit
     /// `output_size` (its last two entries) must lie strictly within one stride of it.
     pub fn new(
@@ -238,7 +240,7 @@ impl UnpoolParams {
         padding: (usize, usize),
         output_size: Option<&[usize]>,
     ) -> Result<Self> {
-        let [n, c, h, w] = input;
+        let [_, _, h, w] = input;
         positive(func, "kernel_size", kernel)?;
         positive(func, "stride", stride)?;
         let default = |len: usize, s: usize, p: usize, k: usize| -> i128 {
@@ -283,11 +285,6 @@ impl UnpoolParams {
             usize::try_from(v).map_err(|_| ConvError::value(func, "output size overflows"))
         };
         let (oh, ow) = (to_usize(size.0)?, to_usize(size.1)?);
-        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
-        Ok(UnpoolParams { n, c, h, w, oh, ow })
-    }
-
-    pub fn output_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.oh, self.ow]
+        Self::checked(func, input, (oh, ow))
     }
 }
