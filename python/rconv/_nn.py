@@ -226,9 +226,29 @@ def conv2d(
     b = None if bias is None else _float_array(f, "bias", bias)
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
-    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
+    if (
+        type(stride) is int
+        and type(padding) is int
+        and type(dilation) is int
+        and type(groups) is int
+        and type(padding_mode) is str
+        and padding_mode == "zeros"
+    ):
+        # the common call, options built without the general parsers (a training loop
+        # pays this on every layer; Rust checks the values either way)
+        opts = (
+            f,
+            (stride, stride),
+            (padding, padding),
+            (dilation, dilation),
+            groups,
+            "zeros",
+            (0, 0),
+        )
+    else:
+        opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
     out = _rconv.conv2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
-    return _unbatch(out, unbatched)
+    return out[0] if unbatched else out
 
 
 def conv2d_backward(
