@@ -250,26 +250,44 @@ class AvgPool2d(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``; the gradient passes where the input was positive.
+    """``max(x, 0)``, as ``torch.nn.ReLU``: NaN propagates, and the gradient passes where
+    the input is not ``<= 0`` (0 at 0, passed at NaN).
+
+    float32/float64 run as parallel Rust kernels; other dtypes through NumPy. The output
+    is a new array; backward reads the saved output, so modifying the input in place
+    between the passes does not change the gradient.
 
     Examples
     --------
     >>> import numpy as np
     >>> from rconv import nn
     >>> relu = nn.ReLU()
-    >>> relu.forward(np.array([-1.0, 2.0])), relu.backward(np.array([5.0, 5.0]))
-    (array([0., 2.]), array([0., 5.]))
+    >>> relu.forward(np.array([-1.0, 2.0, np.nan])), relu.backward(np.array([5.0, 5.0, 5.0]))
+    (array([ 0.,  2., nan]), array([0., 5., 5.]))
     """
 
     def __init__(self):
-        self._mask = None
+        self._out = None
 
     def forward(self, x):
-        self._mask = x > 0
-        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+        x = np.asarray(x)
+        if x.dtype is _nn._F32 or x.dtype is _nn._F64:
+            out = _rconv.relu(_nn._c(x).reshape(-1)).reshape(x.shape)
+        else:
+            out = np.maximum(x, 0)
+        self._out = out
+        return out
 
     def backward(self, grad):
-        return np.where(self._need(self._mask, "mask"), grad, 0).astype(grad.dtype, copy=False)
+        out = self._need(self._out, "output")
+        g = np.asarray(grad)
+        if g.shape != out.shape:
+            raise ValueError(
+                f"ReLU.backward: grad has shape {g.shape}, expected the output's {out.shape}"
+            )
+        if g.dtype is out.dtype and (out.dtype is _nn._F32 or out.dtype is _nn._F64):
+            return _rconv.relu_backward(_nn._c(g).reshape(-1), out.reshape(-1)).reshape(g.shape)
+        return np.where(out <= 0, 0, g).astype(g.dtype, copy=False)
 
 
 class Flatten(Module):

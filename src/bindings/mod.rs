@@ -7,6 +7,7 @@
 //! Every compute call releases the GIL (`py.detach`). [`ConvError`] maps to `ValueError` and
 //! `TypeError` (the user's input) or `RuntimeError` (a broken invariant of rconv).
 
+pub mod activation;
 pub mod args;
 pub mod conv;
 pub mod dtype;
@@ -76,6 +77,30 @@ where
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
+/// A new uninitialised 1-D array of `len` elements, and `f` run on it as write-only memory
+/// with the GIL released. `f` must write every element (the activation kernels do).
+pub(crate) fn with_fresh_1d<'py, T: Element + Send, F>(
+    py: Python<'py>,
+    func: &str,
+    len: usize,
+    f: F,
+) -> PyResult<Bound<'py, PyArray<T, ndarray::Ix1>>>
+where
+    F: FnOnce(&mut [std::mem::MaybeUninit<T>]) + Send,
+{
+    let out = new_array::<T, 1>(py, func, [len], false)?;
+    let ptr = out.data() as usize;
+    py.detach(|| {
+        // SAFETY: `out` is a fresh C-contiguous array of `len` elements that nothing else
+        // references until we return it; `MaybeUninit<T>` has no validity requirement, so
+        // its uninitialised memory may be viewed (write-only) as `[MaybeUninit<T>]`.
+        let s =
+            unsafe { std::slice::from_raw_parts_mut(ptr as *mut std::mem::MaybeUninit<T>, len) };
+        f(s)
+    });
+    Ok(out)
+}
+
 /// `ob` as a NumPy array, or a `TypeError` naming the argument.
 pub(crate) fn untyped<'a, 'py>(
     func: &str,
@@ -127,5 +152,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     signal::register(m)?;
     conv::register(m)?;
     pool::register(m)?;
+    activation::register(m)?;
     threads::register(m)
 }

@@ -1,11 +1,13 @@
 //! The torch.nn.functional domain: CNN layers over NCHW float32/float64 slices.
 //!
 //! - [`conv`]: conv2d, its gradients and the transposed convolution;
-//! - [`pool`]: max, average, adaptive pooling, unpooling and their gradients.
+//! - [`pool`]: max, average, adaptive pooling, unpooling and their gradients;
+//! - [`activation`]: elementwise activations and their gradients.
 //!
-//! Homes for what comes next: `activation` (ReLU and friends as fused kernels), `norm`
+//! Homes for what comes next: more activations and fused kernels in `activation`, `norm`
 //! (batch normalisation) and `optim` (optimizer steps in place) go beside these.
 
+pub mod activation;
 pub mod conv;
 pub mod pool;
 
