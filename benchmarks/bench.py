@@ -47,7 +47,7 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["signal", "fft", "nn", "dask", "overhead"],
+        choices=["signal", "fft", "nn", "dask", "overhead", "train"],
         default=None,
         help="run one group of benchmarks",
     )
@@ -716,6 +716,105 @@ def bench_dask(rows: list, quick: bool) -> None:
 OVERHEAD_TARGET_US, OVERHEAD_STRETCH_US = 8.0, 5.0
 
 
+# --------------------------------------------------------------------------------------------
+# training: whole SGD steps of two networks, rconv.nn against torch's autograd loop
+
+TRAIN_TABLE = Table(
+    [
+        ("network (float32, SGD momentum 0.9)", "case", 40, "s"),
+        ("rconv ms/step", "rconv_ms", 14, "f"),
+        ("torch ms/step", "torch_ms", 14, "f"),
+        ("vs torch", "vs_torch", 20, "r"),
+    ]
+)
+
+
+def _lenet(mod, rng=None):
+    """LeNet-5 of the training issue, built from `mod` (rconv.nn or torch.nn)."""
+    kw = {"rng": rng} if rng is not None else {}
+    return mod.Sequential(
+        mod.Conv2d(1, 6, 5, padding=2, **kw),
+        mod.ReLU(),
+        mod.MaxPool2d(2),
+        mod.Conv2d(6, 16, 5, **kw),
+        mod.ReLU(),
+        mod.MaxPool2d(2),
+        mod.Flatten(),
+        mod.Linear(400, 120, **kw),
+        mod.ReLU(),
+        mod.Linear(120, 84, **kw),
+        mod.ReLU(),
+        mod.Linear(84, 10, **kw),
+    )
+
+
+def _vgg(mod, rng=None):
+    """The VGG-style network of the training issue."""
+    kw = {"rng": rng} if rng is not None else {}
+    return mod.Sequential(
+        mod.Conv2d(3, 32, 3, padding=1, **kw),
+        mod.ReLU(),
+        mod.Conv2d(32, 32, 3, padding=1, **kw),
+        mod.ReLU(),
+        mod.MaxPool2d(2),
+        mod.Conv2d(32, 64, 3, padding=1, **kw),
+        mod.ReLU(),
+        mod.Conv2d(64, 64, 3, padding=1, **kw),
+        mod.ReLU(),
+        mod.MaxPool2d(2),
+        mod.Flatten(),
+        mod.Linear(4096, 10, **kw),
+    )
+
+
+def _rconv_step(net, loss, opt, x, y):
+    def step():
+        loss.forward(net.forward(x), y)
+        net.backward(loss.backward())
+        opt.step()
+
+    return step
+
+
+def _torch_step(net, opt, x, y):
+    lossf = torch.nn.CrossEntropyLoss()
+
+    def step():
+        with torch.enable_grad():
+            opt.zero_grad()
+            lossf(net(x), y).backward()
+            opt.step()
+
+    return step
+
+
+def bench_train(rows: list, quick: bool) -> None:
+    """ms per training step (forward, loss, backward, SGD with momentum 0.9), rconv.nn and
+    torch's usual autograd loop on the same data (torch.from_numpy), alternating blocks."""
+    from rconv import nn as rnn
+
+    TRAIN_TABLE.header("train: whole steps, the same thread count for both libraries")
+    rng = np.random.default_rng(0)
+    for name, build, shape in [
+        ("LeNet-5 (64,1,28,28)", _lenet, (64, 1, 28, 28)),
+        ("VGG-style (32,3,32,32)", _vgg, (32, 3, 32, 32)),
+    ]:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        y = rng.integers(0, 10, shape[0])
+        net = build(rnn, np.random.default_rng(1))
+        fns = {
+            "rconv": _rconv_step(
+                net, rnn.CrossEntropyLoss(), rnn.SGD(net, lr=0.01, momentum=0.9), x, y
+            )
+        }
+        if torch is not None:
+            tnet = build(torch.nn)
+            topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+            fns["torch"] = _torch_step(tnet, topt, torch.from_numpy(x), torch.from_numpy(y))
+        t = time_blocks(fns, rounds=3 if quick else ROUNDS, calls=3 if quick else 5)
+        _emit(rows, TRAIN_TABLE, report({"group": "train", "case": name}, t))
+
+
 def _target(us: float) -> str:
     if us <= OVERHEAD_STRETCH_US:
         return f"ok (<= {OVERHEAD_STRETCH_US:g})"
@@ -958,7 +1057,7 @@ def main() -> None:
             bench_huge(rows)
     if only in (None, "dask"):
         bench_dask(rows, ARGS.quick)
-    if only in (None, "nn", "overhead"):
+    if only in (None, "nn", "overhead", "train"):
         _import_torch()
         if torch is None:
             print("\n(torch is not importable: the torch rows are skipped)")
@@ -966,6 +1065,8 @@ def main() -> None:
         bench_nn(rows, ARGS.quick)
     if only in (None, "overhead"):
         bench_overhead(rows, ARGS.quick)
+    if only in (None, "train"):
+        bench_train(rows, ARGS.quick)
     out = {
         "date": date,
         "cpu": cpu,
