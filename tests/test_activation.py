@@ -108,6 +108,6 @@ def test_relu_errors():
     with pytest.raises(ValueError, match=r"ReLU.backward: grad has shape \(3,\)"):
         relu.backward(np.ones(3))
     with pytest.raises(ValueError, match="relu_backward: grad_output has 3 elements"):
-        rconv._rconv.relu_backward(np.ones(3), np.ones(4))
+        rconv._rconv.relu(np.ones(4), np.ones(3))
     with pytest.raises(TypeError, match="relu: input has unsupported dtype"):
         rconv._rconv.relu(np.ones(3, np.int32))

@@ -286,7 +286,7 @@ class ReLU(Module):
                 f"ReLU.backward: grad has shape {g.shape}, expected the output's {out.shape}"
             )
         if g.dtype is out.dtype and (out.dtype is _nn._F32 or out.dtype is _nn._F64):
-            return _rconv.relu_backward(_nn._c(g).reshape(-1), out.reshape(-1)).reshape(g.shape)
+            return _rconv.relu(out.reshape(-1), _nn._c(g).reshape(-1)).reshape(g.shape)
         return np.where(out <= 0, 0, g).astype(g.dtype, copy=False)
 
 

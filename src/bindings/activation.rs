@@ -14,45 +14,43 @@ use crate::nn::activation;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(relu, m)?)?;
-    m.add_function(wrap_pyfunction!(relu_backward, m)?)?;
     Ok(())
 }
 
-/// `max(x, 0)` of a flat array (NaN propagates, as torch's).
+/// `max(x, 0)` of a flat array (NaN propagates, as torch's); with `grad`, instead the
+/// gradient at `x` (the forward's input or output) for the output gradient `grad`.
 #[pyfunction]
-fn relu<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let f = "relu";
+#[pyo3(signature = (x, grad=None))]
+fn relu<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let f = if grad.is_some() {
+        "relu_backward"
+    } else {
+        "relu"
+    };
     dispatch!(real: real_dtype(f, "input", x)?, T => {
         let xa = readonly::<T, 1>(f, "input", x)?;
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(xs.len() / 8);
-        let out = with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
-            threads::run(nt, || activation::relu_forward(xs, os, nt))
-        })?;
-        Ok(out.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
-}
-
-/// The gradient of [`relu`] at `x` for the output gradient `grad` (flat, same length).
-#[pyfunction]
-fn relu_backward<'py>(
-    py: Python<'py>,
-    grad: &Bound<'py, PyAny>,
-    x: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let f = "relu_backward";
-    dispatch!(real: real_dtype(f, "grad_output", grad)?, T => {
-        let ga = readonly::<T, 1>(f, "grad_output", grad)?;
-        let xa = readonly::<T, 1>(f, "input", x)?;
-        if ga.len() != xa.len() {
-            let msg = format!("grad_output has {} elements, input {}", ga.len(), xa.len());
-            return Err(ConvError::value(f, msg).into());
-        }
-        let (gs, xs) = (data(f, "grad_output", &ga)?, data(f, "input", &xa)?);
-        let nt = threads::for_work(xs.len() / 8);
-        let out = with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
-            threads::run(nt, || activation::relu_backward(gs, xs, os, nt))
-        })?;
+        let out = match grad {
+            None => with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
+                threads::run(nt, || activation::relu_forward(xs, os, nt))
+            })?,
+            Some(g) => {
+                let ga = readonly::<T, 1>(f, "grad_output", g)?;
+                if ga.len() != xs.len() {
+                    let msg = format!("grad_output has {} elements, input {}", ga.len(), xs.len());
+                    return Err(ConvError::value(f, msg).into());
+                }
+                let gs = data(f, "grad_output", &ga)?;
+                with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
+                    threads::run(nt, || activation::relu_backward(gs, xs, os, nt))
+                })?
+            }
+        };
         Ok(out.into_any())
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
 }
