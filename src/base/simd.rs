@@ -35,9 +35,14 @@ pub fn level() -> &'static str {
 ///     /// Docs of the dispatcher.
 ///     pub(crate) fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 /// }
+/// avx2_twin! {
+///     /// Or with the implementation's body in place.
+///     fn twice<T: Real>(v: &mut [T]) { for e in v { *e += *e } }
+/// }
 /// ```
 ///
-/// With `unsafe fn`, the dispatcher is `unsafe` with the implementation's contract.
+/// With `unsafe fn` (and `= implementation`), the dispatcher is `unsafe` with the
+/// implementation's contract.
 macro_rules! avx2_twin {
     (
         $(#[$meta:meta])*
@@ -59,6 +64,30 @@ macro_rules! avx2_twin {
                 }
             }
             $imp($($arg),*)
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident <$($gen:ident : $bound:path),*> ($($arg:ident : $ty:ty),* $(,)?)
+            $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
+        #[inline]
+        $vis fn $name<$($gen: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp<$($gen: $bound),*>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn twin<$($gen: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    imp($($arg),*)
+                }
+                if $crate::base::simd::has_avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA, the only requirement of `twin`.
+                    return unsafe { twin($($arg),*) };
+                }
+            }
+            imp($($arg),*)
         }
     };
     (

@@ -18,25 +18,19 @@ const CHUNK: usize = 1 << 15;
 
 avx2_twin! {
     /// One chunk of [`relu_forward`], compiled for AVX2 where the CPU has it.
-    fn relu_chunk<T: Real>(x: &[T], o: &mut [MaybeUninit<T>]) = relu_chunk_impl;
-}
-
-#[inline(always)]
-fn relu_chunk_impl<T: Real>(x: &[T], o: &mut [MaybeUninit<T>]) {
-    for (o, &v) in o.iter_mut().zip(x) {
-        o.write(select(passes(v), v, T::ZERO));
+    fn relu_chunk<T: Real>(x: &[T], o: &mut [MaybeUninit<T>]) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            o.write(select(passes(v), v, T::ZERO));
+        }
     }
 }
 
 avx2_twin! {
     /// One chunk of [`relu_backward`], compiled for AVX2 where the CPU has it.
-    fn relu_grad_chunk<T: Real>(g: &[T], x: &[T], o: &mut [MaybeUninit<T>]) = relu_grad_chunk_impl;
-}
-
-#[inline(always)]
-fn relu_grad_chunk_impl<T: Real>(g: &[T], x: &[T], o: &mut [MaybeUninit<T>]) {
-    for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
-        o.write(select(passes(xv), gv, T::ZERO));
+    fn relu_grad_chunk<T: Real>(g: &[T], x: &[T], o: &mut [MaybeUninit<T>]) {
+        for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
+            o.write(select(passes(xv), gv, T::ZERO));
+        }
     }
 }
 

@@ -84,54 +84,46 @@ avx2_twin! {
         co: usize,
         taps: &mut Vec<T>,
         uc: &mut [T],
-    ) = transform_channel_impl;
-}
-
-#[inline(always)]
-fn transform_channel_impl<T: Real>(
-    k: &WeightKernels<'_, T>,
-    co: usize,
-    taps: &mut Vec<T>,
-    uc: &mut [T],
-) {
-    let (cin, cout, weight, adjoint) = (k.cin, k.cout, k.weight, k.adjoint);
-    let half = T::ONE / (T::ONE + T::ONE);
-    taps.clear();
-    taps.resize(9 * cin, T::ZERO);
-    for ci in 0..cin {
-        let at = 9 * if adjoint {
-            ci * cout + co
-        } else {
-            co * cin + ci
-        };
-        for (k, &v) in weight[at..at + 9].iter().enumerate() {
-            let k = if adjoint { 8 - k } else { k };
-            taps[k * cin + ci] = v;
-        }
-    }
-    let tap = |k: usize| &taps[k * cin..(k + 1) * cin];
-    // (G g) for kernel row combination r, kernel column c: g[c], (g0+g1+g2)/2, (g0-g1+g2)/2, g2
-    // over the rows; then the same combinations over the columns give U[r * 4 + j].
-    for r in 0..4 {
-        let col = |c: usize, ci: usize| -> T {
-            let (g0, g1, g2) = (tap(c)[ci], tap(3 + c)[ci], tap(6 + c)[ci]);
-            match r {
-                0 => g0,
-                1 => (g0 + g1 + g2) * half,
-                2 => (g0 - g1 + g2) * half,
-                _ => g2,
-            }
-        };
-        let rows = &mut uc[r * 4 * cin..(r + 1) * 4 * cin];
-        let (u0, rest) = rows.split_at_mut(cin);
-        let (u1, rest) = rest.split_at_mut(cin);
-        let (u2, u3) = rest.split_at_mut(cin);
+    ) {
+        let (cin, cout, weight, adjoint) = (k.cin, k.cout, k.weight, k.adjoint);
+        let half = T::ONE / (T::ONE + T::ONE);
+        taps.clear();
+        taps.resize(9 * cin, T::ZERO);
         for ci in 0..cin {
-            let (a, b, c) = (col(0, ci), col(1, ci), col(2, ci));
-            u0[ci] = a;
-            u1[ci] = (a + b + c) * half;
-            u2[ci] = (a - b + c) * half;
-            u3[ci] = c;
+            let at = 9 * if adjoint {
+                ci * cout + co
+            } else {
+                co * cin + ci
+            };
+            for (k, &v) in weight[at..at + 9].iter().enumerate() {
+                let k = if adjoint { 8 - k } else { k };
+                taps[k * cin + ci] = v;
+            }
+        }
+        let tap = |k: usize| &taps[k * cin..(k + 1) * cin];
+        // (G g) for kernel row combination r, kernel column c: g[c], (g0+g1+g2)/2, (g0-g1+g2)/2, g2
+        // over the rows; then the same combinations over the columns give U[r * 4 + j].
+        for r in 0..4 {
+            let col = |c: usize, ci: usize| -> T {
+                let (g0, g1, g2) = (tap(c)[ci], tap(3 + c)[ci], tap(6 + c)[ci]);
+                match r {
+                    0 => g0,
+                    1 => (g0 + g1 + g2) * half,
+                    2 => (g0 - g1 + g2) * half,
+                    _ => g2,
+                }
+            };
+            let rows = &mut uc[r * 4 * cin..(r + 1) * 4 * cin];
+            let (u0, rest) = rows.split_at_mut(cin);
+            let (u1, rest) = rest.split_at_mut(cin);
+            let (u2, u3) = rest.split_at_mut(cin);
+            for ci in 0..cin {
+                let (a, b, c) = (col(0, ci), col(1, ci), col(2, ci));
+                u0[ci] = a;
+                u1[ci] = (a + b + c) * half;
+                u2[ci] = (a - b + c) * half;
+                u3[ci] = c;
+            }
         }
     }
 }

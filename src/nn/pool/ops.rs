@@ -144,30 +144,27 @@ fn window_max<T: Real>(
 avx2_twin! {
     /// Max pooling values only: for each output row, the NaN-propagating maximum over the window
     /// rows is formed column by column (contiguous, vectorisable), then over the window columns.
-    fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) = max_pool_values_impl;
-}
-
-#[inline(always)]
-fn max_pool_values_impl<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
-    colmax.resize(p.w, T::ZERO);
-    for oy in 0..p.oh {
-        let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
-        colmax.fill(T::NEG_INFINITY);
-        for y in stepped(ys.0, ys.1, p.dh) {
-            let row = &xp[y * p.w..(y + 1) * p.w];
-            for (m, &v) in colmax.iter_mut().zip(row) {
-                *m = select(nan_max_wins(v, *m), v, *m);
+    fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
+        colmax.resize(p.w, T::ZERO);
+        for oy in 0..p.oh {
+            let ys = PoolParams::taps(oy, p.sh, p.ph, p.dh, p.kh, p.h);
+            colmax.fill(T::NEG_INFINITY);
+            for y in stepped(ys.0, ys.1, p.dh) {
+                let row = &xp[y * p.w..(y + 1) * p.w];
+                for (m, &v) in colmax.iter_mut().zip(row) {
+                    *m = select(nan_max_wins(v, *m), v, *m);
+                }
             }
-        }
-        let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
-        for (ox, out) in orow.iter_mut().enumerate() {
-            let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
-            let mut best = T::NEG_INFINITY;
-            for xx in stepped(xs.0, xs.1, p.dw) {
-                let v = colmax[xx];
-                best = select(nan_max_wins(v, best), v, best);
+            let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
+            for (ox, out) in orow.iter_mut().enumerate() {
+                let xs = PoolParams::taps(ox, p.sw, p.pw, p.dw, p.kw, p.w);
+                let mut best = T::NEG_INFINITY;
+                for xx in stepped(xs.0, xs.1, p.dw) {
+                    let v = colmax[xx];
+                    best = select(nan_max_wins(v, best), v, best);
+                }
+                *out = best;
             }
-            *out = best;
         }
     }
 }
@@ -215,23 +212,14 @@ avx2_twin! {
         vals: &mut [T],
         idx: &mut [i64],
         sc: &mut ArgmaxScratch<T>,
-    ) = max_pool_argmax_impl;
-}
-
-#[inline(always)]
-fn max_pool_argmax_impl<T: Real>(
-    p: &PoolParams,
-    xp: &[T],
-    vals: &mut [T],
-    idx: &mut [i64],
-    sc: &mut ArgmaxScratch<T>,
-) {
-    // Every index the fast path forms (seeds included) stays below this.
-    let bound = (p.h + p.kh * p.dh + 1) * (p.w + p.kw * p.dw + 1);
-    if bound < T::EXACT_INTS {
-        max_pool_argmax_same_width(p, xp, vals, idx, sc)
-    } else {
-        max_pool_argmax_usize(p, xp, vals, idx, sc)
+    ) {
+        // Every index the fast path forms (seeds included) stays below this.
+        let bound = (p.h + p.kh * p.dh + 1) * (p.w + p.kw * p.dw + 1);
+        if bound < T::EXACT_INTS {
+            max_pool_argmax_same_width(p, xp, vals, idx, sc)
+        } else {
+            max_pool_argmax_usize(p, xp, vals, idx, sc)
+        }
     }
 }
 
