@@ -115,6 +115,24 @@ def _conv_opts(
     func, stride, padding, dilation, groups, padding_mode="zeros", output_padding=0
 ) -> tuple:
     """The options tuple of the conv family (parsed in Rust into one args struct)."""
+    if (
+        type(stride) is int
+        and type(padding) is int
+        and type(dilation) is int
+        and type(groups) is int
+        and type(output_padding) is int
+    ):
+        # the common call, without the general parsers (a training loop pays this on every
+        # layer; Rust checks the values either way)
+        return (
+            func,
+            (stride, stride),
+            (padding, padding),
+            (dilation, dilation),
+            groups,
+            padding_mode,
+            (output_padding, output_padding),
+        )
     return (
         func,
         _pair(func, "stride", stride),
@@ -226,27 +244,7 @@ def conv2d(
     b = None if bias is None else _float_array(f, "bias", bias)
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
-    if (
-        type(stride) is int
-        and type(padding) is int
-        and type(dilation) is int
-        and type(groups) is int
-        and type(padding_mode) is str
-        and padding_mode == "zeros"
-    ):
-        # the common call, options built without the general parsers (a training loop
-        # pays this on every layer; Rust checks the values either way)
-        opts = (
-            f,
-            (stride, stride),
-            (padding, padding),
-            (dilation, dilation),
-            groups,
-            "zeros",
-            (0, 0),
-        )
-    else:
-        opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
+    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
     out = _rconv.conv2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
     return out[0] if unbatched else out
 
