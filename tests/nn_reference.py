@@ -185,3 +185,70 @@ def numeric_grad(f, x, g, eps=1e-6):
         x[i] = old
         grad[i] = (up - down) / (2 * eps)
     return grad
+
+
+# ------------------------------------------------------------------ layers and optimizers
+# Written from torch.nn / torch.optim's documented formulas, loop by loop.
+
+
+def batch_norm(x, weight, bias, mean, var, eps):
+    """y[n, c] = (x[n, c] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]"""
+    out = np.empty(x.shape, np.float64)
+    for c in range(x.shape[1]):
+        out[:, c] = (x[:, c] - mean[c]) / np.sqrt(var[c] + eps)
+        if weight is not None:
+            out[:, c] = out[:, c] * weight[c] + bias[c]
+    return out
+
+
+def batch_stats(x):
+    """Per-channel mean, biased and unbiased variance over (N, H, W)."""
+    per = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1).astype(np.float64)
+    m = per.shape[1]
+    mean = per.sum(axis=1) / m
+    ss = ((per - mean[:, None]) ** 2).sum(axis=1)
+    return mean, ss / m, ss / (m - 1)
+
+
+def sgd(params, grads_per_step, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
+    """torch.optim.SGD's algorithm, one parameter array at a time; returns the trajectory."""
+    p = [np.array(a, np.float64) for a in params]
+    bufs = [None] * len(p)
+    out = []
+    for grads in grads_per_step:
+        for i, g in enumerate(grads):
+            g = np.array(g, np.float64) + weight_decay * p[i]
+            if momentum != 0:
+                if bufs[i] is None:
+                    bufs[i] = g.copy()
+                else:
+                    bufs[i] = momentum * bufs[i] + (1 - dampening) * g
+                g = g + momentum * bufs[i] if nesterov else bufs[i]
+            p[i] = p[i] - lr * g
+        out.append([a.copy() for a in p])
+    return out
+
+
+def adam(
+    params, grads_per_step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False
+):
+    """torch.optim.Adam (decoupled=False, L2 decay) / AdamW (decoupled=True)."""
+    b1, b2 = betas
+    p = [np.array(a, np.float64) for a in params]
+    m = [np.zeros_like(a) for a in p]
+    v = [np.zeros_like(a) for a in p]
+    out = []
+    for t, grads in enumerate(grads_per_step, start=1):
+        for i, g in enumerate(grads):
+            g = np.array(g, np.float64)
+            if decoupled:
+                p[i] = p[i] * (1 - lr * weight_decay)
+            else:
+                g = g + weight_decay * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            mhat = m[i] / (1 - b1**t)
+            denom = np.sqrt(v[i]) / np.sqrt(1 - b2**t) + eps
+            p[i] = p[i] - lr * mhat / denom
+        out.append([a.copy() for a in p])
+    return out

@@ -1,10 +1,21 @@
-"""A small layer API for training CNNs from scratch with NumPy and rconv.
+"""A small layer API for training CNNs from scratch with NumPy and rconv, with torch.nn's
+names, shapes, defaults and semantics.
 
-Each layer has ``forward(x)``, ``backward(grad)`` (returns the gradient with respect to its
-input and stores the parameter gradients), ``params()`` and ``grads()`` (dicts with torch's
-parameter names and shapes). Parameters are initialised as ``torch.nn`` does by default
-(Kaiming-uniform weights with ``a = sqrt(5)``, uniform biases), from a seedable
-``numpy.random.Generator``.
+Each layer has ``forward(x)`` and ``backward(grad, input_grad=True)``; backward returns the
+gradient with respect to the layer's input (``None`` when ``input_grad=False``) and stores
+the parameter gradients, which :meth:`Module.grads` returns. **Each backward replaces the
+gradients of the previous one** (there is no accumulation and so no ``zero_grad``).
+
+Parameters are initialised as ``torch.nn`` does by default (Kaiming-uniform weights with
+``a = sqrt(5)``, uniform biases), from a seedable ``numpy.random.Generator`` passed as
+``rng=``. Layers with parameters or buffers take ``dtype=`` (float32, the default, or
+float64); parameter-free layers follow their input's dtype.
+
+Modules are found as torch finds them: a :class:`Module` subclass that holds layers as
+attributes (or in lists, tuples or dicts of layers) gets ``params()``, ``buffers()``,
+``grads()``, ``train()``/``eval()`` and ``state_dict()`` through them, with torch's dotted
+names (``"block.conv1.weight"``, ``"layers.0.bias"``). :class:`Sequential` names its layers
+``"0"``, ``"1"``, ... as torch does.
 
 Examples
 --------
@@ -17,7 +28,7 @@ Examples
 >>> x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
 >>> loss_fn = nn.CrossEntropyLoss()
 >>> loss = loss_fn.forward(net.forward(x), np.array([3, 7]))
->>> _ = net.backward(loss_fn.backward())
+>>> _ = net.backward(loss_fn.backward(), input_grad=False)
 >>> sorted(net.params())[:2], net.params()["0.weight"].shape
 (['0.bias', '0.weight'], (4, 1, 3, 3))
 >>> opt = nn.SGD(net, lr=0.1, momentum=0.9)
@@ -26,59 +37,293 @@ Examples
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
-from typing import Dict, Optional
+import numbers
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from . import _nn, _rconv
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "Adam",
+    "AdamW",
     "AvgPool2d",
+    "BatchNorm2d",
     "Conv2d",
     "CrossEntropyLoss",
+    "Dropout",
     "Flatten",
+    "LeakyReLU",
     "Linear",
+    "MSELoss",
     "MaxPool2d",
     "Module",
     "ReLU",
     "SGD",
     "Sequential",
+    "Sigmoid",
+    "Tanh",
 ]
+
+Arrays = Dict[str, np.ndarray]
+
+
+# ------------------------------------------------------------------------------- Module
 
 
 class Module:
-    """Base class: a layer with no parameters."""
+    """Base class of every layer and of user models.
 
-    training = True
+    A subclass defines ``forward(x)`` and ``backward(grad, input_grad=True)``. Layers it
+    holds as attributes, or in lists, tuples or dicts of layers, are its children: their
+    parameters, buffers and gradients appear under dotted names, and ``train()``/``eval()``
+    reach them. A leaf layer lists its own arrays in the class attributes ``_param_names``
+    (trainable, with the gradient in ``grad_<name>``) and ``_buffer_names``; an entry whose
+    attribute is ``None`` is absent.
+
+    Examples
+    --------
+    A residual block written as a Module (``y = relu(x + conv2(relu(conv1(x))))``):
+
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> class Residual(nn.Module):
+    ...     def __init__(self, c, rng):
+    ...         self.conv1 = nn.Conv2d(c, c, 3, padding=1, rng=rng)
+    ...         self.relu1 = nn.ReLU()
+    ...         self.conv2 = nn.Conv2d(c, c, 3, padding=1, rng=rng)
+    ...         self.relu2 = nn.ReLU()
+    ...     def forward(self, x):
+    ...         return self.relu2.forward(x + self.conv2.forward(self.relu1.forward(
+    ...             self.conv1.forward(x))))
+    ...     def backward(self, grad, input_grad=True):
+    ...         g = self.relu2.backward(grad)
+    ...         return g + self.conv1.backward(self.relu1.backward(self.conv2.backward(g)))
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, rng=np.random.default_rng(0)),
+    ...                     Residual(4, np.random.default_rng(1)))
+    >>> list(net.params())
+    ['0.weight', '0.bias', '1.conv1.weight', '1.conv1.bias', '1.conv2.weight', '1.conv2.bias']
+    >>> y = net.forward(np.ones((2, 1, 6, 6), np.float32))
+    >>> net.backward(np.ones_like(y)).shape, net.grads()["1.conv2.weight"].shape
+    ((2, 1, 6, 6), (4, 4, 3, 3))
+    >>> net.eval().training, net[1].conv1.training
+    (False, False)
+    """
+
+    training: bool = True
+    _param_names: Tuple[str, ...] = ()
+    _buffer_names: Tuple[str, ...] = ()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The layer's output for `x` (saves what backward needs)."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def params(self) -> Dict[str, np.ndarray]:
-        """Parameters by torch name (the arrays themselves: updates are in place)."""
-        return {}
-
-    def grads(self) -> Dict[str, np.ndarray]:
-        """Gradients of the last backward pass, same keys as :meth:`params`."""
-        return {}
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
+        """Gradient with respect to the last forward's input (``None`` when `input_grad`
+        is false); stores the parameter gradients, replacing the previous ones."""
+        raise NotImplementedError(f"{type(self).__name__}.backward is not defined")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
-    def _need(self, what: Optional[np.ndarray], name: str) -> np.ndarray:
+    # -- the module tree ------------------------------------------------------------------
+
+    def children(self) -> Iterator[Tuple[str, Module]]:
+        """``(name, module)`` of the direct children, in the order they were assigned."""
+        for name, v in vars(self).items():
+            if isinstance(v, Module):
+                yield name, v
+            elif isinstance(v, (list, tuple)):
+                for i, m in enumerate(v):
+                    if isinstance(m, Module):
+                        yield f"{name}.{i}", m
+            elif isinstance(v, dict):
+                for k, m in v.items():
+                    if isinstance(m, Module):
+                        yield f"{name}.{k}", m
+
+    def named_modules(self) -> Iterator[Tuple[str, Module]]:
+        """``(dotted name, module)`` of this module (name ``""``) and all below it, parents
+        before children; a module reached twice is listed once, as in torch."""
+        seen = set()
+        stack: List[Tuple[str, Module]] = [("", self)]
+        while stack:
+            prefix, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield prefix, m
+            kids = [(f"{prefix}.{n}" if prefix else n, c) for n, c in m.children()]
+            stack.extend(reversed(kids))
+
+    def _collect(self, what: str) -> Arrays:
+        out: Arrays = {}
+        for prefix, m in self.named_modules():
+            p = f"{prefix}." if prefix else ""
+            names = m._buffer_names if what == "buffers" else m._param_names
+            for n in names:
+                if getattr(m, n, None) is None:
+                    continue
+                key = f"grad_{n}" if what == "grads" else n
+                out[p + n] = getattr(m, key, None)
+        return out
+
+    def params(self) -> Arrays:
+        """Trainable parameters by torch name: the arrays themselves (updates are in
+        place)."""
+        return self._collect("params")
+
+    def buffers(self) -> Arrays:
+        """Non-trainable state (running statistics) by torch name: the live arrays. They
+        stay out of the optimizers."""
+        return self._collect("buffers")
+
+    def grads(self) -> Arrays:
+        """Gradients of the last backward pass, with the keys of :meth:`params`."""
+        return self._collect("grads")
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``) or evaluation mode on this module and every
+        module below it; returns self."""
+        for _, m in self.named_modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode, ``train(False)``: BatchNorm uses its running statistics and
+        Dropout is the identity. Returns self."""
+        return self.train(False)
+
+    # -- state dicts ----------------------------------------------------------------------
+
+    def state_dict(self) -> Arrays:
+        """Parameters and buffers by torch key (``"1.running_mean"``,
+        ``"1.num_batches_tracked"``), in torch's order: the live arrays, as torch returns
+        them, so ``np.savez(path, **net.state_dict())`` saves a model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, rng=np.random.default_rng(0)),
+        ...                     nn.BatchNorm2d(2))
+        >>> list(net.state_dict())  # doctest: +NORMALIZE_WHITESPACE
+        ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var',
+         '1.num_batches_tracked']
+        """
+        out: Arrays = {}
+        for prefix, m in self.named_modules():
+            p = f"{prefix}." if prefix else ""
+            for n in m._param_names + m._buffer_names:
+                v = getattr(m, n, None)
+                if v is not None:
+                    out[p + n] = v
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Copy `state_dict`'s arrays into this module's parameters and buffers, cast to
+        their dtypes (a torch model's ``{k: v.numpy() for k, v in m.state_dict().items()}``
+        loads into the equivalent rconv.nn model).
+
+        Raises
+        ------
+        KeyError
+            A key is missing or unexpected (all of them are listed).
+        ValueError
+            An array has the wrong shape (the key and both shapes are named).
+
+        On any error nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> a = nn.Linear(3, 2, rng=np.random.default_rng(0))
+        >>> b = nn.Linear(3, 2, rng=np.random.default_rng(1))
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool(np.array_equal(a.weight, b.weight))
+        True
+        """
+        own = self.state_dict()
+        try:
+            keys = set(state_dict.keys())
+        except AttributeError as e:
+            raise TypeError(
+                f"load_state_dict: expected a mapping of names to arrays, got "
+                f"{type(state_dict).__name__}"
+            ) from e
+        missing = [k for k in own if k not in keys]
+        unexpected = sorted(k for k in keys if k not in own)
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        staged = []
+        for k, dst in own.items():
+            try:
+                src = np.asarray(state_dict[k])
+            except Exception as e:
+                raise ValueError(f"load_state_dict: {k!r} cannot be converted: {e}") from e
+            if src.shape != dst.shape:
+                raise ValueError(
+                    f"load_state_dict: {k!r} has shape {src.shape}, the model's is {dst.shape}"
+                )
+            if src.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: {k!r} has unsupported dtype {src.dtype}")
+            staged.append((dst, src.astype(dst.dtype, copy=True)))
+        for dst, src in staged:
+            np.copyto(dst, src)
+
+    def _need(self, what: Optional[Any], name: str) -> Any:
         if what is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward ({name})")
         return what
+
+    def _check_grad(self, grad: Any, shape: Tuple[int, ...]) -> np.ndarray:
+        g = np.asarray(grad)
+        if g.shape != tuple(shape):
+            raise ValueError(
+                f"{type(self).__name__}.backward: grad has shape {g.shape}, expected the "
+                f"forward output's {tuple(shape)}"
+            )
+        return g
+
+
+def _layer_dtype(layer: str, dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype!r}") from e
+    if dt not in (_nn._F32, _nn._F64):
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _float_input(layer: str, x: Any) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind != "f":
+        raise TypeError(f"{layer}: input must be a floating-point array, got dtype {a.dtype}")
+    return a
+
+
+def _real(layer: str, name: str, v: Any) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{layer}: {name} must be a real number, got {v!r}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"{layer}: {name} must be finite, got {v!r}")
+    return f
 
 
 def _kaiming_uniform(rng, shape, fan_in, dtype):
     # torch.nn default: kaiming_uniform_(a=sqrt(5)) -> bound = sqrt(6 / ((1 + 5) fan_in))
     bound = math.sqrt(6.0 / (6.0 * fan_in)) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+# ------------------------------------------------------------------------ layers with params
 
 
 class Conv2d(Module):
@@ -106,7 +351,11 @@ class Conv2d(Module):
     >>> y = conv.forward(np.ones((2, 3, 5, 5), np.float32))
     >>> y.shape, conv.backward(np.ones_like(y)).shape, conv.grads()["weight"].shape
     ((2, 8, 5, 5), (2, 3, 5, 5), (8, 3, 3, 3))
+    >>> conv.backward(np.ones_like(y), input_grad=False) is None  # weight and bias only
+    True
     """
+
+    _param_names = ("weight", "bias")
 
     def __init__(
         self,
@@ -122,6 +371,7 @@ class Conv2d(Module):
         rng=None,
         dtype=np.float32,
     ):
+        dtype = _layer_dtype("Conv2d", dtype)
         rng = np.random.default_rng() if rng is None else rng
         kh, kw = _nn._pair("Conv2d", "kernel_size", kernel_size)
         opts = _nn._conv_opts("Conv2d", stride, padding, dilation, groups, padding_mode)
@@ -150,25 +400,227 @@ class Conv2d(Module):
         self._x = x
         return _nn.conv2d(x, self.weight, self.bias, **self.conf)
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         x = self._need(self._x, "input")
-        gi, gw, gb = _nn.conv2d_backward(grad, x, self.weight, **self.conf)
-        self.grad_weight = gw
+        if input_grad or self.conf["padding_mode"] != "zeros":
+            gi, gw, gb = _nn.conv2d_backward(grad, x, self.weight, **self.conf)
+        else:
+            c = dict(self.conf)
+            del c["padding_mode"]
+            gw = _nn.conv2d_weight(x, self.weight.shape, grad, **c)
+            gi = None
+            gb = None if self.bias is None else np.asarray(grad).sum(axis=(-1, -2))
+            if gb is not None and gb.ndim == 2:
+                gb = gb.sum(axis=0)
+        self.grad_weight = gw.astype(self.weight.dtype, copy=False)
         if self.bias is not None:
-            self.grad_bias = gb.astype(self.bias.dtype)
+            self.grad_bias = gb.astype(self.bias.dtype, copy=False)
+        return gi if input_grad else None
+
+
+class Linear(Module):
+    """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``, ``weight``
+    ``(out, in)``, ``bias`` ``(out,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> lin = nn.Linear(4, 2, rng=np.random.default_rng(0))
+    >>> lin.forward(np.ones((3, 4), np.float32)).shape, lin.params()["weight"].shape
+    ((3, 2), (2, 4))
+    """
+
+    _param_names = ("weight", "bias")
+
+    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
+        dtype = _layer_dtype("Linear", dtype)
+        rng = np.random.default_rng() if rng is None else rng
+        self.weight = _kaiming_uniform(rng, (out_features, in_features), in_features, dtype)
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.bias = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
+        self._x = None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+
+    # A 2-D input runs as a 1x1 convolution on rconv's own GEMM: NumPy's matmul would wake
+    # OpenBLAS's thread pool, whose spinning threads then slow the next layers (measured: a
+    # conv backward right after a Linear-sized matmul took 1.5x as long on 2 cores).
+
+    def forward(self, x):
+        self._x = x
+        if np.ndim(x) == 2:
+            b = self.bias
+            y = _nn.conv2d(np.asarray(x)[:, :, None, None], self.weight[:, :, None, None], b)
+            return y[:, :, 0, 0]
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        gi = None
+        if np.ndim(x) == 2 and np.ndim(grad) == 2:
+            g4 = np.asarray(grad)[:, :, None, None]
+            x4 = np.asarray(x)[:, :, None, None]
+            if input_grad:
+                gi, gw, gb = _nn.conv2d_backward(g4, x4, self.weight[:, :, None, None])
+                gi = gi[:, :, 0, 0]
+            else:
+                gw = _nn.conv2d_weight(x4, self.weight.shape + (1, 1), g4)
+                gb = np.asarray(grad).sum(axis=0)
+            self.grad_weight = gw[:, :, 0, 0].astype(self.weight.dtype, copy=False)
+        else:
+            g2 = np.asarray(grad).reshape(-1, self.weight.shape[0])
+            self.grad_weight = (g2.T @ np.asarray(x).reshape(-1, self.weight.shape[1])).astype(
+                self.weight.dtype, copy=False
+            )
+            gb = g2.sum(axis=0)
+            if input_grad:
+                gi = grad @ self.weight
+        if self.bias is not None:
+            self.grad_bias = gb.astype(self.bias.dtype, copy=False)
         return gi
 
-    def params(self):
-        p = {"weight": self.weight}
-        if self.bias is not None:
-            p["bias"] = self.bias
-        return p
 
-    def grads(self):
-        g = {"weight": self.grad_weight}
-        if self.bias is not None:
-            g["bias"] = self.grad_bias
-        return g
+class BatchNorm2d(Module):
+    """Batch normalisation over ``(N, H, W)`` per channel (``torch.nn.BatchNorm2d``).
+
+    Training normalises with the batch mean and the biased batch variance,
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, and updates the running
+    statistics as ``running = (1 - momentum) * running + momentum * batch`` with the unbiased
+    variance (``momentum=None``: the cumulative average). ``num_batches_tracked`` (0-d int64)
+    counts the training forwards. Evaluation uses the running statistics, or the batch's
+    when they are not tracked.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels ``C`` of the ``(N, C, H, W)`` input.
+    eps : float, optional
+        Added to the variance inside the square root (default 1e-5).
+    momentum : float or None, optional
+        Weight of the batch in the running statistics (default 0.1).
+    affine : bool, optional
+        Learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+    track_running_stats : bool, optional
+        Keep the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+        ``num_batches_tracked`` (default True).
+    dtype : dtype, optional
+        float32 (default) or float64.
+
+    Raises
+    ------
+    ValueError
+        A non-4-D input or a wrong channel count; one value per channel when the batch
+        statistics are used (as torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> bn = nn.BatchNorm2d(1, dtype=np.float64)
+    >>> y = bn.forward(np.array([1.0, 3.0]).reshape(2, 1, 1, 1))
+    >>> y.ravel().round(4), bn.running_mean, bn.running_var, int(bn.num_batches_tracked)
+    (array([-1.,  1.]), array([0.2]), array([1.1]), 1)
+    >>> bn.eval().forward(np.array([0.2]).reshape(1, 1, 1, 1)).item()
+    0.0
+    """
+
+    _param_names = ("weight", "bias")
+    _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        dtype=np.float32,
+    ):
+        f = "BatchNorm2d"
+        dtype = _layer_dtype(f, dtype)
+        c = _nn._int(f, "num_features", num_features)
+        if c <= 0:
+            raise ValueError(f"{f}: num_features must be positive, got {num_features}")
+        self.num_features = c
+        self.eps = _real(f, "eps", eps)
+        if self.eps < 0:
+            raise ValueError(f"{f}: eps must be >= 0, got {eps}")
+        self.momentum = None if momentum is None else _real(f, "momentum", momentum)
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.weight = np.ones(c, dtype) if affine else None
+        self.bias = np.zeros(c, dtype) if affine else None
+        self.grad_weight = np.zeros(c, dtype) if affine else None
+        self.grad_bias = np.zeros(c, dtype) if affine else None
+        self.running_mean = np.zeros(c, dtype) if track_running_stats else None
+        self.running_var = np.ones(c, dtype) if track_running_stats else None
+        self.num_batches_tracked = np.array(0, np.int64) if track_running_stats else None
+        self._saved: Optional[tuple] = None
+
+    def forward(self, x):
+        f = "BatchNorm2d"
+        x = _float_input(f, x)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{f}: expected a 4-D input (N, {self.num_features}, H, W), got shape {x.shape}"
+            )
+        dt = np.result_type(x.dtype, self.weight.dtype if self.affine else x.dtype)
+        x = x.astype(dt, copy=False)
+        batch = self.training or self.running_mean is None
+        axes = (0, 2, 3)
+        if batch:
+            m = x.shape[0] * x.shape[2] * x.shape[3]
+            if m <= 1:
+                raise ValueError(
+                    f"{f}: expected more than 1 value per channel when training, got input "
+                    f"of shape {x.shape}"
+                )
+            mean = x.mean(axis=axes)
+            xc = x - mean[:, None, None]
+            var = np.mean(np.square(xc), axis=axes)
+            if self.training and self.running_mean is not None:
+                self.num_batches_tracked += 1
+                mom = self.momentum
+                if mom is None:
+                    mom = 1.0 / float(self.num_batches_tracked)
+                rm, rv = self.running_mean, self.running_var
+                rm[...] = (1 - mom) * rm + mom * mean
+                rv[...] = (1 - mom) * rv + mom * (var * (m / (m - 1)))
+        else:
+            mean, var = self.running_mean.astype(dt), self.running_var.astype(dt)
+            xc = x - mean[:, None, None]
+        invstd = (1.0 / np.sqrt(var + self.eps)).astype(dt, copy=False)
+        xhat = xc
+        xhat *= invstd[:, None, None]
+        self._saved = (xhat, invstd, batch)
+        if not self.affine:
+            return xhat.copy()
+        return xhat * self.weight.astype(dt)[:, None, None] + self.bias.astype(dt)[:, None, None]
+
+    def backward(self, grad, input_grad=True):
+        xhat, invstd, batch = self._need(self._saved, "input")
+        g = self._check_grad(grad, xhat.shape).astype(xhat.dtype, copy=False)
+        axes = (0, 2, 3)
+        gb = g.sum(axis=axes)
+        gw = np.einsum("nchw,nchw->c", g, xhat)
+        if self.affine:
+            self.grad_weight = gw.astype(self.weight.dtype)
+            self.grad_bias = gb.astype(self.bias.dtype)
+        if not input_grad:
+            return None
+        scale = invstd * (self.weight.astype(xhat.dtype) if self.affine else 1)
+        if not batch:
+            return g * scale[:, None, None]
+        m = xhat.shape[0] * xhat.shape[2] * xhat.shape[3]
+        gx = xhat * (gw / m)[:, None, None]
+        np.subtract(g, gx, out=gx)
+        gx -= (gb / m)[:, None, None]
+        gx *= scale[:, None, None]
+        return gx
+
+
+# --------------------------------------------------------------------- parameter-free layers
 
 
 class MaxPool2d(Module):
@@ -198,6 +650,8 @@ class MaxPool2d(Module):
             dilation=dilation,
             ceil_mode=ceil_mode,
         )
+        # checked now, as the functional form checks them
+        _nn._pool_opts("MaxPool2d", kernel_size, stride, padding, dilation, ceil_mode)
         self._x = self._ind = None
 
     def forward(self, x):
@@ -205,8 +659,10 @@ class MaxPool2d(Module):
         self._x = x
         return out
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         x = self._need(self._x, "input")
+        if not input_grad:
+            return None
         return _nn.max_pool2d_backward(grad, x, indices=self._ind, **self.conf)
 
 
@@ -239,14 +695,59 @@ class AvgPool2d(Module):
             count_include_pad=count_include_pad,
             divisor_override=divisor_override,
         )
+        _nn._pool_opts(
+            "AvgPool2d", kernel_size, stride, padding, 1, ceil_mode, True, divisor_override
+        )
         self._x = None
 
     def forward(self, x):
         self._x = x
         return _nn.avg_pool2d(x, **self.conf)
 
-    def backward(self, grad):
-        return _nn.avg_pool2d_backward(grad, self._need(self._x, "input"), **self.conf)
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if not input_grad:
+            return None
+        return _nn.avg_pool2d_backward(grad, x, **self.conf)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to a fixed output size (``torch.nn.AdaptiveAvgPool2d``);
+    ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    Parameters
+    ----------
+    output_size : int or (int or None, int or None)
+        As in :func:`rconv.adaptive_avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> gap = nn.AdaptiveAvgPool2d(1)
+    >>> gap.forward(np.arange(8.0).reshape(1, 2, 2, 2)).ravel()
+    array([1.5, 5.5])
+    >>> gap.backward(np.ones((1, 2, 1, 1)))[0, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+
+    def __init__(self, output_size):
+        self.output_size = _nn._adaptive_size("AdaptiveAvgPool2d", output_size)
+        for v in self.output_size:
+            if v is not None and v < 0:
+                raise ValueError(f"AdaptiveAvgPool2d: output_size must be >= 0, got {v}")
+        self._x = None
+
+    def forward(self, x):
+        self._x = x
+        return _nn.adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if not input_grad:
+            return None
+        return _nn.adaptive_avg_pool2d_backward(grad, x)
 
 
 class ReLU(Module):
@@ -278,16 +779,166 @@ class ReLU(Module):
         self._out = out
         return out
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         out = self._need(self._out, "output")
-        g = np.asarray(grad)
-        if g.shape != out.shape:
-            raise ValueError(
-                f"ReLU.backward: grad has shape {g.shape}, expected the output's {out.shape}"
-            )
+        g = self._check_grad(grad, out.shape)
+        if not input_grad:
+            return None
         if g.dtype is out.dtype and (out.dtype is _nn._F32 or out.dtype is _nn._F64):
             return _rconv.relu(out.reshape(-1), _nn._c(g).reshape(-1)).reshape(g.shape)
         return np.where(out <= 0, 0, g).astype(g.dtype, copy=False)
+
+
+class LeakyReLU(Module):
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (``torch.nn.LeakyReLU``); the
+    gradient at 0 is `negative_slope`, as torch has it. NaN propagates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> act = nn.LeakyReLU(0.1)
+    >>> act.forward(np.array([-2.0, 0.0, 3.0])), act.backward(np.ones(3))
+    (array([-0.2,  0. ,  3. ]), array([0.1, 0.1, 1. ]))
+    """
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = _real("LeakyReLU", "negative_slope", negative_slope)
+        self._x = None
+
+    def forward(self, x):
+        x = _float_input("LeakyReLU", x)
+        self._x = x.copy()
+        s = x.dtype.type(self.negative_slope)
+        out = x * s
+        pos = x > 0
+        np.copyto(out, x, where=pos)
+        return out
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        g = self._check_grad(grad, x.shape)
+        if not input_grad:
+            return None
+        out = (g * self.negative_slope).astype(np.result_type(g, x), copy=False)
+        np.copyto(out, g, where=x > 0, casting="unsafe")
+        return out
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` (``torch.nn.Sigmoid``); the gradient is ``y (1 - y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> s = nn.Sigmoid()
+    >>> s.forward(np.array([0.0, 1000.0, -1000.0])), s.backward(np.ones(3))
+    (array([0.5, 1. , 0. ]), array([0.25, 0.  , 0.  ]))
+    """
+
+    def __init__(self):
+        self._out = None
+
+    def forward(self, x):
+        x = _float_input("Sigmoid", x)
+        with np.errstate(over="ignore", under="ignore"):
+            out = np.exp(-x)
+        out += 1
+        np.reciprocal(out, out=out)
+        self._out = out
+        return out
+
+    def backward(self, grad, input_grad=True):
+        y = self._need(self._out, "output")
+        g = self._check_grad(grad, y.shape)
+        if not input_grad:
+            return None
+        return g * (y * (1 - y))
+
+
+class Tanh(Module):
+    """Hyperbolic tangent (``torch.nn.Tanh``); the gradient is ``1 - y**2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> t = nn.Tanh()
+    >>> t.forward(np.array([0.0, 20.0])), t.backward(np.ones(2))
+    (array([0., 1.]), array([1., 0.]))
+    """
+
+    def __init__(self):
+        self._out = None
+
+    def forward(self, x):
+        self._out = np.tanh(_float_input("Tanh", x))
+        return self._out
+
+    def backward(self, grad, input_grad=True):
+        y = self._need(self._out, "output")
+        g = self._check_grad(grad, y.shape)
+        if not input_grad:
+            return None
+        return g * (1 - y * y)
+
+
+class Dropout(Module):
+    """Zero each value with probability `p` in training and scale the kept ones by
+    ``1 / (1 - p)`` (``torch.nn.Dropout``); the identity in eval mode. ``p=1`` gives zeros.
+
+    The mask has torch's distribution, drawn from `rng`, not torch's random stream.
+
+    Parameters
+    ----------
+    p : float, optional
+        Probability of zeroing, in [0, 1] (default 0.5).
+    rng : numpy.random.Generator, optional
+        Source of the masks (default: a new unseeded generator).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> drop = nn.Dropout(0.5, rng=np.random.default_rng(0))
+    >>> y = drop.forward(np.ones(10))
+    >>> sorted(set(y.tolist())), bool(np.array_equal(drop.backward(np.ones(10)), y))
+    ([0.0, 2.0], True)
+    >>> drop.eval().forward(np.ones(3))
+    array([1., 1., 1.])
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        p = _real("Dropout", "p", p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+        self.rng = np.random.default_rng() if rng is None else rng
+        self._mask: Optional[np.ndarray] = None
+        self._shape: Optional[Tuple[int, ...]] = None
+
+    def forward(self, x):
+        x = _float_input("Dropout", x)
+        self._shape = x.shape
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x.copy()
+        if self.p == 1.0:
+            self._mask = np.zeros(x.shape, x.dtype)
+        else:
+            u_dt = np.float32 if x.dtype == np.float32 else np.float64
+            keep = self.rng.random(x.shape, dtype=u_dt) >= self.p
+            self._mask = keep.astype(x.dtype)
+            self._mask *= x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self._mask
+
+    def backward(self, grad, input_grad=True):
+        shape = self._need(self._shape, "input")
+        g = self._check_grad(grad, shape)
+        if not input_grad:
+            return None
+        return g.copy() if self._mask is None else g * self._mask
 
 
 class Flatten(Module):
@@ -305,70 +956,45 @@ class Flatten(Module):
         self._shape = None
 
     def forward(self, x):
+        x = np.asarray(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad):
-        return grad.reshape(self._need(self._shape, "shape"))
+    def backward(self, grad, input_grad=True):
+        shape = self._need(self._shape, "shape")
+        if not input_grad:
+            return None
+        return np.asarray(grad).reshape(shape)
 
 
-class Linear(Module):
-    """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``, ``weight``
-    ``(out, in)``, ``bias`` ``(out,)``.
+_ACCEPTS_INPUT_GRAD: Dict[type, bool] = {}
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
-    >>> lin = nn.Linear(4, 2, rng=np.random.default_rng(0))
-    >>> lin.forward(np.ones((3, 4), np.float32)).shape, lin.params()["weight"].shape
-    ((3, 2), (2, 4))
-    """
 
-    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
-        rng = np.random.default_rng() if rng is None else rng
-        self.weight = _kaiming_uniform(rng, (out_features, in_features), in_features, dtype)
-        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.bias = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
-        self._x = None
-        self.grad_weight = np.zeros_like(self.weight)
-        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
-
-    # A 2-D input runs as a 1x1 convolution on rconv's own GEMM: NumPy's matmul would wake
-    # OpenBLAS's thread pool, whose spinning threads then slow the next layers (measured: a
-    # conv backward right after a Linear-sized matmul took 1.5x as long on 2 cores).
-
-    def forward(self, x):
-        self._x = x
-        if np.ndim(x) == 2:
-            b = self.bias
-            y = _nn.conv2d(np.asarray(x)[:, :, None, None], self.weight[:, :, None, None], b)
-            return y[:, :, 0, 0]
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
-
-    def backward(self, grad):
-        x = self._need(self._x, "input")
-        if np.ndim(x) == 2 and np.ndim(grad) == 2:
-            g4 = np.asarray(grad)[:, :, None, None]
-            gi, gw, gb = _nn.conv2d_backward(
-                g4, np.asarray(x)[:, :, None, None], self.weight[:, :, None, None]
-            )
-            self.grad_weight = gw[:, :, 0, 0].astype(self.weight.dtype, copy=False)
-            if self.bias is not None:
-                self.grad_bias = gb.astype(self.bias.dtype, copy=False)
-            return gi[:, :, 0, 0]
-        self.grad_weight = (grad.T @ x).astype(self.weight.dtype, copy=False)
-        if self.bias is not None:
-            self.grad_bias = grad.sum(axis=0).astype(self.bias.dtype, copy=False)
-        return grad @ self.weight
-
-    params = Conv2d.params
-    grads = Conv2d.grads
+def _backward(layer: Module, grad, input_grad: bool):
+    """``layer.backward(grad, input_grad=False)`` where the layer takes the keyword (a user
+    Module may define ``backward(grad)`` only)."""
+    if input_grad:
+        return layer.backward(grad)
+    t = type(layer)
+    ok = _ACCEPTS_INPUT_GRAD.get(t)
+    if ok is None:
+        try:
+            ok = "input_grad" in inspect.signature(layer.backward).parameters
+        except (TypeError, ValueError):
+            ok = False
+        _ACCEPTS_INPUT_GRAD[t] = ok
+    if ok:
+        return layer.backward(grad, input_grad=False)
+    layer.backward(grad)
+    return None
 
 
 class Sequential(Module):
     """Layers applied in order; parameter names are ``"<index>.<name>"`` as in torch.
+
+    ``backward(grad, input_grad=False)`` skips the gradient with respect to the network's
+    input (the data's): the first layer with parameters computes only its parameter
+    gradients, and the layers before it are not run backwards.
 
     Examples
     --------
@@ -377,30 +1003,36 @@ class Sequential(Module):
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
     >>> sorted(net.params()), net.forward(np.ones((2, 1, 2, 2), np.float32)).shape
     (['1.bias', '1.weight'], (2, 3))
+    >>> net.backward(np.ones((2, 3), np.float32), input_grad=False) is None
+    True
     """
 
     def __init__(self, *layers: Module):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential: argument {i} must be an rconv.nn.Module, got "
+                    f"{type(layer).__name__}"
+                )
         self.layers = list(layers)
+
+    def children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
 
     def forward(self, x):
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
-    def backward(self, grad):
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        return grad
-
-    def params(self):
-        return {
-            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params().items()
-        }
-
-    def grads(self):
-        return {
-            f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads().items()
-        }
+    def backward(self, grad, input_grad=True):
+        first = 0
+        if not input_grad:
+            # layers before the first one with parameters need no backward at all
+            first = next((i for i, m in enumerate(self.layers) if m.params()), len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            grad = _backward(self.layers[i], grad, input_grad or i > first)
+        return grad if input_grad else None
 
     def __getitem__(self, i):
         return self.layers[i]
@@ -409,7 +1041,10 @@ class Sequential(Module):
         return len(self.layers)
 
 
-class CrossEntropyLoss:
+# ----------------------------------------------------------------------------------- losses
+
+
+class CrossEntropyLoss(Module):
     """Softmax + negative log-likelihood, averaged over the batch
     (``torch.nn.CrossEntropyLoss``).
 
@@ -432,7 +1067,10 @@ class CrossEntropyLoss:
     def __init__(self):
         self._p = self._t = None
 
-    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
+    def __call__(self, logits, targets):
+        return self.forward(logits, targets)
+
+    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:  # type: ignore[override]
         logits = np.asarray(logits)
         t = np.asarray(targets)
         if logits.ndim != 2 or t.shape != (logits.shape[0],):
@@ -447,29 +1085,188 @@ class CrossEntropyLoss:
         self._p, self._t = np.exp(logp), t
         return float(-logp[np.arange(len(t)), t].mean())
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad=None, input_grad=True) -> np.ndarray:
         if self._p is None:
             raise RuntimeError("CrossEntropyLoss.backward called before forward")
         g = self._p.copy()
         g[np.arange(len(self._t)), self._t] -= 1
-        return (g / len(self._t)).astype(self._p.dtype, copy=False)
+        scale = 1.0 if grad is None else float(grad)
+        return (g * (scale / len(self._t))).astype(self._p.dtype, copy=False)
 
 
-class SGD:
-    """Stochastic gradient descent with momentum and weight decay (``torch.optim.SGD``).
+class MSELoss(Module):
+    """Mean squared error (``torch.nn.MSELoss``): ``mean((input - target) ** 2)``.
 
-    ``v = momentum * v + (g + weight_decay * p)``; ``p -= lr * v`` (in place).
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, optional
+        Average (default), sum, or the elementwise squared errors.
+
+    ``forward(input, target)`` needs equal shapes and returns a float (an array for
+    ``'none'``). ``backward(grad=None)`` returns the gradient with respect to `input`,
+    ``2 (input - target) / input.size`` for ``'mean'``, times `grad` (a number, or for
+    ``'none'`` an array of the input's shape; default 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> mse = nn.MSELoss()
+    >>> mse.forward(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+    2.0
+    >>> mse.backward()
+    array([ 0., -2.])
+    """
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(
+                f"MSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+            )
+        self.reduction = reduction
+        self._d: Optional[np.ndarray] = None
+
+    def __call__(self, input, target):
+        return self.forward(input, target)
+
+    def forward(self, input, target):  # type: ignore[override]
+        a, t = _float_input("MSELoss", input), np.asarray(target)
+        if a.shape != t.shape:
+            raise ValueError(
+                f"MSELoss: input and target must have the same shape, got {a.shape} and {t.shape}"
+            )
+        d = a - t
+        self._d = d
+        sq = d * d
+        if self.reduction == "none":
+            return sq
+        return float(sq.mean() if self.reduction == "mean" else sq.sum())
+
+    def backward(self, grad=None, input_grad=True):
+        d = self._need(self._d, "input")
+        k = 2.0 / d.size if self.reduction == "mean" and d.size else 2.0
+        if grad is None:
+            return d * d.dtype.type(k)
+        if self.reduction == "none":
+            return self._check_grad(grad, d.shape) * d * k
+        return d * d.dtype.type(k * float(grad))
+
+
+# ------------------------------------------------------------------------------- optimizers
+
+
+class _Optimizer:
+    """What every optimizer shares: the model, its hyperparameters (``_hyper``, restored by
+    ``load_state_dict``) and per-parameter state keyed by parameter name."""
+
+    _hyper: Tuple[str, ...] = ("lr",)
+    _state_keys: Tuple[str, ...] = ()
+
+    def __init__(self, model: Module, **hyper: Any) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(
+                f"{type(self).__name__}: model must be an rconv.nn.Module, got "
+                f"{type(model).__name__}"
+            )
+        self._validate(hyper)
+        self.model = model
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.state: Dict[str, Dict[str, Any]] = {}
+
+    def _validate(self, h: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _pairs(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
+        self._validate({k: getattr(self, k) for k in self._hyper})
+        grads = self.model.grads()
+        for name, p in self.model.params().items():
+            g = grads.get(name)
+            if g is None:
+                continue  # no gradient yet: torch skips the parameter too
+            if g.shape != p.shape:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: gradient of {name!r} has shape {g.shape}, "
+                    f"the parameter {p.shape}"
+                )
+            yield name, p, g
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The hyperparameters and a copy of the per-parameter state (keyed by parameter
+        name), for :meth:`load_state_dict` to resume a run."""
+        return {
+            **{k: getattr(self, k) for k in self._hyper},
+            "state": copy.deepcopy(self.state),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (copied, cast to the parameters'
+        dtypes). ``KeyError`` for missing or unknown keys, ``ValueError`` for wrong values
+        or shapes; on any error nothing is changed."""
+        name = type(self).__name__
+        want = set(self._hyper) | {"state"}
+        got = set(state_dict.keys())
+        if want != got:
+            raise KeyError(
+                f"{name}.load_state_dict: missing keys {sorted(want - got)}, unexpected keys "
+                f"{sorted(got - want)}"
+            )
+        hyper = {k: state_dict[k] for k in self._hyper}
+        self._validate(hyper)
+        params = self.model.params()
+        new: Dict[str, Dict[str, Any]] = {}
+        for pname, st in dict(state_dict["state"]).items():
+            if pname not in params:
+                raise KeyError(f"{name}.load_state_dict: state for unknown parameter {pname!r}")
+            p = params[pname]
+            bad = set(st) - set(self._state_keys)
+            if bad:
+                raise KeyError(f"{name}.load_state_dict: unexpected state {sorted(bad)}")
+            new[pname] = {}
+            for k, v in st.items():
+                if k == "step":
+                    new[pname][k] = _nn._int(name, "step", v)
+                    continue
+                a = np.asarray(v)
+                if a.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: {pname!r} {k} has shape {a.shape}, the "
+                        f"parameter {p.shape}"
+                    )
+                new[pname][k] = a.astype(p.dtype, copy=True)
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.state = new
+
+
+def _check_lr(name: str, lr: Any, strict: bool) -> float:
+    lr = _real(name, "lr", lr)
+    if lr < 0 or (strict and lr == 0):
+        raise ValueError(f"{name}: lr must be {'> 0' if strict else '>= 0'}, got {lr}")
+    return lr
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent (``torch.optim.SGD``), in place.
+
+    With ``g = grad + weight_decay * p``: ``b = g`` on the first step, then
+    ``b = momentum * b + (1 - dampening) * g``; the step direction is ``b``, or
+    ``g + momentum * b`` with `nesterov`; ``p -= lr * direction``.
 
     Parameters
     ----------
     model : Module
         Its ``params()``/``grads()`` are read at every step.
     lr : float
-        Learning rate.
+        Learning rate, > 0 (a mutable attribute ``.lr``).
     momentum : float, optional
         Default 0.
     weight_decay : float, optional
         L2 penalty, default 0.
+    dampening : float, optional
+        Keyword-only, default 0.
+    nesterov : bool, optional
+        Keyword-only, default False; needs ``momentum > 0`` and ``dampening == 0``.
 
     Examples
     --------
@@ -483,21 +1280,172 @@ class SGD:
     array([[0.8]])
     """
 
-    def __init__(self, model: Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-        if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError("SGD: lr must be > 0, momentum and weight_decay >= 0")
-        self.model, self.lr, self.momentum, self.weight_decay = model, lr, momentum, weight_decay
-        self._v: Dict[str, np.ndarray] = {}
+    _hyper = ("lr", "momentum", "weight_decay", "dampening", "nesterov")
+    _state_keys = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        *,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(
+            model,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            dampening=dampening,
+            nesterov=nesterov,
+        )
+
+    def _validate(self, h):
+        _check_lr("SGD", h["lr"], strict=True)
+        for k in ("momentum", "weight_decay", "dampening"):
+            if _real("SGD", k, h[k]) < 0:
+                raise ValueError(f"SGD: {k} must be >= 0, got {h[k]}")
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening == 0")
 
     def step(self) -> None:
-        grads = self.model.grads()
-        for name, p in self.model.params().items():
-            g = grads[name]
-            if self.weight_decay:
-                g = g + self.weight_decay * p
-            if self.momentum:
-                v = self._v.get(name)
-                v = g.copy() if v is None else self.momentum * v + g
-                self._v[name] = v
-                g = v
-            p -= (self.lr * g).astype(p.dtype, copy=False)
+        """One update of every parameter that has a gradient."""
+        lr, mu, wd = float(self.lr), float(self.momentum), float(self.weight_decay)
+        for name, p, g in self._pairs():
+            d = g + p * p.dtype.type(wd) if wd else g
+            if mu:
+                st = self.state.setdefault(name, {})
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    buf = st["momentum_buffer"] = np.array(d, dtype=p.dtype, copy=True)
+                else:
+                    buf *= p.dtype.type(mu)
+                    buf += d * p.dtype.type(1.0 - self.dampening)
+                d = d + buf * p.dtype.type(mu) if self.nesterov else buf
+            p -= d * p.dtype.type(lr)
+
+
+class Adam(_Optimizer):
+    """Adam (``torch.optim.Adam``, without amsgrad), in place.
+
+    With ``g = grad + weight_decay * p`` (L2): ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``, and at step ``t``
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    Parameters
+    ----------
+    model : Module
+        Its ``params()``/``grads()`` are read at every step.
+    lr : float, optional
+        Default 1e-3 (a mutable attribute ``.lr``).
+    betas : (float, float), optional
+        Default (0.9, 0.999), each in [0, 1).
+    eps : float, optional
+        Default 1e-8.
+    weight_decay : float, optional
+        L2 penalty added to the gradient, default 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[2.0]])
+    >>> opt = nn.Adam(lin, lr=0.1)
+    >>> opt.step()  # the first step moves each parameter by about lr
+    >>> lin.weight.round(6)
+    array([[0.9]])
+    """
+
+    _hyper = ("lr", "betas", "eps", "weight_decay")
+    _state_keys = ("step", "exp_avg", "exp_avg_sq")
+    _decoupled = False
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.betas = tuple(float(b) for b in betas)
+
+    def _validate(self, h):
+        name = type(self).__name__
+        _check_lr(name, h["lr"], strict=False)
+        try:
+            b1, b2 = h["betas"]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: betas must be a pair of floats, got {h['betas']!r}") from e
+        for i, b in enumerate((b1, b2)):
+            if not 0.0 <= _real(name, "betas", b) < 1.0:
+                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {b}")
+        for k in ("eps", "weight_decay"):
+            if _real(name, k, h[k]) < 0:
+                raise ValueError(f"{name}: {k} must be >= 0, got {h[k]}")
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        lr, wd, eps = float(self.lr), float(self.weight_decay), float(self.eps)
+        b1, b2 = (float(b) for b in self.betas)
+        for name, p, g in self._pairs():
+            t = p.dtype.type
+            if self._decoupled:
+                p *= t(1.0 - lr * wd)
+            elif wd:
+                g = g + p * t(wd)
+            st = self.state.get(name)
+            if st is None:
+                st = self.state[name] = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(p),
+                    "exp_avg_sq": np.zeros_like(p),
+                }
+            st["step"] += 1
+            k = st["step"]
+            m, v = st["exp_avg"], st["exp_avg_sq"]
+            m *= t(b1)
+            m += g * t(1.0 - b1)
+            v *= t(b2)
+            v += np.square(g) * t(1.0 - b2)
+            step_size = lr / (1.0 - b1**k)
+            denom = np.sqrt(v)
+            denom *= t(1.0 / math.sqrt(1.0 - b2**k))
+            denom += t(eps)
+            p -= (m / denom) * t(step_size)
+
+
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay, ``p *= 1 - lr *
+    weight_decay`` before each update, applied to every parameter.
+
+    Parameters are those of :class:`Adam`, with ``weight_decay`` defaulting to 1e-2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[0.0]])
+    >>> nn.AdamW(lin, lr=0.1, weight_decay=0.5).step()  # zero gradient: only the decay
+    >>> lin.weight
+    array([[0.95]])
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
