@@ -770,14 +770,14 @@ def _vgg(mod, rng=None):
 def _rconv_step(net, loss, opt, x, y):
     def step():
         loss.forward(net.forward(x), y)
-        net.backward(loss.backward())
+        net.backward(loss.backward(), input_grad=False)  # torch skips the data's gradient too
         opt.step()
 
     return step
 
 
-def _torch_step(net, opt, x, y):
-    lossf = torch.nn.CrossEntropyLoss()
+def _torch_step(net, opt, x, y, lossf=None):
+    lossf = lossf or torch.nn.CrossEntropyLoss()
 
     def step():
         with torch.enable_grad():
@@ -788,13 +788,203 @@ def _torch_step(net, opt, x, y):
     return step
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+LAYER_TABLE = Table(
+    [
+        ("layer", "case", 44, "s"),
+        ("rconv ms", "rconv_ms", 9, "f"),
+        ("torch ms", "torch_ms", 9, "f"),
+        ("vs torch", "vs_torch", 20, "r"),
+    ]
+)
+
+
+def _torch_layer(layer, x, y, g, first):
+    """torch's functional aten forward/backward for one rconv.nn layer (None: no torch peer).
+    x, y, g: the layer's input, output and output gradient as torch tensors."""
+    from rconv import nn as rnn
+
+    if isinstance(layer, rnn.Conv2d):
+        w, b = torch.from_numpy(layer.weight), torch.from_numpy(layer.bias)
+        st, pad = layer.conf["stride"], layer.conf["padding"]
+        st, pad = (
+            [st, st] if isinstance(st, int) else list(st),
+            ([pad, pad] if isinstance(pad, int) else list(pad)),
+        )
+        fwd = partial(F.conv2d, x, w, b, st, pad)
+        mask = [not first, True, True]
+        bwd = partial(
+            torch.ops.aten.convolution_backward,
+            g,
+            x,
+            w,
+            [w.shape[0]],
+            st,
+            pad,
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            mask,
+        )
+        return fwd, bwd
+    if isinstance(layer, rnn.ReLU):
+        return partial(F.relu, x), partial(torch.ops.aten.threshold_backward, g, y, 0)
+    if isinstance(layer, rnn.MaxPool2d):
+        k = layer.conf["kernel_size"]
+        _, ind = torch.ops.aten.max_pool2d_with_indices(x, [k, k], [k, k])
+        fwd = partial(torch.ops.aten.max_pool2d_with_indices, x, [k, k], [k, k])
+        bwd = partial(
+            torch.ops.aten.max_pool2d_with_indices_backward,
+            g,
+            x,
+            [k, k],
+            [k, k],
+            [0, 0],
+            [1, 1],
+            False,
+            ind,
+        )
+        return fwd, bwd
+    if isinstance(layer, rnn.Linear):
+        w, b = torch.from_numpy(layer.weight), torch.from_numpy(layer.bias)
+
+        def bwd():  # what autograd runs for addmm: both matmuls and the bias sum
+            return g.mm(w), g.t().mm(x), g.sum(0)
+
+        return partial(F.linear, x, w, b), bwd
+    return None
+
+
+def _layer_rows(rows: list, name: str, net, x, quick: bool) -> None:
+    """Per layer of `net` at its place in the network: forward and backward, rconv.nn's
+    layer calls against torch's aten calls on the same arrays (an input gradient for every
+    layer but the first, in both libraries)."""
+    rng = np.random.default_rng(5)
+    acts = [x]
+    for layer in net.layers:
+        acts.append(layer.forward(acts[-1]))
+    grads = [rng.standard_normal(a.shape, dtype=np.float32) for a in acts]
+    rounds, calls = (3, 3) if quick else (5, 5)
+    for i, layer in enumerate(net.layers):
+        if type(layer).__name__ == "Flatten":
+            continue
+        xi, yi, gi = acts[i], acts[i + 1], grads[i + 1]
+        shape = "x".join(map(str, xi.shape))
+        label = f"{name}: {i} {type(layer).__name__} {shape}"
+        tl = None
+        if torch is not None:
+            tl = _torch_layer(
+                layer, torch.from_numpy(xi), torch.from_numpy(yi), torch.from_numpy(gi), i == 0
+            )
+
+        def r_fwd(layer=layer, xi=xi):
+            layer.forward(xi)
+
+        def r_bwd(layer=layer, gi=gi, first=i == 0):
+            layer.backward(gi, input_grad=not first)
+
+        for kind, rf, k in (("fwd", r_fwd, 0), ("bwd", r_bwd, 1)):
+            layer.forward(xi)  # what the backward reads
+            fns = {"rconv": rf}
+            if tl is not None:
+                fns["torch"] = tl[k]
+            number = 20 if xi.size < 200_000 else 1
+            t = time_blocks(fns, rounds=rounds, calls=calls, number=number)
+            _emit(rows, LAYER_TABLE, report({"group": "train_layer", "case": f"{label} {kind}"}, t))
+
+
+GRID_TABLE = Table(
+    [
+        ("conv3x3-ReLU-MaxPool2d block: cin->cout @px, N", "case", 46, "s"),
+        ("rconv ms", "rconv_ms", 9, "f"),
+        ("torch ms", "torch_ms", 9, "f"),
+        ("vs torch", "vs_torch", 20, "r"),
+    ]
+)
+
+
+def _grid(rows: list, quick: bool) -> None:
+    """A conv(3x3, p=1)-ReLU-MaxPool2d(2) block trained with SGD (loss: the output's mean)
+    over channels {1, 3, 16, 64} -> {16, 64}, images {8, 16, 32, 64}, batch {1, 8, 64}."""
+    from rconv import nn as rnn
+
+    GRID_TABLE.header("train grid: one SGD step of a conv-ReLU-pool block (no data gradient)")
+    rng = np.random.default_rng(6)
+    ratios = []
+    for cin in (1, 3, 16, 64):
+        for cout in (16, 64):
+            for px in (8, 16, 32, 64):
+                for n in (1, 8, 64):
+                    x = rng.standard_normal((n, cin, px, px), dtype=np.float32)
+                    net = rnn.Sequential(
+                        rnn.Conv2d(cin, cout, 3, padding=1, rng=rng), rnn.ReLU(), rnn.MaxPool2d(2)
+                    )
+                    opt = rnn.SGD(net, lr=0.01, momentum=0.9)
+                    g = np.full(
+                        (n, cout, px // 2, px // 2), 1.0 / (n * cout * px * px // 4), np.float32
+                    )
+
+                    def r_step(net=net, opt=opt, x=x, g=g):
+                        net.forward(x)
+                        net.backward(g, input_grad=False)
+                        opt.step()
+
+                    fns = {"rconv": r_step}
+                    if torch is not None:
+                        tnet = torch.nn.Sequential(
+                            torch.nn.Conv2d(cin, cout, 3, padding=1),
+                            torch.nn.ReLU(),
+                            torch.nn.MaxPool2d(2),
+                        )
+                        topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+                        tx = torch.from_numpy(x)
+
+                        def t_step(tnet=tnet, topt=topt, tx=tx):
+                            with torch.enable_grad():
+                                topt.zero_grad()
+                                tnet(tx).mean().backward()
+                                topt.step()
+
+                        fns["torch"] = t_step
+                    work = n * cin * cout * px * px
+                    number = 20 if work < 2_000_000 else 1
+                    t = time_blocks(fns, rounds=3, calls=3, number=number)
+                    case = f"{cin}->{cout} @{px}, N={n}"
+                    row = report({"group": "train_grid", "case": case}, t)
+                    _emit(rows, GRID_TABLE, row)
+                    if "vs_torch" in row:
+                        ratios.append(row["vs_torch"])
+    if ratios:
+        summary = {
+            "group": "train_grid_summary",
+            "case": f"median of {len(ratios)} cells",
+            "vs_torch_median": statistics.median(ratios),
+            "vs_torch_min": min(ratios),
+            "cells_below_0.8": sum(r < 0.8 for r in ratios),
+            "target": "median >= 1.0x, no cell below 0.8x",
+        }
+        rows.append(summary)
+        print(
+            f"grid: median {summary['vs_torch_median']:.2f}x torch over {len(ratios)} cells, "
+            f"lowest {summary['vs_torch_min']:.2f}x, {summary['cells_below_0.8']} cell(s) below "
+            "0.8x (target: median >= 1.0x, none below 0.8x)"
+        )
+
+
 def bench_train(rows: list, quick: bool) -> None:
     """ms per training step (forward, loss, backward, SGD with momentum 0.9), rconv.nn and
-    torch's usual autograd loop on the same data (torch.from_numpy), alternating blocks."""
+    torch's usual autograd loop on the same data (torch.from_numpy), alternating blocks; then
+    per layer, the grid of small blocks, and the memory after 200 steps."""
     from rconv import nn as rnn
 
     TRAIN_TABLE.header("train: whole steps, the same thread count for both libraries")
     rng = np.random.default_rng(0)
+    nets = []
     for name, build, shape in [
         ("LeNet-5 (64,1,28,28)", _lenet, (64, 1, 28, 28)),
         ("VGG-style (32,3,32,32)", _vgg, (32, 3, 32, 32)),
@@ -802,17 +992,38 @@ def bench_train(rows: list, quick: bool) -> None:
         x = rng.standard_normal(shape, dtype=np.float32)
         y = rng.integers(0, 10, shape[0])
         net = build(rnn, np.random.default_rng(1))
-        fns = {
-            "rconv": _rconv_step(
-                net, rnn.CrossEntropyLoss(), rnn.SGD(net, lr=0.01, momentum=0.9), x, y
-            )
-        }
+        step = _rconv_step(net, rnn.CrossEntropyLoss(), rnn.SGD(net, lr=0.01, momentum=0.9), x, y)
+        fns = {"rconv": step}
         if torch is not None:
             tnet = build(torch.nn)
             topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
             fns["torch"] = _torch_step(tnet, topt, torch.from_numpy(x), torch.from_numpy(y))
         t = time_blocks(fns, rounds=3 if quick else ROUNDS, calls=3 if quick else 5)
         _emit(rows, TRAIN_TABLE, report({"group": "train", "case": name}, t))
+        nets.append((name, net, x, step))
+    for name, net, x, _ in nets:
+        LAYER_TABLE.header(f"train, per layer: {name}")
+        _layer_rows(rows, name.split(" ")[0], net, x, quick)
+    _grid(rows, quick)
+    print("\nmemory: RSS after 20 warm-up steps and after 200 more (target: within 5%)")
+    for name, _, _, step in nets:
+        for _ in range(20):
+            step()
+        gc.collect()
+        before = _rss_mib()
+        for _ in range(200):
+            step()
+        gc.collect()
+        after = _rss_mib()
+        row = {
+            "group": "train_memory",
+            "case": name,
+            "rss_warm_mib": before,
+            "rss_200_mib": after,
+            "growth": after / before - 1,
+        }
+        rows.append(row)
+        print(f"  {name}: {before:.1f} MiB -> {after:.1f} MiB ({100 * row['growth']:+.1f}%)")
 
 
 def _target(us: float) -> str:
