@@ -411,6 +411,107 @@ fn max_pool_argmax_usize<T: Real>(
     }
 }
 
+impl PoolParams {
+    /// 2x2 windows at stride 2, no padding or dilation, all inside the plane (the pooling of
+    /// most CNNs): [`max_pool_2x2`] computes these without per-plane scratch.
+    fn is_2x2_s2(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw) == (2, 2, 2, 2)
+            && (self.ph, self.pw, self.dh, self.dw) == (0, 0, 1, 1)
+            && 2 * self.oh <= self.h
+            && 2 * self.ow <= self.w
+    }
+}
+
+/// Outputs per chunk of [`max_pool_2x2`] (the de-interleaved taps stay on the stack).
+const CHUNK_2X2: usize = 64;
+
+/// The four taps, in torch's scan order, of [`CHUNK_2X2`] consecutive outputs of a plane,
+/// and each output's flat index of its first tap.
+struct Taps2x2<T> {
+    t: [[T; CHUNK_2X2]; 4],
+    base: [i64; CHUNK_2X2],
+}
+
+/// The maxima (and, with `ind`, their indices) of the first `n` outputs of `taps`, written to
+/// `out[..n]`. The selects run over the whole fixed-length chunk (lanes past `n` hold stale
+/// taps and are not written), so they compile to vector blends with no scalar tail; the
+/// winner's offset in its window (0, 1, w or w + 1) is selected as a `T`, of the values'
+/// lane width.
+#[inline(always)]
+fn max_2x2_chunk<T: Real>(
+    taps: &Taps2x2<T>,
+    (wt, w1): (T, T),
+    n: usize,
+    out: &mut [T],
+    ind: Option<&mut [i64]>,
+) {
+    let mut m = [T::ZERO; CHUNK_2X2];
+    let mut ks = [T::ZERO; CHUNK_2X2];
+    let [ta, tb, tc, td] = &taps.t;
+    let quads = ta.iter().zip(tb).zip(tc.iter().zip(td));
+    for ((o, k), ((&a, &b), (&c, &d))) in m.iter_mut().zip(ks.iter_mut()).zip(quads) {
+        // the seed is the first tap: -inf there keeps its index
+        let wb = nan_max_wins(b, a);
+        let v = select(wb, b, a);
+        let kk = select(wb, T::ONE, T::ZERO);
+        let wc = nan_max_wins(c, v);
+        let v = select(wc, c, v);
+        let kk = select(wc, wt, kk);
+        let wd = nan_max_wins(d, v);
+        *o = select(wd, d, v);
+        *k = select(wd, w1, kk);
+    }
+    out[..n].copy_from_slice(&m[..n]);
+    if let Some(ind) = ind {
+        for ((i, &k), &b) in ind[..n].iter_mut().zip(&ks).zip(&taps.base) {
+            *i = b + k.to_i64();
+        }
+    }
+}
+
+avx2_twin! {
+    /// Max pooling over 2x2 windows at stride 2 (see [`PoolParams::is_2x2_s2`]), one plane:
+    /// the four taps in torch's scan order (row by row), a tap winning when greater than the
+    /// running maximum or NaN, as [`window_max`] decides. `idx` (if given) gets the winner's
+    /// flat index in the plane.
+    ///
+    /// The plane's outputs are taken in chunks of [`CHUNK_2X2`], across row ends (small
+    /// planes have rows of a few outputs): the taps are de-interleaved into four contiguous
+    /// rows, then [`max_2x2_chunk`] selects.
+    fn max_pool_2x2<T: Real>(p: &PoolParams, x: &[T], vals: &mut [T], idx: Option<&mut [i64]>) {
+        let (w, ow) = (p.w, p.ow);
+        let wts = (T::from_usize(w), T::from_usize(w + 1));
+        let mut idx = idx;
+        let mut taps = Taps2x2 {
+            t: [[T::ZERO; CHUNK_2X2]; 4],
+            base: [0; CHUNK_2X2],
+        };
+        let (mut j, mut q0) = (0, 0);
+        for oy in 0..p.oh {
+            let r0 = &x[2 * oy * w..(2 * oy + 1) * w];
+            let r1 = &x[(2 * oy + 1) * w..(2 * oy + 2) * w];
+            for ox in 0..ow {
+                taps.t[0][j] = r0[2 * ox];
+                taps.t[1][j] = r0[2 * ox + 1];
+                taps.t[2][j] = r1[2 * ox];
+                taps.t[3][j] = r1[2 * ox + 1];
+                taps.base[j] = (2 * oy * w + 2 * ox) as i64;
+                j += 1;
+                if j == CHUNK_2X2 {
+                    let ind = idx.as_deref_mut().map(|v| &mut v[q0..q0 + j]);
+                    max_2x2_chunk(&taps, wts, j, &mut vals[q0..q0 + j], ind);
+                    q0 += j;
+                    j = 0;
+                }
+            }
+        }
+        if j > 0 {
+            let ind = idx.map(|v| &mut v[q0..q0 + j]);
+            max_2x2_chunk(&taps, wts, j, &mut vals[q0..q0 + j], ind);
+        }
+    }
+}
+
 /// Max pooling forward; `indices` (if given) receives the flattened `h * w` argmax per output.
 pub fn max_pool2d_forward<T: Real>(
     p: &PoolParams,
@@ -420,6 +521,36 @@ pub fn max_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if p.is_2x2_s2() && plane_out > 0 {
+        // several small planes per task: about 16K outputs each
+        let group = (16_384 / plane_out).max(1);
+        let x_of = |i: usize| &x[i * plane_in..(i + 1) * plane_in];
+        match indices {
+            None => run_planes_grouped(threads, out, plane_out, group, |i, o| {
+                max_pool_2x2(p, x_of(i), o, None)
+            }),
+            Some(ind) => {
+                let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
+                    max_pool_2x2(p, x_of(i), o, Some(ix))
+                };
+                if threads <= 1 {
+                    out.chunks_exact_mut(plane_out)
+                        .zip(ind.chunks_exact_mut(plane_out))
+                        .enumerate()
+                        .for_each(body);
+                } else {
+                    crate::base::threads::run(threads, || {
+                        out.par_chunks_exact_mut(plane_out)
+                            .zip(ind.par_chunks_exact_mut(plane_out))
+                            .enumerate()
+                            .with_min_len(group)
+                            .for_each(body);
+                    });
+                }
+            }
+        }
+        return;
+    }
     match indices {
         None => run_planes(threads, out, plane_out, |i, o| {
             let mut colmax = Vec::new();
@@ -877,6 +1008,43 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 200, "only {checked} valid cases");
+    }
+
+    #[test]
+    fn fast_2x2_path_agrees_with_the_general_argmax() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..300 {
+            let (h, w) = (2 + next() as usize % 11, 2 + next() as usize % 11);
+            let ceil = case % 2 == 0;
+            let p = pp([1, 1, h, w], (2, 2), (2, 2), (0, 0), (1, 1), ceil).unwrap();
+            if !p.is_2x2_s2() {
+                continue; // ceil mode over an odd size: a partial last window
+            }
+            let x: Vec<f32> = (0..h * w)
+                .map(|_| match next() % 8 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    v => (v % 3) as f32,
+                })
+                .collect();
+            let n = p.oh * p.ow;
+            let (mut v1, mut i1) = (vec![0.0f32; n], vec![0i64; n]);
+            let (mut v2, mut i2) = (vec![0.0f32; n], vec![0i64; n]);
+            let mut v3 = vec![0.0f32; n];
+            max_pool_2x2(&p, &x, &mut v1, Some(&mut i1));
+            max_pool_2x2(&p, &x, &mut v3, None);
+            max_pool_argmax_usize(&p, &x, &mut v2, &mut i2, &mut ArgmaxScratch::default());
+            assert_eq!(i1, i2, "case {case}: {p:?}");
+            for (a, b) in v1.iter().zip(&v2).chain(v3.iter().zip(&v2)) {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "case {case}: {p:?}");
+            }
+        }
     }
 
     #[test]
