@@ -678,3 +678,55 @@ def test_layer_dtype_arguments():
             cls(*args, dtype=np.float16)
     with pytest.raises(TypeError, match="Sequential: argument 1 must be an rconv.nn.Module"):
         nn.Sequential(nn.ReLU(), lambda x: x)
+
+
+# ------------------------------------------------------------------------------- Linear
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (4,), (2, 3, 4), (0, 4)], ids=str)
+def test_linear_any_leading_axes_matches_reference(shape):
+    rng = rng_for("linear", shape)
+    lin = nn.Linear(4, 3, rng=rng, dtype=np.float64)
+    x = rng.standard_normal(shape)
+    y = lin.forward(x)
+    np.testing.assert_allclose(y, x @ lin.weight.T + lin.bias, rtol=1e-13, atol=1e-14)
+    assert y.shape == shape[:-1] + (3,)
+    g = rng.standard_normal(y.shape)
+    gx = lin.backward(g)
+    g2, x2 = g.reshape(-1, 3), x.reshape(-1, 4)
+    np.testing.assert_allclose(gx, g @ lin.weight, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(lin.grad_weight, g2.T @ x2, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(lin.grad_bias, g2.sum(axis=0), rtol=1e-13, atol=1e-14)
+    if x.size:
+        fd_check(lin, x, g)
+
+
+def test_linear_dtypes_threads_and_errors(threads):
+    rng = rng_for("linear-dtypes")
+    lin = nn.Linear(300, 130, rng=rng)  # float32 parameters
+    x32 = rng.standard_normal((150, 300), dtype=np.float32)
+    y = lin.forward(x32)
+    assert y.dtype == np.float32
+    ref64 = x32.astype(np.float64) @ lin.weight.T.astype(np.float64) + lin.bias
+    np.testing.assert_allclose(y, ref64, rtol=1e-4, atol=1e-4)
+    assert lin.forward(x32.astype(np.float64)).dtype == np.float64  # a mix computes in f64
+    assert lin.forward(np.ones((2, 300), np.int64)).dtype == np.float64
+    g = rng.standard_normal((150, 130), dtype=np.float32)
+    lin.forward(x32)
+    outs = []
+    for n in (1, 2):
+        threads(n)
+        outs.append((lin.forward(x32), lin.backward(g), lin.grad_weight.copy(), lin.grad_bias))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)  # results do not depend on the thread count
+    with pytest.raises(ValueError, match="Linear: input must have 300 features"):
+        lin.forward(np.ones((2, 299), np.float32))
+    with pytest.raises(TypeError, match="Linear: input has unsupported dtype complex128"):
+        lin.forward(np.ones((2, 300), complex))
+    lin.forward(x32)
+    with pytest.raises(ValueError, match="Linear.backward: grad has shape"):
+        lin.backward(np.ones((150, 129), np.float32))
+    x_before = x32.copy()
+    lin.forward(x32)
+    lin.backward(g)
+    np.testing.assert_array_equal(x32, x_before)  # inputs are never modified

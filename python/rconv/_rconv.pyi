@@ -32,6 +32,12 @@ def prefers_fft(in1_shape: _Shape, in2_shape: _Shape, probe: np.ndarray, opts: _
 # activations (flat C-contiguous float arrays)
 def relu(x: np.ndarray, grad: Optional[np.ndarray] = None) -> np.ndarray: ...
 
+# fully connected (C-contiguous 2-D arrays of one float dtype)
+def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray: ...
+def linear_backward(
+    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, input_grad: bool = True
+) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]: ...
+
 # convolution
 def conv2d(
     x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts

@@ -443,43 +443,38 @@ class Linear(Module):
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
 
-    # A 2-D input runs as a 1x1 convolution on rconv's own GEMM: NumPy's matmul would wake
-    # OpenBLAS's thread pool, whose spinning threads then slow the next layers (measured: a
-    # conv backward right after a Linear-sized matmul took 1.5x as long on 2 cores).
+    # One GEMM over the whole batch in rconv's Rust (rconv.nn never calls NumPy's matmul:
+    # it wakes OpenBLAS's thread pool, whose spinning threads then slow the next layers;
+    # measured: a conv backward right after a Linear-sized matmul took 1.5x as long on 2
+    # cores). Inputs of any number of leading axes are flattened to (-1, in_features).
+
+    def _rows(self, x):
+        x = _nn._float_array("Linear", "input", x)
+        k = self.weight.shape[1]
+        if x.ndim == 0 or x.shape[-1] != k:
+            raise ValueError(
+                f"Linear: input must have {k} features in its last axis, got shape {x.shape}"
+            )
+        dt = _nn._common(x, self.weight)
+        return x, _nn._c(x.reshape(-1, k), dt), dt
 
     def forward(self, x):
+        x, x2, dt = self._rows(x)
         self._x = x
-        if np.ndim(x) == 2:
-            b = self.bias
-            y = _nn.conv2d(np.asarray(x)[:, :, None, None], self.weight[:, :, None, None], b)
-            return y[:, :, 0, 0]
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        b = None if self.bias is None else _nn._c(self.bias, dt)
+        y = _rconv.linear(x2, _nn._c(self.weight, dt), b)
+        return y.reshape(x.shape[:-1] + (self.weight.shape[0],))
 
     def backward(self, grad, input_grad=True):
-        x = self._need(self._x, "input")
-        gi = None
-        if np.ndim(x) == 2 and np.ndim(grad) == 2:
-            g4 = np.asarray(grad)[:, :, None, None]
-            x4 = np.asarray(x)[:, :, None, None]
-            if input_grad:
-                gi, gw, gb = _nn.conv2d_backward(g4, x4, self.weight[:, :, None, None])
-                gi = gi[:, :, 0, 0]
-            else:
-                gw = _nn.conv2d_weight(x4, self.weight.shape + (1, 1), g4)
-                gb = np.asarray(grad).sum(axis=0)
-            self.grad_weight = gw[:, :, 0, 0].astype(self.weight.dtype, copy=False)
-        else:
-            g2 = np.asarray(grad).reshape(-1, self.weight.shape[0])
-            self.grad_weight = (g2.T @ np.asarray(x).reshape(-1, self.weight.shape[1])).astype(
-                self.weight.dtype, copy=False
-            )
-            gb = g2.sum(axis=0)
-            if input_grad:
-                gi = grad @ self.weight
+        x, x2, dt = self._rows(self._need(self._x, "input"))
+        m = self.weight.shape[0]
+        g = self._check_grad(grad, x.shape[:-1] + (m,))
+        g2 = _nn._c(g.reshape(-1, m), dt)
+        gi, gw, gb = _rconv.linear_backward(g2, x2, _nn._c(self.weight, dt), bool(input_grad))
+        self.grad_weight = gw.astype(self.weight.dtype, copy=False)
         if self.bias is not None:
             self.grad_bias = gb.astype(self.bias.dtype, copy=False)
-        return gi
+        return None if gi is None else gi.reshape(x.shape)
 
 
 class BatchNorm2d(Module):

@@ -2,7 +2,8 @@
 //!
 //! - [`args`]: the options of each op family, parsed into the core's enums and args structs;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
-//! - [`signal`], [`conv`], [`pool`], [`threads`]: one file per domain.
+//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`threads`]: one file per
+//!   domain.
 //!
 //! Every compute call releases the GIL (`py.detach`). [`ConvError`] maps to `ValueError` and
 //! `TypeError` (the user's input) or `RuntimeError` (a broken invariant of rconv).
@@ -11,6 +12,7 @@ pub mod activation;
 pub mod args;
 pub mod conv;
 pub mod dtype;
+pub mod linear;
 pub mod pool;
 pub mod signal;
 pub mod threads;
@@ -153,5 +155,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     pool::register(m)?;
     activation::register(m)?;
+    linear::register(m)?;
     threads::register(m)
 }
