@@ -678,7 +678,9 @@ pub fn avg_pool2d_backward<T: Real>(
     let cols: Vec<(isize, isize, usize)> = (0..p.ow)
         .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
         .collect();
-    run_planes(threads, dx, plane_in, |i, d| {
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let mut spread = vec![T::ZERO; p.w];
@@ -745,7 +747,9 @@ pub fn adaptive_avg_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    run_planes(threads, dx, plane_in, |i, d| {
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         for oy in 0..p.oh {
@@ -811,7 +815,9 @@ pub fn adaptive_max_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    run_planes(threads, dx, plane_in, |i, d| {
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let g = &dy[i * plane_out..(i + 1) * plane_out];
@@ -850,7 +856,9 @@ pub fn max_pool2d_backward_indices<T: Real>(
     // says whether one was seen (no index value is reserved as a marker).
     let found = AtomicBool::new(false);
     let bad = AtomicI64::new(0);
-    run_planes(threads, dx, plane_in, |i, d| {
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let ix = &indices[i * plane_out..(i + 1) * plane_out];
