@@ -232,30 +232,41 @@ fn transform_input<T: Real>(
                 }
                 d[r] = buf;
             }
-            // B^T d, each combined row split into even / odd columns
-            let columns = d[0].iter().zip(d[1]).zip(d[2]).zip(d[3]);
-            for (c, (((&a, &b), &cc), &dd)) in columns.enumerate() {
-                let comb = [a - cc, b + cc, cc - b, b - dd];
-                let (k, odd) = (c / 2, c % 2);
-                for (i, val) in comb.into_iter().enumerate() {
-                    split[(2 * i + odd) * half + k] = val;
-                }
-            }
-            // (B^T d) B for every tile of the row: columns 2tx .. 2tx + 3 are
-            // even[tx], odd[tx], even[tx + 1], odd[tx + 1]
+            // B^T d (four combined rows, whole rows at once), each split into its even and
+            // odd columns; then (B^T d) B for every tile of the row: columns 2tx .. 2tx + 3
+            // are even[tx], odd[tx], even[tx + 1], odd[tx + 1]. Every loop runs over slices
+            // of one known length, so the bounds checks go and the loops vectorise.
+            let n2 = 2 * half;
+            let (a, b, cc, dd) = (&d[0][..n2], &d[1][..n2], &d[2][..n2], &d[3][..n2]);
             for i in 0..4 {
-                let e = &split[2 * i * half..(2 * i + 1) * half];
-                let o = &split[(2 * i + 1) * half..(2 * i + 2) * half];
+                let (ev, od) = split[2 * i * half..(2 * i + 2) * half].split_at_mut(half);
+                let pairs = a.chunks_exact(2).zip(b.chunks_exact(2));
+                let pairs = pairs.zip(cc.chunks_exact(2).zip(dd.chunks_exact(2)));
+                for ((e, o), ((pa, pb), (pc, pd))) in ev.iter_mut().zip(od.iter_mut()).zip(pairs) {
+                    let (x0, x1) = match i {
+                        0 => (pa[0] - pc[0], pa[1] - pc[1]),
+                        1 => (pb[0] + pc[0], pb[1] + pc[1]),
+                        2 => (pc[0] - pb[0], pc[1] - pb[1]),
+                        _ => (pb[0] - pd[0], pb[1] - pd[1]),
+                    };
+                    *e = x0;
+                    *o = x1;
+                }
+                let (ev, od) = (
+                    &split[2 * i * half..(2 * i + 1) * half],
+                    &split[(2 * i + 1) * half..(2 * i + 2) * half],
+                );
+                let (e0, e1, o0, o1) = (&ev[..tw], &ev[1..tw + 1], &od[..tw], &od[1..tw + 1]);
                 let at = |j: usize| (i * 4 + j) * stride_xi + ci * nt + lr * tw;
                 let (v0, rest) = v[at(0)..].split_at_mut(stride_xi);
                 let (v1, rest) = rest.split_at_mut(stride_xi);
                 let (v2, v3) = rest.split_at_mut(stride_xi);
+                let (v0, v1, v2, v3) = (&mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
                 for tx in 0..tw {
-                    let (e0, o0, e1, o1) = (e[tx], o[tx], e[tx + 1], o[tx + 1]);
-                    v0[tx] = e0 - e1;
-                    v1[tx] = o0 + e1;
-                    v2[tx] = e1 - o0;
-                    v3[tx] = o0 - o1;
+                    v0[tx] = e0[tx] - e1[tx];
+                    v1[tx] = o0[tx] + e1[tx];
+                    v2[tx] = e1[tx] - o0[tx];
+                    v3[tx] = o0[tx] - o1[tx];
                 }
             }
         }
