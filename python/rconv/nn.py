@@ -409,9 +409,8 @@ class Conv2d(Module):
             del c["padding_mode"]
             gw = _nn.conv2d_weight(x, self.weight.shape, grad, **c)
             gi = None
-            gb = None if self.bias is None else np.asarray(grad).sum(axis=(-1, -2))
-            if gb is not None and gb.ndim == 2:
-                gb = gb.sum(axis=0)
+            g = np.asarray(grad)
+            gb = None if self.bias is None else g.sum(axis=(0, 2, 3) if g.ndim == 4 else (1, 2))
         self.grad_weight = gw.astype(self.weight.dtype, copy=False)
         if self.bias is not None:
             self.grad_bias = gb.astype(self.bias.dtype, copy=False)

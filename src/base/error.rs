@@ -53,6 +53,18 @@ pub fn check_shapes<const N: usize>(func: &str, shapes: &[[usize; N]]) -> Result
     Ok(())
 }
 
+/// Check that a kernel's slice has the length its params struct implies: a broken invariant of
+/// the bindings (`RuntimeError`) otherwise, never a user error.
+pub fn check_len<T>(func: &str, what: &str, v: &[T], want: usize) -> Result<()> {
+    if v.len() != want {
+        return Err(ConvError::internal(
+            func,
+            format!("{what} has {} elements, expected {want}", v.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Check that both entries of a `(rows, cols)` parameter are at least 1 (kernel sizes,
 /// strides, dilations): a `ValueError` naming `func` and `name` otherwise.
 pub fn positive(func: &str, name: &str, v: (usize, usize)) -> Result<()> {

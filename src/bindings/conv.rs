@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use super::args::{self, ConvArgs};
 use super::dtype::DType;
-use super::{new_array, readonly, untyped};
+use super::{new_array, readonly, untyped, with_output};
 use crate::base::error::ConvError;
 use crate::base::real::Real;
 use crate::base::threads;
@@ -76,28 +76,6 @@ pub(crate) fn check_shape(
     Ok(())
 }
 
-/// A new zeroed array of `shape`, filled by `f` with the GIL released.
-pub(crate) fn with_output<'py, T, F>(
-    py: Python<'py>,
-    func: &str,
-    shape: [usize; 4],
-    f: F,
-) -> PyResult<Out4<'py, T>>
-where
-    T: Real + Element,
-    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
-{
-    let out = new_array::<T, 4>(py, func, shape, true)?;
-    {
-        let mut rw = out.readwrite();
-        let os = rw
-            .as_slice_mut()
-            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
-        py.detach(|| f(os))?;
-    }
-    Ok(out)
-}
-
 /// Multiply-adds of one pass of a convolution (the thread-count heuristic's work).
 fn work(p: &ConvParams) -> usize {
     p.output_shape()
@@ -140,7 +118,7 @@ fn conv2d<'py>(
         let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
         let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
         let nt = threads::for_work(work(&plan.conv));
-        let out = with_output::<T, _>(py, f, plan.conv.output_shape(), |o| {
+        let out = with_output::<T, _, 4>(py, f, plan.conv.output_shape(), |o| {
             let buf = padded(&plan, xs);
             let x = buf.as_deref().unwrap_or(xs);
             let op = conv::Operands { x, weight: ws, bias: bs };
@@ -159,7 +137,7 @@ fn input_grad<'py, T: Real + RowKernel + Element>(
     ws: &[T],
 ) -> PyResult<Out4<'py, T>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output::<T, _>(py, func, plan.input, |o| match plan.explicit {
+    with_output::<T, _, 4>(py, func, plan.input, |o| match plan.explicit {
         None => conv::conv2d_backward_input(&plan.conv, gs, ws, o, nt),
         Some((pads, mode)) => {
             let mut gp = vec![T::ZERO; plan.conv.input_shape().iter().product()];
@@ -179,7 +157,7 @@ fn weight_grad<'py, T: Real + RowKernel + Element>(
     gs: &[T],
 ) -> PyResult<Out4<'py, T>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output::<T, _>(py, func, plan.conv.weight_shape(), |o| {
+    with_output::<T, _, 4>(py, func, plan.conv.weight_shape(), |o| {
         let buf = padded(plan, xs);
         conv::conv2d_backward_weight(&plan.conv, buf.as_deref().unwrap_or(xs), gs, o, nt)
     })
@@ -297,7 +275,7 @@ fn conv_transpose2d<'py>(
         let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
         let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
         let nt = threads::for_work(work(tp.conv()));
-        let out = with_output::<T, _>(py, f, tp.output, |o| {
+        let out = with_output::<T, _, 4>(py, f, tp.output, |o| {
             conv::conv2d_backward_input(tp.conv(), xs, ws, o, nt)?;
             if let Some(b) = bs {
                 conv::add_bias(o, b, tp.output);
@@ -328,8 +306,8 @@ fn conv_transpose2d_backward<'py>(
         let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
         let c = tp.conv();
         let nt = threads::for_work(work(c));
-        let gi = with_output::<T, _>(py, f, tp.input, |o| conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt))?;
-        let gw = with_output::<T, _>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
+        let gi = with_output::<T, _, 4>(py, f, tp.input, |o| conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt))?;
+        let gw = with_output::<T, _, 4>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
         let gb = bias_array::<T>(py, f, gs, tp.output)?;
         Ok((gi.into_any(), gw.into_any(), gb))
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))

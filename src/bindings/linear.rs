@@ -1,14 +1,13 @@
 //! Bindings of the fully connected layer: C-contiguous 2-D float32/float64 arrays of one
 //! dtype (the Python layer converts), shapes checked by [`LinearParams`].
 
-use numpy::{Element, PyArray, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, PyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::conv::{data, real_dtype};
-use super::{new_array, readonly};
+use super::{readonly, with_output};
 use crate::base::error::ConvError;
-use crate::base::real::Real;
 use crate::base::threads;
 use crate::dispatch;
 use crate::nn::linear::{
@@ -19,30 +18,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linear, m)?)?;
     m.add_function(wrap_pyfunction!(linear_backward, m)?)?;
     Ok(())
-}
-
-type Out2<'py, T> = Bound<'py, PyArray<T, ndarray::Ix2>>;
-
-/// A new zeroed 2-D array and `f` run on it with the GIL released.
-fn with_output_2d<'py, T, F>(
-    py: Python<'py>,
-    func: &str,
-    shape: [usize; 2],
-    f: F,
-) -> PyResult<Out2<'py, T>>
-where
-    T: Real + Element,
-    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
-{
-    let out = new_array::<T, 2>(py, func, shape, true)?;
-    {
-        let mut rw = out.readwrite();
-        let os = rw
-            .as_slice_mut()
-            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
-        py.detach(|| f(os))?;
-    }
-    Ok(out)
 }
 
 fn shape2<T: Element>(a: &numpy::PyReadonlyArray2<'_, T>) -> [usize; 2] {
@@ -74,7 +49,7 @@ fn linear<'py>(
         let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
         let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
         let nt = threads::for_work(p.work());
-        let out = with_output_2d::<T, _>(py, f, p.output_shape(), |o| {
+        let out = with_output::<T, _, 2>(py, f, p.output_shape(), |o| {
             threads::run(nt, || linear_forward(&p, (xs, ws, bs), o, nt))
         })?;
         Ok(out.into_any())
@@ -108,7 +83,7 @@ fn linear_backward<'py>(
         let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
         let nt = threads::for_work(p.work());
         let gi = if input_grad {
-            let gi = with_output_2d::<T, _>(py, f, [p.n, p.in_features], |o| {
+            let gi = with_output::<T, _, 2>(py, f, [p.n, p.in_features], |o| {
                 threads::run(nt, || linear_backward_input(&p, gs, ws, o, nt))
             })?;
             Some(gi)
@@ -116,7 +91,7 @@ fn linear_backward<'py>(
             None
         };
         let mut gb: Vec<T> = Vec::new();
-        let gw = with_output_2d::<T, _>(py, f, [p.out_features, p.in_features], |o| {
+        let gw = with_output::<T, _, 2>(py, f, [p.out_features, p.in_features], |o| {
             gb = threads::run(nt, || linear_backward_weight(&p, xs, gs, o, nt))?;
             Ok(())
         })?;

@@ -79,6 +79,29 @@ where
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
+/// A new zeroed C-contiguous array of `shape`, filled by `f` with the GIL released.
+pub(crate) fn with_output<'py, T, F, const N: usize>(
+    py: Python<'py>,
+    func: &str,
+    shape: [usize; N],
+    f: F,
+) -> PyResult<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>>
+where
+    T: Element,
+    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
+    ndarray::Dim<[usize; N]>: ndarray::Dimension,
+{
+    let out = new_array::<T, N>(py, func, shape, true)?;
+    {
+        let mut rw = out.readwrite();
+        let os = rw
+            .as_slice_mut()
+            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
+        py.detach(|| f(os))?;
+    }
+    Ok(out)
+}
+
 /// A new uninitialised 1-D array of `len` elements, and `f` run on it as write-only memory
 /// with the GIL released. `f` must write every element (the activation kernels do).
 pub(crate) fn with_fresh_1d<'py, T: Element + Send, F>(

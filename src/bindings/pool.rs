@@ -8,7 +8,8 @@ use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 
 use super::args::{self, PoolArgs};
-use super::conv::{check_shape, data, real_dtype, shape4, with_output};
+use super::conv::{check_shape, data, real_dtype, shape4};
+use super::with_output;
 use super::{new_array, readonly};
 use crate::base::error::ConvError;
 use crate::base::threads;
@@ -59,7 +60,7 @@ fn max_pool2d<'py>(
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(work(&p));
         if !return_indices {
-            let out = with_output::<T, _>(py, f, p.output_shape(), |o| {
+            let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
                 ops::max_pool2d_forward(&p, xs, o, None, nt);
                 Ok(())
             })?;
@@ -69,7 +70,7 @@ fn max_pool2d<'py>(
         let out = {
             let mut irw = ind.readwrite();
             let is = irw.as_slice_mut().map_err(|_| ConvError::internal(f, "indices not contiguous"))?;
-            with_output::<T, _>(py, f, p.output_shape(), |o| {
+            with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
                 ops::max_pool2d_forward(&p, xs, o, Some(is), nt);
                 Ok(())
             })?
@@ -103,14 +104,14 @@ fn max_pool2d_backward<'py>(
                 check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
                 let is = data(f, "indices", &ia)?;
                 let (plane_out, plane_in) = (p.oh * p.ow, p.h * p.w);
-                with_output::<T, _>(py, f, p.input_shape(), |o| {
+                with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
                     ops::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
                 })?
             }
             None => {
                 check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
                 let xs = data(f, "input", &xa)?;
-                with_output::<T, _>(py, f, p.input_shape(), |o| {
+                with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
                     ops::max_pool2d_backward(&p, xs, gs, o, nt);
                     Ok(())
                 })?
@@ -134,7 +135,7 @@ fn avg_pool2d<'py>(
         let p = PoolParams::new(f, shape4(&xa), &a.spec)?;
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(work(&p));
-        let out = with_output::<T, _>(py, f, p.output_shape(), |o| {
+        let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
             ops::avg_pool2d_forward(&p, xs, o, opt, nt);
             Ok(())
         })?;
@@ -158,7 +159,7 @@ fn avg_pool2d_backward<'py>(
         check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(work(&p));
-        let out = with_output::<T, _>(py, f, p.input_shape(), |o| {
+        let out = with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
             ops::avg_pool2d_backward(&p, gs, o, opt, nt);
             Ok(())
         })?;
@@ -184,7 +185,7 @@ fn adaptive_avg_pool2d<'py>(
         let p = AdaptiveParams::new(f, shape4(&xa), size)?;
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(adaptive_work(&p));
-        let out = with_output::<T, _>(py, f, p.output_shape(), |o| {
+        let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
             ops::adaptive_avg_pool2d_forward(&p, xs, o, nt);
             Ok(())
         })?;
@@ -207,7 +208,7 @@ fn adaptive_avg_pool2d_backward<'py>(
         check_shape(f, "grad_output", g, p.output_shape())?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(adaptive_work(&p));
-        let out = with_output::<T, _>(py, f, [p.n, p.c, p.h, p.w], |o| {
+        let out = with_output::<T, _, 4>(py, f, [p.n, p.c, p.h, p.w], |o| {
             ops::adaptive_avg_pool2d_backward(&p, gs, o, nt);
             Ok(())
         })?;
@@ -234,7 +235,7 @@ fn adaptive_max_pool2d<'py>(
         let out = {
             let mut irw = ind.readwrite();
             let is = irw.as_slice_mut().map_err(|_| ConvError::internal(f, "indices not contiguous"))?;
-            with_output::<T, _>(py, f, p.output_shape(), |o| {
+            with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
                 ops::adaptive_max_pool2d_forward(&p, xs, o, is, nt);
                 Ok(())
             })?
@@ -259,7 +260,7 @@ fn adaptive_max_pool2d_backward<'py>(
         check_shape(f, "grad_output", g, p.output_shape())?;
         let (xs, gs) = (data(f, "input", &xa)?, data(f, "grad_output", &ga)?);
         let nt = threads::for_work(adaptive_work(&p));
-        let out = with_output::<T, _>(py, f, shape4(&xa), |o| {
+        let out = with_output::<T, _, 4>(py, f, shape4(&xa), |o| {
             ops::adaptive_max_pool2d_backward(&p, xs, gs, o, nt);
             Ok(())
         })?;
@@ -289,7 +290,7 @@ fn max_unpool2d<'py>(
         let s = &a.spec;
         let p = UnpoolParams::new(f, shape4(&xa), s.kernel, s.stride, s.padding, size.as_deref())?;
         let (xs, is) = (data(f, "input", &xa)?, data(f, "indices", &ia)?);
-        let out = with_output::<T, _>(py, f, p.output_shape(), |o| {
+        let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
             ops::max_unpool2d(xs, is, p.h * p.w, o, p.oh * p.ow)
         })?;
         Ok(out.into_any())

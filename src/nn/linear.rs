@@ -6,7 +6,7 @@
 //! [`LinearParams`] holds the shape rule, once: `x (n, in)`, `weight (out, in)`,
 //! `bias (out,)`, `y (n, out)`.
 
-use crate::base::error::{ConvError, Result};
+use crate::base::error::{check_len, ConvError, Result};
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
 use crate::base::par::for_each_chunk;
 use crate::base::real::Real;
@@ -56,14 +56,33 @@ impl LinearParams {
     }
 }
 
-fn check_len<T>(func: &str, what: &str, v: &[T], want: usize) -> Result<()> {
-    if v.len() != want {
-        return Err(ConvError::internal(
-            func,
-            format!("{what} has {} elements, expected {want}", v.len()),
-        ));
-    }
-    Ok(())
+/// `c = a b` for row-major `c` (`cols` wide) and `a` (`(rows, inner)`), and `b`
+/// (`(inner, cols)`) given by its strides, over fixed blocks of [`ROWS`] rows, each finished by
+/// `then` while it is in cache.
+fn rows_gemm<T: Real>(
+    c: &mut [T],
+    cols: usize,
+    (a, inner): (&[T], usize),
+    (b, b_strides): (&[T], (usize, usize)),
+    threads: usize,
+    then: impl Fn(&mut [T]) + Send + Sync,
+) {
+    for_each_chunk(
+        threads > 1,
+        c,
+        ROWS * cols,
+        || (),
+        |_, (t, block)| {
+            let rows = block.len() / cols;
+            gemm_into(
+                MatMut::new(block, (rows, cols), cols),
+                false,
+                MatRef::new(&a[t * ROWS * inner..], (rows, inner), (inner, 1)),
+                MatRef::new(b, (inner, cols), b_strides),
+            );
+            then(block);
+        },
+    );
 }
 
 /// `out = x W^T (+ bias)`, `out` `(n, out_features)` overwritten.
@@ -83,29 +102,15 @@ pub fn linear_forward<T: Real>(
     if out.is_empty() {
         return Ok(());
     }
-    for_each_chunk(
-        threads > 1,
-        out,
-        ROWS * m,
-        || (),
-        |_, (t, block)| {
-            let rows = block.len() / m;
-            let r0 = t * ROWS;
-            gemm_into(
-                MatMut::new(block, (rows, m), m),
-                false,
-                MatRef::new(&x[r0 * k..], (rows, k), (k, 1)),
-                MatRef::new(weight, (k, m), (1, k)),
-            );
-            if let Some(b) = bias {
-                for row in block.chunks_exact_mut(m) {
-                    for (v, &bv) in row.iter_mut().zip(b) {
-                        *v += bv;
-                    }
+    rows_gemm(out, m, (x, k), (weight, (1, k)), threads, |block| {
+        if let Some(b) = bias {
+            for row in block.chunks_exact_mut(m) {
+                for (v, &bv) in row.iter_mut().zip(b) {
+                    *v += bv;
                 }
             }
-        },
-    );
+        }
+    });
     Ok(())
 }
 
@@ -124,21 +129,7 @@ pub fn linear_backward_input<T: Real>(
     if gx.is_empty() {
         return Ok(());
     }
-    for_each_chunk(
-        threads > 1,
-        gx,
-        ROWS * k,
-        || (),
-        |_, (t, block)| {
-            let rows = block.len() / k;
-            gemm_into(
-                MatMut::new(block, (rows, k), k),
-                false,
-                MatRef::new(&g[t * ROWS * m..], (rows, m), (m, 1)),
-                MatRef::new(weight, (m, k), (k, 1)),
-            );
-        },
-    );
+    rows_gemm(gx, k, (g, m), (weight, (k, 1)), threads, |_| ());
     Ok(())
 }
 

@@ -17,22 +17,12 @@ pub mod winograd;
 
 pub use params::{ConvParams, ConvTransposeParams, Operands};
 
-use crate::base::error::{ConvError, Result};
+use crate::base::error::{check_len, Result};
 use crate::base::real::Real;
 use crate::signal::row_kernels::RowKernel;
 
 use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
 use im2col::{gemm_backward_input, gemm_backward_weight, gemm_forward};
-
-fn check_len<T>(func: &str, what: &str, v: &[T], want: usize) -> Result<()> {
-    if v.len() != want {
-        return Err(ConvError::internal(
-            func,
-            format!("{what} has {} elements, expected {want}", v.len()),
-        ));
-    }
-    Ok(())
-}
 
 /// Forward convolution: `out = conv(x, weight) + bias`. All slices are contiguous NCHW.
 pub fn conv2d_forward<T: Real + RowKernel>(

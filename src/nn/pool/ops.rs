@@ -70,6 +70,41 @@ fn run_planes_with<U: Send, S, I, F>(
     }
 }
 
+/// [`run_planes_with`] over the planes of values `out` and their argmax indices `ind` (both
+/// `plane_out` per plane): `f(scratch, plane index, values, indices)`.
+fn run_planes_indexed<T: Send, S, I, F>(
+    threads: usize,
+    (out, ind): (&mut [T], &mut [i64]),
+    plane_out: usize,
+    min_planes: usize,
+    init: I,
+    f: F,
+) where
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, usize, &mut [T], &mut [i64]) + Send + Sync,
+{
+    if plane_out == 0 || out.is_empty() {
+        return;
+    }
+    let planes = out
+        .chunks_exact_mut(plane_out)
+        .zip(ind.chunks_exact_mut(plane_out));
+    if threads <= 1 {
+        let mut scratch = init();
+        planes
+            .enumerate()
+            .for_each(|(i, (o, ix))| f(&mut scratch, i, o, ix));
+    } else {
+        crate::base::threads::run(threads, || {
+            out.par_chunks_exact_mut(plane_out)
+                .zip(ind.par_chunks_exact_mut(plane_out))
+                .enumerate()
+                .with_min_len(min_planes.max(1))
+                .for_each_init(&init, |sc, (i, (o, ix))| f(sc, i, o, ix));
+        });
+    }
+}
+
 avx2_twin! {
     /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
     fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
@@ -529,25 +564,14 @@ pub fn max_pool2d_forward<T: Real>(
             None => run_planes_grouped(threads, out, plane_out, group, |i, o| {
                 max_pool_2x2(p, x_of(i), o, None)
             }),
-            Some(ind) => {
-                let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
-                    max_pool_2x2(p, x_of(i), o, Some(ix))
-                };
-                if threads <= 1 {
-                    out.chunks_exact_mut(plane_out)
-                        .zip(ind.chunks_exact_mut(plane_out))
-                        .enumerate()
-                        .for_each(body);
-                } else {
-                    crate::base::threads::run(threads, || {
-                        out.par_chunks_exact_mut(plane_out)
-                            .zip(ind.par_chunks_exact_mut(plane_out))
-                            .enumerate()
-                            .with_min_len(group)
-                            .for_each(body);
-                    });
-                }
-            }
+            Some(ind) => run_planes_indexed(
+                threads,
+                (out, ind),
+                plane_out,
+                group,
+                || (),
+                |_, i, o, ix| max_pool_2x2(p, x_of(i), o, Some(ix)),
+            ),
         }
         return;
     }
@@ -557,27 +581,17 @@ pub fn max_pool2d_forward<T: Real>(
             max_pool_values(p, &x[i * plane_in..(i + 1) * plane_in], o, &mut colmax)
         }),
         Some(ind) => {
-            if plane_out == 0 {
-                return;
-            }
-            let body = |sc: &mut ArgmaxScratch<T>,
-                        (i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
+            let body = |sc: &mut ArgmaxScratch<T>, i: usize, o: &mut [T], ix: &mut [i64]| {
                 max_pool_argmax(p, &x[i * plane_in..(i + 1) * plane_in], o, ix, sc)
             };
-            if threads <= 1 {
-                let mut sc = ArgmaxScratch::default();
-                out.chunks_exact_mut(plane_out)
-                    .zip(ind.chunks_exact_mut(plane_out))
-                    .enumerate()
-                    .for_each(|t| body(&mut sc, t));
-            } else {
-                crate::base::threads::run(threads, || {
-                    out.par_chunks_exact_mut(plane_out)
-                        .zip(ind.par_chunks_exact_mut(plane_out))
-                        .enumerate()
-                        .for_each_init(ArgmaxScratch::default, body);
-                });
-            }
+            run_planes_indexed(
+                threads,
+                (out, ind),
+                plane_out,
+                1,
+                ArgmaxScratch::default,
+                body,
+            )
         }
     }
 }
@@ -776,34 +790,25 @@ pub fn adaptive_max_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    if plane_out == 0 || out.is_empty() {
-        return;
-    }
-    let body = |(i, (o, ix)): (usize, (&mut [T], &mut [i64]))| {
-        let xp = &x[i * plane_in..(i + 1) * plane_in];
-        for oy in 0..p.oh {
-            let ys = AdaptiveParams::range(oy, p.oh, p.h);
-            for ox in 0..p.ow {
-                let xs = AdaptiveParams::range(ox, p.ow, p.w);
-                let (v, idx) = window_max(xp, p.w, ys, 1, xs, 1);
-                o[oy * p.ow + ox] = v;
-                ix[oy * p.ow + ox] = idx as i64;
+    run_planes_indexed(
+        threads,
+        (out, ind),
+        plane_out,
+        1,
+        || (),
+        |_, i, o, ix| {
+            let xp = &x[i * plane_in..(i + 1) * plane_in];
+            for oy in 0..p.oh {
+                let ys = AdaptiveParams::range(oy, p.oh, p.h);
+                for ox in 0..p.ow {
+                    let xs = AdaptiveParams::range(ox, p.ow, p.w);
+                    let (v, idx) = window_max(xp, p.w, ys, 1, xs, 1);
+                    o[oy * p.ow + ox] = v;
+                    ix[oy * p.ow + ox] = idx as i64;
+                }
             }
-        }
-    };
-    if threads <= 1 {
-        out.chunks_exact_mut(plane_out)
-            .zip(ind.chunks_exact_mut(plane_out))
-            .enumerate()
-            .for_each(body);
-    } else {
-        crate::base::threads::run(threads, || {
-            out.par_chunks_exact_mut(plane_out)
-                .zip(ind.par_chunks_exact_mut(plane_out))
-                .enumerate()
-                .for_each(body);
-        });
-    }
+        },
+    );
 }
 
 /// Adaptive max pooling backward (argmax recomputed from `x`).
