@@ -47,9 +47,15 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["signal", "fft", "nn", "dask", "overhead", "train"],
+        choices=["signal", "fft", "nn", "one_thread", "dask", "overhead", "train"],
         default=None,
         help="run one group of benchmarks",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="print the change per row from run A to run B (two --json outputs) and exit",
     )
     return p.parse_args()
 
@@ -521,6 +527,100 @@ NN_TABLE = Table(
 )
 
 
+# name, batch, in channels, out channels, size, kernel, stride, padding, output padding
+TRANSPOSED_LAYERS = [
+    ("64->32 @28 k4 s2 p1", 8, 64, 32, 28, 4, 2, 1, 0),
+    ("128->64 @14 k3 s2 p1 op1", 8, 128, 64, 14, 3, 2, 1, 1),
+]
+
+
+def _transposed_rows(layer, rng, group: str = "nn") -> list:
+    """conv_transpose2d forward and backward (input, weight and bias gradients) against
+    torch's ``conv_transpose2d`` and ``convolution_backward(transposed=True)``."""
+    name, n, cin, cout, size, k, s, p, op = layer
+    x = rng.standard_normal((n, cin, size, size), dtype=np.float32)
+    w = rng.standard_normal((cin, cout, k, k), dtype=np.float32)
+    b = rng.standard_normal(cout, dtype=np.float32)
+    y = rconv.conv_transpose2d(x, w, b, s, p, op)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    flops = 2.0 * x.size * cout * k * k
+    fwd_fns = {"rconv": partial(rconv.conv_transpose2d, x, w, b, s, p, op)}
+    bwd_fns = {"rconv": partial(rconv.conv_transpose2d_backward, dy, x, w, s, p, op)}
+    if torch is not None:
+        xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+        fwd_fns["torch"] = partial(F.conv_transpose2d, xt, wt, bt, s, p, op)
+        bwd_fns["torch"] = partial(
+            torch.ops.aten.convolution_backward,
+            dyt,
+            xt,
+            wt,
+            [cout],
+            [s, s],
+            [p, p],
+            [1, 1],
+            True,
+            [op, op],
+            1,
+            [True, True, True],
+        )
+    out = []
+    for kind, fns, f in (("fwd", fwd_fns, flops), ("bwd", bwd_fns, 2 * flops)):
+        t = time_blocks(fns)
+        row = report({"group": group, "case": f"conv_transpose2d {kind} {name} N={n}"}, t)
+        row["gflops"] = f / t.medians["rconv"] / 1e9
+        out.append(row)
+    return out
+
+
+def _conv_rows(layer, rng, matmul=None, group: str = "nn") -> list:
+    """conv2d forward and backward of one layer against torch; with `matmul`, also the
+    forward's share of NumPy's matmul GFLOP/s (same rounds) and its peak extra memory."""
+    name, n, cin, cout, size, k, s, p, g = layer
+    x = rng.standard_normal((n, cin, size, size), dtype=np.float32)
+    w = rng.standard_normal((cout, cin // g, k, k), dtype=np.float32)
+    b = rng.standard_normal(cout, dtype=np.float32)
+    y = rconv.conv2d(x, w, b, s, p, 1, g)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    flops = 2.0 * y.size * (cin // g) * k * k
+    fwd_fns = {"rconv": partial(rconv.conv2d, x, w, b, s, p, 1, g)}
+    if matmul is not None:
+        fwd_fns["numpy_matmul"] = matmul
+    bwd_fns = {"rconv": partial(rconv.conv2d_backward, dy, x, w, s, p, 1, g)}
+    if torch is not None:
+        xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+        fwd_fns["torch"] = partial(F.conv2d, xt, wt, bt, s, p, 1, g)
+        bwd_fns["torch"] = partial(
+            torch.ops.aten.convolution_backward,
+            dyt,
+            xt,
+            wt,
+            [cout],
+            [s, s],
+            [p, p],
+            [1, 1],
+            False,
+            [0, 0],
+            g,
+            [True, True, True],
+        )
+    tf = time_blocks(fwd_fns)
+    fwd = report({"group": group, "case": f"conv2d fwd {name} N={n}"}, tf, ratios=("torch",))
+    fwd["gflops"] = flops / tf.medians["rconv"] / 1e9
+    if matmul is not None:
+        # (flops / t_rconv) / (matmul flops / t_matmul), per round
+        add_stat(
+            fwd,
+            "pct_matmul",
+            [100 * flops / MATMUL_FLOPS * r for r in tf.ratios["numpy_matmul"]],
+        )
+    tb = time_blocks(bwd_fns)
+    bwd = report({"group": group, "case": f"conv2d bwd {name} N={n}"}, tb)
+    bwd["gflops"] = 2 * flops / tb.medians["rconv"] / 1e9
+    if matmul is not None:
+        fwd.update(peak_extra_memory(layer))
+    return [fwd, bwd]
+
+
 def bench_nn(rows: list, quick: bool) -> None:
     matmul = _matmul()
     t = time_blocks({"numpy": matmul}, baseline=None)
@@ -532,47 +632,11 @@ def bench_nn(rows: list, quick: bool) -> None:
     NN_TABLE.header("nn: float32, torch on the same thread count")
     rng = np.random.default_rng(0)
     for layer in CONV_LAYERS:
-        name, n, cin, cout, size, k, s, p, g = layer
-        x = rng.standard_normal((n, cin, size, size), dtype=np.float32)
-        w = rng.standard_normal((cout, cin // g, k, k), dtype=np.float32)
-        b = rng.standard_normal(cout, dtype=np.float32)
-        y = rconv.conv2d(x, w, b, s, p, 1, g)
-        dy = rng.standard_normal(y.shape, dtype=np.float32)
-        flops = 2.0 * y.size * (cin // g) * k * k
-        fwd_fns = {"rconv": partial(rconv.conv2d, x, w, b, s, p, 1, g), "numpy_matmul": matmul}
-        bwd_fns = {"rconv": partial(rconv.conv2d_backward, dy, x, w, s, p, 1, g)}
-        if torch is not None:
-            xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
-            fwd_fns["torch"] = partial(F.conv2d, xt, wt, bt, s, p, 1, g)
-            bwd_fns["torch"] = partial(
-                torch.ops.aten.convolution_backward,
-                dyt,
-                xt,
-                wt,
-                [cout],
-                [s, s],
-                [p, p],
-                [1, 1],
-                False,
-                [0, 0],
-                g,
-                [True, True, True],
-            )
-        tf = time_blocks(fwd_fns)
-        fwd = report({"group": "nn", "case": f"conv2d fwd {name} N={n}"}, tf, ratios=("torch",))
-        fwd["gflops"] = flops / tf.medians["rconv"] / 1e9
-        # (flops / t_rconv) / (matmul flops / t_matmul), per round
-        add_stat(
-            fwd,
-            "pct_matmul",
-            [100 * flops / MATMUL_FLOPS * r for r in tf.ratios["numpy_matmul"]],
-        )
-        tb = time_blocks(bwd_fns)
-        bwd = report({"group": "nn", "case": f"conv2d bwd {name} N={n}"}, tb)
-        bwd["gflops"] = 2 * flops / tb.medians["rconv"] / 1e9
-        fwd.update(peak_extra_memory(layer))
-        _emit(rows, NN_TABLE, fwd)
-        _emit(rows, NN_TABLE, bwd)
+        for row in _conv_rows(layer, rng, matmul):
+            _emit(rows, NN_TABLE, row)
+    for layer in TRANSPOSED_LAYERS:
+        for row in _transposed_rows(layer, rng):
+            _emit(rows, NN_TABLE, row)
     x = rng.standard_normal((8, 64, 112, 112), dtype=np.float32)
     xt = torch.from_numpy(x) if torch is not None else None
     for pool in ("max", "avg"):
@@ -644,6 +708,71 @@ def bench_nn(rows: list, quick: bool) -> None:
         fns["torch"] = partial(F.adaptive_avg_pool2d, torch.from_numpy(xg), 1)
     case = "adaptive_avg_pool2d 1x1 (8,256,28,28)"
     _emit(rows, NN_TABLE, report({"group": "nn", "case": case}, time_blocks(fns)))
+
+
+ONE_TABLE = Table(
+    [
+        ("case", "case", 48, "s"),
+        ("rconv ms", "rconv_ms", 9, "f"),
+        ("ref ms", "ref_ms", 8, "f"),
+        ("vs ref", "vs_ref", 17, "r"),
+        ("rconv Nthr/1", "rconv_scaling", 12, "f"),
+        ("ref Nthr/1", "ref_scaling", 10, "f"),
+    ]
+)
+
+
+def _all_threads(n: int) -> None:
+    """Every library on `n` threads: rconv, torch, OpenCV and the BLAS/OpenMP pools."""
+    rconv.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    if cv2 is not None:
+        cv2.setNumThreads(n)
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(limits=n)
+
+
+def bench_one_thread(rows: list, quick: bool) -> None:
+    """The conv, transposed-conv and a signal row with every library on one thread (users
+    under ``threadpool_limits(1)``), and the thread scaling of both (the 1-thread time over
+    the same row's time at --threads, from the nn section of this run when it ran)."""
+    if THREADS == 1:
+        return
+    ONE_TABLE.header(
+        f"one thread: every library on 1 thread (ref: torch, cv2 for the signal row); "
+        f"Nthr/1 = 1-thread time / {THREADS}-thread time"
+    )
+    same = {(r.get("group"), r.get("case")): r for r in rows}
+    rng = np.random.default_rng(0)
+    _all_threads(1)
+    try:
+        out = []
+        for layer in [] if quick else CONV_LAYERS:
+            out += _conv_rows(layer, rng, group="one_thread")
+        for layer in TRANSPOSED_LAYERS[:1] if quick else TRANSPOSED_LAYERS:
+            out += _transposed_rows(layer, rng, group="one_thread")
+        size = 1024 if quick else 2048
+        x = rng.standard_normal((size, size), dtype=np.float32)
+        w = rng.standard_normal((7, 7), dtype=np.float32)
+        fns = {"rconv": partial(rconv.correlate2d, x, w, "same")}
+        if cv2 is not None:
+            fns["cv2"] = partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT)
+        case = f"correlate2d same fill {size}x{size} 7x7 float32"
+        out.append(report({"group": "one_thread", "case": case}, time_blocks(fns)))
+    finally:
+        _all_threads(THREADS)
+    for row in out:
+        ref = "cv2" if "cv2_ms" in row else "torch"
+        if f"{ref}_ms" in row:
+            row["ref_ms"] = row[f"{ref}_ms"]
+            row["vs_ref"], row["vs_ref_range"] = row[f"vs_{ref}"], row[f"vs_{ref}_range"]
+        base = same.get(("nn", row["case"])) or same.get(("signal", row["case"]))
+        if base is not None:
+            row["rconv_scaling"] = row["rconv_ms"] / base["rconv_ms"]
+            if f"{ref}_ms" in row and f"{ref}_ms" in base:
+                row["ref_scaling"] = row[f"{ref}_ms"] / base[f"{ref}_ms"]
+        _emit(rows, ONE_TABLE, row)
 
 
 def bench_dask(rows: list, quick: bool) -> None:
@@ -1247,7 +1376,58 @@ def thread_state() -> dict:
     return state
 
 
+def _time_key(row: dict):
+    """The row's rconv time key (``rconv_ms``, ``rconv_us`` or ``rconv_s``), or None."""
+    return next((k for k in ("rconv_ms", "rconv_us", "rconv_s") if k in row), None)
+
+
+def compare(path_a: str, path_b: str) -> None:
+    """Print, per row of two runs (matched by group and case): rconv's time in each, B's
+    speed-up over A (A time / B time, > 1: B faster) and each reference ratio in A -> B."""
+    runs = []
+    for path in (path_a, path_b):
+        with open(path) as f:
+            runs.append(json.load(f))
+    for tag, path, run in zip("AB", (path_a, path_b), runs):
+        cpu = run.get("cpu", {}).get("model", "?")
+        simd = run.get("rconv_simd", "?")
+        quick = " (quick)" if run.get("quick") else ""
+        print(
+            f"{tag}: {path}: {cpu}, rconv simd {simd}, {run.get('threads')} thread(s), "
+            f"{run.get('date')}{quick}"
+        )
+    index = [{(r.get("group"), r.get("case")): r for r in run["rows"]} for run in runs]
+    keys = list(index[1]) + [k for k in index[0] if k not in index[1]]
+    print(f"\n{'group / case':56} {'A':>9} {'B':>9} {'B speed-up':>10}  reference ratios A -> B")
+    group = None
+    for key in keys:
+        ra, rb = index[0].get(key), index[1].get(key)
+        if key[0] != group:
+            group = key[0]
+            print(f"[{group}]")
+        case = str(key[1])[:54]
+        if ra is None or rb is None:
+            print(f"  {case:54} {'only in ' + ('B' if ra is None else 'A'):>30}")
+            continue
+        ka, kb = _time_key(ra), _time_key(rb)
+        cells = ["-", "-", "-"]
+        if ka is not None and ka == kb:
+            unit = ka.split("_")[1]
+            ta, tb = ra[ka], rb[kb]
+            cells = [f"{_num(ta)}{unit}", f"{_num(tb)}{unit}", f"{ta / tb:.2f}x" if tb else "-"]
+        refs = sorted(
+            k
+            for k in set(ra) & set(rb)
+            if k.startswith("vs_") and not k.endswith("_range") and isinstance(ra[k], float)
+        )
+        ratio = "  ".join(f"{k[3:]} {_num(ra[k])} -> {_num(rb[k])}" for k in refs)
+        print(f"  {case:54} {cells[0]:>9} {cells[1]:>9} {cells[2]:>10}  {ratio}")
+
+
 def main() -> None:
+    if ARGS.compare:
+        compare(*ARGS.compare)
+        return
     cpu, simd = cpu_info(), rconv_simd()
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     vers = versions()
@@ -1271,12 +1451,14 @@ def main() -> None:
             bench_huge(rows)
     if only in (None, "dask"):
         bench_dask(rows, ARGS.quick)
-    if only in (None, "nn", "overhead", "train"):
+    if only in (None, "nn", "one_thread", "overhead", "train"):
         _import_torch()
         if torch is None:
             print("\n(torch is not importable: the torch rows are skipped)")
     if only in (None, "nn"):
         bench_nn(rows, ARGS.quick)
+    if only in (None, "nn", "one_thread"):
+        bench_one_thread(rows, ARGS.quick)
     if only in (None, "overhead"):
         bench_overhead(rows, ARGS.quick)
     if only in (None, "train"):

@@ -24,6 +24,7 @@ def correlate2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def convolve2d(
     in1: ArrayLike,
@@ -33,11 +34,12 @@ def convolve2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def choose_conv_method(
     in1: ArrayLike, in2: ArrayLike, mode: _Mode = "full"
 ) -> Literal["direct", "fft"]: ...
-def corr2d(x: ArrayLike, k: ArrayLike) -> np.ndarray: ...
+def corr2d(x: ArrayLike, k: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 
@@ -55,6 +57,8 @@ def conv2d(
     dilation: _IntPair = 1,
     groups: int = 1,
     padding_mode: _PaddingMode = "zeros",
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv2d_backward(
     grad_output: ArrayLike,
@@ -65,6 +69,8 @@ def conv2d_backward(
     dilation: _IntPair = 1,
     groups: int = 1,
     padding_mode: _PaddingMode = "zeros",
+    *,
+    out: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def conv2d_input(
     input_shape: Sequence[int],
@@ -74,6 +80,8 @@ def conv2d_input(
     padding: _Padding = 0,
     dilation: _IntPair = 1,
     groups: int = 1,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv2d_weight(
     input: ArrayLike,
@@ -83,6 +91,8 @@ def conv2d_weight(
     padding: _Padding = 0,
     dilation: _IntPair = 1,
     groups: int = 1,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv_transpose2d(
     input: ArrayLike,
@@ -113,6 +123,8 @@ def max_pool2d(
     dilation: _IntPair = 1,
     ceil_mode: bool = False,
     return_indices: Literal[False] = False,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 @overload
 def max_pool2d(
@@ -124,6 +136,7 @@ def max_pool2d(
     ceil_mode: bool = False,
     *,
     return_indices: Literal[True],
+    out: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray]]] = None,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def max_pool2d_backward(
     grad_output: ArrayLike,
@@ -134,6 +147,8 @@ def max_pool2d_backward(
     dilation: _IntPair = 1,
     ceil_mode: bool = False,
     indices: Optional[ArrayLike] = None,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def max_unpool2d(
     input: ArrayLike,
@@ -151,6 +166,8 @@ def avg_pool2d(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
     divisor_override: Optional[int] = None,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def avg_pool2d_backward(
     grad_output: ArrayLike,
@@ -161,6 +178,8 @@ def avg_pool2d_backward(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
     divisor_override: Optional[int] = None,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def adaptive_avg_pool2d(input: ArrayLike, output_size: _Size) -> np.ndarray: ...
 def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input: ArrayLike) -> np.ndarray: ...

@@ -144,6 +144,26 @@ def _conv_opts(
     )
 
 
+def _out(out: Any, unbatched: bool) -> Any:
+    """An `out=` destination as the compiled layer takes it: an unbatched (3-D) array as a
+    batched view of itself (the same memory). Everything else goes through as given, and
+    the compiled layer checks it."""
+    if unbatched and isinstance(out, np.ndarray) and out.ndim == 3:
+        return out[None]
+    return out
+
+
+def _outs(func: str, out: Any, n: int) -> tuple:
+    """`out=` of a function returning `n` arrays: None, or a tuple of `n` (array or None)."""
+    if out is None:
+        return (None,) * n
+    if not isinstance(out, (tuple, list)) or len(out) != n:
+        raise TypeError(
+            f"{func}: out must be a tuple of {n} arrays (or None entries), got {type(out).__name__}"
+        )
+    return tuple(out)
+
+
 def _unbatch(a: np.ndarray, unbatched: bool) -> np.ndarray:
     return a[0] if unbatched else a
 
@@ -174,7 +194,16 @@ def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
 
 
 def conv2d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    *,
+    out=None,
 ):
     """2-D convolution (cross-correlation) over NCHW input, as ``torch.nn.functional.conv2d``.
 
@@ -196,6 +225,10 @@ def conv2d(
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
         How the padding is filled, as ``torch.nn.Conv2d`` applies it.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     out : ndarray
@@ -245,12 +278,25 @@ def conv2d(
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
     opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
-    out = _rconv.conv2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
-    return out[0] if unbatched else out
+    res = _rconv.conv2d(
+        _c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts, _out(out, unbatched)
+    )
+    if out is not None:
+        return out
+    return res[0] if unbatched else res
 
 
 def conv2d_backward(
-    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+    grad_output,
+    input,
+    weight,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    *,
+    out=None,
 ):
     """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``.
 
@@ -264,6 +310,11 @@ def conv2d_backward(
     stride, padding, dilation, groups, padding_mode
         As in :func:`conv2d`.
 
+    out : tuple of 3 (numpy.ndarray or None), optional
+        Keyword-only destinations ``(grad_input, grad_weight, grad_bias)``, ``None`` where a
+        new array is wanted. Each given array is checked as ``out`` of :func:`conv2d`
+        (exact shape and dtype, C-contiguous, writeable, no memory shared with the inputs),
+        overwritten and returned in its place.
     Returns
     -------
     grad_input : ndarray
@@ -316,11 +367,16 @@ def conv2d_backward(
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, w, g)
     opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
-    gi, gw, gb = _rconv.conv2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts)
-    return _unbatch(gi, unbatched), gw, gb
+    outs = _outs(f, out, 3)
+    dest = (_out(outs[0], unbatched), outs[1], outs[2])
+    gi, gw, gb = _rconv.conv2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts, dest)
+    gi = _unbatch(gi, unbatched) if outs[0] is None else outs[0]
+    return gi, gw, gb
 
 
-def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_input(
+    input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
+):
     """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``.
 
     Parameters
@@ -334,6 +390,10 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     stride, padding, dilation, groups
         As in :func:`conv2d` (zero padding).
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -371,11 +431,13 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(w, g)
     opts = _conv_opts(f, stride, padding, dilation, groups)
-    gi = _rconv.conv2d_input(_c(g, dt), _c(w, dt), shape, opts)
-    return _unbatch(gi, unbatched)
+    gi = _rconv.conv2d_input(_c(g, dt), _c(w, dt), shape, opts, _out(out, unbatched))
+    return _unbatch(gi, unbatched) if out is None else out
 
 
-def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_weight(
+    input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
+):
     """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``.
 
     Parameters
@@ -389,6 +451,10 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     stride, padding, dilation, groups
         As in :func:`conv2d` (zero padding).
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_weight : ndarray
@@ -428,7 +494,8 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         raise TypeError(f"{f}: weight_shape must be a sequence of ints") from e
     dt = _common(x, g)
     opts = _conv_opts(f, stride, padding, dilation, groups)
-    return _rconv.conv2d_weight(_c(x, dt), _c(g, dt), ws, opts)
+    gw = _rconv.conv2d_weight(_c(x, dt), _c(g, dt), ws, opts, out)
+    return gw if out is None else out
 
 
 def conv_transpose2d(
@@ -606,7 +673,15 @@ def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
 
 
 def max_pool2d(
-    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode=False,
+    return_indices=False,
+    *,
+    out=None,
 ):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
@@ -628,6 +703,12 @@ def max_pool2d(
     return_indices : bool, optional
         Also return the argmax of each window, flattened over the ``H * W`` plane (int64).
 
+    out : numpy.ndarray, or (with `return_indices`) a tuple of 2, optional
+        Keyword-only destination: C-contiguous, writeable, of exactly the result's shape and
+        dtype (int64 for the indices), sharing no memory with the input; with
+        `return_indices`, a pair ``(values, indices)`` with ``None`` where a new array is
+        wanted. Given arrays are overwritten and returned (the same objects); any other
+        array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     out : ndarray
@@ -662,10 +743,13 @@ def max_pool2d(
     f = "max_pool2d"
     x, unbatched = _pool_input(f, input)
     opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
-    out, ind = _rconv.max_pool2d(x, opts, bool(return_indices))
     if return_indices:
-        return _unbatch(out, unbatched), _unbatch(ind, unbatched)
-    return _unbatch(out, unbatched)
+        ov, oi = _outs(f, out, 2)
+        res, ind = _rconv.max_pool2d(x, opts, True, _out(ov, unbatched), _out(oi, unbatched))
+        res = _unbatch(res, unbatched) if ov is None else ov
+        return res, _unbatch(ind, unbatched) if oi is None else oi
+    res, _ = _rconv.max_pool2d(x, opts, False, _out(out, unbatched))
+    return _unbatch(res, unbatched) if out is None else out
 
 
 def max_pool2d_backward(
@@ -677,6 +761,8 @@ def max_pool2d_backward(
     dilation=1,
     ceil_mode=False,
     indices=None,
+    *,
+    out=None,
 ):
     """Gradient of :func:`max_pool2d` with respect to its input.
 
@@ -693,6 +779,10 @@ def max_pool2d_backward(
         them the gradient is a plain scatter (as torch's autograd does it); without them the
         argmax of every window is recomputed from `input` (same result, slower).
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -733,8 +823,8 @@ def max_pool2d_backward(
     dt = _common(x, g)
     opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
     ind = None if indices is None else _indices(f, indices, unbatched)
-    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), opts, ind)
-    return _unbatch(gi, unbatched)
+    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), opts, ind, _out(out, unbatched))
+    return _unbatch(gi, unbatched) if out is None else out
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -800,6 +890,8 @@ def avg_pool2d(
     ceil_mode=False,
     count_include_pad=True,
     divisor_override=None,
+    *,
+    out=None,
 ):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
@@ -820,6 +912,10 @@ def avg_pool2d(
     divisor_override : int, optional
         Divide by this instead.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     out : ndarray
@@ -851,7 +947,8 @@ def avg_pool2d(
     opts = _pool_opts(
         f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
     )
-    return _unbatch(_rconv.avg_pool2d(x, opts), unbatched)
+    res = _rconv.avg_pool2d(x, opts, _out(out, unbatched))
+    return _unbatch(res, unbatched) if out is None else out
 
 
 def avg_pool2d_backward(
@@ -863,6 +960,8 @@ def avg_pool2d_backward(
     ceil_mode=False,
     count_include_pad=True,
     divisor_override=None,
+    *,
+    out=None,
 ):
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
@@ -875,6 +974,10 @@ def avg_pool2d_backward(
     kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         As in :func:`avg_pool2d`.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -909,7 +1012,8 @@ def avg_pool2d_backward(
     opts = _pool_opts(
         f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
     )
-    return _unbatch(_rconv.avg_pool2d_backward(_c(g, dt), x.shape, opts), unbatched)
+    res = _rconv.avg_pool2d_backward(_c(g, dt), x.shape, opts, _out(out, unbatched))
+    return _unbatch(res, unbatched) if out is None else out
 
 
 def adaptive_avg_pool2d(input, output_size):

@@ -20,7 +20,11 @@ _Opts = Tuple[Any, ...]
 
 # signal
 def correlate2d(
-    in1: np.ndarray, in2: np.ndarray, fill: Optional[np.ndarray], opts: _Opts
+    in1: np.ndarray,
+    in2: np.ndarray,
+    fill: Optional[np.ndarray],
+    opts: _Opts,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def choose_method(in1: np.ndarray, in2: np.ndarray, opts: _Opts) -> str: ...
 def geometry(
@@ -40,16 +44,32 @@ def linear_backward(
 
 # convolution
 def conv2d(
-    x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    opts: _Opts,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv2d_backward(
-    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, opts: _Opts
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    opts: _Opts,
+    out: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def conv2d_input(
-    grad_output: np.ndarray, weight: np.ndarray, input_shape: _Shape, opts: _Opts
+    grad_output: np.ndarray,
+    weight: np.ndarray,
+    input_shape: _Shape,
+    opts: _Opts,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv2d_weight(
-    x: np.ndarray, grad_output: np.ndarray, weight_shape: _Shape, opts: _Opts
+    x: np.ndarray,
+    grad_output: np.ndarray,
+    weight_shape: _Shape,
+    opts: _Opts,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv_transpose2d(
     x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts
@@ -62,14 +82,22 @@ def conv_transpose_geometry(input_shape: _Shape, weight_shape: _Shape, opts: _Op
 
 # pooling
 def max_pool2d(
-    x: np.ndarray, opts: _Opts, return_indices: bool
+    x: np.ndarray,
+    opts: _Opts,
+    return_indices: bool,
+    out: Optional[np.ndarray] = None,
+    out_indices: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]: ...
 def max_pool2d_backward(
-    grad_output: np.ndarray, x: np.ndarray, opts: _Opts, indices: Optional[np.ndarray]
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    opts: _Opts,
+    indices: Optional[np.ndarray],
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
-def avg_pool2d(x: np.ndarray, opts: _Opts) -> np.ndarray: ...
+def avg_pool2d(x: np.ndarray, opts: _Opts, out: Optional[np.ndarray] = None) -> np.ndarray: ...
 def avg_pool2d_backward(
-    grad_output: np.ndarray, input_shape: _Shape, opts: _Opts
+    grad_output: np.ndarray, input_shape: _Shape, opts: _Opts, out: Optional[np.ndarray] = None
 ) -> np.ndarray: ...
 def adaptive_avg_pool2d(x: np.ndarray, output_size: Tuple[Any, Any], func: str) -> np.ndarray: ...
 def adaptive_avg_pool2d_backward(

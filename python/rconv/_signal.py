@@ -71,12 +71,14 @@ def _is_fill(boundary: Any) -> bool:
     return type(boundary) is str and boundary in ("fill", "pad")
 
 
-def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct", fft_terms=None):
-    """The shared entry point: types converted here, everything else checked in Rust."""
+def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct", fft_terms=None, out=None):
+    """The shared entry point: types converted here, everything else checked in Rust
+    (`out` too: the same object comes back)."""
     names = ("x", "k") if op == "corr2d" else ("in1", "in2")
     a1, a2, dt = _inputs(func, names, in1, in2)
     fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
-    return _rconv.correlate2d(a1, a2, fill, (func, op, mode, boundary, method, fft_terms))
+    opts = (func, op, mode, boundary, method, fft_terms)
+    return _rconv.correlate2d(a1, a2, fill, opts, out)
 
 
 def choose_conv_method(in1, in2, mode="full"):
@@ -119,7 +121,7 @@ def choose_conv_method(in1, in2, mode="full"):
     return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None))
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", out=None):
     """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
 
     Parameters
@@ -152,6 +154,11 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         picks the faster, staying direct for integers and for inputs holding NaN or Inf.
         See :func:`choose_conv_method`.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
+        Reusing one array across calls saves the page faults of a fresh large output.
     Returns
     -------
     out : ndarray
@@ -194,10 +201,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
            [2, 5, 3],
            [3, 2, 5]])
     """
-    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method)
+    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, out=out)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", out=None):
     """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -224,6 +231,11 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
         picks the faster, staying direct for integers and for inputs holding NaN or Inf.
         See :func:`choose_conv_method`.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
+        Reusing one array across calls saves the page faults of a fresh large output.
     Returns
     -------
     out : ndarray
@@ -259,10 +271,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
            [2, 4, 3],
            [2, 3, 4]])
     """
-    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method)
+    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, out=out)
 
 
-def corr2d(x, k):
+def corr2d(x, k, *, out=None):
     """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
 
     Equivalent to the loop::
@@ -279,6 +291,11 @@ def corr2d(x, k):
     k : array_like
         Kernel, 2-D, shape ``(h, w)`` with ``h <= H`` and ``w <= W``.
 
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
+        Reusing one array across calls saves the page faults of a fresh large output.
     Returns
     -------
     y : ndarray
@@ -303,4 +320,4 @@ def corr2d(x, k):
     array([[19., 25.],
            [37., 43.]])
     """
-    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0)
+    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, out=out)

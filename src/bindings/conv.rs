@@ -5,12 +5,12 @@
 //! 4-D), and the options as one tuple ([`ConvArgs`]); every check on shapes and parameters is
 //! made by the params structs of [`crate::nn::conv`].
 
-use numpy::{Element, PyArray, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods};
+use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use super::args::{self, ConvArgs};
 use super::dtype::DType;
-use super::{new_array, readonly, untyped, with_output};
+use super::{readonly, untyped, with_output, with_output_in, Dest};
 use crate::base::error::ConvError;
 use crate::base::real::Real;
 use crate::base::threads;
@@ -95,12 +95,14 @@ fn padded<T: Real>(plan: &ConvPlan, x: &[T]) -> Option<Vec<T>> {
 /// conv2d: `x` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias` `[cout]` or
 /// None; `opts` as [`ConvArgs`].
 #[pyfunction]
+#[pyo3(signature = (x, weight, bias, opts, out=None))]
 fn conv2d<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     bias: Option<&Bound<'py, PyAny>>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = ConvArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -118,7 +120,9 @@ fn conv2d<'py>(
         let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
         let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
         let nt = threads::for_work(work(&plan.conv));
-        let out = with_output::<T, _, 4>(py, f, plan.conv.output_shape(), |o| {
+        let inputs: Vec<&Bound<'py, PyAny>> = [Some(x), Some(weight), bias].into_iter().flatten().collect();
+        let dest = Dest::of("out", out, &inputs);
+        let out = with_output_in::<T, _, 4>(py, f, plan.conv.output_shape(), dest, |o| {
             let buf = padded(&plan, xs);
             let x = buf.as_deref().unwrap_or(xs);
             let op = conv::Operands { x, weight: ws, bias: bs };
@@ -135,9 +139,10 @@ fn input_grad<'py, T: Real + RowKernel + Element>(
     plan: &ConvPlan,
     gs: &[T],
     ws: &[T],
+    dest: Dest<'_, 'py>,
 ) -> PyResult<Out4<'py, T>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output::<T, _, 4>(py, func, plan.input, |o| match plan.explicit {
+    with_output_in::<T, _, 4>(py, func, plan.input, dest, |o| match plan.explicit {
         None => conv::conv2d_backward_input(&plan.conv, gs, ws, o, nt),
         Some((pads, mode)) => {
             let mut gp = vec![T::ZERO; plan.conv.input_shape().iter().product()];
@@ -155,9 +160,10 @@ fn weight_grad<'py, T: Real + RowKernel + Element>(
     plan: &ConvPlan,
     xs: &[T],
     gs: &[T],
+    dest: Dest<'_, 'py>,
 ) -> PyResult<Out4<'py, T>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output::<T, _, 4>(py, func, plan.conv.weight_shape(), |o| {
+    with_output_in::<T, _, 4>(py, func, plan.conv.weight_shape(), dest, |o| {
         let buf = padded(plan, xs);
         conv::conv2d_backward_weight(&plan.conv, buf.as_deref().unwrap_or(xs), gs, o, nt)
     })
@@ -168,29 +174,33 @@ fn bias_array<'py, T: Real + Element>(
     func: &str,
     gs: &[T],
     shape: [usize; 4],
+    dest: Dest<'_, 'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let sums = py.detach(|| conv::bias_grad(gs, shape));
-    let out = new_array::<T, 1>(py, func, [shape[1]], true)?;
-    {
-        let mut rw = out.readwrite();
-        let o = rw
-            .as_slice_mut()
-            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
-        o.copy_from_slice(&sums);
-    }
+    let out = with_output_in::<T, _, 1>(py, func, [shape[1]], dest, |o| {
+        o.copy_from_slice(&conv::bias_grad(gs, shape));
+        Ok(())
+    })?;
     Ok(out.into_any())
 }
 
 type Grads<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// The three gradients of conv2d: `(grad_input, grad_weight, grad_bias)`.
+///
+/// `out`: None, or `(grad_input, grad_weight, grad_bias)` destinations, each an array or None.
 #[pyfunction]
+#[pyo3(signature = (grad_output, x, weight, opts, out=None))]
 fn conv2d_backward<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
     x: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    out: Option<(
+        Option<Bound<'py, PyAny>>,
+        Option<Bound<'py, PyAny>>,
+        Option<Bound<'py, PyAny>>,
+    )>,
 ) -> PyResult<Grads<'py>> {
     let a = ConvArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -201,21 +211,25 @@ fn conv2d_backward<'py>(
         let plan = a.spec.plan(f, shape4(&xa), shape4(&wa))?;
         check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
         let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
-        let gi = input_grad::<T>(py, f, &plan, gs, ws)?;
-        let gw = weight_grad::<T>(py, f, &plan, xs, gs)?;
-        let gb = bias_array::<T>(py, f, gs, shape4(&ga))?;
+        let (oi, ow, ob) = out.unwrap_or((None, None, None));
+        let inputs = [grad_output, x, weight];
+        let gi = input_grad::<T>(py, f, &plan, gs, ws, Dest::of("out[0]", oi.as_ref(), &inputs))?;
+        let gw = weight_grad::<T>(py, f, &plan, xs, gs, Dest::of("out[1]", ow.as_ref(), &inputs))?;
+        let gb = bias_array::<T>(py, f, gs, shape4(&ga), Dest::of("out[2]", ob.as_ref(), &inputs))?;
         Ok((gi.into_any(), gw.into_any(), gb))
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
 }
 
 /// `torch.nn.grad.conv2d_input`: the input gradient for an input of `input_shape`.
 #[pyfunction]
+#[pyo3(signature = (grad_output, weight, input_shape, opts, out=None))]
 fn conv2d_input<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     input_shape: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = ConvArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -225,18 +239,21 @@ fn conv2d_input<'py>(
         let plan = a.spec.plan(f, args::shape4(f, "input_shape", input_shape)?, shape4(&wa))?;
         check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
         let (ws, gs) = (data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
-        Ok(input_grad::<T>(py, f, &plan, gs, ws)?.into_any())
+        let inputs = [grad_output, weight];
+        Ok(input_grad::<T>(py, f, &plan, gs, ws, Dest::of("out", out, &inputs))?.into_any())
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
 }
 
 /// `torch.nn.grad.conv2d_weight`: the weight gradient for a weight of `weight_shape`.
 #[pyfunction]
+#[pyo3(signature = (x, grad_output, weight_shape, opts, out=None))]
 fn conv2d_weight<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     grad_output: &Bound<'py, PyAny>,
     weight_shape: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = ConvArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -246,7 +263,8 @@ fn conv2d_weight<'py>(
         let plan = a.spec.plan(f, shape4(&xa), args::shape4(f, "weight_shape", weight_shape)?)?;
         check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
         let (xs, gs) = (data(f, "input", &xa)?, data(f, "grad_output", &ga)?);
-        Ok(weight_grad::<T>(py, f, &plan, xs, gs)?.into_any())
+        let inputs = [x, grad_output];
+        Ok(weight_grad::<T>(py, f, &plan, xs, gs, Dest::of("out", out, &inputs))?.into_any())
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
 }
 
@@ -308,7 +326,7 @@ fn conv_transpose2d_backward<'py>(
         let nt = threads::for_work(work(c));
         let gi = with_output::<T, _, 4>(py, f, tp.input, |o| conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt))?;
         let gw = with_output::<T, _, 4>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
-        let gb = bias_array::<T>(py, f, gs, tp.output)?;
+        let gb = bias_array::<T>(py, f, gs, tp.output, Dest::Fresh)?;
         Ok((gi.into_any(), gw.into_any(), gb))
     }, else => Err(ConvError::internal(f, "not a float dtype").into()))
 }

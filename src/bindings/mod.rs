@@ -91,13 +91,168 @@ where
     F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
     ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
-    let out = new_array::<T, N>(py, func, shape, true)?;
+    with_output_in(py, func, shape, Dest::Fresh, f)
+}
+
+/// Where an output goes: a new array, or the caller's `out=` array (`name` in messages),
+/// which must share no memory with `inputs`.
+pub(crate) enum Dest<'a, 'py> {
+    Fresh,
+    Caller {
+        name: &'a str,
+        out: &'a Bound<'py, PyAny>,
+        inputs: &'a [&'a Bound<'py, PyAny>],
+    },
+}
+
+impl<'a, 'py> Dest<'a, 'py> {
+    /// `out` (if given) as the destination named `name`, checked against `inputs`.
+    pub(crate) fn of(
+        name: &'a str,
+        out: Option<&'a Bound<'py, PyAny>>,
+        inputs: &'a [&'a Bound<'py, PyAny>],
+    ) -> Self {
+        match out {
+            None => Dest::Fresh,
+            Some(out) => Dest::Caller { name, out, inputs },
+        }
+    }
+}
+
+/// The byte range an array's elements span (for overlap checks), empty for no elements.
+fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
+    // SAFETY: `a` is a live ndarray (we hold the GIL); its data pointer is plain data.
+    let base = unsafe { (*a.as_array_ptr()).fields.data } as usize;
+    if a.len() == 0 {
+        return (base, base);
+    }
+    let item = a.dtype().itemsize();
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&d, &st) in a.shape().iter().zip(a.strides()) {
+        let span = (d as isize - 1) * st;
+        if span < 0 {
+            lo += span;
+        } else {
+            hi += span;
+        }
+    }
+    let start = base.wrapping_add_signed(lo);
+    (start, base.wrapping_add_signed(hi) + item)
+}
+
+/// The caller's `out=` array, checked: a NumPy array of dtype `T` and exactly `shape`,
+/// C-contiguous, writeable, sharing no memory with `inputs`, and not borrowed elsewhere.
+pub(crate) fn checked_out<'py, T: Element, const N: usize>(
+    func: &str,
+    name: &str,
+    ob: &Bound<'py, PyAny>,
+    shape: [usize; N],
+    inputs: &[&Bound<'py, PyAny>],
+) -> Result<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>, ConvError>
+where
+    ndarray::Dim<[usize; N]>: ndarray::Dimension,
+{
+    let py = ob.py();
+    let tname = |o: &Bound<'_, PyAny>| {
+        o.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
+    let arr = ob.cast::<PyUntypedArray>().map_err(|_| {
+        ConvError::type_(
+            func,
+            format!("{name} must be a NumPy array, got {}", tname(ob)),
+        )
+    })?;
+    let want = T::get_dtype(py);
+    if !arr.dtype().is_equiv_to(&want) {
+        let msg = format!("{name} must have dtype {want}, got {}", dtype_name(arr));
+        return Err(ConvError::type_(func, msg));
+    }
+    if arr.shape() != shape {
+        let tuple = |d: &[usize]| match d {
+            [one] => format!("({one},)"),
+            _ => format!(
+                "({})",
+                d.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let msg = format!(
+            "{name} must have shape {}, got {}",
+            tuple(&shape),
+            tuple(arr.shape())
+        );
+        return Err(ConvError::value(func, msg));
+    }
+    if !arr.is_c_contiguous() {
+        return Err(ConvError::value(
+            func,
+            format!("{name} must be C-contiguous"),
+        ));
+    }
+    // SAFETY: `arr` is a live ndarray (we hold the GIL); its flags field is plain data.
+    let flags = unsafe { (*arr.as_array_ptr()).fields.flags };
+    if flags & npyffi::NPY_ARRAY_WRITEABLE == 0 {
+        return Err(ConvError::value(func, format!("{name} must be writeable")));
+    }
+    let (lo, hi) = extent(arr);
+    for input in inputs {
+        if let Ok(a) = input.cast::<PyUntypedArray>() {
+            let (ilo, ihi) = extent(a);
+            if lo < ihi && ilo < hi {
+                let msg = format!("{name} must not share memory with the inputs");
+                return Err(ConvError::value(func, msg));
+            }
+        }
+    }
+    arr.clone()
+        .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
+        .map_err(|_| ConvError::internal(func, format!("{name} has the wrong type")))
+}
+
+/// [`with_output`] into `dest`: a new zeroed array, or the caller's checked `out=` array,
+/// zeroed, then filled by `f` (the same array object is returned).
+pub(crate) fn with_output_in<'py, T, F, const N: usize>(
+    py: Python<'py>,
+    func: &str,
+    shape: [usize; N],
+    dest: Dest<'_, 'py>,
+    f: F,
+) -> PyResult<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>>
+where
+    T: Element,
+    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
+    ndarray::Dim<[usize; N]>: ndarray::Dimension,
+{
+    let (out, fresh) = match dest {
+        Dest::Fresh => (new_array::<T, N>(py, func, shape, true)?, true),
+        Dest::Caller { name, out, inputs } => {
+            (checked_out::<T, N>(func, name, out, shape, inputs)?, false)
+        }
+    };
     {
-        let mut rw = out.readwrite();
+        let mut rw = out.try_readwrite().map_err(|_| {
+            ConvError::value(
+                func,
+                "out is in use by another call (or is one of its inputs)",
+            )
+        })?;
         let os = rw
             .as_slice_mut()
             .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
-        py.detach(|| f(os))?;
+        py.detach(|| {
+            if !fresh {
+                // SAFETY: `os` is the caller's array, ours alone while `rw` lives; the
+                // element types of rconv's outputs (ints, floats, complex) are zero when all
+                // their bytes are.
+                unsafe { std::ptr::write_bytes(os.as_mut_ptr(), 0, os.len()) };
+            }
+            f(os)
+        })?;
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 
 use super::args::{self, PoolArgs};
 use super::conv::{check_shape, data, real_dtype, shape4};
-use super::with_output;
+use super::{checked_out, with_output, with_output_in, Dest};
 use super::{new_array, readonly};
 use crate::base::error::ConvError;
 use crate::base::threads;
@@ -45,12 +45,17 @@ fn work(p: &PoolParams) -> usize {
 type MaybePair<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
 
 /// max_pool2d: `(out, indices or None)`.
+///
+/// `out` / `out_indices`: the caller's destinations (None: new arrays).
 #[pyfunction]
+#[pyo3(signature = (x, opts, return_indices, out=None, out_indices=None))]
 fn max_pool2d<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
     return_indices: bool,
+    out: Option<&Bound<'py, PyAny>>,
+    out_indices: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<MaybePair<'py>> {
     let a = PoolArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -60,17 +65,22 @@ fn max_pool2d<'py>(
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(work(&p));
         if !return_indices {
-            let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
+            let out = with_output_in::<T, _, 4>(py, f, p.output_shape(), Dest::of("out", out, &[x]), |o| {
                 ops::max_pool2d_forward(&p, xs, o, None, nt);
                 Ok(())
             })?;
             return Ok((out.into_any(), None));
         }
-        let ind = new_array::<i64, 4>(py, f, p.output_shape(), true)?;
+        let ind = match out_indices {
+            None => new_array::<i64, 4>(py, f, p.output_shape(), true)?,
+            Some(o) => checked_out::<i64, 4>(f, "out[1]", o, p.output_shape(), &[x])?,
+        };
+        let ind_any = ind.as_any().clone();
+        let inputs = [x, &ind_any];
         let out = {
-            let mut irw = ind.readwrite();
+            let mut irw = ind.try_readwrite().map_err(|_| ConvError::value(f, "out[1] is in use elsewhere"))?;
             let is = irw.as_slice_mut().map_err(|_| ConvError::internal(f, "indices not contiguous"))?;
-            with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
+            with_output_in::<T, _, 4>(py, f, p.output_shape(), Dest::of("out[0]", out, &inputs), |o| {
                 ops::max_pool2d_forward(&p, xs, o, Some(is), nt);
                 Ok(())
             })?
@@ -82,12 +92,14 @@ fn max_pool2d<'py>(
 /// The gradient of max_pool2d: from saved `indices` (a scatter) or, without them, with the
 /// argmax of every window recomputed from `x`.
 #[pyfunction]
+#[pyo3(signature = (grad_output, x, opts, indices, out=None))]
 fn max_pool2d_backward<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
     x: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
     indices: Option<&Bound<'py, PyAny>>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = PoolArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -97,6 +109,8 @@ fn max_pool2d_backward<'py>(
         let p = PoolParams::new(f, shape4(&xa), &a.spec)?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(work(&p));
+        let inputs: Vec<&Bound<'py, PyAny>> = [Some(grad_output), Some(x), indices].into_iter().flatten().collect();
+        let dest = Dest::of("out", out, &inputs);
         let out = match indices {
             Some(ind) => {
                 let ia = readonly::<i64, 4>(f, "indices", ind)?;
@@ -104,14 +118,14 @@ fn max_pool2d_backward<'py>(
                 check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
                 let is = data(f, "indices", &ia)?;
                 let (plane_out, plane_in) = (p.oh * p.ow, p.h * p.w);
-                with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
+                with_output_in::<T, _, 4>(py, f, p.input_shape(), dest, |o| {
                     ops::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
                 })?
             }
             None => {
                 check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
                 let xs = data(f, "input", &xa)?;
-                with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
+                with_output_in::<T, _, 4>(py, f, p.input_shape(), dest, |o| {
                     ops::max_pool2d_backward(&p, xs, gs, o, nt);
                     Ok(())
                 })?
@@ -122,10 +136,12 @@ fn max_pool2d_backward<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (x, opts, out=None))]
 fn avg_pool2d<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = PoolArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -135,7 +151,7 @@ fn avg_pool2d<'py>(
         let p = PoolParams::new(f, shape4(&xa), &a.spec)?;
         let xs = data(f, "input", &xa)?;
         let nt = threads::for_work(work(&p));
-        let out = with_output::<T, _, 4>(py, f, p.output_shape(), |o| {
+        let out = with_output_in::<T, _, 4>(py, f, p.output_shape(), Dest::of("out", out, &[x]), |o| {
             ops::avg_pool2d_forward(&p, xs, o, opt, nt);
             Ok(())
         })?;
@@ -144,11 +160,13 @@ fn avg_pool2d<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (grad_output, input_shape, opts, out=None))]
 fn avg_pool2d_backward<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
     input_shape: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let a = PoolArgs::parse(opts)?;
     let f = a.func.as_str();
@@ -159,7 +177,9 @@ fn avg_pool2d_backward<'py>(
         check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
         let gs = data(f, "grad_output", &ga)?;
         let nt = threads::for_work(work(&p));
-        let out = with_output::<T, _, 4>(py, f, p.input_shape(), |o| {
+        let inputs = [grad_output];
+        let dest = Dest::of("out", out, &inputs);
+        let out = with_output_in::<T, _, 4>(py, f, p.input_shape(), dest, |o| {
             ops::avg_pool2d_backward(&p, gs, o, opt, nt);
             Ok(())
         })?;

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use super::args::{self, Method, SignalArgs};
 use super::dtype::DType;
-use super::{new_array, readonly, untyped};
+use super::{checked_out, new_array, readonly, untyped};
 use crate::base::error::ConvError;
 use crate::base::scalar::Elem;
 use crate::base::threads;
@@ -83,26 +83,29 @@ fn validate(
 ///
 /// `in1`, `in2`: 2-D arrays of one dtype; `fill`: None (zero) or a 0-d array of that dtype;
 /// `opts`: `(func, op, mode, boundary, method, fft_terms)` (see [`SignalArgs`]).
+/// `out`: the caller's destination (checked as [`checked_out`]), or None for a new array.
 #[pyfunction]
+#[pyo3(signature = (in1, in2, fill, opts, out=None))]
 fn correlate2d<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
     in2: &Bound<'py, PyAny>,
     fill: Option<&Bound<'py, PyAny>>,
     opts: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = SignalArgs::parse(opts)?;
     let (dt, p) = validate(&args, in1, in2)?;
-    dispatch!(all: dt, T => run::<T>(py, in1, in2, fill, &p, &args))
+    dispatch!(all: dt, T => run::<T>(py, [in1, in2], fill, &p, &args, out))
 }
 
 fn run<'py, T: SignalElem + Element>(
     py: Python<'py>,
-    in1: &Bound<'py, PyAny>,
-    in2: &Bound<'py, PyAny>,
+    [in1, in2]: [&Bound<'py, PyAny>; 2],
     fill: Option<&Bound<'py, PyAny>>,
     p: &Corr2dParams,
     args: &SignalArgs,
+    dest: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = args.func.as_str();
     let (n1, n2) = names(args.op);
@@ -118,9 +121,17 @@ fn run<'py, T: SignalElem + Element>(
         _ => T::ZERO,
     };
     let (oh, ow) = p.out_shape();
-    let out = new_array::<T, 2>(py, f, [oh, ow], true)?;
+    let out = match dest {
+        None => new_array::<T, 2>(py, f, [oh, ow], true)?,
+        Some(o) => checked_out::<T, 2>(f, "out", o, [oh, ow], &[in1, in2])?,
+    };
     {
-        let mut rw = out.readwrite();
+        let mut rw = out
+            .try_readwrite()
+            .map_err(|_| ConvError::value(f, "out is in use elsewhere"))?;
+        if dest.is_some() {
+            rw.as_array_mut().fill(T::ZERO);
+        }
         let work = oh * ow * p.kernel.0 * p.kernel.1;
         let job = Job {
             func: f,

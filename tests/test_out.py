@@ -1,0 +1,160 @@
+"""`out=`: results written into the caller's array (the same object returned), checked
+(shape, dtype, C-contiguous, writeable, no memory shared with the inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rconv
+
+RNG = np.random.default_rng(11)
+
+
+def _x(*shape, dtype=np.float64):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+X4, W4, B4 = _x(2, 3, 9, 8), _x(4, 3, 3, 3), _x(4)
+G4 = _x(2, 4, 7, 6)  # conv2d(X4, W4) output gradient
+IMG, KER = _x(12, 11), _x(3, 4)
+
+# name -> (call with out=..., the fresh call)
+SINGLE = {
+    "correlate2d": lambda out=None: rconv.correlate2d(IMG, KER, "same", out=out),
+    "convolve2d": lambda out=None: rconv.convolve2d(IMG, KER, "full", "wrap", out=out),
+    "corr2d": lambda out=None: rconv.corr2d(IMG, KER, out=out),
+    "conv2d": lambda out=None: rconv.conv2d(X4, W4, B4, padding=1, stride=2, out=out),
+    "conv2d_input": lambda out=None: rconv.conv2d_input(X4.shape, W4, G4, out=out),
+    "conv2d_weight": lambda out=None: rconv.conv2d_weight(X4, W4.shape, G4, out=out),
+    "max_pool2d": lambda out=None: rconv.max_pool2d(X4, 3, 2, 1, out=out),
+    "avg_pool2d": lambda out=None: rconv.avg_pool2d(X4, 2, ceil_mode=True, out=out),
+    "max_pool2d_backward": lambda out=None: rconv.max_pool2d_backward(
+        np.ones((2, 3, 5, 4)), X4, 3, 2, 1, out=out
+    ),
+    "avg_pool2d_backward": lambda out=None: rconv.avg_pool2d_backward(
+        np.ones((2, 3, 4, 4)), X4, 2, out=out
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE))
+def test_out_is_filled_and_returned(name):
+    call = SINGLE[name]
+    want = call()
+    before = (X4.copy(), W4.copy(), IMG.copy(), KER.copy())
+    out = np.full_like(want, np.nan)  # stale contents must not leak into the result
+    got = call(out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+    for a, b in zip(before, (X4, W4, IMG, KER)):
+        np.testing.assert_array_equal(a, b)  # inputs untouched
+    again = call(out=out)  # reused: the same numbers again
+    assert again is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE))
+def test_bad_out_is_refused(name):
+    call = SINGLE[name]
+    want = call()
+    bad_shape = np.empty(want.shape[:-1] + (want.shape[-1] + 1,), want.dtype)
+    with pytest.raises(ValueError, match=rf"{name}: out must have shape"):
+        call(out=bad_shape)
+    with pytest.raises(TypeError, match=rf"{name}: out must have dtype float64, got float32"):
+        call(out=np.empty(want.shape, np.float32))
+    strided = np.empty(want.shape[:-1] + (2 * want.shape[-1],), want.dtype)[..., ::2]
+    with pytest.raises(ValueError, match=rf"{name}: out must be C-contiguous"):
+        call(out=strided)
+    readonly = np.empty_like(want)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match=rf"{name}: out must be writeable"):
+        call(out=readonly)
+    with pytest.raises(TypeError, match=rf"{name}: out must be a NumPy array, got list"):
+        call(out=want.tolist())
+
+
+def test_out_overlapping_an_input_is_refused():
+    x = _x(10, 10)
+    with pytest.raises(ValueError, match="correlate2d: out must not share memory"):
+        rconv.correlate2d(x, np.ones((3, 3)), "same", out=x)
+    buf = _x(2, 3, 9, 9)
+    with pytest.raises(ValueError, match="conv2d: out must not share memory"):
+        rconv.conv2d(buf, np.ones((3, 3, 1, 1)), out=buf)  # 1x1 conv, same shape
+    big = np.zeros((2, 3, 9, 8 * 2))
+    x4 = big[..., :8].copy()
+    with pytest.raises(ValueError, match="max_pool2d_backward: out must not share memory"):
+        rconv.max_pool2d_backward(np.ones((2, 3, 9, 8)), x4, 1, out=x4)
+    np.testing.assert_array_equal(x4, big[..., :8])  # refused before anything was written
+
+
+def test_unbatched_out():
+    x, w = _x(3, 6, 7), _x(2, 3, 3, 3)
+    out = np.empty((2, 4, 5))
+    assert rconv.conv2d(x, w, out=out) is out
+    np.testing.assert_array_equal(out, rconv.conv2d(x, w))
+    out = np.empty((3, 3, 3))
+    assert rconv.max_pool2d(x, 2, out=out) is out
+    np.testing.assert_array_equal(out, rconv.max_pool2d(x, 2))
+
+
+def test_tuple_outs():
+    gi, gw, gb = rconv.conv2d_backward(G4, X4, W4)
+    oi, ob = np.empty_like(gi), np.empty_like(gb)
+    got = rconv.conv2d_backward(G4, X4, W4, out=(oi, None, ob))
+    assert got[0] is oi and got[2] is ob and got[1] is not None
+    for a, b in zip(got, (gi, gw, gb)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="conv2d_backward: out must be a tuple of 3"):
+        rconv.conv2d_backward(G4, X4, W4, out=oi)
+    with pytest.raises(ValueError, match=r"conv2d_backward: out\[1\] must have shape"):
+        rconv.conv2d_backward(G4, X4, W4, out=(None, oi, None))
+    v, i = rconv.max_pool2d(X4, 2, return_indices=True)
+    ov, oi = np.empty_like(v), np.empty_like(i)
+    rv, ri = rconv.max_pool2d(X4, 2, return_indices=True, out=(ov, oi))
+    assert rv is ov and ri is oi
+    np.testing.assert_array_equal(ov, v)
+    np.testing.assert_array_equal(oi, i)
+    with pytest.raises(TypeError, match=r"max_pool2d: out\[1\] must have dtype int64"):
+        rconv.max_pool2d(X4, 2, return_indices=True, out=(None, np.empty_like(v)))
+    with pytest.raises(TypeError, match="max_pool2d: out must be a tuple of 2"):
+        rconv.max_pool2d(X4, 2, return_indices=True, out=ov)
+
+
+def test_out_of_integer_and_complex_signal_results():
+    a = RNG.integers(-5, 5, (6, 7))
+    k = RNG.integers(-3, 3, (2, 2))
+    out = np.empty((7, 8), a.dtype)
+    assert rconv.correlate2d(a, k, out=out) is out
+    np.testing.assert_array_equal(out, rconv.correlate2d(a, k))
+    c = a + 1j * a[::-1]
+    outc = np.empty((7, 8), np.complex128)
+    assert rconv.convolve2d(c, k, out=outc) is outc
+    np.testing.assert_array_equal(outc, rconv.convolve2d(c, k))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    cin=st.integers(1, 4),
+    cout=st.integers(1, 4),
+    h=st.integers(3, 12),
+    w=st.integers(3, 12),
+    k=st.integers(1, 3),
+    pad=st.integers(0, 1),
+    f32=st.booleans(),
+)
+def test_conv2d_out_property(n, cin, cout, h, w, k, pad, f32):
+    dt = np.float32 if f32 else np.float64
+    x, wt = _x(n, cin, h, w, dtype=dt), _x(cout, cin, k, k, dtype=dt)
+    want = rconv.conv2d(x, wt, padding=pad)
+    out = np.full_like(want, 1e30)
+    assert rconv.conv2d(x, wt, padding=pad, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    g = np.ones_like(want)
+    gi = np.full_like(x, -1.0)
+    got = rconv.conv2d_backward(g, x, wt, padding=pad, out=(gi, None, None))
+    np.testing.assert_array_equal(gi, rconv.conv2d_backward(g, x, wt, padding=pad)[0])
+    assert got[0] is gi
