@@ -185,6 +185,13 @@ fn bias_array<'py, T: Real + Element>(
 
 type Grads<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
+/// `out=` of the three gradients: a destination or None for each.
+type GradDests<'py> = (
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+);
+
 /// The three gradients of conv2d: `(grad_input, grad_weight, grad_bias)`.
 ///
 /// `out`: None, or `(grad_input, grad_weight, grad_bias)` destinations, each an array or None.
@@ -196,11 +203,7 @@ fn conv2d_backward<'py>(
     x: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
-    out: Option<(
-        Option<Bound<'py, PyAny>>,
-        Option<Bound<'py, PyAny>>,
-        Option<Bound<'py, PyAny>>,
-    )>,
+    out: Option<GradDests<'py>>,
 ) -> PyResult<Grads<'py>> {
     let a = ConvArgs::parse(opts)?;
     let f = a.func.as_str();

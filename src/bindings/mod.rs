@@ -119,6 +119,9 @@ impl<'a, 'py> Dest<'a, 'py> {
     }
 }
 
+/// An `N`-dimensional array of `T`.
+pub(crate) type ArrayN<'py, T, const N: usize> = Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>;
+
 /// The byte range an array's elements span (for overlap checks), empty for no elements.
 fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
     // SAFETY: `a` is a live ndarray (we hold the GIL); its data pointer is plain data.
@@ -148,7 +151,7 @@ pub(crate) fn checked_out<'py, T: Element, const N: usize>(
     ob: &Bound<'py, PyAny>,
     shape: [usize; N],
     inputs: &[&Bound<'py, PyAny>],
-) -> Result<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>, ConvError>
+) -> Result<ArrayN<'py, T, N>, ConvError>
 where
     ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
