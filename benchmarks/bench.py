@@ -521,6 +521,7 @@ NN_TABLE = Table(
         ("torch ms", "torch_ms", 9, "f"),
         ("vs torch", "vs_torch", 17, "r"),
         ("%matmul", "pct_matmul", 7, "f"),
+        ("%bw", "pct_bw", 5, "f"),
         ("extraMiB", "extra_mib", 9, "f"),
         ("outMiB", "output_mib", 7, "f"),
     ]
@@ -639,6 +640,8 @@ def bench_nn(rows: list, quick: bool) -> None:
             _emit(rows, NN_TABLE, row)
     x = rng.standard_normal((8, 64, 112, 112), dtype=np.float32)
     xt = torch.from_numpy(x) if torch is not None else None
+    copy_src = rng.standard_normal(1 << 24, dtype=np.float32)  # 64 MiB, beyond the caches
+    copy_dst = np.empty_like(copy_src)
     for pool in ("max", "avg"):
         if pool == "max":
             name = "max_pool2d k3 s2 p1"
@@ -699,6 +702,25 @@ def bench_nn(rows: list, quick: bool) -> None:
                 fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True)
             case = f"{name} fwd with indices"
             extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
+        # out= into a reused array: no first touch of a fresh gradient; its share of the
+        # memory bandwidth (bytes read and written over a large np.copyto's, same rounds)
+        gx = np.empty_like(x)
+        if pool == "max":
+            _, rind = rconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+            f = partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1, indices=rind, out=gx)
+            moved = dy.nbytes + rind.nbytes + gx.nbytes
+            case = f"{name} bwd, saved indices, out="
+        else:
+            f = partial(rconv.avg_pool2d_backward, dy, x, 2, 2, out=gx)
+            moved = dy.nbytes + gx.nbytes
+            case = f"{name} bwd, out="
+        fns = {"rconv": f, "copy": partial(np.copyto, copy_dst, copy_src)}
+        if torch is not None:
+            fns["torch"] = bwd_fns["torch"]
+        t = time_blocks(fns)
+        row = report({"group": "nn", "case": case}, t, ratios=("torch",))
+        add_stat(row, "pct_bw", [100 * moved / (2 * copy_src.nbytes) * r for r in t.ratios["copy"]])
+        extra.append(row)
         for row in (fwd, bwd, *extra):
             _emit(rows, NN_TABLE, row)
     # global average pooling (a ResNet head)

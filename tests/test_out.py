@@ -20,6 +20,8 @@ def _x(*shape, dtype=np.float64):
 X4, W4, B4 = _x(2, 3, 9, 8), _x(4, 3, 3, 3), _x(4)
 G4 = _x(2, 4, 7, 6)  # conv2d(X4, W4) output gradient
 IMG, KER = _x(12, 11), _x(3, 4)
+X32, W32 = _x(2, 32, 16, 16), _x(32, 32, 3, 3)
+_IMG_BIG, _KER_BIG = _x(70, 60), _x(21, 20)
 
 # name -> (call with out=..., the fresh call)
 SINGLE = {
@@ -27,6 +29,26 @@ SINGLE = {
     "convolve2d": lambda out=None: rconv.convolve2d(IMG, KER, "full", "wrap", out=out),
     "corr2d": lambda out=None: rconv.corr2d(IMG, KER, out=out),
     "conv2d": lambda out=None: rconv.conv2d(X4, W4, B4, padding=1, stride=2, out=out),
+    # the other engines: depthwise, Winograd (32 channels @16), row runs (@8), padding modes
+    "conv2d depthwise": lambda out=None: rconv.conv2d(X4, W4[:3, :1], padding=1, groups=3, out=out),
+    "conv2d winograd": lambda out=None: rconv.conv2d(X32, W32, padding=1, out=out),
+    "conv2d runs": lambda out=None: rconv.conv2d(X4[:, :, :8, :8], W4, padding=1, out=out),
+    "conv2d reflect": lambda out=None: rconv.conv2d(
+        X4, W4, padding=1, padding_mode="reflect", out=out
+    ),
+    "conv2d_input winograd": lambda out=None: rconv.conv2d_input(
+        X32.shape, W32, np.ones((2, 32, 16, 16)), padding=1, out=out
+    ),
+    "conv2d_input runs": lambda out=None: rconv.conv2d_input(
+        (2, 4, 8, 8),
+        W4[:, :, :, :].transpose(1, 0, 2, 3).copy(),
+        np.ones((2, 3, 8, 8)),
+        padding=1,
+        out=out,
+    ),
+    "correlate2d fft": lambda out=None: rconv.correlate2d(
+        _IMG_BIG, _KER_BIG, "same", method="fft", out=out
+    ),
     "conv2d_input": lambda out=None: rconv.conv2d_input(X4.shape, W4, G4, out=out),
     "conv2d_weight": lambda out=None: rconv.conv2d_weight(X4, W4.shape, G4, out=out),
     "max_pool2d": lambda out=None: rconv.max_pool2d(X4, 3, 2, 1, out=out),
@@ -61,6 +83,7 @@ def test_bad_out_is_refused(name):
     call = SINGLE[name]
     want = call()
     bad_shape = np.empty(want.shape[:-1] + (want.shape[-1] + 1,), want.dtype)
+    name = name.split()[0]
     with pytest.raises(ValueError, match=rf"{name}: out must have shape"):
         call(out=bad_shape)
     with pytest.raises(TypeError, match=rf"{name}: out must have dtype float64, got float32"):
