@@ -702,6 +702,20 @@ def bench_nn(rows: list, quick: bool) -> None:
                 fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True)
             case = f"{name} fwd with indices"
             extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
+            # rconv's backward without indices (the argmax recomputed) against what torch
+            # needs for the same gradient: the forward with indices, then its backward
+            fns = {"rconv": partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1)}
+            if torch is not None:
+
+                def torch_both(xt=xt, dyt=dyt):
+                    _, ti = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
+                    return torch.ops.aten.max_pool2d_with_indices_backward(
+                        dyt, xt, [3, 3], [2, 2], [1, 1], [1, 1], False, ti
+                    )
+
+                fns["torch"] = torch_both
+            case = f"{name} bwd recomputed vs torch fwd+bwd"
+            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
         # out= into a reused array: no first touch of a fresh gradient; its share of the
         # memory bandwidth (bytes read and written over a large np.copyto's, same rounds)
         gx = np.empty_like(x)
