@@ -110,6 +110,57 @@ avx2_twin! {
     fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 }
 
+/// The sum of a whole plane (global average pooling): float32 planes through AVX2
+/// intrinsics where the CPU has them (LLVM compiled [`lane_sum`] into 2-wide loads with
+/// spilled accumulators), [`row_sum`] otherwise.
+fn plane_sum<T: Real>(v: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
+        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
+        // layout); the CPU has AVX2 (checked), the only requirement of `sum_f32_avx2`.
+        let s = unsafe {
+            let v32 = std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len());
+            sum_f32_avx2(v32)
+        };
+        return T::from_f64(f64::from(s));
+    }
+    row_sum(v)
+}
+
+/// Sum of `v` in four 8-lane accumulators (fixed order), the tail in 8-lane blocks and then
+/// one by one.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_f32_avx2(v: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut blocks = v.chunks_exact(32);
+    for b in &mut blocks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `b` holds 32 floats, so `b[8k .. 8k + 8]` is in bounds (unaligned load).
+            *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) });
+        }
+    }
+    let mut tail = blocks.remainder().chunks_exact(8);
+    for b in &mut tail {
+        // SAFETY: `b` holds 8 floats.
+        acc[0] = _mm256_add_ps(acc[0], unsafe { _mm256_loadu_ps(b.as_ptr()) });
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` has room for 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
+    let mut total = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    for &x in tail.remainder() {
+        total += x;
+    }
+    total
+}
+
 /// Sum of `v` in 32 interleaved partial sums (independent additions vectorise and overlap;
 /// one running sum is a chain of dependent additions), combined pairwise.
 #[inline(always)]
@@ -739,7 +790,7 @@ pub fn adaptive_avg_pool2d_forward<T: Real>(
             for ox in 0..p.ow {
                 let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
                 let s = if x0 == 0 && x1 == p.w {
-                    row_sum(&xp[y0 * p.w..y1 * p.w]) // whole rows: one contiguous run
+                    plane_sum(&xp[y0 * p.w..y1 * p.w]) // whole rows: one contiguous run
                 } else {
                     let mut s = T::ZERO;
                     for y in y0..y1 {
@@ -932,6 +983,20 @@ pub fn max_unpool2d<T: Real>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plane_sum_matches_the_exact_sum_for_every_tail() {
+        // small integers: every order of summation is exact, so both paths must agree
+        for len in 0..200usize {
+            let v: Vec<f32> = (0..len).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+            let want: f32 = v.iter().sum();
+            assert_eq!(plane_sum(&v), want, "len {len}");
+            assert_eq!(lane_sum(&v), want, "len {len}");
+            let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+            assert_eq!(plane_sum(&v64), f64::from(want), "len {len}");
+        }
+    }
+
     use super::*;
     use crate::nn::pool::params::PoolSpec;
 
