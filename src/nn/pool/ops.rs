@@ -743,24 +743,64 @@ pub fn avg_pool2d_backward<T: Real>(
     let cols: Vec<(isize, isize, usize)> = (0..p.ow)
         .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
         .collect();
+    // Every window's divisor, once for all planes (1 where the window is empty): per plane
+    // the quotients are then one vectorised division per row, where a scalar division per
+    // window took ~45% of the time.
+    let mut divs = vec![T::ONE; plane_out];
+    for oy in 0..p.oh {
+        let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+        for (ox, &(x0, x1, pw)) in cols.iter().enumerate() {
+            if y0 < y1 && x0 < x1 {
+                let inside = ((y1 - y0) * (x1 - x0)) as usize;
+                divs[oy * p.ow + ox] = opt.divisor::<T>(ph * pw, inside);
+            }
+        }
+    }
     // several small planes per task (about 16K input elements each)
     let group = (16_384 / plane_in).max(1);
+    // Windows that tile the plane exactly (kernel == stride, no padding, no remainder): each
+    // input element gets one quotient, so the rows are written once, without the zeroing
+    // pass and the additions.
+    let tiles = p.kh == p.sh
+        && p.kw == p.sw
+        && p.ph == 0
+        && p.pw == 0
+        && p.oh * p.sh == p.h
+        && p.ow * p.sw == p.w;
     run_planes_grouped(threads, dx, plane_in, group, |i, d| {
-        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &dy[i * plane_out..(i + 1) * plane_out];
         let mut spread = vec![T::ZERO; p.w];
+        let mut quot = vec![T::ZERO; p.ow];
+        if tiles {
+            for oy in 0..p.oh {
+                let row = oy * p.ow..(oy + 1) * p.ow;
+                for ((q, &gv), &dv) in quot.iter_mut().zip(&g[row.clone()]).zip(&divs[row]) {
+                    *q = gv / dv;
+                }
+                for (chunk, &v) in spread.chunks_exact_mut(p.kw).zip(&quot) {
+                    chunk.fill(v);
+                }
+                for y in oy * p.kh..(oy + 1) * p.kh {
+                    d[y * p.w..(y + 1) * p.w].copy_from_slice(&spread);
+                }
+            }
+            return;
+        }
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         for oy in 0..p.oh {
-            let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+            let (y0, y1, _) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
             if y0 >= y1 {
                 continue;
             }
+            let row = oy * p.ow..(oy + 1) * p.ow;
+            for ((q, &gv), &dv) in quot.iter_mut().zip(&g[row.clone()]).zip(&divs[row]) {
+                *q = gv / dv;
+            }
             spread.fill(T::ZERO);
-            for (&gv, &(x0, x1, pw)) in g[oy * p.ow..(oy + 1) * p.ow].iter().zip(&cols) {
+            for (&v, &(x0, x1, _)) in quot.iter().zip(&cols) {
                 if x0 >= x1 {
                     continue;
                 }
-                let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                let v = gv / opt.divisor::<T>(ph * pw, inside);
                 for e in &mut spread[x0 as usize..x1 as usize] {
                     *e += v;
                 }
@@ -1016,6 +1056,35 @@ mod tests {
             ceil_mode,
         };
         PoolParams::new("t", input, &spec)
+    }
+
+    #[test]
+    fn avg_backward_of_tiling_windows_is_the_spread_quotient() {
+        for (h, w, k, div) in [
+            (4, 6, 2, None),
+            (6, 6, 3, Some(-2)),
+            (5, 10, 5, Some(3)),
+            (1, 1, 1, None),
+        ] {
+            let p = pp([2, 3, h, w], (k, k), (k, k), (0, 0), (1, 1), false).unwrap();
+            let opt = AvgOptions::new("t", true, div).unwrap();
+            let dy: Vec<f64> = (0..2 * 3 * p.oh * p.ow)
+                .map(|i| (i % 7) as f64 - 3.0)
+                .collect();
+            for threads in [1, 2] {
+                let mut dx = vec![f64::NAN; 2 * 3 * h * w];
+                avg_pool2d_backward(&p, &dy, &mut dx, opt, threads);
+                for (i, &v) in dx.iter().enumerate() {
+                    let (plane, y, x) = (i / (h * w), i % (h * w) / w, i % w);
+                    let g = dy[plane * p.oh * p.ow + (y / k) * p.ow + x / k];
+                    assert_eq!(
+                        v,
+                        g / opt.divisor::<f64>(k * k, k * k),
+                        "{h}x{w} k{k} at {i}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
