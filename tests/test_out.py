@@ -181,3 +181,22 @@ def test_conv2d_out_property(n, cin, cout, h, w, k, pad, f32):
     got = rconv.conv2d_backward(g, x, wt, padding=pad, out=(gi, None, None))
     np.testing.assert_array_equal(gi, rconv.conv2d_backward(g, x, wt, padding=pad)[0])
     assert got[0] is gi
+
+
+def test_a_refused_index_leaves_out_untouched():
+    x = _x(1, 2, 4, 4)
+    v, ind = rconv.max_pool2d(x, 2, return_indices=True)
+    bad = ind.copy()
+    bad[0, 1, 1, 1] = 16  # outside the 4x4 plane
+    out = np.full_like(x, 7.0)
+    with pytest.raises(ValueError, match="max_pool2d_backward: indices holds 16"):
+        rconv.max_pool2d_backward(np.ones_like(v), x, 2, indices=bad, out=out)
+    np.testing.assert_array_equal(out, np.full_like(x, 7.0))
+
+
+def test_tuple_out_is_checked_whole_before_writing():
+    gi, gw, gb = rconv.conv2d_backward(G4, X4, W4)
+    oi = np.full_like(gi, 5.0)
+    with pytest.raises(TypeError, match=r"conv2d_backward: out\[2\] must have dtype"):
+        rconv.conv2d_backward(G4, X4, W4, out=(oi, None, np.empty(4, np.float32)))
+    np.testing.assert_array_equal(oi, np.full_like(gi, 5.0))

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use super::args::{self, ConvArgs};
 use super::dtype::DType;
-use super::{readonly, untyped, with_output, with_output_in, Dest};
+use super::{checked_out, readonly, untyped, with_output, with_output_in, Dest};
 use crate::base::error::ConvError;
 use crate::base::real::Real;
 use crate::base::threads;
@@ -216,6 +216,16 @@ fn conv2d_backward<'py>(
         let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
         let (oi, ow, ob) = out.unwrap_or((None, None, None));
         let inputs = [grad_output, x, weight];
+        // every destination checked before any is written (no half-applied out=)
+        if let Some(o) = &oi {
+            checked_out::<T, 4>(f, "out[0]", o, plan.input, &inputs)?;
+        }
+        if let Some(o) = &ow {
+            checked_out::<T, 4>(f, "out[1]", o, plan.conv.weight_shape(), &inputs)?;
+        }
+        if let Some(o) = &ob {
+            checked_out::<T, 1>(f, "out[2]", o, [plan.conv.cout], &inputs)?;
+        }
         let gi = input_grad::<T>(py, f, &plan, gs, ws, Dest::of("out[0]", oi.as_ref(), &inputs))?;
         let gw = weight_grad::<T>(py, f, &plan, xs, gs, Dest::of("out[1]", ow.as_ref(), &inputs))?;
         let gb = bias_array::<T>(py, f, gs, shape4(&ga), Dest::of("out[2]", ob.as_ref(), &inputs))?;

@@ -118,6 +118,10 @@ fn max_pool2d_backward<'py>(
                 check_shape(f, "grad_output", shape4(&ga), p.output_shape())?;
                 let is = data(f, "indices", &ia)?;
                 let (plane_out, plane_in) = (p.oh * p.ow, p.h * p.w);
+                if out.is_some() && plane_out > 0 {
+                    // a caller's array is not half-written when an index is refused
+                    py.detach(|| threads::run(nt, || ops::check_plane_indices(is, plane_in)))?;
+                }
                 with_output_in::<T, _, 4>(py, f, p.input_shape(), dest, |o| {
                     ops::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
                 })?

@@ -969,16 +969,32 @@ pub fn max_pool2d_backward_indices<T: Real>(
         }
     });
     if found.into_inner() {
-        let k = bad.into_inner();
-        return Err(ConvError::value(
-            "max_pool2d_backward",
-            format!(
-                "indices holds {k}, outside the input plane of {plane_in} elements \
-                 (valid: 0 <= index < {plane_in})"
-            ),
-        ));
+        return Err(bad_index(bad.into_inner(), plane_in));
     }
     Ok(())
+}
+
+/// The error of an index outside its input plane.
+fn bad_index(k: i64, plane_in: usize) -> ConvError {
+    ConvError::value(
+        "max_pool2d_backward",
+        format!(
+            "indices holds {k}, outside the input plane of {plane_in} elements \
+             (valid: 0 <= index < {plane_in})"
+        ),
+    )
+}
+
+/// The check of [`max_pool2d_backward_indices`] alone, before anything is written: a
+/// caller's `out=` array is left untouched when an index is refused.
+pub fn check_plane_indices(indices: &[i64], plane_in: usize) -> Result<()> {
+    match indices
+        .par_iter()
+        .find_first(|&&k| usize::try_from(k).map_or(true, |k| k >= plane_in))
+    {
+        Some(&k) => Err(bad_index(k, plane_in)),
+        None => Ok(()),
+    }
 }
 
 /// max_unpool2d: `out` (planes of `plane_out`, zero-filled here) receives `x[k]` at
