@@ -988,11 +988,14 @@ fn bad_index(k: i64, plane_in: usize) -> ConvError {
 /// The check of [`max_pool2d_backward_indices`] alone, before anything is written: a
 /// caller's `out=` array is left untouched when an index is refused.
 pub fn check_plane_indices(indices: &[i64], plane_in: usize) -> Result<()> {
-    match indices
-        .par_iter()
-        .find_first(|&&k| usize::try_from(k).map_or(true, |k| k >= plane_in))
-    {
-        Some(&k) => Err(bad_index(k, plane_in)),
+    // plain loops over large chunks (a per-element parallel find_first cost 12 ms on 3.2M
+    // indices); the chunk holding the first bad index reports it
+    let limit = i64::try_from(plane_in).unwrap_or(i64::MAX);
+    let first_bad = indices
+        .par_chunks(1 << 16)
+        .find_map_first(|c| c.iter().copied().find(|&k| k < 0 || k >= limit));
+    match first_bad {
+        Some(k) => Err(bad_index(k, plane_in)),
         None => Ok(()),
     }
 }
