@@ -535,6 +535,28 @@ TRANSPOSED_LAYERS = [
 ]
 
 
+def _torch_conv_backward(dyt, xt, wt, s, p, g, transposed_pad=None):
+    """torch's three conv gradients as one aten call (``transposed_pad``: the output padding
+    of a transposed convolution, which has ``cout = wt.shape[1] * g``)."""
+    transposed = transposed_pad is not None
+    cout = wt.shape[1] * g if transposed else wt.shape[0]
+    op = transposed_pad or 0
+    return partial(
+        torch.ops.aten.convolution_backward,
+        dyt,
+        xt,
+        wt,
+        [cout],
+        [s, s],
+        [p, p],
+        [1, 1],
+        transposed,
+        [op, op],
+        g,
+        [True, True, True],
+    )
+
+
 def _transposed_rows(layer, rng, group: str = "nn") -> list:
     """conv_transpose2d forward and backward (input, weight and bias gradients) against
     torch's ``conv_transpose2d`` and ``convolution_backward(transposed=True)``."""
@@ -550,20 +572,7 @@ def _transposed_rows(layer, rng, group: str = "nn") -> list:
     if torch is not None:
         xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
         fwd_fns["torch"] = partial(F.conv_transpose2d, xt, wt, bt, s, p, op)
-        bwd_fns["torch"] = partial(
-            torch.ops.aten.convolution_backward,
-            dyt,
-            xt,
-            wt,
-            [cout],
-            [s, s],
-            [p, p],
-            [1, 1],
-            True,
-            [op, op],
-            1,
-            [True, True, True],
-        )
+        bwd_fns["torch"] = _torch_conv_backward(dyt, xt, wt, s, p, 1, transposed_pad=op)
     out = []
     for kind, fns, f in (("fwd", fwd_fns, flops), ("bwd", bwd_fns, 2 * flops)):
         t = time_blocks(fns)
@@ -590,20 +599,7 @@ def _conv_rows(layer, rng, matmul=None, group: str = "nn") -> list:
     if torch is not None:
         xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
         fwd_fns["torch"] = partial(F.conv2d, xt, wt, bt, s, p, 1, g)
-        bwd_fns["torch"] = partial(
-            torch.ops.aten.convolution_backward,
-            dyt,
-            xt,
-            wt,
-            [cout],
-            [s, s],
-            [p, p],
-            [1, 1],
-            False,
-            [0, 0],
-            g,
-            [True, True, True],
-        )
+        bwd_fns["torch"] = _torch_conv_backward(dyt, xt, wt, s, p, g)
     tf = time_blocks(fwd_fns)
     fwd = report({"group": group, "case": f"conv2d fwd {name} N={n}"}, tf, ratios=("torch",))
     fwd["gflops"] = flops / tf.medians["rconv"] / 1e9
