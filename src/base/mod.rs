@@ -9,4 +9,6 @@ pub mod par;
 pub mod real;
 pub mod scalar;
 pub mod simd;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod threads;

@@ -141,6 +141,24 @@ fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut
     }
 }
 
+/// Copy the rows `top ..` of `plane` (`h x w`) into `dst` (rows of `wp`, from column `pl`),
+/// as many as `dst` holds; rows outside the plane are left as they are (the zero padding).
+fn padded_rows<T: Copy>(
+    plane: &[T],
+    (h, w): (usize, usize),
+    top: isize,
+    dst: &mut [T],
+    (wp, pl): (usize, usize),
+) {
+    for (r, row) in dst.chunks_exact_mut(wp).enumerate() {
+        let iy = top + r as isize;
+        if iy >= 0 && (iy as usize) < h {
+            let iy = iy as usize;
+            copy_run(&mut row[pl..pl + w], &plane[iy * w..(iy + 1) * w]);
+        }
+    }
+}
+
 /// [`im2col`] for a horizontal stride of 1: the input rows this tile reads are first copied,
 /// zero-padded, into `span x wp` scratch (one channel at a time), so that every (channel,
 /// tap, output row) is one unconditional run of `ow` elements at a fixed offset. No bounds
@@ -155,16 +173,7 @@ fn im2col_unit_stride<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usiz
     let mut pbuf = vec![T::ZERO; span * wp];
     for c in 0..p.cin_g() {
         let plane = &img[c * h * w..(c + 1) * h * w];
-        for r in 0..span {
-            let iy = top + r as isize;
-            if iy >= 0 && (iy as usize) < h {
-                let iy = iy as usize;
-                copy_run(
-                    &mut pbuf[r * wp + p.pl..r * wp + p.pl + w],
-                    &plane[iy * w..(iy + 1) * w],
-                );
-            }
-        }
+        padded_rows(plane, (h, w), top, &mut pbuf, (wp, p.pl));
         for i in 0..p.kh {
             for j in 0..p.kw {
                 let r0 = ((c * p.kh + i) * p.kw + j) * tp;
@@ -397,13 +406,8 @@ fn runs_forward<T: Real>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], thr
             for b in 0..nbb {
                 let src = &x[((n0 + b) * p.cin + g * cin_g + c) * plane_in..][..plane_in];
                 let dst = &mut xp[(c * nbb + b) * pp..][..pp];
-                for r in 0..span {
-                    let iy = (oy0 + r) as isize - p.pt as isize;
-                    if iy >= 0 && (iy as usize) < p.h {
-                        let iy = iy as usize;
-                        copy_run(&mut dst[r * wp + p.pl..][..p.w], &src[iy * p.w..][..p.w]);
-                    }
-                }
+                let top = oy0 as isize - p.pt as isize;
+                padded_rows(src, (p.h, p.w), top, dst, (wp, p.pl));
             }
         }
         let ncol = nbb * run_len;
@@ -733,13 +737,7 @@ mod shifted_tests {
 
     #[test]
     fn shifted_weight_gradient_matches_the_definition() {
-        let mut seed = 0x1234_5678_9abc_def1_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::base::testing::xorshift(0x1234_5678_9abc_def1_u64);
         let mut checked = 0;
         for _ in 0..60 {
             let r = |m: u64, next: &mut dyn FnMut() -> u64| (next() % m) as usize;
@@ -834,13 +832,8 @@ mod runs_tests {
 
     #[test]
     fn row_run_forward_and_its_adjoint_match_the_definition() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |m: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % m) as usize
-        };
+        let mut raw = crate::base::testing::xorshift(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = move |m: u64| (raw() % m) as usize;
         let (mut fwd, mut adj, mut via_runs) = (0, 0, 0);
         for case in 0..300 {
             let groups = 1 + next(2);

@@ -1131,13 +1131,7 @@ mod tests {
     /// every element, with ties, NaN and -inf, over strides, paddings, dilations, ceil_mode.
     #[test]
     fn argmax_paths_agree() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::base::testing::xorshift(0x2545_f491_4f6c_dd1d_u64);
         let mut checked = 0;
         for case in 0..400 {
             let (h, w) = (1 + next() as usize % 13, 1 + next() as usize % 13);
@@ -1178,13 +1172,7 @@ mod tests {
 
     #[test]
     fn fast_2x2_path_agrees_with_the_general_argmax() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::base::testing::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for case in 0..300 {
             let (h, w) = (2 + next() as usize % 11, 2 + next() as usize % 11);
             let ceil = case % 2 == 0;
