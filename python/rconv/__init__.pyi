@@ -24,6 +24,7 @@ def correlate2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    axes: Optional[Tuple[int, int]] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def convolve2d(
@@ -34,12 +35,23 @@ def convolve2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    axes: Optional[Tuple[int, int]] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def choose_conv_method(
-    in1: ArrayLike, in2: ArrayLike, mode: _Mode = "full"
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: _Mode = "full",
+    *,
+    axes: Optional[Tuple[int, int]] = None,
 ) -> Literal["direct", "fft"]: ...
-def corr2d(x: ArrayLike, k: ArrayLike, *, out: Optional[np.ndarray] = None) -> np.ndarray: ...
+def corr2d(
+    x: ArrayLike,
+    k: ArrayLike,
+    *,
+    axes: Optional[Tuple[int, int]] = None,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 

@@ -8,7 +8,7 @@ Each op family takes its options as one tuple, parsed in Rust into one args stru
   divisor_override)``.
 """
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,11 +25,17 @@ def correlate2d(
     fill: Optional[np.ndarray],
     opts: _Opts,
     out: Optional[np.ndarray] = None,
+    axes: Optional[Sequence[int]] = None,
 ) -> np.ndarray: ...
-def choose_method(in1: np.ndarray, in2: np.ndarray, opts: _Opts) -> str: ...
+def choose_method(
+    in1: np.ndarray, in2: np.ndarray, opts: _Opts, axes: Optional[Sequence[int]] = None
+) -> str: ...
 def geometry(
     in1_shape: _Shape, in2_shape: _Shape, mode: str, op: str, func: str
 ) -> Tuple[Tuple[int, int], Tuple[int, int], bool]: ...
+def stack_geometry(
+    in1_shape: _Shape, in2_shape: _Shape, axes: Sequence[int], opts: _Opts
+) -> Tuple[List[int], Tuple[int, int]]: ...
 def signal_options(opts: _Opts) -> Tuple[str, str, str]: ...
 def prefers_fft(in1_shape: _Shape, in2_shape: _Shape, probe: np.ndarray, opts: _Opts) -> bool: ...
 

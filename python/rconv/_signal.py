@@ -71,17 +71,29 @@ def _is_fill(boundary: Any) -> bool:
     return type(boundary) is str and boundary in ("fill", "pad")
 
 
-def _run(func, op, in1, in2, mode, boundary, fillvalue, method="direct", fft_terms=None, out=None):
+def _run(
+    func,
+    op,
+    in1,
+    in2,
+    mode,
+    boundary,
+    fillvalue,
+    method="direct",
+    fft_terms=None,
+    out=None,
+    axes=None,
+):
     """The shared entry point: types converted here, everything else checked in Rust
-    (`out` too: the same object comes back)."""
+    (`out` and `axes` too: the same `out` object comes back)."""
     names = ("x", "k") if op == "corr2d" else ("in1", "in2")
     a1, a2, dt = _inputs(func, names, in1, in2)
     fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
     opts = (func, op, mode, boundary, method, fft_terms)
-    return _rconv.correlate2d(a1, a2, fill, opts, out)
+    return _rconv.correlate2d(a1, a2, fill, opts, out, axes)
 
 
-def choose_conv_method(in1, in2, mode="full"):
+def choose_conv_method(in1, in2, mode="full", *, axes=None):
     """The method ``method='auto'`` picks for :func:`correlate2d`/:func:`convolve2d`.
 
     Parameters
@@ -90,6 +102,9 @@ def choose_conv_method(in1, in2, mode="full"):
         The inputs, as for :func:`correlate2d`.
     mode : {'full', 'valid', 'same'}, optional
         Output size.
+    axes : pair of int, optional, keyword-only
+        For stacks of images, as in :func:`correlate2d`: the method for each image ('fft'
+        only if no image holds NaN or Inf).
 
     Returns
     -------
@@ -118,10 +133,12 @@ def choose_conv_method(in1, in2, mode="full"):
     """
     f = "choose_conv_method"
     a1, a2, _ = _inputs(f, ("in1", "in2"), in1, in2)
-    return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None))
+    return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None), axes)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", out=None):
+def correlate2d(
+    in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
+):
     """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
 
     Parameters
@@ -153,7 +170,18 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
         picks the faster, staying direct for integers and for inputs holding NaN or Inf.
         See :func:`choose_conv_method`.
-
+    axes : pair of int, optional, keyword-only
+        Stacks of images in one call (an extension of scipy's 2-D contract, after the
+        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
+        inputs must be 2-D. ``(a, b)``: the two distinct axes of `in1` (negative values count
+        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
+        batch axis. `in2` is then either 2-D (one kernel for every image, read as rows and
+        columns whatever the order of `axes`) or has `in1`'s number of dimensions, its
+        kernel axes at the same positions and its other axes broadcasting against `in1`'s
+        by NumPy's rules (a filter bank gives one output per pair). The output has the
+        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
+        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
+        from the 2-D shapes); the images run in parallel.
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
@@ -200,11 +228,34 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     array([[5, 3, 2],
            [2, 5, 3],
            [3, 2, 5]])
+
+    A stack of images, and a colour image with its channels last, in one call each:
+
+    >>> stack = np.stack([x, 2 * x])
+    >>> rconv.correlate2d(stack, [[0.0, 1.0], [2.0, 3.0]], "valid", axes=(-2, -1))[1]
+    array([[38., 50.],
+           [74., 86.]])
+    >>> rgb = np.ones((4, 5, 3))
+    >>> rconv.correlate2d(rgb, np.ones((3, 3)) / 9, "same", axes=(0, 1)).shape
+    (4, 5, 3)
     """
-    return _run("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, out=out)
+    return _run(
+        "correlate2d",
+        "correlate",
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
+        method,
+        out=out,
+        axes=axes,
+    )
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", out=None):
+def convolve2d(
+    in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
+):
     """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -230,7 +281,18 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
         and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
         picks the faster, staying direct for integers and for inputs holding NaN or Inf.
         See :func:`choose_conv_method`.
-
+    axes : pair of int, optional, keyword-only
+        Stacks of images in one call (an extension of scipy's 2-D contract, after the
+        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
+        inputs must be 2-D. ``(a, b)``: the two distinct axes of `in1` (negative values count
+        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
+        batch axis. `in2` is then either 2-D (one kernel for every image, read as rows and
+        columns whatever the order of `axes`) or has `in1`'s number of dimensions, its
+        kernel axes at the same positions and its other axes broadcasting against `in1`'s
+        by NumPy's rules (a filter bank gives one output per pair). The output has the
+        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
+        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
+        from the 2-D shapes); the images run in parallel.
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
@@ -271,10 +333,21 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
            [2, 4, 3],
            [2, 3, 4]])
     """
-    return _run("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, out=out)
+    return _run(
+        "convolve2d",
+        "convolve",
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
+        method,
+        out=out,
+        axes=axes,
+    )
 
 
-def corr2d(x, k, *, out=None):
+def corr2d(x, k, *, axes=None, out=None):
     """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
 
     Equivalent to the loop::
@@ -290,7 +363,18 @@ def corr2d(x, k, *, out=None):
         Input image, 2-D, shape ``(H, W)``.
     k : array_like
         Kernel, 2-D, shape ``(h, w)`` with ``h <= H`` and ``w <= W``.
-
+    axes : pair of int, optional, keyword-only
+        Stacks of images in one call (an extension of scipy's 2-D contract, after the
+        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
+        inputs must be 2-D. ``(a, b)``: the two distinct axes of `x` (negative values count
+        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
+        batch axis. `k` is then either 2-D (one kernel for every image, read as rows and
+        columns whatever the order of `axes`) or has `x`'s number of dimensions, its
+        kernel axes at the same positions and its other axes broadcasting against `x`'s
+        by NumPy's rules (a filter bank gives one output per pair). The output has the
+        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
+        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
+        from the 2-D shapes); the images run in parallel.
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
@@ -320,4 +404,4 @@ def corr2d(x, k, *, out=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, out=out)
+    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, out=out, axes=axes)

@@ -9,7 +9,8 @@ anything array-like) for the large argument and returns lazy Dask arrays; call `
 Functions
 ---------
 correlate2d, convolve2d
-    A 2-D image in chunks of any shape, through :func:`dask.array.map_overlap`: each block
+    A 2-D image (or, with ``axes=``, a stack of them, chunked along any axis) in chunks of
+    any shape, through :func:`dask.array.map_overlap`: each block
     reads exactly the rows and columns its kernel window needs from its neighbours (an even
     kernel reaches one cell further on one side, as in scipy). The true image edges are
     extended by rconv itself with `boundary` and `fillvalue` ('wrap', which needs the
@@ -164,76 +165,109 @@ def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
 
 
 def _correlate_block(
-    block, block_id=None, *, func, op, kernel, axes, boundary, fill, method, terms
+    block, block_id=None, *, func, op, kernel, axes, boundary, fill, method, terms, bstarts
 ):
-    """One output chunk of a chunked correlation (runs on a worker)."""
-    i, j = block_id
-    r0, r1, top, bottom, m = axes[0].plan(i, block.shape[0])
-    c0, c1, left, right, n = axes[1].plan(j, block.shape[1])
-    piece = block[r0:r1, c0:c1]
+    """One output chunk of a chunked correlation (runs on a worker). The image axes are the
+    last two; any axes before them are batch axes, which slice a stack of kernels."""
+    i, j = block_id[-2:]
+    r0, r1, top, bottom, m = axes[0].plan(i, block.shape[-2])
+    c0, c1, left, right, n = axes[1].plan(j, block.shape[-1])
+    piece = block[..., r0:r1, c0:c1]
+    if kernel.ndim > 2:
+        # this block's kernels: the batch ranges of the block (broadcast axes: the one kernel)
+        index = tuple(
+            slice(None) if kn == 1 else slice(st[b], st[b] + ln)
+            for kn, st, b, ln in zip(kernel.shape[:-2], bstarts, block_id[:-2], block.shape[:-2])
+        )
+        kernel = kernel[index]
+    stacked = (-2, -1) if block.ndim > 2 else None
     # method 'fft-if-finite': 'auto' chose the FFT for the whole image; a block holding NaN
     # or Inf stays direct, as the in-memory 'auto' does (decided in Rust)
-    kh, kw = kernel.shape
+    kh, kw = kernel.shape[-2:]
     args = (func, op, piece, kernel)
     if top == bottom == left == right == 0:
-        return _signal._run(*args, "valid", boundary, fill, method, fft_terms=terms)
+        return _signal._run(*args, "valid", boundary, fill, method, fft_terms=terms, axes=stacked)
     # An edge block: rconv extends the image edge with the boundary ('full' computes every
     # window that overlaps the piece; the output chunk is a slice of it).
-    full = _signal._run(*args, "full", boundary, fill, method, fft_terms=terms)
-    return full[kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
+    full = _signal._run(*args, "full", boundary, fill, method, fft_terms=terms, axes=stacked)
+    return full[..., kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
 
 
-def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
+def _stack(name, op, x, k, axes, opts):
+    """A stacked call (``axes=``) as one with the image axes last: the moved image (broadcast
+    against the kernels' batch axes), the moved kernel(s), and how to move the result back.
+    The shape rules are checked in Rust, as for the in-memory call."""
+    out_shape, (a, b) = _rconv.stack_geometry(x.shape, k.shape, axes, opts)
+    xm = da.moveaxis(x, (a, b), (-2, -1))
+    km = k if k.ndim == 2 else np.moveaxis(k, (a, b), (-2, -1))
+    batch = tuple(out_shape[d] for d in range(len(out_shape)) if d not in (a, b))
+    if xm.shape[:-2] != batch:
+        xm = da.broadcast_to(xm, batch + xm.shape[-2:])
+    return xm, km, (a, b)
+
+
+def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None):
     name = f"rconv.dask.{func}"
     # validated and named canonically by the in-memory functions' own parser
     mode, boundary, method = _rconv.signal_options((name, op, mode, boundary, method, None))
     x = _as_dask(name, "in1", in1)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: in1 must be a 2-D array, got {x.ndim} dimension(s)")
-    _known_shape(name, "in1", x, range(2))
     k = _signal._as_array(name, "in2", _computed(in2))
-    if k.ndim != 2:
-        raise ValueError(f"{name}: in2 must be a 2-D array, got {k.ndim} dimension(s)")
-    _, k, dt = _signal._inputs(name, ("in1", "in2"), np.empty((0, 0), x.dtype), k)
+    if axes is None:
+        for nm, a in (("in1", x), ("in2", k)):
+            if a.ndim != 2:
+                raise ValueError(f"{name}: {nm} must be a 2-D array, got {a.ndim} dimension(s)")
+    _known_shape(name, "in1", x, range(x.ndim))
+    _, k, dt = _signal._inputs(name, ("in1", "in2"), np.empty((0,) * x.ndim, x.dtype), k)
+    moved = None
+    if axes is not None:
+        x, k, moved = _stack(name, op, x, k, axes, (name, op, mode, boundary, method, None))
+    nd = x.ndim
     fill = _signal._fill_array(name, fillvalue, dt) if boundary == "fill" else None
     fill = 0 if fill is None else fill  # a 0-d array of the result dtype, or the default
 
-    if mode == "valid" and any(a < b for a, b in zip(x.shape, k.shape)):
+    img, ker = x.shape[-2:], k.shape[-2:]
+    if mode == "valid" and any(a < b for a, b in zip(img, ker)):
         raise ValueError(
             f"{name}: mode='valid' needs in1 (the chunked array) at least as large as in2 in "
-            f"every dimension, got in1 {x.shape} and in2 {k.shape}; for a kernel larger than "
+            f"every dimension, got in1 {img} and in2 {ker}; for a kernel larger than "
             f"the image use rconv.{func} in memory"
         )
-    out_shape, offsets, _ = _rconv.geometry(x.shape, k.shape, mode, op, name)  # never swapped
+    plane_shape, offsets, _ = _rconv.geometry(img, ker, mode, op, name)  # never swapped
+    out_shape = x.shape[:-2] + tuple(plane_shape)
     opts = (name, op, mode, boundary, method, None)
-    big = _rconv.prefers_fft(x.shape, k.shape, np.empty(0, dt), opts)  # checks the dtype too
+    big = _rconv.prefers_fft(img, ker, np.empty(0, dt), opts)  # checks the dtype too
+
+    def back(r):
+        return r if moved is None else da.moveaxis(r, (-2, -1), moved)
+
+    stacked = None if nd == 2 else (-2, -1)
     if x.size == 0:
         # Nothing to split (and no memory to speak of): the in-memory call gives the result,
         # or the error (an empty image cannot be extended by 'symm' or 'wrap').
-        return da.from_array(
-            _signal._run(name, op, np.empty(x.shape, x.dtype), k, mode, boundary, fill, method)
-        )
+        empty = np.empty(x.shape, x.dtype)
+        r = _signal._run(name, op, empty, k, mode, boundary, fill, method, axes=stacked)
+        return back(da.from_array(r))
     if k.size == 0:
         # No kernel taps: every output element is an empty sum.
-        return da.zeros(out_shape, dtype=dt, chunks=x.chunksize)
+        return back(da.zeros(out_shape, dtype=dt, chunks=x.chunksize))
     if method == "auto":
         method = "fft-if-finite" if big else "direct"
 
-    in_shape = x.shape
-    axes = []
+    in_shape = img
+    axes_ = []
     pads = []
     # Output cell o reads the input window from o - lo (Corr2dParams' offsets and shape).
-    for n, kn, lo, out in zip(x.shape, k.shape, offsets, out_shape):
+    for n, kn, lo, out in zip(img, ker, offsets, plane_shape):
         pads.append((lo, max(0, out - 1 - lo + kn - n)))
-        axes.append((n, kn, lo, out))
+        axes_.append((n, kn, lo, out))
     if boundary == "wrap":
         # The periodic extension needs the opposite edge: take it before cutting blocks.
         for ax, (before, after) in enumerate(pads):
-            x = _wrap_pad(x, ax, before, after)
-        axes = [(n + b + a, kn, 0, out) for (n, kn, _, out), (b, a) in zip(axes, pads)]
+            x = _wrap_pad(x, nd - 2 + ax, before, after)
+        axes_ = [(n + b + a, kn, 0, out) for (n, kn, _, out), (b, a) in zip(axes_, pads)]
         boundary = "fill"  # no window reaches past the extended array
-    plans = [_Axis(n, kn, lo, out, c) for (n, kn, lo, out), c in zip(axes, x.chunks)]
-    x = x.rechunk(tuple(p.chunks for p in plans))
+    plans = [_Axis(n, kn, lo, out, c) for (n, kn, lo, out), c in zip(axes_, x.chunks[-2:])]
+    x = x.rechunk(x.chunks[:-2] + tuple(p.chunks for p in plans))
     block = functools.partial(
         _correlate_block,
         func=name,
@@ -243,22 +277,27 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method):
         boundary=boundary,
         fill=fill,
         method=method,
-        terms=min(int(np.prod(in_shape)), k.size),
+        terms=min(int(np.prod(in_shape)), int(np.prod(ker))),
+        bstarts=[np.cumsum((0,) + c[:-1]).tolist() for c in x.chunks[:-2]],
     )
-    return da.map_overlap(
-        block,
-        x,
-        depth={0: plans[0].depth, 1: plans[1].depth},
-        boundary="none",
-        trim=False,
-        allow_rechunk=False,
-        chunks=tuple(p.out_chunks for p in plans),
-        dtype=dt,
-        meta=np.empty((0, 0), dt),
+    depth = {d: 0 for d in range(nd - 2)}
+    depth.update({nd - 2: plans[0].depth, nd - 1: plans[1].depth})
+    return back(
+        da.map_overlap(
+            block,
+            x,
+            depth=depth,
+            boundary="none",
+            trim=False,
+            allow_rechunk=False,
+            chunks=x.chunks[:-2] + tuple(p.out_chunks for p in plans),
+            dtype=dt,
+            meta=np.empty((0,) * nd, dt),
+        )
     )
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None):
     """Cross-correlate a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.correlate2d`: same arguments, same result, computed block by
@@ -283,6 +322,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes (blocks with
         NaN or Inf are then computed directly). 'fft' agrees with the in-memory call to
         rounding, for finite inputs.
+    axes : pair of int, optional, keyword-only
+        Stacks of images, as :func:`rconv.correlate2d`'s ``axes``: the chunks may split the
+        batch axes as well as the image axes, and a stack of kernels (`in2` with `in1`'s
+        number of dimensions) is sliced for each block.
 
     Returns
     -------
@@ -311,10 +354,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     >>> np.array_equal(y.compute(), rconv.correlate2d(img, k, "same", "symm"))
     True
     """
-    return _correlate("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method)
+    return _correlate("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, axes)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto"):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None):
     """Convolve a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.convolve2d` (:func:`scipy.signal.convolve2d` semantics): same
@@ -334,6 +377,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
         Value for ``boundary='fill'``.
     method : {'auto', 'direct', 'fft'}, optional
         As :func:`rconv.convolve2d`.
+    axes : pair of int, optional, keyword-only
+        Stacks of images, as :func:`rconv.convolve2d`'s ``axes`` (chunks may split the batch
+        axes too).
 
     Returns
     -------
@@ -359,7 +405,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
     >>> np.array_equal(y.compute(), rconv.convolve2d(img, rconv.kernels.gaussian(5, 1.0)))
     True
     """
-    return _correlate("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method)
+    return _correlate("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, axes)
 
 
 # --------------------------------------------------------------------------- batch axis

@@ -20,6 +20,7 @@ def correlate2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    axes: Optional[Tuple[int, int]] = None,
 ) -> da.Array: ...
 def convolve2d(
     in1: _Chunked,
@@ -29,6 +30,7 @@ def convolve2d(
     fillvalue: _Scalar = 0,
     *,
     method: _Method = "auto",
+    axes: Optional[Tuple[int, int]] = None,
 ) -> da.Array: ...
 def conv2d(
     input: _Chunked,

@@ -43,13 +43,16 @@ impl std::error::Error for ConvError {}
 /// Check that arrays of these shapes (8-byte elements at most) are addressable: the element
 /// count and byte size must not overflow. A `ValueError` naming `func` otherwise.
 pub fn check_shapes<const N: usize>(func: &str, shapes: &[[usize; N]]) -> Result<()> {
-    for dims in shapes {
-        dims.iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .and_then(|v| v.checked_mul(8))
-            .filter(|&v| v <= isize::MAX as usize)
-            .ok_or_else(|| ConvError::value(func, format!("shape {dims:?} is too large")))?;
-    }
+    shapes.iter().try_for_each(|dims| check_shape(func, dims))
+}
+
+/// [`check_shapes`] for one shape of any rank.
+pub fn check_shape(func: &str, dims: &[usize]) -> Result<()> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|v| v.checked_mul(8))
+        .filter(|&v| v <= isize::MAX as usize)
+        .ok_or_else(|| ConvError::value(func, format!("shape {dims:?} is too large")))?;
     Ok(())
 }
 

@@ -105,6 +105,39 @@ fn items<'py>(
     Ok(t.iter().collect())
 }
 
+/// The `axes=` of a stacked signal call: exactly two ints (not yet normalised).
+pub fn parse_axes(func: &str, ob: &Bound<'_, PyAny>) -> Result<(isize, isize), ConvError> {
+    let bad = || {
+        ConvError::value(
+            func,
+            format!("axes must be a pair of two ints, got {}", repr(ob)),
+        )
+    };
+    if ob.is_instance_of::<PyString>() {
+        return Err(bad());
+    }
+    let items: Vec<Bound<'_, PyAny>> = ob
+        .try_iter()
+        .map_err(|_| bad())?
+        .collect::<PyResult<_>>()
+        .map_err(|_| bad())?;
+    let [a, b] = items.as_slice() else {
+        return Err(bad());
+    };
+    let int = |v: &Bound<'_, PyAny>| -> Result<isize, ConvError> {
+        if v.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(ConvError::type_(
+                func,
+                format!("axes must hold ints, got {}", repr(ob)),
+            ));
+        }
+        v.call_method0("__index__")
+            .and_then(|i| i.extract::<isize>())
+            .map_err(|_| ConvError::type_(func, format!("axes must hold ints, got {}", repr(ob))))
+    };
+    Ok((int(a)?, int(b)?))
+}
+
 pub fn parse_mode(func: &str, ob: &Bound<'_, PyAny>) -> Result<Mode, ConvError> {
     let s = option(func, "mode", ob, "'valid', 'same', 'full'")?;
     Mode::parse(func, &s)

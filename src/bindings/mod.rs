@@ -25,7 +25,7 @@ use numpy::{PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::base::error::{check_shapes, ConvError};
+use crate::base::error::ConvError;
 
 impl From<ConvError> for PyErr {
     fn from(e: ConvError) -> PyErr {
@@ -49,20 +49,33 @@ pub(crate) fn new_array<'py, T: Element, const N: usize>(
 where
     ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
-    check_shapes(func, &[shape])?;
-    let mut dims: [npy_intp; N] = shape.map(|d| d as npy_intp);
+    let any = new_array_dyn::<T>(py, func, &shape, zeroed)?;
+    // SAFETY: `any` is a new array of dtype T with exactly N dimensions.
+    Ok(unsafe { any.into_any().cast_into_unchecked() })
+}
+
+/// [`new_array`] of any rank.
+pub(crate) fn new_array_dyn<'py, T: Element>(
+    py: Python<'py>,
+    func: &str,
+    shape: &[usize],
+    zeroed: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    crate::base::error::check_shape(func, shape)?;
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
+    let nd = dims.len() as i32;
     let descr = T::get_dtype(py).into_dtype_ptr();
-    // SAFETY: `dims` holds N valid sizes (checked addressable above), `descr` is a new
+    // SAFETY: `dims` holds `nd` valid sizes (checked addressable above), `descr` is a new
     // reference that both calls steal; a null result is turned into the Python error NumPy set.
     let ptr = unsafe {
         if zeroed {
-            PY_ARRAY_API.PyArray_Zeros(py, N as i32, dims.as_mut_ptr(), descr, 0)
+            PY_ARRAY_API.PyArray_Zeros(py, nd, dims.as_mut_ptr(), descr, 0)
         } else {
             PY_ARRAY_API.PyArray_NewFromDescr(
                 py,
                 npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
                 descr,
-                N as i32,
+                nd,
                 dims.as_mut_ptr(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
@@ -74,8 +87,7 @@ where
     if ptr.is_null() {
         return Err(PyErr::fetch(py));
     }
-    // SAFETY: a non-null result of these calls is a new reference to an ndarray of dtype T
-    // with N dimensions.
+    // SAFETY: a non-null result of these calls is a new reference to an ndarray of dtype T.
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
@@ -155,6 +167,19 @@ pub(crate) fn checked_out<'py, T: Element, const N: usize>(
 where
     ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
+    checked_out_dyn::<T>(func, name, ob, &shape, inputs)?
+        .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
+        .map_err(|_| ConvError::internal(func, format!("{name} has the wrong rank")))
+}
+
+/// [`checked_out`] of any rank.
+pub(crate) fn checked_out_dyn<'py, T: Element>(
+    func: &str,
+    name: &str,
+    ob: &Bound<'py, PyAny>,
+    shape: &[usize],
+    inputs: &[&Bound<'py, PyAny>],
+) -> Result<Bound<'py, PyArrayDyn<T>>, ConvError> {
     let py = ob.py();
     let tname = |o: &Bound<'_, PyAny>| {
         o.get_type()
@@ -186,7 +211,7 @@ where
         };
         let msg = format!(
             "{name} must have shape {}, got {}",
-            tuple(&shape),
+            tuple(shape),
             tuple(arr.shape())
         );
         return Err(ConvError::value(func, msg));
@@ -213,7 +238,7 @@ where
         }
     }
     arr.clone()
-        .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
+        .cast_into::<PyArrayDyn<T>>()
         .map_err(|_| ConvError::internal(func, format!("{name} has the wrong type")))
 }
 
@@ -313,6 +338,19 @@ where
         .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
         .map_err(|_| ConvError::internal(func, format!("{arg} has the wrong rank")))?;
     fixed
+        .try_readonly()
+        .map_err(|_| ConvError::internal(func, format!("{arg} is being written elsewhere")))
+}
+
+/// [`readonly`] of any rank.
+pub(crate) fn readonly_dyn<'py, T: Element>(
+    func: &str,
+    arg: &str,
+    ob: &Bound<'py, PyAny>,
+) -> Result<numpy::PyReadonlyArrayDyn<'py, T>, ConvError> {
+    let arr = untyped(func, arg, ob)?;
+    arr.cast::<PyArrayDyn<T>>()
+        .map_err(|_| ConvError::internal(func, format!("{arg} has dtype {}", dtype_name(arr))))?
         .try_readonly()
         .map_err(|_| ConvError::internal(func, format!("{arg} is being written elsewhere")))
 }

@@ -6,18 +6,22 @@ use pyo3::prelude::*;
 
 use super::args::{self, Method, SignalArgs};
 use super::dtype::DType;
-use super::{checked_out, new_array, readonly, untyped};
+use super::{
+    checked_out, checked_out_dyn, new_array, new_array_dyn, readonly, readonly_dyn, untyped,
+};
 use crate::base::error::ConvError;
 use crate::base::scalar::Elem;
 use crate::base::threads;
 use crate::dispatch;
 use crate::signal::engine::{self, Engine, Job, SignalElem};
-use crate::signal::params::{Boundary, Corr2dParams, Op};
+use crate::signal::params::{Boundary, Corr2dParams, Op, StackParams};
+use crate::signal::stack::{run_stack, StackJob};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(choose_method, m)?)?;
     m.add_function(wrap_pyfunction!(geometry, m)?)?;
+    m.add_function(wrap_pyfunction!(stack_geometry, m)?)?;
     m.add_function(wrap_pyfunction!(signal_options, m)?)?;
     m.add_function(wrap_pyfunction!(prefers_fft, m)?)?;
     Ok(())
@@ -79,13 +83,39 @@ fn validate(
     Ok((dt, p))
 }
 
+/// The stacked call's shape rules: `axes` as given, with the shapes of both inputs.
+fn validate_stack(
+    args: &SignalArgs,
+    in1: &Bound<'_, PyAny>,
+    in2: &Bound<'_, PyAny>,
+    axes: &Bound<'_, PyAny>,
+) -> Result<(DType, StackParams), ConvError> {
+    let f = args.func.as_str();
+    let (n1, n2) = names(args.op);
+    let ax = args::parse_axes(f, axes)?;
+    let a1 = untyped(f, n1, in1)?;
+    let a2 = untyped(f, n2, in2)?;
+    let dt = supported(f, (n1, n2), &a1.dtype())?;
+    if DType::from_descr(&a2.dtype()) != Some(dt) {
+        return Err(ConvError::internal(
+            f,
+            format!("{n1} and {n2} must share one dtype"),
+        ));
+    }
+    let rule = (args.mode, args.boundary, args.op);
+    let p = StackParams::new(f, a1.shape(), a2.shape(), ax, rule)?;
+    Ok((dt, p))
+}
+
 /// 2-D correlation behind `correlate2d`, `convolve2d` and `corr2d`.
 ///
-/// `in1`, `in2`: 2-D arrays of one dtype; `fill`: None (zero) or a 0-d array of that dtype;
-/// `opts`: `(func, op, mode, boundary, method, fft_terms)` (see [`SignalArgs`]).
-/// `out`: the caller's destination (checked as [`checked_out`]), or None for a new array.
+/// `in1`, `in2`: arrays of one dtype (2-D, or stacks with `axes`); `fill`: None (zero) or a
+/// 0-d array of that dtype; `opts`: `(func, op, mode, boundary, method, fft_terms)` (see
+/// [`SignalArgs`]). `out`: the caller's destination (checked as [`checked_out`]), or None for
+/// a new array. `axes`: None (scipy's 2-D contract), or the two axes of `in1` that carry the
+/// 2-D operation ([`StackParams`]).
 #[pyfunction]
-#[pyo3(signature = (in1, in2, fill, opts, out=None))]
+#[pyo3(signature = (in1, in2, fill, opts, out=None, axes=None))]
 fn correlate2d<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
@@ -93,10 +123,91 @@ fn correlate2d<'py>(
     fill: Option<&Bound<'py, PyAny>>,
     opts: &Bound<'py, PyAny>,
     out: Option<&Bound<'py, PyAny>>,
+    axes: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = SignalArgs::parse(opts)?;
+    if let Some(axes) = axes.filter(|a| !a.is_none()) {
+        let (dt, p) = validate_stack(&args, in1, in2, axes)?;
+        return dispatch!(all: dt, T => run_stacked::<T>(py, [in1, in2], fill, &p, &args, out));
+    }
     let (dt, p) = validate(&args, in1, in2)?;
     dispatch!(all: dt, T => run::<T>(py, [in1, in2], fill, &p, &args, out))
+}
+
+/// The fill value of a call (zero unless `boundary='fill'` with a given value).
+fn fill_value<T: SignalElem + Element>(
+    f: &str,
+    fill: Option<&Bound<'_, PyAny>>,
+    boundary: Boundary,
+) -> PyResult<T> {
+    Ok(match fill {
+        Some(ob) if boundary == Boundary::Fill => {
+            readonly::<T, 0>(f, "fillvalue", ob)?.as_array()[()]
+        }
+        _ => T::ZERO,
+    })
+}
+
+/// The engine each image of a call runs on, by the call's `method`.
+fn pick<T: SignalElem>(method: Method) -> impl Fn(&Job<'_, T>) -> Engine + Sync {
+    move |job: &Job<'_, T>| match method {
+        Method::Direct => Engine::Direct,
+        Method::Fft => Engine::Fft,
+        Method::Auto => engine::choose(job),
+        Method::FftIfFinite => engine::fft_if_finite(job),
+    }
+}
+
+fn run_stacked<'py, T: SignalElem + Element>(
+    py: Python<'py>,
+    [in1, in2]: [&Bound<'py, PyAny>; 2],
+    fill: Option<&Bound<'py, PyAny>>,
+    p: &StackParams,
+    args: &SignalArgs,
+    dest: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let f = args.func.as_str();
+    let (n1, n2) = names(args.op);
+    let (a1, a2) = (
+        readonly_dyn::<T>(f, n1, in1)?,
+        readonly_dyn::<T>(f, n2, in2)?,
+    );
+    let fill = fill_value::<T>(f, fill, p.plane.boundary)?;
+    let shape = p.out_shape();
+    let out = match dest {
+        None => new_array_dyn::<T>(py, f, &shape, true)?,
+        Some(o) => checked_out_dyn::<T>(f, "out", o, &shape, &[in1, in2])?,
+    };
+    {
+        let mut rw = out
+            .try_readwrite()
+            .map_err(|_| ConvError::value(f, "out is in use elsewhere"))?;
+        let mut perm = p.batch_axes.clone();
+        perm.extend([p.axes.0, p.axes.1]);
+        let v1 = a1.as_array().permuted_axes(ndarray::IxDyn(&perm));
+        let v2 = if a2.ndim() == 2 {
+            a2.as_array()
+        } else {
+            a2.as_array().permuted_axes(ndarray::IxDyn(&perm))
+        };
+        let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
+        let work = p.count() * oh * ow * kh * kw;
+        let job = StackJob {
+            func: f,
+            in1: v1,
+            in2: v2,
+            params: p,
+            fill,
+            threads: threads::for_work(work),
+            fft_terms: args.fft_terms,
+        };
+        let os = rw
+            .as_slice_mut()
+            .map_err(|_| ConvError::internal(f, "output is not contiguous"))?;
+        let chooser = pick::<T>(args.method);
+        py.detach(|| run_stack(&job, &chooser, os))?;
+    }
+    Ok(out.into_any())
 }
 
 fn run<'py, T: SignalElem + Element>(
@@ -114,12 +225,7 @@ fn run<'py, T: SignalElem + Element>(
     } else {
         (readonly::<T, 2>(f, n1, in1)?, readonly::<T, 2>(f, n2, in2)?)
     };
-    let fill = match fill {
-        Some(ob) if p.boundary == Boundary::Fill => {
-            readonly::<T, 0>(f, "fillvalue", ob)?.as_array()[()]
-        }
-        _ => T::ZERO,
-    };
+    let fill = fill_value::<T>(f, fill, p.boundary)?;
     let (oh, ow) = p.out_shape();
     let out = match dest {
         None => new_array::<T, 2>(py, f, [oh, ow], true)?,
@@ -141,35 +247,46 @@ fn run<'py, T: SignalElem + Element>(
             fft_terms: args.fft_terms,
         };
         let out_view = rw.as_array_mut();
-        let method = args.method;
-        py.detach(|| {
-            let eng = match method {
-                Method::Direct => Engine::Direct,
-                Method::Fft => Engine::Fft,
-                Method::Auto => engine::choose(&job),
-                Method::FftIfFinite => engine::fft_if_finite(&job),
-            };
-            engine::run(eng, &job, out_view)
-        })?;
+        let chooser = pick::<T>(args.method);
+        py.detach(|| engine::run(chooser(&job), &job, out_view))?;
     }
     Ok(out.into_any())
 }
 
-/// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`.
+/// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`. With `axes`
+/// (a stacked call), the FFT when the cost model prefers it for one image and no input holds
+/// NaN or Inf.
 #[pyfunction]
+#[pyo3(signature = (in1, in2, opts, axes=None))]
 fn choose_method<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
     in2: &Bound<'py, PyAny>,
     opts: &Bound<'py, PyAny>,
+    axes: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<&'static str> {
     let args = SignalArgs::parse(opts)?;
-    let (dt, p) = validate(&args, in1, in2)?;
     let f = args.func.as_str();
     let name = |e: Engine| match e {
         Engine::Direct => "direct",
         Engine::Fft => "fft",
     };
+    if let Some(axes) = axes.filter(|a| !a.is_none()) {
+        let (dt, p) = validate_stack(&args, in1, in2, axes)?;
+        let (oh, ow) = p.plane.out_shape();
+        let t = threads::for_work(oh * ow * p.plane.kernel.0 * p.plane.kernel.1);
+        return dispatch!(all: dt, T => {
+            let (a, b) = (readonly_dyn::<T>(f, "in1", in1)?, readonly_dyn::<T>(f, "in2", in2)?);
+            let (a, b) = (a.as_array(), b.as_array());
+            let fft = py.detach(|| {
+                engine::fft_cheaper::<T>(&p.plane, t)
+                    && a.iter().all(|v| v.finite())
+                    && b.iter().all(|v| v.finite())
+            });
+            Ok(name(if fft { Engine::Fft } else { Engine::Direct }))
+        });
+    }
+    let (dt, p) = validate(&args, in1, in2)?;
     dispatch!(all: dt, T => {
         let (a, b) = (readonly::<T, 2>(f, "in1", in1)?, readonly::<T, 2>(f, "in2", in2)?);
         let (image, kernel) = if p.swapped { (b, a) } else { (a, b) };
@@ -219,6 +336,30 @@ fn geometry(
         args::parse_op(func, op)?,
     )?;
     Ok((p.out_shape(), p.offsets(), p.swapped))
+}
+
+/// Geometry of a stacked call (`axes=`), validated by [`StackParams`] from the shapes alone:
+/// `(output shape, (row axis, column axis))` with the axes normalised.
+#[pyfunction]
+fn stack_geometry(
+    in1_shape: &Bound<'_, PyAny>,
+    in2_shape: &Bound<'_, PyAny>,
+    axes: &Bound<'_, PyAny>,
+    opts: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<usize>, Pair)> {
+    let a = SignalArgs::parse(opts)?;
+    let f = a.func.as_str();
+    let (n1, n2) = names(a.op);
+    let s1 = args::sizes(f, n1, in1_shape)?;
+    let s2 = args::sizes(f, n2, in2_shape)?;
+    let p = StackParams::new(
+        f,
+        &s1,
+        &s2,
+        args::parse_axes(f, axes)?,
+        (a.mode, a.boundary, a.op),
+    )?;
+    Ok((p.out_shape(), p.axes))
 }
 
 /// The options of `opts` (see [`SignalArgs`]) validated, under their canonical names:

@@ -5,9 +5,10 @@
 //! - [`direct`]: the direct engine (blocks of output rows over a ring of extended rows);
 //! - [`row_kernels`]: the SIMD row kernels the direct engine (and depthwise convolution) run;
 //! - [`fft`]: the overlap-save FFT engine for real floats, and its cost model;
-//! - [`engine`]: `method='auto'`'s choice, and the FFT adapters for integers and complex.
+//! - [`engine`]: `method='auto'`'s choice, and the FFT adapters for integers and complex;
+//! - [`stack`]: stacks of images (`axes=`), one correlation per broadcast pair
+//!   ([`params::StackParams`] holds their shape rules).
 //!
-//! Homes for what comes next: batched (stacked-image) and separable paths go beside these.
 //! The binding layer calls [`engine`], which chooses the engine.
 
 pub mod direct;
@@ -15,3 +16,4 @@ pub mod engine;
 pub mod fft;
 pub mod params;
 pub mod row_kernels;
+pub mod stack;

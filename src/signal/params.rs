@@ -211,6 +211,20 @@ impl Corr2dParams {
     }
 }
 
+/// A shape as Python prints it: `(4, 20, 30)`, `(3,)`.
+fn shape_str(s: &[usize]) -> String {
+    match s {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            s.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// `m + k - 1` (`Corr2dParams::new` refuses `m + k == 0`).
 fn full_len(m: usize, k: usize) -> usize {
     (m + k).saturating_sub(1)
@@ -296,5 +310,211 @@ impl Corr2dParams {
             ow,
         };
         Ok(Some((job, out)))
+    }
+}
+
+/// Shapes of a stacked call (`axes=`): two axes of `in1` carry the 2-D operation, every other
+/// axis is a batch axis. `in2` is 2-D (one kernel for every image) or has `in1`'s number of
+/// dimensions with its kernel axes at the same positions; its batch axes broadcast against
+/// `in1`'s by NumPy's rules. Every check of such a call lives here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackParams {
+    /// The row and column axes of `in1` (normalised, distinct).
+    pub axes: (usize, usize),
+    /// The other axes of `in1`, in increasing order.
+    pub batch_axes: Vec<usize>,
+    /// The broadcast batch shape (one entry per batch axis).
+    pub batch: Vec<usize>,
+    /// `in1`'s sizes along the batch axes.
+    pub batch1: Vec<usize>,
+    /// `in2`'s sizes along the batch axes (all 1 for a 2-D `in2`).
+    pub batch2: Vec<usize>,
+    /// The 2-D rule of each image (after scipy's 'valid' swap, decided from the 2-D shapes).
+    pub plane: Corr2dParams,
+    /// The number of dimensions of `in1` and of the output.
+    pub ndim: usize,
+}
+
+impl StackParams {
+    /// Validate a stacked call: `axes` as given by the user (negative values count from the
+    /// end), the full shapes of both inputs, and the 2-D options.
+    pub fn new(
+        func: &str,
+        in1: &[usize],
+        in2: &[usize],
+        axes: (isize, isize),
+        plane_rule: (Mode, Boundary, Op),
+    ) -> Result<Self> {
+        let nd = in1.len();
+        let (n1, n2) = match plane_rule.2 {
+            Op::Corr2d => ("x", "k"),
+            _ => ("in1", "in2"),
+        };
+        if nd < 2 {
+            return Err(ConvError::value(
+                func,
+                format!("with axes=, {n1} must have at least 2 dimensions, got {nd}"),
+            ));
+        }
+        let norm = |a: isize| -> Result<usize> {
+            let v = if a < 0 { a + nd as isize } else { a };
+            if v < 0 || v >= nd as isize {
+                return Err(ConvError::value(
+                    func,
+                    format!(
+                        "axes {:?} out of range for {n1} with {nd} dimensions",
+                        (axes.0, axes.1)
+                    ),
+                ));
+            }
+            Ok(v as usize)
+        };
+        let (a, b) = (norm(axes.0)?, norm(axes.1)?);
+        if a == b {
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "axes {:?} name the same axis twice; two distinct axes are needed",
+                    (axes.0, axes.1)
+                ),
+            ));
+        }
+        if in2.len() != 2 && in2.len() != nd {
+            return Err(ConvError::value(
+                func,
+                format!(
+                    "with axes=, {n2} must be 2-D or have {n1}'s {nd} dimensions, got {}",
+                    in2.len()
+                ),
+            ));
+        }
+        let batch_axes: Vec<usize> = (0..nd).filter(|&d| d != a && d != b).collect();
+        let batch1: Vec<usize> = batch_axes.iter().map(|&d| in1[d]).collect();
+        let (batch2, k_plane) = if in2.len() == 2 {
+            (vec![1; batch_axes.len()], (in2[0], in2[1]))
+        } else {
+            (
+                batch_axes.iter().map(|&d| in2[d]).collect(),
+                (in2[a], in2[b]),
+            )
+        };
+        let mut batch = Vec::with_capacity(batch_axes.len());
+        for (j, (&d1, &d2)) in batch1.iter().zip(&batch2).enumerate() {
+            batch.push(match (d1, d2) {
+                _ if d1 == d2 => d1,
+                (1, d) | (d, 1) => d,
+                _ => {
+                    return Err(ConvError::value(
+                        func,
+                        format!(
+                            "the batch axes of {n1} {} and {n2} {} do not broadcast (axis {}: \
+                             {d1} against {d2})",
+                            shape_str(in1),
+                            shape_str(in2),
+                            batch_axes[j]
+                        ),
+                    ))
+                }
+            });
+        }
+        let (mode, boundary, op) = plane_rule;
+        let plane = Corr2dParams::new(func, (in1[a], in1[b]), k_plane, mode, boundary, op)?;
+        Ok(StackParams {
+            axes: (a, b),
+            batch_axes,
+            batch,
+            batch1,
+            batch2,
+            plane,
+            ndim: nd,
+        })
+    }
+
+    /// The number of images (pairs) computed.
+    pub fn count(&self) -> usize {
+        self.batch.iter().product()
+    }
+
+    /// The output shape: the broadcast batch sizes, and the mode's sizes along `axes`.
+    pub fn out_shape(&self) -> Vec<usize> {
+        let (oh, ow) = self.plane.out_shape();
+        let mut s = vec![0; self.ndim];
+        for (&d, &n) in self.batch_axes.iter().zip(&self.batch) {
+            s[d] = n;
+        }
+        s[self.axes.0] = oh;
+        s[self.axes.1] = ow;
+        s
+    }
+
+    /// True when each output image is one contiguous block of the (C-order) output: the
+    /// axes are the last two, in order.
+    pub fn planes_contiguous(&self) -> bool {
+        self.axes == (self.ndim - 2, self.ndim - 1)
+    }
+
+    /// The batch multi-index of image `i` (C order over [`StackParams::batch`]).
+    pub fn batch_index(&self, i: usize) -> Vec<usize> {
+        let mut idx = vec![0; self.batch.len()];
+        let mut r = i;
+        for (k, &n) in self.batch.iter().enumerate().rev() {
+            idx[k] = r % n.max(1);
+            r /= n.max(1);
+        }
+        idx
+    }
+
+    /// The batch multi-index of image `i` within an input whose batch sizes are `own`
+    /// (`batch1` or `batch2`): broadcast axes of size 1 read index 0.
+    pub fn source_index(&self, i: usize, own: &[usize]) -> Vec<usize> {
+        self.batch_index(i)
+            .into_iter()
+            .zip(own)
+            .map(|(v, &n)| if n == 1 { 0 } else { v })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::*;
+
+    fn rule() -> (Mode, Boundary, Op) {
+        (Mode::Same, Boundary::Fill, Op::Correlate)
+    }
+
+    #[test]
+    fn shapes_axes_and_broadcasting() {
+        let p = StackParams::new("f", &[9, 11, 3], &[3, 3], (0, 1), rule()).unwrap();
+        assert_eq!(p.out_shape(), vec![9, 11, 3]);
+        assert_eq!((p.batch_axes.clone(), p.count()), (vec![2], 3));
+        assert!(!p.planes_contiguous());
+        let p = StackParams::new("f", &[2, 1, 5, 6], &[1, 4, 3, 3], (-2, -1), rule()).unwrap();
+        assert_eq!(p.batch, vec![2, 4]);
+        assert!(p.planes_contiguous());
+        assert_eq!(p.source_index(5, &p.batch1), vec![1, 0]);
+        assert_eq!(p.source_index(5, &p.batch2), vec![0, 1]);
+        let full = (Mode::Full, Boundary::Fill, Op::Convolve);
+        let p = StackParams::new("f", &[4, 5], &[2, 3], (1, 0), full).unwrap();
+        assert_eq!(p.out_shape(), vec![6, 6]);
+        assert_eq!(p.plane.image, (5, 4));
+    }
+
+    #[test]
+    fn every_error_names_the_function() {
+        for (s1, s2, axes) in [
+            (&[5][..], &[2, 2][..], (0, 1)),
+            (&[3, 4, 5], &[2, 2], (0, 3)),
+            (&[3, 4, 5], &[2, 2], (-4, 0)),
+            (&[3, 4, 5], &[2, 2], (2, -1)),
+            (&[3, 4, 5], &[2, 2, 2, 2], (1, 2)),
+            (&[3, 4, 5], &[2, 2, 2], (1, 2)),
+        ] {
+            let e = StackParams::new("g", s1, s2, axes, rule());
+            assert!(
+                matches!(e, Err(ConvError::Value(m)) if m.starts_with("g: ")),
+                "{s1:?}"
+            );
+        }
     }
 }
