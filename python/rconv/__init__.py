@@ -45,7 +45,7 @@ from ._nn import (
 )
 from ._rconv import __version__
 from ._signal import choose_conv_method, convolve2d, corr2d, correlate2d
-from ._threads import get_num_threads, set_num_threads
+from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
 
 __all__ = [
     "__version__",
@@ -74,3 +74,5 @@ __all__ = [
     "nn",
     "set_num_threads",
 ]
+
+_register_threadpoolctl()

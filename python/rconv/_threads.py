@@ -29,6 +29,11 @@ def set_num_threads(n: int) -> None:
     a positive integer (read once, at the first call), otherwise the number of CPUs available
     to the process. Calls already running keep the thread count they started with.
 
+    With threadpoolctl (3.2 or later) installed, rconv's pool is one of the pools it sees:
+    ``threadpool_info()`` lists it with ``user_api`` and ``internal_api`` ``"rconv"``, and
+    ``with threadpool_limits(limits=1):`` sets rconv's thread count for the block and
+    restores it after.
+
     Examples
     --------
     >>> import rconv
@@ -62,3 +67,37 @@ def get_num_threads() -> int:
     True
     """
     return _rconv.get_num_threads()
+
+
+def _register_threadpoolctl() -> None:
+    """Make rconv's pool visible to threadpoolctl (3.2 or later, when installed): a custom
+    controller through its documented ``register`` API, matched to the compiled module by
+    its file name. threadpoolctl stays optional; without it nothing happens."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("threadpoolctl") is None:
+            return
+        import threadpoolctl
+    except Exception:  # a broken installation must not break `import rconv`
+        return
+    if not (hasattr(threadpoolctl, "register") and hasattr(threadpoolctl, "LibController")):
+        return  # older than 3.2
+
+    class RconvController(threadpoolctl.LibController):
+        """rconv's thread pool, for ``threadpool_info`` and ``threadpool_limits``."""
+
+        user_api = "rconv"
+        internal_api = "rconv"
+        filename_prefixes = ("_rconv",)
+
+        def get_num_threads(self):
+            return get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            set_num_threads(num_threads)
+
+        def get_version(self):
+            return _rconv.__version__
+
+    threadpoolctl.register(RconvController)
