@@ -3,7 +3,10 @@
 Functions
 ---------
 correlate2d, convolve2d
-    ``scipy.signal`` semantics (all modes, boundaries and dtypes), in parallel, GIL released.
+    ``scipy.signal`` semantics (all modes, boundaries and dtypes), in parallel, GIL released;
+    stacks of images in one call with ``axes=``.
+correlate2d_backward, convolve2d_backward
+    Their gradients with respect to both arguments, for every mode and boundary.
 corr2d
     The deep-learning 'valid' cross-correlation (d2l's ``corr2d``).
 set_num_threads, get_num_threads
@@ -44,7 +47,14 @@ from ._nn import (
     max_unpool2d,
 )
 from ._rconv import __version__
-from ._signal import choose_conv_method, convolve2d, corr2d, correlate2d
+from ._signal import (
+    choose_conv_method,
+    convolve2d,
+    convolve2d_backward,
+    corr2d,
+    correlate2d,
+    correlate2d_backward,
+)
 from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
 
 __all__ = [
@@ -67,8 +77,10 @@ __all__ = [
     "max_pool2d_backward",
     "max_unpool2d",
     "convolve2d",
+    "convolve2d_backward",
     "corr2d",
     "correlate2d",
+    "correlate2d_backward",
     "get_num_threads",
     "kernels",
     "nn",

@@ -52,6 +52,26 @@ def corr2d(
     axes: Optional[Tuple[int, int]] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
+def correlate2d_backward(
+    grad_output: ArrayLike,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: _Mode = "full",
+    boundary: _Boundary = "fill",
+    fillvalue: _Scalar = 0,
+    *,
+    axes: Optional[Tuple[int, int]] = None,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def convolve2d_backward(
+    grad_output: ArrayLike,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: _Mode = "full",
+    boundary: _Boundary = "fill",
+    fillvalue: _Scalar = 0,
+    *,
+    axes: Optional[Tuple[int, int]] = None,
+) -> Tuple[np.ndarray, np.ndarray]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 

@@ -30,6 +30,14 @@ def correlate2d(
 def choose_method(
     in1: np.ndarray, in2: np.ndarray, opts: _Opts, axes: Optional[Sequence[int]] = None
 ) -> str: ...
+def correlate2d_backward(
+    grad_output: np.ndarray,
+    in1: np.ndarray,
+    in2: np.ndarray,
+    fill: Optional[np.ndarray],
+    opts: _Opts,
+    axes: Optional[Sequence[int]] = None,
+) -> Tuple[np.ndarray, np.ndarray]: ...
 def geometry(
     in1_shape: _Shape, in2_shape: _Shape, mode: str, op: str, func: str
 ) -> Tuple[Tuple[int, int], Tuple[int, int], bool]: ...

@@ -405,3 +405,151 @@ def corr2d(x, k, *, axes=None, out=None):
            [37., 43.]])
     """
     return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, out=out, axes=axes)
+
+
+def _backward(func, op, grad_output, in1, in2, mode, boundary, fillvalue, axes):
+    """The shared entry point of the two backward functions: the three arrays in their
+    common dtype, the rest checked in Rust."""
+    a1, a2, dt = _inputs(func, ("in1", "in2"), in1, in2)
+    g = _as_array(func, "grad_output", grad_output)
+    if g.dtype != dt:
+        try:
+            dt = np.result_type(dt, g.dtype)
+        except TypeError:
+            raise TypeError(
+                f"{func}: unsupported dtype combination (grad_output {g.dtype}, inputs {dt})"
+            ) from None
+        dt = dt if dt.isnative else dt.newbyteorder("=")
+        g, a1, a2 = (a.astype(dt, copy=False) for a in (g, a1, a2))
+    if not g.flags.aligned:
+        g = g.copy()
+    fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
+    opts = (func, op, mode, boundary, "auto", None)
+    return _rconv.correlate2d_backward(g, a1, a2, fill, opts, axes)
+
+
+_BACKWARD_DOC = """
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The gradient with respect to the forward's output: exactly its shape.
+    in1, in2 : array_like
+        The forward's inputs (2-D, or stacks with `axes`).
+    mode : {{'full', 'valid', 'same'}}, optional
+        As in :func:`{fwd}`; 'valid' honours scipy's swap of a larger `in2`.
+    boundary : {{'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'}}, optional
+        As in :func:`{fwd}`. 'symm' and 'wrap' fold the gradient of the extended image back
+        onto the image (the adjoint of the extension); 'fill' drops the part outside it.
+        Ignored by 'valid', which reads no boundary.
+    fillvalue : scalar, optional
+        The forward's fill value: a constant. It shapes ``grad_in2`` (the padded cells are
+        part of what the kernel multiplies) and gets no gradient of its own.
+    axes : pair of int, optional, keyword-only
+        As in :func:`{fwd}`. ``grad_in2`` is summed over the batch axes it was broadcast
+        along (one kernel for a whole stack gets the sum of the images' gradients), and
+        likewise ``grad_in1``.
+
+    Returns
+    -------
+    grad_in1, grad_in2 : ndarray
+        The gradients of ``S = sum({fwd}(in1, in2, ...) * grad_output)`` with respect to the
+        arguments as passed, with their shapes, in the common dtype of the three arrays
+        (integers keep their dtype and wrap, as in the forward).
+
+    Raises
+    ------
+    ValueError
+        As the forward for bad shapes and options; also if `grad_output` does not have the
+        forward output's shape.
+    TypeError
+        Unsupported dtypes.
+
+    Notes
+    -----
+    The sums run through the engines ``method='auto'`` picks (two correlations: the full
+    convolution of `grad_output` with the kernel, and the 'valid' correlation of the
+    extended image with `grad_output`), so float results carry the FFT's rounding for large
+    kernels. They do not depend on the thread count.
+
+    Complex numbers follow :func:`corr2d_backward`: no conjugation is added. {complex}
+"""
+
+
+def correlate2d_backward(
+    grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
+):
+    return _backward(
+        "correlate2d_backward", "correlate", grad_output, in1, in2, mode, boundary, fillvalue,
+        axes,
+    )
+
+
+def convolve2d_backward(
+    grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
+):
+    return _backward(
+        "convolve2d_backward", "convolve", grad_output, in1, in2, mode, boundary, fillvalue,
+        axes,
+    )
+
+
+correlate2d_backward.__doc__ = (
+    """Gradients of :func:`correlate2d`: ``(grad_in1, grad_in2)``."""
+    + _BACKWARD_DOC.format(
+        fwd="correlate2d",
+        complex=(
+            "correlate2d is linear in the image and conjugate-linear in the kernel it slides "
+            "(`in2`, or `in1` after the 'valid' swap): the gradient of the image is "
+            "``dS/d(image)``, that of the conjugated kernel ``dS/d(conj(kernel))``, the only "
+            "non-zero Wirtinger derivatives. For real inputs both are the ordinary gradients."
+        ),
+    )
+    + """
+    See Also
+    --------
+    correlate2d : The forward.
+    convolve2d_backward : The same for convolution.
+
+    Examples
+    --------
+    Learning a kernel: the gradient of a squared error with respect to it.
+
+    >>> import numpy as np
+    >>> import rconv
+    >>> x = np.arange(16.0).reshape(4, 4)
+    >>> k = np.array([[1.0, 0.0], [0.0, -1.0]])
+    >>> y = rconv.correlate2d(x, k, "same", "symm")
+    >>> gx, gk = rconv.correlate2d_backward(2 * y, x, k, "same", "symm")
+    >>> gx.shape, gk.shape
+    ((4, 4), (2, 2))
+    >>> bool(np.isclose((2 * y * y).sum(), (gk * k).sum()))
+    True
+    """
+)
+
+convolve2d_backward.__doc__ = (
+    """Gradients of :func:`convolve2d`: ``(grad_in1, grad_in2)``."""
+    + _BACKWARD_DOC.format(
+        fwd="convolve2d",
+        complex="convolve2d is linear in both arguments: both gradients are ``dS/d(arg)``.",
+    )
+    + """
+    See Also
+    --------
+    convolve2d : The forward.
+    correlate2d_backward : The same for correlation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rconv
+    >>> g1, g2 = rconv.convolve2d_backward(np.ones((3, 3)), np.eye(2), np.ones((2, 2)))
+    >>> g1
+    array([[4., 4.],
+           [4., 4.]])
+    >>> g2
+    array([[2., 2.],
+           [2., 2.]])
+    """
+)

@@ -14,6 +14,8 @@ pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     fn madd(acc: Self, w: Self, x: Self) -> Self;
     /// Complex conjugate (identity for real types).
     fn conj(self) -> Self;
+    /// `self + other`, wrapping for integers (as the sums of [`Elem::madd`]).
+    fn add(self, other: Self) -> Self;
 }
 
 macro_rules! impl_int {
@@ -26,6 +28,8 @@ macro_rules! impl_int {
             }
             #[inline(always)]
             fn conj(self) -> Self { self }
+            #[inline(always)]
+            fn add(self, other: Self) -> Self { self.wrapping_add(other) }
         }
     )*};
 }
@@ -41,6 +45,8 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn conj(self) -> Self { self }
+            #[inline(always)]
+            fn add(self, other: Self) -> Self { self + other }
         }
         impl Elem for Complex<$t> {
             const ZERO: Self = Complex { re: 0.0, im: 0.0 };
@@ -54,6 +60,8 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn conj(self) -> Self { Complex { re: self.re, im: -self.im } }
+            #[inline(always)]
+            fn add(self, other: Self) -> Self { self + other }
         }
     )*};
 }

@@ -13,6 +13,7 @@ use crate::base::error::ConvError;
 use crate::base::scalar::Elem;
 use crate::base::threads;
 use crate::dispatch;
+use crate::signal::backward::{backward, BackwardJob};
 use crate::signal::engine::{self, Engine, Job, SignalElem};
 use crate::signal::params::{Boundary, Corr2dParams, Op, StackParams};
 use crate::signal::stack::{run_stack, StackJob};
@@ -20,6 +21,7 @@ use crate::signal::stack::{run_stack, StackJob};
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(choose_method, m)?)?;
+    m.add_function(wrap_pyfunction!(correlate2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(geometry, m)?)?;
     m.add_function(wrap_pyfunction!(stack_geometry, m)?)?;
     m.add_function(wrap_pyfunction!(signal_options, m)?)?;
@@ -251,6 +253,98 @@ fn run<'py, T: SignalElem + Element>(
         py.detach(|| engine::run(chooser(&job), &job, out_view))?;
     }
     Ok(out.into_any())
+}
+
+/// Gradients behind `correlate2d_backward` and `convolve2d_backward`: `(grad_in1,
+/// grad_in2)` of `sum(forward(in1, in2) * grad_output)`, arrays of the inputs' shapes.
+///
+/// `grad_output`, `in1`, `in2`: arrays of one dtype; `fill`, `opts`: as [`correlate2d`]
+/// (the method is always 'auto'); `axes`: None (2-D inputs) or as for a stacked call.
+#[pyfunction]
+#[pyo3(signature = (grad_output, in1, in2, fill, opts, axes=None))]
+fn correlate2d_backward<'py>(
+    py: Python<'py>,
+    grad_output: &Bound<'py, PyAny>,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    fill: Option<&Bound<'py, PyAny>>,
+    opts: &Bound<'py, PyAny>,
+    axes: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let args = SignalArgs::parse(opts)?;
+    let f = args.func.as_str();
+    let (dt, p) = match axes.filter(|a| !a.is_none()) {
+        Some(axes) => validate_stack(&args, in1, in2, axes)?,
+        None => {
+            validate(&args, in1, in2)?; // 2-D only, with the forward's messages
+            let two = (0i64, 1i64).into_pyobject(py)?.into_any();
+            validate_stack(&args, in1, in2, &two)?
+        }
+    };
+    let g = untyped(f, "grad_output", grad_output)?;
+    if DType::from_descr(&g.dtype()) != Some(dt) {
+        return Err(ConvError::internal(f, "grad_output must share the inputs' dtype").into());
+    }
+    let want = p.out_shape();
+    if g.shape() != want.as_slice() {
+        return Err(ConvError::value(
+            f,
+            format!(
+                "grad_output must have the forward output's shape {want:?}, got {:?}",
+                g.shape()
+            ),
+        )
+        .into());
+    }
+    dispatch!(all: dt, T => run_backward::<T>(py, [grad_output, in1, in2], fill, &p, &args))
+}
+
+fn run_backward<'py, T: SignalElem + Element>(
+    py: Python<'py>,
+    [g, in1, in2]: [&Bound<'py, PyAny>; 3],
+    fill: Option<&Bound<'py, PyAny>>,
+    p: &StackParams,
+    args: &SignalArgs,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let f = args.func.as_str();
+    let (n1, n2) = names(args.op);
+    let g = readonly_dyn::<T>(f, "grad_output", g)?;
+    let (a1, a2) = (
+        readonly_dyn::<T>(f, n1, in1)?,
+        readonly_dyn::<T>(f, n2, in2)?,
+    );
+    let fill = fill_value::<T>(f, fill, p.plane.boundary)?;
+    let d1 = new_array_dyn::<T>(py, f, a1.shape(), true)?;
+    let d2 = new_array_dyn::<T>(py, f, a2.shape(), true)?;
+    {
+        let mut perm = p.batch_axes.clone();
+        perm.extend([p.axes.0, p.axes.1]);
+        // a 2-D in2 is one kernel in its own orientation (as in the forward)
+        let kernel_2d = a2.ndim() == 2;
+        let (mut w1, mut w2) = (d1.readwrite(), d2.readwrite());
+        let v1 = w1.as_array_mut().permuted_axes(ndarray::IxDyn(&perm));
+        let v2 = if kernel_2d {
+            w2.as_array_mut()
+        } else {
+            w2.as_array_mut().permuted_axes(ndarray::IxDyn(&perm))
+        };
+        let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
+        let job = BackwardJob {
+            func: f,
+            g: g.as_array().permuted_axes(ndarray::IxDyn(&perm)),
+            in1: a1.as_array().permuted_axes(ndarray::IxDyn(&perm)),
+            in2: if kernel_2d {
+                a2.as_array()
+            } else {
+                a2.as_array().permuted_axes(ndarray::IxDyn(&perm))
+            },
+            params: p,
+            fill,
+            threads: threads::for_work(2 * p.count() * oh * ow * kh * kw),
+        };
+        py.detach(|| backward(&job, v1, v2))?;
+    }
+    Ok((d1.into_any(), d2.into_any()))
 }
 
 /// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`. With `axes`

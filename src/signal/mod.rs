@@ -7,10 +7,12 @@
 //! - [`fft`]: the overlap-save FFT engine for real floats, and its cost model;
 //! - [`engine`]: `method='auto'`'s choice, and the FFT adapters for integers and complex;
 //! - [`stack`]: stacks of images (`axes=`), one correlation per broadcast pair
-//!   ([`params::StackParams`] holds their shape rules).
+//!   ([`params::StackParams`] holds their shape rules);
+//! - [`backward`]: the gradients of both arguments, for every mode and boundary.
 //!
 //! The binding layer calls [`engine`], which chooses the engine.
 
+pub mod backward;
 pub mod direct;
 pub mod engine;
 pub mod fft;
