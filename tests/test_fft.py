@@ -123,10 +123,16 @@ def test_auto_stays_direct_with_nan_and_inf():
 
 def test_choose_conv_method():
     img = np.zeros((1024, 1024))
+    rng = np.random.default_rng(4)
     assert rconv.choose_conv_method(img, np.ones((3, 3)), "same") == "direct"
-    assert rconv.choose_conv_method(img, np.ones((63, 63)), "same") == "fft"
+    # a rank-1 kernel (ones) now goes to the separable passes (this deliberate change
+    # of the 'fft' this assertion used to expect); a full-rank one still to the FFT
+    assert rconv.choose_conv_method(img, np.ones((63, 63)), "same") == "separable"
+    assert rconv.choose_conv_method(img, rng.standard_normal((63, 63)), "same") == "fft"
     ints = np.ones((63, 63), np.int32)
-    assert rconv.choose_conv_method(img.astype(np.int32), ints, "same") == "direct"
+    assert rconv.choose_conv_method(img.astype(np.int32), ints, "same") == "separable"
+    full_rank = rng.integers(0, 9, (63, 63)).astype(np.int32)
+    assert rconv.choose_conv_method(img.astype(np.int32), full_rank, "same") == "direct"
     assert rconv.choose_conv_method(np.zeros((8, 8)), np.ones((3, 3))) == "direct"
     with pytest.raises(ValueError, match="choose_conv_method: .*mode"):
         rconv.choose_conv_method(img, img, "bad")

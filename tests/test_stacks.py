@@ -108,8 +108,11 @@ def test_corr2d_stack_and_choose_conv_method():
         np.testing.assert_array_equal(out[i], rconv.corr2d(x[i], k))
     img = np.zeros((3, 512, 512))
     assert rconv.choose_conv_method(img, np.ones((3, 3)), "same", axes=(1, 2)) == "direct"
-    assert rconv.choose_conv_method(img, np.ones((63, 63)), "same", axes=(1, 2)) == "fft"
+    full = rng.standard_normal((63, 63))
+    assert rconv.choose_conv_method(img, full, "same", axes=(1, 2)) == "fft"
+    assert rconv.choose_conv_method(img, np.ones((63, 63)), "same", axes=(1, 2)) == "separable"
     img[1, 0, 0] = np.inf
+    assert rconv.choose_conv_method(img, full, "same", axes=(1, 2)) == "direct"
     assert rconv.choose_conv_method(img, np.ones((63, 63)), "same", axes=(1, 2)) == "direct"
 
 

@@ -14,7 +14,7 @@ _Mode = Literal["full", "valid", "same"]
 _Boundary = Literal["fill", "pad", "symm", "symmetric", "wrap", "circular"]
 _Scalar = Union[int, float, complex, np.generic]
 
-_Method = Literal["auto", "direct", "fft"]
+_Method = Literal["auto", "direct", "fft", "separable"]
 
 def correlate2d(
     in1: ArrayLike,
@@ -44,7 +44,7 @@ def choose_conv_method(
     mode: _Mode = "full",
     *,
     axes: Optional[Tuple[int, int]] = None,
-) -> Literal["direct", "fft"]: ...
+) -> Literal["direct", "fft", "separable"]: ...
 def corr2d(
     x: ArrayLike,
     k: ArrayLike,

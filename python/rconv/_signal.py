@@ -108,11 +108,13 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
 
     Returns
     -------
-    method : {'direct', 'fft'}
-        'direct' for integer (and bool-like) dtypes and whenever an input holds NaN or Inf
-        (an FFT would spread them over the whole output); otherwise the cheaper of the two by
-        a cost model measured on the development machine (direct: one multiply-add per kernel
-        tap and output; FFT: overlap-save tiles of about eight kernel lengths).
+    method : {'direct', 'fft', 'separable'}
+        'direct' whenever an input holds NaN or Inf (an FFT would spread them over the whole
+        output, and the separable passes would make NaN where the direct sum does not);
+        otherwise the cheapest by a cost model measured on the development machine (direct:
+        one multiply-add per kernel tap and output; FFT: overlap-save tiles of about eight
+        kernel lengths, never for integer dtypes; separable: ``kh + kw`` taps per output, only
+        for a kernel of rank 1). 'separable' is an extension of scipy's two values.
 
     Raises
     ------
@@ -126,9 +128,11 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
     >>> img = np.zeros((1024, 1024))
     >>> rconv.choose_conv_method(img, np.ones((3, 3)), "same")
     'direct'
-    >>> rconv.choose_conv_method(img, np.ones((63, 63)), "same")
+    >>> rconv.choose_conv_method(img, np.ones((63, 63)), "same")  # rank 1
+    'separable'
+    >>> rconv.choose_conv_method(img, np.random.default_rng(0).random((63, 63)), "same")
     'fft'
-    >>> rconv.choose_conv_method(img.astype(int), np.ones((63, 63), int), "same")
+    >>> rconv.choose_conv_method(img.astype(int), np.eye(63, dtype=int), "same")
     'direct'
     """
     f = "choose_conv_method"
@@ -161,15 +165,21 @@ def correlate2d(
         reflection or wrap.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    method : {'auto', 'direct', 'fft'}, optional, keyword-only
+    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
         ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
         (overlap-save tiles; float rounding spreads over the output: errors stay below
         ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
         ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
         output's scale; integers are computed in float64
-        and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
-        picks the faster, staying direct for integers and for inputs holding NaN or Inf.
-        See :func:`choose_conv_method`.
+        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
+        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
+        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
+        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
+        result has the direct sum's bits; floats: the outer product of the kernel's row and
+        column through its largest element matches it within ``8 eps max|k|``, and errors
+        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
+        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
+        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
     axes : pair of int, optional, keyword-only
         Stacks of images in one call (an extension of scipy's 2-D contract, after the
         precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
@@ -272,15 +282,21 @@ def convolve2d(
         How `in1` is extended beyond its edges; see :func:`correlate2d`.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    method : {'auto', 'direct', 'fft'}, optional, keyword-only
+    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
         ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
         (overlap-save tiles; float rounding spreads over the output: errors stay below
         ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
         ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
         output's scale; integers are computed in float64
-        and rounded back, refused if products could exceed ``2**52``); ``'auto'`` (default)
-        picks the faster, staying direct for integers and for inputs holding NaN or Inf.
-        See :func:`choose_conv_method`.
+        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
+        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
+        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
+        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
+        result has the direct sum's bits; floats: the outer product of the kernel's row and
+        column through its largest element matches it within ``8 eps max|k|``, and errors
+        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
+        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
+        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
     axes : pair of int, optional, keyword-only
         Stacks of images in one call (an extension of scipy's 2-D contract, after the
         precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both

@@ -26,8 +26,9 @@ Results equal the in-memory calls: bit for bit with ``method='direct'`` and for 
 per-sample output (``conv2d``, pools, ``grad_input``). Two kinds of result agree to rounding
 error only, because their sums are split differently: FFT correlations (each block is
 transformed on its own) and the batch sums ``grad_weight``/``grad_bias`` of
-:func:`conv2d_backward`. ``method='auto'`` decides once, from the full shapes, exactly as the
-in-memory call does; a block holding NaN or Inf is then computed directly. An explicit
+:func:`conv2d_backward`. ``method='auto'`` decides once, from the full shapes and the kernel's
+rank, exactly as the in-memory call does; a block holding NaN or Inf is then computed directly.
+An explicit
 ``method='fft'`` transforms every block (a NaN or Inf spreads over the FFT tiles around it,
 which are not the in-memory call's tiles), and with integer inputs it is refused, as in memory,
 when a sum could exceed 2**52, but only when the graph runs (the values are not known before).
@@ -235,7 +236,11 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     plane_shape, offsets, _ = _rconv.geometry(img, ker, mode, op, name)  # never swapped
     out_shape = x.shape[:-2] + tuple(plane_shape)
     opts = (name, op, mode, boundary, method, None)
-    big = _rconv.prefers_fft(img, ker, np.empty(0, dt), opts)  # checks the dtype too
+    # the in-memory 'auto' plan for the whole image (the kernel's rank included); a stack of
+    # kernels is separable only if each of them is
+    kernels = k.reshape((-1,) + ker) if k.size else np.zeros((1,) + ker, dt)
+    plans = {_rconv.auto_plan(img, np.ascontiguousarray(kk, dt), opts) for kk in kernels}
+    plan = plans.pop() if len(plans) == 1 else (plans - {"separable"}).pop()
 
     def back(r):
         return r if moved is None else da.moveaxis(r, (-2, -1), moved)
@@ -251,7 +256,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
         # No kernel taps: every output element is an empty sum.
         return back(da.zeros(out_shape, dtype=dt, chunks=x.chunksize))
     if method == "auto":
-        method = "fft-if-finite" if big else "direct"
+        method = {"fft": "fft-if-finite", "separable": "separable-if-finite"}.get(plan, plan)
 
     in_shape = img
     axes_ = []
@@ -318,10 +323,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         Block edges inside the image read their neighbours' cells.
     fillvalue : scalar, optional
         Value for ``boundary='fill'``.
-    method : {'auto', 'direct', 'fft'}, optional
-        As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes (blocks with
-        NaN or Inf are then computed directly). 'fft' agrees with the in-memory call to
-        rounding, for finite inputs.
+    method : {'auto', 'direct', 'fft', 'separable'}, optional
+        As :func:`rconv.correlate2d`; 'auto' decides once from the full shapes and the
+        kernel's rank (blocks with NaN or Inf are then computed directly). 'fft' and
+        'separable' agree with the in-memory call to rounding, for finite inputs.
     axes : pair of int, optional, keyword-only
         Stacks of images, as :func:`rconv.correlate2d`'s ``axes``: the chunks may split the
         batch axes as well as the image axes, and a stack of kernels (`in2` with `in1`'s
@@ -375,7 +380,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
         How the true image edges are extended (aliases 'pad', 'symmetric', 'circular').
     fillvalue : scalar, optional
         Value for ``boundary='fill'``.
-    method : {'auto', 'direct', 'fft'}, optional
+    method : {'auto', 'direct', 'fft', 'separable'}, optional
         As :func:`rconv.convolve2d`.
     axes : pair of int, optional, keyword-only
         Stacks of images, as :func:`rconv.convolve2d`'s ``axes`` (chunks may split the batch

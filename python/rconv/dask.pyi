@@ -9,7 +9,7 @@ from . import _IntPair, _Padding, _PaddingMode, _Scalar, _Size
 
 _Mode = Literal["full", "valid", "same"]
 _Boundary = Literal["fill", "pad", "symm", "symmetric", "wrap", "circular"]
-_Method = Literal["auto", "direct", "fft"]
+_Method = Literal["auto", "direct", "fft", "separable"]
 _Chunked = Union[da.Array, ArrayLike]
 
 def correlate2d(

@@ -168,9 +168,13 @@ pub enum Method {
     Auto,
     Direct,
     Fft,
+    /// Two 1-D passes (a kernel of rank 1).
+    Separable,
     /// `rconv.dask`'s blocks of an image for which 'auto' chose the FFT: the FFT unless the
     /// block holds NaN or Inf (private).
     FftIfFinite,
+    /// The same for the separable passes (private).
+    SeparableIfFinite,
 }
 
 impl Method {
@@ -179,7 +183,9 @@ impl Method {
             Method::Auto => "auto",
             Method::Direct => "direct",
             Method::Fft => "fft",
+            Method::Separable => "separable",
             Method::FftIfFinite => "fft-if-finite",
+            Method::SeparableIfFinite => "separable-if-finite",
         }
     }
 }
@@ -188,17 +194,22 @@ pub fn parse_method(func: &str, ob: &Bound<'_, PyAny>) -> Result<Method, ConvErr
     let bad = || {
         ConvError::value(
             func,
-            format!("method must be 'auto', 'direct' or 'fft', got {}", repr(ob)),
+            format!(
+                "method must be 'auto', 'direct', 'fft' or 'separable', got {}",
+                repr(ob)
+            ),
         )
     };
-    match option(func, "method", ob, "'auto', 'direct', 'fft'")
+    match option(func, "method", ob, "'auto', 'direct', 'fft', 'separable'")
         .map_err(|_| bad())?
         .as_ref()
     {
         "auto" => Ok(Method::Auto),
         "direct" => Ok(Method::Direct),
         "fft" => Ok(Method::Fft),
+        "separable" => Ok(Method::Separable),
         "fft-if-finite" => Ok(Method::FftIfFinite),
+        "separable-if-finite" => Ok(Method::SeparableIfFinite),
         _ => Err(bad()),
     }
 }

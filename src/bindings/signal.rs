@@ -25,7 +25,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(geometry, m)?)?;
     m.add_function(wrap_pyfunction!(stack_geometry, m)?)?;
     m.add_function(wrap_pyfunction!(signal_options, m)?)?;
-    m.add_function(wrap_pyfunction!(prefers_fft, m)?)?;
+    m.add_function(wrap_pyfunction!(auto_plan, m)?)?;
     Ok(())
 }
 
@@ -155,8 +155,11 @@ fn pick<T: SignalElem>(method: Method) -> impl Fn(&Job<'_, T>) -> Engine + Sync 
     move |job: &Job<'_, T>| match method {
         Method::Direct => Engine::Direct,
         Method::Fft => Engine::Fft,
+        Method::Separable => Engine::Separable,
         Method::Auto => engine::choose(job),
         Method::FftIfFinite => engine::fft_if_finite(job),
+        // the fused check of the output: direct for blocks holding NaN or Inf
+        Method::SeparableIfFinite => Engine::SeparableAuto,
     }
 }
 
@@ -347,6 +350,21 @@ fn run_backward<'py, T: SignalElem + Element>(
     Ok((d1.into_any(), d2.into_any()))
 }
 
+/// The first image of a stack (axes permuted by `perm` to `(batch..., rows, cols)`).
+fn first_plane<'a, T>(
+    v: ndarray::ArrayViewD<'a, T>,
+    perm: Option<&[usize]>,
+) -> Option<ndarray::ArrayView2<'a, T>> {
+    let mut v = match perm {
+        Some(perm) => v.permuted_axes(ndarray::IxDyn(perm)),
+        None => v,
+    };
+    while v.ndim() > 2 {
+        v = v.index_axis_move(ndarray::Axis(0), 0);
+    }
+    v.into_dimensionality::<ndarray::Ix2>().ok()
+}
+
 /// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`. With `axes`
 /// (a stacked call), the FFT when the cost model prefers it for one image and no input holds
 /// NaN or Inf.
@@ -361,10 +379,6 @@ fn choose_method<'py>(
 ) -> PyResult<&'static str> {
     let args = SignalArgs::parse(opts)?;
     let f = args.func.as_str();
-    let name = |e: Engine| match e {
-        Engine::Direct => "direct",
-        Engine::Fft => "fft",
-    };
     if let Some(axes) = axes.filter(|a| !a.is_none()) {
         let (dt, p) = validate_stack(&args, in1, in2, axes)?;
         let (oh, ow) = p.plane.out_shape();
@@ -372,12 +386,36 @@ fn choose_method<'py>(
         return dispatch!(all: dt, T => {
             let (a, b) = (readonly_dyn::<T>(f, "in1", in1)?, readonly_dyn::<T>(f, "in2", in2)?);
             let (a, b) = (a.as_array(), b.as_array());
-            let fft = py.detach(|| {
-                engine::fft_cheaper::<T>(&p.plane, t)
-                    && a.iter().all(|v| v.finite())
-                    && b.iter().all(|v| v.finite())
-            });
-            Ok(name(if fft { Engine::Fft } else { Engine::Direct }))
+            let mut perm = p.batch_axes.clone();
+            perm.extend([p.axes.0, p.axes.1]);
+            // (an empty batch has no image to ask: direct, as for empty inputs)
+            let planes = if p.count() == 0 {
+                None
+            } else {
+                first_plane(a.view(), Some(&perm[..])).zip(first_plane(b.view(), (b.ndim() > 2).then_some(&perm[..])))
+            };
+            let engine = match planes {
+                Some((x, k)) => {
+                    let (image, kernel) = if p.plane.swapped { (k, x) } else { (x, k) };
+                    let job = Job {
+                        func: f,
+                        image,
+                        kernel,
+                        params: &p.plane,
+                        fill: T::ZERO,
+                        threads: t,
+                        fft_terms: None,
+                    };
+                    // the shapes and the kernel decide; then no image may hold NaN or Inf
+                    py.detach(|| match engine::choose(&job) {
+                        Engine::Direct => Engine::Direct,
+                        e if a.iter().all(|v| v.finite()) && b.iter().all(|v| v.finite()) => e,
+                        _ => Engine::Direct,
+                    })
+                }
+                _ => Engine::Direct,
+            };
+            Ok(engine.name())
         });
     }
     let (dt, p) = validate(&args, in1, in2)?;
@@ -394,7 +432,7 @@ fn choose_method<'py>(
             threads: threads::for_work(oh * ow * p.kernel.0 * p.kernel.1),
             fft_terms: None,
         };
-        Ok(name(py.detach(|| engine::choose(&job))))
+        Ok(py.detach(|| engine::resolved(&job, engine::choose(&job))).name())
     })
 }
 
@@ -474,36 +512,45 @@ fn signal_options(opts: &Bound<'_, PyAny>) -> PyResult<(&'static str, &'static s
     Ok((mode, boundary, a.method.name()))
 }
 
-/// Whether the cost model prefers the FFT for inputs of these shapes and of `probe`'s dtype
-/// (`rconv.dask` decides once for the whole image). Never for integers.
+/// The engine `method='auto'` plans for an image of `in1_shape` and this kernel, by the
+/// shapes and the kernel's rank alone: `"direct"`, `"fft"` or `"separable"` (`rconv.dask`
+/// decides once for the whole image; its blocks then stay direct where they hold NaN or Inf).
+/// Never the FFT for integers.
 #[pyfunction]
-fn prefers_fft(
+fn auto_plan(
     in1_shape: &Bound<'_, PyAny>,
-    in2_shape: &Bound<'_, PyAny>,
-    probe: &Bound<'_, PyAny>,
+    in2: &Bound<'_, PyAny>,
     opts: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
+) -> PyResult<&'static str> {
     let a = SignalArgs::parse(opts)?;
     let f = a.func.as_str();
-    let shape = |name: &str, ob: &Bound<'_, PyAny>| -> Result<Pair, ConvError> {
-        match args::sizes(f, name, ob)?.as_slice() {
-            &[r, c] => Ok((r, c)),
-            s => Err(ConvError::value(
+    let image = match args::sizes(f, "in1", in1_shape)?.as_slice() {
+        &[r, c] => (r, c),
+        s => {
+            return Err(ConvError::value(
                 f,
-                format!("{name} must be 2-D, got {} dimension(s)", s.len()),
-            )),
+                format!("in1 must be 2-D, got {} dimension(s)", s.len()),
+            )
+            .into())
         }
     };
+    let k = untyped(f, "in2", in2)?;
+    if k.ndim() != 2 {
+        return Err(ConvError::value(f, "in2 must be 2-D").into());
+    }
+    let dt = supported(f, ("in1", "in2"), &k.dtype())?;
     let p = Corr2dParams::new(
         f,
-        shape("in1", in1_shape)?,
-        shape("in2", in2_shape)?,
+        image,
+        (k.shape()[0], k.shape()[1]),
         a.mode,
         a.boundary,
         a.op,
     )?;
-    let dt = supported(f, ("in1", "in2"), &untyped(f, "in1", probe)?.dtype())?;
     let (oh, ow) = p.out_shape();
     let t = threads::for_work(oh * ow * p.kernel.0 * p.kernel.1);
-    Ok(dispatch!(all: dt, T => engine::fft_cheaper::<T>(&p, t)))
+    dispatch!(all: dt, T => {
+        let kv = readonly::<T, 2>(f, "in2", in2)?;
+        Ok(engine::plan::<T>(&p, &kv.as_array(), t).name())
+    })
 }

@@ -204,15 +204,10 @@ pub fn correlate<T: RowKernel>(
     Ok(())
 }
 
-/// The engine behind [`correlate`]: the correlation `job` (see [`Prepared`]) into `out`.
-pub fn correlate_raw<T: RowKernel>(job: &Prepared<'_, T>, out: &mut [T], threads: usize) {
+/// The row context of `job` for an output of `oh` rows (`stream`: streaming stores).
+fn row_ctx<'a, 'b, T: RowKernel>(job: &'a Prepared<'b, T>, stream: bool) -> RowCtx<'a, 'b, T> {
     let ow = job.ow;
-    let (image, keff, kh, kw) = (&job.image, &job.keff[..], job.kh, job.kw);
-    let (top, left, boundary, fill) = (job.top, job.left, job.boundary, job.fill);
-    if ow == 0 || out.is_empty() {
-        return;
-    }
-    let oh = out.len() / ow;
+    let (kh, kw) = (job.kh, job.kw);
     let size = std::mem::size_of::<T>();
     // A strip is a whole number of tiles of every kernel (widths divide 192), and the ring
     // (kh + 1 rows of strip + kw - 1 elements) stays within the ring budget.
@@ -225,21 +220,32 @@ pub fn correlate_raw<T: RowKernel>(job: &Prepared<'_, T>, out: &mut [T], threads
     } else {
         (fit / unit * unit).max(unit).min(ow.div_ceil(unit) * unit)
     };
-    let ctx = RowCtx {
-        image,
-        keff,
+    RowCtx {
+        image: &job.image,
+        keff: &job.keff,
         kh: kh.max(1),
         kw,
-        top,
-        left,
-        boundary,
-        fill,
+        top: job.top,
+        left: job.left,
+        boundary: job.boundary,
+        fill: job.fill,
         ow,
         strip,
         row_len: strip + MAX_TILE + kw.max(1) - 1,
-        stream: oh * ow * size >= STREAM_BYTES,
-    };
-    let work = oh * ow * keff.len().max(1);
+        stream,
+    }
+}
+
+/// The engine behind [`correlate`]: the correlation `job` (see [`Prepared`]) into `out`.
+pub fn correlate_raw<T: RowKernel>(job: &Prepared<'_, T>, out: &mut [T], threads: usize) {
+    let ow = job.ow;
+    if ow == 0 || out.is_empty() {
+        return;
+    }
+    let oh = out.len() / ow;
+    let size = std::mem::size_of::<T>();
+    let ctx = row_ctx(job, oh * ow * size >= STREAM_BYTES);
+    let work = oh * ow * job.keff.len().max(1);
     if threads <= 1 || oh < 2 || work < 1 << 16 {
         ctx.block(0, out);
         return;

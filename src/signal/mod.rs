@@ -8,6 +8,7 @@
 //! - [`engine`]: `method='auto'`'s choice, and the FFT adapters for integers and complex;
 //! - [`stack`]: stacks of images (`axes=`), one correlation per broadcast pair
 //!   ([`params::StackParams`] holds their shape rules);
+//! - [`separable`]: kernels of rank 1 as two 1-D passes (`method='separable'`);
 //! - [`backward`]: the gradients of both arguments, for every mode and boundary.
 //!
 //! The binding layer calls [`engine`], which chooses the engine.
@@ -18,4 +19,5 @@ pub mod engine;
 pub mod fft;
 pub mod params;
 pub mod row_kernels;
+pub mod separable;
 pub mod stack;
