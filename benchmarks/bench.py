@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench.py [--threads N] [--quick] [--json PATH] [--huge]
-                               [--only {signal,fft,nn,dask,overhead}]
+                               [--only {signal,beyond,fft,nn,one_thread,dask,overhead,train}]
 
 One timing mechanism, :func:`time_blocks`, serves every row. The libraries of a row are timed
 in alternating blocks: each round runs, for each library in turn, warm-up call(s) and then a
@@ -47,7 +47,7 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["signal", "fft", "nn", "one_thread", "dask", "overhead", "train"],
+        choices=["signal", "beyond", "fft", "nn", "one_thread", "dask", "overhead", "train"],
         default=None,
         help="run one group of benchmarks",
     )
@@ -352,6 +352,55 @@ def bench_signal(rows: list, quick: bool) -> None:
     )
     table.header()
     _emit(rows, table, row)
+
+
+def bench_beyond(rows: list, quick: bool) -> None:
+    """Beyond scipy: a stack of images in one call (``axes=``) against a Python loop of
+    cv2.filter2D, and a separable Gaussian (``method='auto'``) against cv2.sepFilter2D and
+    rconv's own direct method."""
+    table = Table(
+        [
+            ("case", "case", 52, "s"),
+            ("rconv ms", "rconv_ms", 9, "f"),
+            ("ref ms", "ref_ms", 9, "f"),
+            ("vs ref", "vs_ref", 17, "r"),
+            ("vs direct", "vs_direct", 17, "r"),
+        ]
+    )
+    table.header("beyond: stacks (axes=) and separable kernels, 'same' 'fill', float32")
+    rng = np.random.default_rng(5)
+    n = 64 if quick else 256
+    x = rng.standard_normal((n, 128, 128), dtype=np.float32)
+    k = rng.standard_normal((5, 5)).astype(np.float32)
+    fns = {"rconv": partial(rconv.correlate2d, x, k, "same", axes=(-2, -1))}
+    if cv2 is not None:
+
+        def cv2_loop(x=x, k=k):
+            # what a loop returns: one array of the stack's shape
+            return np.stack([cv2.filter2D(im, -1, k, borderType=cv2.BORDER_CONSTANT) for im in x])
+
+        fns["ref"] = cv2_loop
+    row = {"group": "beyond", "case": f"stack ({n},128,128) 5x5 vs loop of cv2.filter2D"}
+    _emit(rows, table, report(row, time_blocks(fns), ratios=("ref",) if cv2 else ()))
+    size = 1024 if quick else 2048
+    img = rng.standard_normal((size, size)).astype(np.float32)
+    for ks in (5, 15):
+        g = np.exp(-0.5 * (np.arange(ks) - ks // 2) ** 2 / (ks / 5) ** 2).astype(np.float32)
+        g /= g.sum()
+        w = np.outer(g, g)
+        fns = {
+            "rconv": partial(rconv.correlate2d, img, w, "same"),
+            "direct": partial(rconv.correlate2d, img, w, "same", method="direct"),
+        }
+        if cv2 is not None:
+            fns["ref"] = partial(cv2.sepFilter2D, img, -1, g, g, borderType=cv2.BORDER_CONSTANT)
+        row = {
+            "group": "beyond",
+            "case": f"gaussian {size}x{size} {ks}x{ks} auto "
+            f"({rconv.choose_conv_method(img, w, 'same')}) vs cv2.sepFilter2D",
+        }
+        ratios = ("ref", "direct") if cv2 else ("direct",)
+        _emit(rows, table, report(row, time_blocks(fns), ratios=ratios))
 
 
 def bench_fft(rows: list, quick: bool) -> None:
@@ -1477,6 +1526,8 @@ def main() -> None:
     only = ARGS.only
     if only in (None, "signal"):
         bench_signal(rows, ARGS.quick)
+    if only in (None, "beyond"):
+        bench_beyond(rows, ARGS.quick)
     if only in (None, "fft"):
         bench_fft(rows, ARGS.quick)
         if ARGS.huge:
