@@ -146,6 +146,8 @@ FUNCS = {
     "conv2d_weight": (lambda d: (_array(d, [4]), d.draw(junk), _array(d, [4])), 3),
     "corr2d_backward": (lambda d: (_array(d, [2]), _array(d, [2]), _array(d, [2])), 0),
     "choose_conv_method": (lambda d: (_array(d, [2]), _array(d, [2])), 1),
+    "correlate2d_backward": (lambda d: (_array(d, [2, 3]), _array(d, [2, 3]), _array(d, [2])), 3),
+    "convolve2d_backward": (lambda d: (_array(d, [2]), _array(d, [2, 3]), _array(d, [2, 3])), 3),
 }
 
 
@@ -156,6 +158,20 @@ def test_hostile_input_never_crashes(name, data):
     args = make(data) + tuple(data.draw(junk) for _ in range(data.draw(st.integers(0, n_extra))))
     try:
         getattr(rconv, name)(*args)
+    except ALLOWED:
+        pass
+
+
+@pytest.mark.parametrize(
+    "name", ["correlate2d", "convolve2d", "corr2d", "choose_conv_method", "correlate2d_backward"]
+)
+@given(data=st.data())
+def test_hostile_axes_never_crash(name, data):
+    n = 3 if name == "correlate2d_backward" else 2
+    args = tuple(_array(data, [1, 2, 3, 4]) for _ in range(n))
+    axes = data.draw(st.one_of(junk, st.tuples(st.integers(-6, 6), st.integers(-6, 6))))
+    try:
+        getattr(rconv, name)(*args, axes=axes)
     except ALLOWED:
         pass
 
