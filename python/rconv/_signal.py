@@ -496,7 +496,14 @@ def correlate2d_backward(
     grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
 ):
     return _backward(
-        "correlate2d_backward", "correlate", grad_output, in1, in2, mode, boundary, fillvalue,
+        "correlate2d_backward",
+        "correlate",
+        grad_output,
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
         axes,
     )
 
@@ -505,7 +512,14 @@ def convolve2d_backward(
     grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
 ):
     return _backward(
-        "convolve2d_backward", "convolve", grad_output, in1, in2, mode, boundary, fillvalue,
+        "convolve2d_backward",
+        "convolve",
+        grad_output,
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
         axes,
     )
 

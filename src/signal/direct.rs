@@ -21,7 +21,7 @@ const RING_BUDGET: usize = 1024 * 1024;
 /// Outputs at least this large (a quarter of this machine's 32 MiB L3; input and output
 /// together then fill half of it) are written with streaming stores. Measured: 2048x2048
 /// float32 3x3 went from 1.23 to 0.96 ms; float64 cases unchanged.
-const STREAM_BYTES: usize = 8 << 20;
+pub(crate) const STREAM_BYTES: usize = 8 << 20;
 
 /// Output rows computed together by the two-row kernel.
 const PAIR: usize = 2;

@@ -24,7 +24,7 @@ pub enum Engine {
     /// Two 1-D passes, for a kernel of rank 1.
     Separable,
     /// `method='auto'`'s separable passes: direct instead if an input holds NaN or Inf
-    /// (found without a scan of the inputs when the output is finite).
+    /// (found without a scan of the inputs when the intermediate rows are finite).
     SeparableAuto,
 }
 
@@ -156,10 +156,11 @@ pub fn fft_cheaper<T: SignalElem>(p: &Corr2dParams, threads: usize) -> bool {
 }
 
 /// The two passes of a rank-1 kernel; a `ValueError` naming `func` for any other kernel.
-/// With `auto`, a non-finite output from inputs holding NaN or Inf is recomputed directly.
+/// With `auto`, a call whose inputs held NaN or Inf (a non-finite intermediate row, then a
+/// scan of the inputs, tells) is recomputed directly.
 fn separable<T: SignalElem>(job: &Job<'_, T>, mut out: ArrayViewMut2<T>, auto: bool) -> Result<()> {
     let p = job.params;
-    let finite_out = {
+    let finite_rows = {
         let Some((prep, o)) = p.prepare(job.image.view(), &job.kernel, job.fill, &mut out)? else {
             return Ok(());
         };
@@ -180,7 +181,7 @@ fn separable<T: SignalElem>(job: &Job<'_, T>, mut out: ArrayViewMut2<T>, auto: b
         let check = |c: &[T]| !auto || all_finite_slice(c);
         correlate_separable(&prep, (&u, &v), o, job.threads, check)
     };
-    if !finite_out && !finite_inputs(job) {
+    if !finite_rows && !finite_inputs(job) {
         return correlate(
             job.image.view(),
             job.kernel.view(),
