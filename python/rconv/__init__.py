@@ -10,7 +10,9 @@ correlate2d_backward, convolve2d_backward
 corr2d
     The deep-learning 'valid' cross-correlation (d2l's ``corr2d``).
 set_num_threads, get_num_threads
-    Thread-count control (environment variable ``RCONV_NUM_THREADS``).
+    Thread-count control (environment variable ``RCONV_NUM_THREADS``, threadpoolctl).
+show_config
+    How this rconv was built and what it runs on (also ``python -m rconv --info``).
 conv2d, conv_transpose2d, max_pool2d, avg_pool2d, adaptive pools, max_unpool2d
     CNN layers with ``torch.nn.functional`` semantics (NCHW), each with its backward function
     (``*_backward``, ``conv2d_input``, ``conv2d_weight``, ``corr2d_backward``).
@@ -28,6 +30,7 @@ dask
 """
 
 from . import kernels, nn
+from ._info import show_config
 from ._nn import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -85,6 +88,7 @@ __all__ = [
     "kernels",
     "nn",
     "set_num_threads",
+    "show_config",
 ]
 
 _register_threadpoolctl()

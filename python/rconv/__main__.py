@@ -1,7 +1,9 @@
-"""`python -m rconv`: a short demo of rconv against the d2l loop and scipy.signal."""
+"""`python -m rconv`: a short demo of rconv against the d2l loop and scipy.signal;
+`python -m rconv --info`: how this rconv was built and what it runs on (`show_config`)."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -28,7 +30,13 @@ def _d2l_corr2d(x, k):
     return y
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--info"]:
+        rconv.show_config()
+        return
+    if args:
+        sys.exit(f"usage: python -m rconv [--info] (got {' '.join(args)})")
     print(f"rconv {rconv.__version__} on {rconv.get_num_threads()} thread(s)\n")
 
     x = np.arange(9.0).reshape(3, 3)

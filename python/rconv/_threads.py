@@ -6,6 +6,9 @@ import operator
 
 from . import _rconv
 
+#: Set when threadpoolctl last set the thread count (for `show_config`); `None` otherwise.
+_source = None
+
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads rconv's kernels use from now on.
@@ -49,6 +52,8 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
     if not 1 <= n <= _rconv.MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be in 1..{_rconv.MAX_THREADS}, got {n}")
+    global _source
+    _source = None
     _rconv.set_num_threads(n)
 
 
@@ -95,7 +100,9 @@ def _register_threadpoolctl() -> None:
             return get_num_threads()
 
         def set_num_threads(self, num_threads):
+            global _source
             set_num_threads(num_threads)
+            _source = "threadpoolctl"
 
         def get_version(self):
             return _rconv.__version__

@@ -46,6 +46,19 @@ pub fn set_num_threads(n: usize) {
     REQUESTED.store(n.clamp(1, MAX_THREADS), Ordering::SeqCst);
 }
 
+/// Where [`get_num_threads`]'s value comes from: `"set_num_threads"`, `"RCONV_NUM_THREADS"`
+/// or `"default"` (the CPUs available to the process).
+pub fn num_threads_source() -> &'static str {
+    if REQUESTED.load(Ordering::SeqCst) != 0 {
+        return "set_num_threads";
+    }
+    let env = std::env::var("RCONV_NUM_THREADS").ok();
+    match env.and_then(|s| s.trim().parse::<usize>().ok()) {
+        Some(n) if n >= 1 => "RCONV_NUM_THREADS",
+        _ => "default",
+    }
+}
+
 /// The number of threads later calls will use.
 pub fn get_num_threads() -> usize {
     match REQUESTED.load(Ordering::SeqCst) {

@@ -9,6 +9,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add("MAX_THREADS", threads::MAX_THREADS)?;
     Ok(())
 }
@@ -47,4 +48,31 @@ fn get_num_threads() -> usize {
 #[pyfunction]
 fn simd_level() -> &'static str {
     simd::level()
+}
+
+/// What `rconv.show_config()` reports of the compiled core: `(profile, simd, gemm features,
+/// winograd on, threads, threads source)`.
+#[pyfunction]
+fn build_info() -> (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    usize,
+    &'static str,
+) {
+    let profile = if cfg!(debug_assertions) {
+        "debug (unoptimised)"
+    } else {
+        "optimised"
+    };
+    (
+        profile,
+        simd::level(),
+        // Cargo.toml: gemm with `std` and `x86-v4`; gemm picks its kernels at run time
+        "std, x86-v4 (run-time dispatch: AVX2+FMA kernels, AVX-512 where the CPU has it)",
+        !crate::nn::conv::winograd_disabled(),
+        threads::get_num_threads(),
+        threads::num_threads_source(),
+    )
 }

@@ -173,7 +173,7 @@ fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
 
 /// `RCONV_NO_WINOGRAD` set (to anything): 3x3 layers go through im2col like the others
 /// (read once).
-fn winograd_disabled() -> bool {
+pub(crate) fn winograd_disabled() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OFF.get_or_init(|| std::env::var_os("RCONV_NO_WINOGRAD").is_some())
 }

@@ -1,0 +1,101 @@
+"""`rconv.show_config()` and `python -m rconv --info`: what this rconv is and runs on."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from typing import Dict, List, Optional
+
+from . import _rconv, _threads
+
+#: The optional packages whose versions are reported (read from their metadata: not imported).
+OPTIONAL = ("scipy", "dask", "distributed", "threadpoolctl", "opencv-python-headless", "torch")
+
+#: The SIMD flags of /proc/cpuinfo worth reporting.
+_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")
+
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu() -> Dict[str, object]:
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key == "flags":
+                    have = set(value.split())
+                    flags = [fl for fl in _FLAGS if fl in have]
+                    break
+    except OSError:  # not Linux: the platform module's name only
+        pass
+    return {"model": model, "simd_flags": flags}
+
+
+def config() -> Dict[str, object]:
+    """The facts :func:`show_config` prints, as a dict."""
+    profile, simd, gemm, winograd, threads, source = _rconv.build_info()
+    if _threads._source is not None and source == "set_num_threads":
+        source = _threads._source  # set through threadpoolctl
+    return {
+        "version": _rconv.__version__,
+        "build_profile": profile,
+        "cpu": _cpu(),
+        "rconv_simd": simd,
+        "gemm_features": gemm,
+        "winograd": winograd,
+        "threads": threads,
+        "threads_source": source,
+        "python": sys.version.split()[0],
+        "numpy": _version("numpy"),
+        "optional": {name: _version(name) for name in OPTIONAL},
+    }
+
+
+def show_config() -> None:
+    """Print how this rconv was built and what it runs on.
+
+    The version and build profile; the CPU model and its SIMD flags; the SIMD level of
+    rconv's own kernels (``avx2+fma`` or ``generic``, chosen at run time) and the features
+    the GEMM crate was built with; whether the Winograd path of 3x3 convolutions is on
+    (``RCONV_NO_WINOGRAD`` turns it off); the thread count and where it came from
+    (:func:`set_num_threads`, ``RCONV_NUM_THREADS``, the default, or threadpoolctl); and the
+    versions of NumPy and of the optional packages present (read from their metadata,
+    without importing them).
+
+    Examples
+    --------
+    >>> import rconv
+    >>> rconv.show_config()  # doctest: +ELLIPSIS
+    rconv ...
+      build profile: ...
+      cpu: ...
+      threads: ...
+    """
+    c = config()
+    cpu = c["cpu"]
+    lines: List[str] = [
+        f"rconv {c['version']}",
+        f"  build profile: {c['build_profile']}",
+        f"  cpu: {cpu['model']} [{' '.join(cpu['simd_flags']) or 'no SIMD flags read'}]",  # type: ignore[index]
+        f"  rconv kernels: {c['rconv_simd']} (run-time dispatch)",
+        f"  gemm crate features: {c['gemm_features']}",
+        f"  winograd F(2x2,3x3): {'on' if c['winograd'] else 'off (RCONV_NO_WINOGRAD)'}",
+        f"  threads: {c['threads']} (from {c['threads_source']})",
+        f"  python {c['python']}, numpy {c['numpy']}",
+    ]
+    present = [f"{k} {v}" for k, v in c["optional"].items() if v]  # type: ignore[union-attr]
+    absent = [k for k, v in c["optional"].items() if not v]  # type: ignore[union-attr]
+    lines.append("  optional: " + (", ".join(present) or "none"))
+    if absent:
+        lines.append("  not installed: " + ", ".join(absent))
+    print("\n".join(lines))
