@@ -9,6 +9,57 @@ import numpy as np
 from . import _rconv
 
 
+def _axes_doc(n1: str, n2: str) -> str:
+    """The ``axes`` parameter's text, for inputs named `n1` and `n2`."""
+    return f"""\
+    axes : pair of int, optional, keyword-only
+        Stacks of images in one call (an extension of scipy's 2-D contract, after the
+        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
+        inputs must be 2-D. ``(a, b)``: the two distinct axes of `{n1}` (negative values count
+        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
+        batch axis. `{n2}` is then either 2-D (one kernel for every image, read as rows and
+        columns whatever the order of `axes`) or has `{n1}`'s number of dimensions, its
+        kernel axes at the same positions and its other axes broadcasting against `{n1}`'s
+        by NumPy's rules (a filter bank gives one output per pair). The output has the
+        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
+        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
+        from the 2-D shapes); the images run in parallel.
+"""
+
+
+_METHOD_DOC = """\
+    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
+        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
+        (overlap-save tiles; float rounding spreads over the output: errors stay below
+        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
+        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
+        output's scale; integers are computed in float64
+        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
+        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
+        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
+        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
+        result has the direct sum's bits; floats: the outer product of the kernel's row and
+        column through its largest element matches it within ``8 eps max|k|``, and errors
+        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
+        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
+        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
+"""
+
+
+def _doc(**parts: str):
+    """Fill the ``[name]`` lines of a docstring with the shared parameter texts (one copy of
+    each, for the functions that share them)."""
+
+    def apply(f):
+        doc = f.__doc__
+        for name, text in parts.items():
+            doc = doc.replace(f"    [{name}]\n", text)
+        f.__doc__ = doc
+        return f
+
+    return apply
+
+
 def _as_array(func: str, name: str, a: Any) -> np.ndarray:
     if type(a) is np.ndarray:
         return a
@@ -140,6 +191,7 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
     return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None), axes)
 
 
+@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC)
 def correlate2d(
     in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
 ):
@@ -165,33 +217,8 @@ def correlate2d(
         reflection or wrap.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
-        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
-        (overlap-save tiles; float rounding spreads over the output: errors stay below
-        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
-        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
-        output's scale; integers are computed in float64
-        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
-        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
-        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
-        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
-        result has the direct sum's bits; floats: the outer product of the kernel's row and
-        column through its largest element matches it within ``8 eps max|k|``, and errors
-        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
-        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
-        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
-    axes : pair of int, optional, keyword-only
-        Stacks of images in one call (an extension of scipy's 2-D contract, after the
-        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
-        inputs must be 2-D. ``(a, b)``: the two distinct axes of `in1` (negative values count
-        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
-        batch axis. `in2` is then either 2-D (one kernel for every image, read as rows and
-        columns whatever the order of `axes`) or has `in1`'s number of dimensions, its
-        kernel axes at the same positions and its other axes broadcasting against `in1`'s
-        by NumPy's rules (a filter bank gives one output per pair). The output has the
-        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
-        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
-        from the 2-D shapes); the images run in parallel.
+    [method]
+    [axes]
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
@@ -263,6 +290,7 @@ def correlate2d(
     )
 
 
+@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC)
 def convolve2d(
     in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
 ):
@@ -282,33 +310,8 @@ def convolve2d(
         How `in1` is extended beyond its edges; see :func:`correlate2d`.
     fillvalue : scalar, optional
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
-        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
-        (overlap-save tiles; float rounding spreads over the output: errors stay below
-        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
-        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
-        output's scale; integers are computed in float64
-        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
-        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
-        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
-        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
-        result has the direct sum's bits; floats: the outer product of the kernel's row and
-        column through its largest element matches it within ``8 eps max|k|``, and errors
-        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
-        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
-        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
-    axes : pair of int, optional, keyword-only
-        Stacks of images in one call (an extension of scipy's 2-D contract, after the
-        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
-        inputs must be 2-D. ``(a, b)``: the two distinct axes of `in1` (negative values count
-        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
-        batch axis. `in2` is then either 2-D (one kernel for every image, read as rows and
-        columns whatever the order of `axes`) or has `in1`'s number of dimensions, its
-        kernel axes at the same positions and its other axes broadcasting against `in1`'s
-        by NumPy's rules (a filter bank gives one output per pair). The output has the
-        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
-        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
-        from the 2-D shapes); the images run in parallel.
+    [method]
+    [axes]
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
@@ -363,6 +366,7 @@ def convolve2d(
     )
 
 
+@_doc(axes=_axes_doc("x", "k"))
 def corr2d(x, k, *, axes=None, out=None):
     """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
 
@@ -379,18 +383,7 @@ def corr2d(x, k, *, axes=None, out=None):
         Input image, 2-D, shape ``(H, W)``.
     k : array_like
         Kernel, 2-D, shape ``(h, w)`` with ``h <= H`` and ``w <= W``.
-    axes : pair of int, optional, keyword-only
-        Stacks of images in one call (an extension of scipy's 2-D contract, after the
-        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
-        inputs must be 2-D. ``(a, b)``: the two distinct axes of `x` (negative values count
-        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
-        batch axis. `k` is then either 2-D (one kernel for every image, read as rows and
-        columns whatever the order of `axes`) or has `x`'s number of dimensions, its
-        kernel axes at the same positions and its other axes broadcasting against `x`'s
-        by NumPy's rules (a filter bank gives one output per pair). The output has the
-        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
-        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
-        from the 2-D shapes); the images run in parallel.
+    [axes]
     out : numpy.ndarray, optional
         Keyword-only destination for the result: C-contiguous, writeable, of exactly the
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and

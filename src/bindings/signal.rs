@@ -16,7 +16,7 @@ use crate::dispatch;
 use crate::signal::backward::{backward, BackwardJob};
 use crate::signal::engine::{self, Engine, Job, SignalElem};
 use crate::signal::params::{Boundary, Corr2dParams, Op, StackParams};
-use crate::signal::stack::{run_stack, StackJob};
+use crate::signal::stack::{plane, run_stack, StackJob};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
@@ -85,16 +85,16 @@ fn validate(
     Ok((dt, p))
 }
 
-/// The stacked call's shape rules: `axes` as given, with the shapes of both inputs.
+/// The stacked call's shape rules: `axes` as given (parsed, not yet normalised), with the
+/// shapes of both inputs.
 fn validate_stack(
     args: &SignalArgs,
     in1: &Bound<'_, PyAny>,
     in2: &Bound<'_, PyAny>,
-    axes: &Bound<'_, PyAny>,
+    ax: (isize, isize),
 ) -> Result<(DType, StackParams), ConvError> {
     let f = args.func.as_str();
     let (n1, n2) = names(args.op);
-    let ax = args::parse_axes(f, axes)?;
     let a1 = untyped(f, n1, in1)?;
     let a2 = untyped(f, n2, in2)?;
     let dt = supported(f, (n1, n2), &a1.dtype())?;
@@ -129,6 +129,7 @@ fn correlate2d<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = SignalArgs::parse(opts)?;
     if let Some(axes) = axes.filter(|a| !a.is_none()) {
+        let axes = args::parse_axes(args.func.as_str(), axes)?;
         let (dt, p) = validate_stack(&args, in1, in2, axes)?;
         return dispatch!(all: dt, T => run_stacked::<T>(py, [in1, in2], fill, &p, &args, out));
     }
@@ -187,20 +188,12 @@ fn run_stacked<'py, T: SignalElem + Element>(
         let mut rw = out
             .try_readwrite()
             .map_err(|_| ConvError::value(f, "out is in use elsewhere"))?;
-        let mut perm = p.batch_axes.clone();
-        perm.extend([p.axes.0, p.axes.1]);
-        let v1 = a1.as_array().permuted_axes(ndarray::IxDyn(&perm));
-        let v2 = if a2.ndim() == 2 {
-            a2.as_array()
-        } else {
-            a2.as_array().permuted_axes(ndarray::IxDyn(&perm))
-        };
         let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
         let work = p.count() * oh * ow * kh * kw;
         let job = StackJob {
             func: f,
-            in1: v1,
-            in2: v2,
+            in1: p.batch_order(a1.as_array(), false),
+            in2: p.batch_order(a2.as_array(), true),
             params: p,
             fill,
             threads: threads::for_work(work),
@@ -277,11 +270,10 @@ fn correlate2d_backward<'py>(
     let args = SignalArgs::parse(opts)?;
     let f = args.func.as_str();
     let (dt, p) = match axes.filter(|a| !a.is_none()) {
-        Some(axes) => validate_stack(&args, in1, in2, axes)?,
+        Some(axes) => validate_stack(&args, in1, in2, args::parse_axes(f, axes)?)?,
         None => {
             validate(&args, in1, in2)?; // 2-D only, with the forward's messages
-            let two = (0i64, 1i64).into_pyobject(py)?.into_any();
-            validate_stack(&args, in1, in2, &two)?
+            validate_stack(&args, in1, in2, (0, 1))?
         }
     };
     let g = untyped(f, "grad_output", grad_output)?;
@@ -320,27 +312,15 @@ fn run_backward<'py, T: SignalElem + Element>(
     let d1 = new_array_dyn::<T>(py, f, a1.shape(), true)?;
     let d2 = new_array_dyn::<T>(py, f, a2.shape(), true)?;
     {
-        let mut perm = p.batch_axes.clone();
-        perm.extend([p.axes.0, p.axes.1]);
-        // a 2-D in2 is one kernel in its own orientation (as in the forward)
-        let kernel_2d = a2.ndim() == 2;
         let (mut w1, mut w2) = (d1.readwrite(), d2.readwrite());
-        let v1 = w1.as_array_mut().permuted_axes(ndarray::IxDyn(&perm));
-        let v2 = if kernel_2d {
-            w2.as_array_mut()
-        } else {
-            w2.as_array_mut().permuted_axes(ndarray::IxDyn(&perm))
-        };
+        let v1 = p.batch_order(w1.as_array_mut(), false);
+        let v2 = p.batch_order(w2.as_array_mut(), true);
         let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
         let job = BackwardJob {
             func: f,
-            g: g.as_array().permuted_axes(ndarray::IxDyn(&perm)),
-            in1: a1.as_array().permuted_axes(ndarray::IxDyn(&perm)),
-            in2: if kernel_2d {
-                a2.as_array()
-            } else {
-                a2.as_array().permuted_axes(ndarray::IxDyn(&perm))
-            },
+            g: p.batch_order(g.as_array(), false),
+            in1: p.batch_order(a1.as_array(), false),
+            in2: p.batch_order(a2.as_array(), true),
             params: p,
             fill,
             threads: threads::for_work(2 * p.count() * oh * ow * kh * kw),
@@ -348,21 +328,6 @@ fn run_backward<'py, T: SignalElem + Element>(
         py.detach(|| backward(&job, v1, v2))?;
     }
     Ok((d1.into_any(), d2.into_any()))
-}
-
-/// The first image of a stack (axes permuted by `perm` to `(batch..., rows, cols)`).
-fn first_plane<'a, T>(
-    v: ndarray::ArrayViewD<'a, T>,
-    perm: Option<&[usize]>,
-) -> Option<ndarray::ArrayView2<'a, T>> {
-    let mut v = match perm {
-        Some(perm) => v.permuted_axes(ndarray::IxDyn(perm)),
-        None => v,
-    };
-    while v.ndim() > 2 {
-        v = v.index_axis_move(ndarray::Axis(0), 0);
-    }
-    v.into_dimensionality::<ndarray::Ix2>().ok()
 }
 
 /// The engine `method='auto'` picks for these inputs: `"direct"` or `"fft"`. With `axes`
@@ -380,19 +345,19 @@ fn choose_method<'py>(
     let args = SignalArgs::parse(opts)?;
     let f = args.func.as_str();
     if let Some(axes) = axes.filter(|a| !a.is_none()) {
-        let (dt, p) = validate_stack(&args, in1, in2, axes)?;
+        let (dt, p) = validate_stack(&args, in1, in2, args::parse_axes(f, axes)?)?;
         let (oh, ow) = p.plane.out_shape();
         let t = threads::for_work(oh * ow * p.plane.kernel.0 * p.plane.kernel.1);
         return dispatch!(all: dt, T => {
             let (a, b) = (readonly_dyn::<T>(f, "in1", in1)?, readonly_dyn::<T>(f, "in2", in2)?);
             let (a, b) = (a.as_array(), b.as_array());
-            let mut perm = p.batch_axes.clone();
-            perm.extend([p.axes.0, p.axes.1]);
-            // (an empty batch has no image to ask: direct, as for empty inputs)
+            // the first image asks (an empty batch has none: direct, as for empty inputs)
+            let first = vec![0; p.batch.len()];
             let planes = if p.count() == 0 {
                 None
             } else {
-                first_plane(a.view(), Some(&perm[..])).zip(first_plane(b.view(), (b.ndim() > 2).then_some(&perm[..])))
+                let x = plane(f, &p.batch_order(a.view(), false), &first)?;
+                Some((x, plane(f, &p.batch_order(b.view(), true), &first)?))
             };
             let engine = match planes {
                 Some((x, k)) => {
@@ -409,7 +374,7 @@ fn choose_method<'py>(
                     // the shapes and the kernel decide; then no image may hold NaN or Inf
                     py.detach(|| match engine::choose(&job) {
                         Engine::Direct => Engine::Direct,
-                        e if a.iter().all(|v| v.finite()) && b.iter().all(|v| v.finite()) => e,
+                        e if engine::all_finite(&a) && engine::all_finite(&b) => e,
                         _ => Engine::Direct,
                     })
                 }
@@ -438,6 +403,17 @@ fn choose_method<'py>(
 
 type Pair = (usize, usize);
 
+/// A 2-D shape from a Python sequence of two sizes, or a `ValueError` naming `name`.
+fn shape_2d(func: &str, name: &str, ob: &Bound<'_, PyAny>) -> Result<Pair, ConvError> {
+    match args::sizes(func, name, ob)?.as_slice() {
+        &[a, b] => Ok((a, b)),
+        s => Err(ConvError::value(
+            func,
+            format!("{name} must be 2-D, got {} dimension(s)", s.len()),
+        )),
+    }
+}
+
 /// Geometry of one correlation: `(output shape, (top, left), swapped)`. Output `(i, j)` reads
 /// the window of input rows from `i - top` and columns from `j - left` (before any boundary
 /// extension); `swapped` is scipy's 'valid'-mode exchange of the inputs.
@@ -450,19 +426,10 @@ fn geometry(
     op: &Bound<'_, PyAny>,
     func: &str,
 ) -> PyResult<(Pair, Pair, bool)> {
-    let shape = |name: &str, ob: &Bound<'_, PyAny>| -> Result<Pair, ConvError> {
-        match args::sizes(func, name, ob)?.as_slice() {
-            &[a, b] => Ok((a, b)),
-            s => Err(ConvError::value(
-                func,
-                format!("{name} must be 2-D, got {} dimension(s)", s.len()),
-            )),
-        }
-    };
     let p = Corr2dParams::new(
         func,
-        shape("in1", in1_shape)?,
-        shape("in2", in2_shape)?,
+        shape_2d(func, "in1", in1_shape)?,
+        shape_2d(func, "in2", in2_shape)?,
         args::parse_mode(func, mode)?,
         Boundary::Fill,
         args::parse_op(func, op)?,
@@ -524,16 +491,7 @@ fn auto_plan(
 ) -> PyResult<&'static str> {
     let a = SignalArgs::parse(opts)?;
     let f = a.func.as_str();
-    let image = match args::sizes(f, "in1", in1_shape)?.as_slice() {
-        &[r, c] => (r, c),
-        s => {
-            return Err(ConvError::value(
-                f,
-                format!("in1 must be 2-D, got {} dimension(s)", s.len()),
-            )
-            .into())
-        }
-    };
+    let image = shape_2d(f, "in1", in1_shape)?;
     let k = untyped(f, "in2", in2)?;
     if k.ndim() != 2 {
         return Err(ConvError::value(f, "in2 must be 2-D").into());

@@ -20,7 +20,8 @@ use rayon::prelude::*;
 
 use super::direct::extend_row;
 use super::engine::{self, Job, SignalElem};
-use super::params::{effective_kernel, Corr2dParams, Mode, Op, StackParams};
+use super::params::{effective_kernel, unravel, Corr2dParams, Mode, Op, StackParams};
+use super::stack::plane;
 use crate::base::error::{ConvError, Result};
 use crate::signal::params::Boundary;
 
@@ -38,17 +39,6 @@ pub struct BackwardJob<'a, T> {
 
 /// Pairs summed by one task of a batch reduction (fixed: the sums do not depend on threads).
 const PAIRS_PER_TASK: usize = 8;
-
-fn plane<'a, T>(func: &str, v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<ArrayView2<'a, T>> {
-    let mut s = v.clone();
-    if s.ndim() > 2 {
-        for &i in idx {
-            s = s.index_axis_move(Axis(0), i);
-        }
-    }
-    s.into_dimensionality::<Ix2>()
-        .map_err(|_| ConvError::internal(func, "a stacked input did not reduce to 2-D"))
-}
 
 /// A correlation of `image` with `kernel` under `p`, on the engine `method='auto'` picks.
 fn correlate_auto<T: SignalElem>(
@@ -70,16 +60,6 @@ fn correlate_auto<T: SignalElem>(
     };
     engine::run(engine::choose(&job), &job, out.view_mut())?;
     Ok(out)
-}
-
-/// The image as the forward reads it: reversed in both axes where scipy reverses.
-fn oriented<'a, T>(image: ArrayView2<'a, T>, p: &Corr2dParams) -> ArrayView2<'a, T> {
-    let mut v = image;
-    if p.reversed() {
-        v.invert_axis(Axis(0));
-        v.invert_axis(Axis(1));
-    }
-    v
 }
 
 /// `dS/d(image)` of one pair (the image after the 'valid' swap, in its own orientation).
@@ -113,7 +93,7 @@ fn grad_image<T: SignalElem>(
     let map = |v: usize, off: usize, n: usize| p.boundary.map(v as isize - off as isize, n);
     let cols: Vec<Option<usize>> = (0..ge.ncols()).map(|c| map(c, left, w)).collect();
     {
-        let mut go = oriented_mut(&mut gi, p);
+        let mut go = p.orient(gi.view_mut());
         for (r, row) in ge.outer_iter().enumerate() {
             let Some(ir) = map(r, top, h) else { continue };
             let mut dst = go.row_mut(ir);
@@ -125,16 +105,6 @@ fn grad_image<T: SignalElem>(
         }
     }
     Ok(gi)
-}
-
-/// A mutable view of `a` in the forward's orientation of the image.
-fn oriented_mut<'a, T>(a: &'a mut Array2<T>, p: &Corr2dParams) -> ndarray::ArrayViewMut2<'a, T> {
-    let mut v = a.view_mut();
-    if p.reversed() {
-        v.invert_axis(Axis(0));
-        v.invert_axis(Axis(1));
-    }
-    v
 }
 
 /// `dS/d(kernel)` of one pair (the kernel after the 'valid' swap, as passed; for a kernel
@@ -154,7 +124,7 @@ fn grad_kernel<T: SignalElem>(
     }
     let (oh, ow) = g.dim();
     let (top, left) = p.offsets();
-    let img = oriented(image, p);
+    let img = p.orient(image);
     // E: the extended image the outputs read, rows from -top, columns from -left
     let mut e = Array2::from_elem((oh + kh - 1, ow + kw - 1), T::ZERO);
     for (r, mut row) in e.outer_iter_mut().enumerate() {
@@ -260,7 +230,7 @@ fn reduce<T: SignalElem>(
         let n = ps.len().div_ceil(PAIRS_PER_TASK);
         let mut view = dst.view_mut();
         if stacked {
-            for &i in &unflat(t, own) {
+            for &i in &unravel(t, own) {
                 view = view.index_axis_move(Axis(0), i);
             }
         }
@@ -282,15 +252,6 @@ fn reduce<T: SignalElem>(
 
 fn flat(idx: &[usize], shape: &[usize]) -> usize {
     idx.iter().zip(shape).fold(0, |acc, (&i, &n)| acc * n + i)
-}
-
-fn unflat(mut t: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for (k, &n) in shape.iter().enumerate().rev() {
-        idx[k] = t % n.max(1);
-        t /= n.max(1);
-    }
-    idx
 }
 
 /// Both gradients of `job` into `d1` and `d2` (the arguments' shapes, axes permuted as the

@@ -128,7 +128,7 @@ fn finite_inputs<T: SignalElem>(job: &Job<'_, T>) -> bool {
 
 /// True when no element of `a` is NaN or Inf: contiguous rows in chunks whose test is a
 /// branch-free reduction (which vectorises).
-pub fn all_finite<T: SignalElem>(a: &ArrayView2<T>) -> bool {
+pub fn all_finite<T: SignalElem, D: ndarray::Dimension>(a: &ndarray::ArrayView<T, D>) -> bool {
     a.rows().into_iter().all(|row| match row.as_slice() {
         Some(s) => all_finite_slice(s),
         None => row.iter().all(|v| v.finite()),

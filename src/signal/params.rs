@@ -3,7 +3,7 @@
 //! the offsets of each mode ([`Corr2dParams`]), and the effective kernel of each op. Every
 //! check on the shapes and options of these functions lives here, once.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, RawData};
 
 use crate::base::error::{ConvError, Result};
 use crate::base::scalar::Elem;
@@ -209,6 +209,26 @@ impl Corr2dParams {
     pub fn reversed(&self) -> bool {
         self.swapped && self.op == Op::Correlate
     }
+
+    /// An image (or its gradient) as the engines read it: reversed in both axes where
+    /// [`Corr2dParams::reversed`] says so.
+    pub fn orient<S: RawData>(&self, mut v: ArrayBase<S, Ix2>) -> ArrayBase<S, Ix2> {
+        if self.reversed() {
+            v.invert_axis(Axis(0));
+            v.invert_axis(Axis(1));
+        }
+        v
+    }
+}
+
+/// The C-order multi-index of flat index `i` in `shape`.
+pub fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (k, &n) in shape.iter().enumerate().rev() {
+        idx[k] = i % n.max(1);
+        i /= n.max(1);
+    }
+    idx
 }
 
 /// A shape as Python prints it: `(4, 20, 30)`, `(3,)`.
@@ -291,11 +311,7 @@ impl Corr2dParams {
         if oh == 0 || ow == 0 {
             return Ok(None);
         }
-        let mut image = image;
-        if self.reversed() {
-            image.invert_axis(ndarray::Axis(0));
-            image.invert_axis(ndarray::Axis(1));
-        }
+        let image = self.orient(image);
         let (kh, kw) = kernel.dim();
         let (top, left) = self.offsets();
         let job = Prepared {
@@ -455,13 +471,23 @@ impl StackParams {
 
     /// The batch multi-index of image `i` (C order over [`StackParams::batch`]).
     pub fn batch_index(&self, i: usize) -> Vec<usize> {
-        let mut idx = vec![0; self.batch.len()];
-        let mut r = i;
-        for (k, &n) in self.batch.iter().enumerate().rev() {
-            idx[k] = r % n.max(1);
-            r /= n.max(1);
+        unravel(i, &self.batch)
+    }
+
+    /// An input (`kernel`: `in2`), the output or a gradient with its axes in the batch order
+    /// the engines use: `(batch..., rows, cols)`. A 2-D `in2` is one kernel in its own
+    /// orientation and stays as it is.
+    pub fn batch_order<S: RawData>(
+        &self,
+        v: ArrayBase<S, IxDyn>,
+        kernel: bool,
+    ) -> ArrayBase<S, IxDyn> {
+        if kernel && v.ndim() == 2 {
+            return v;
         }
-        idx
+        let mut perm = self.batch_axes.clone();
+        perm.extend([self.axes.0, self.axes.1]);
+        v.permuted_axes(IxDyn(&perm))
     }
 
     /// The batch multi-index of image `i` within an input whose batch sizes are `own`

@@ -24,8 +24,8 @@ pub struct StackJob<'a, T> {
     pub fft_terms: Option<usize>,
 }
 
-/// Image `idx` (a batch multi-index) of a permuted stack, or the 2-D array itself.
-fn plane<'a, T>(func: &str, v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<ArrayView2<'a, T>> {
+/// Image `idx` (a batch multi-index) of a stack in batch order, or the 2-D array itself.
+pub fn plane<'a, T>(func: &str, v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<ArrayView2<'a, T>> {
     let mut s = v.clone();
     if s.ndim() > 2 {
         for &i in idx {
@@ -100,9 +100,7 @@ pub fn run_stack<T: SignalElem>(
     let shape = p.out_shape();
     let ov = ArrayViewMutD::from_shape(IxDyn(&shape), out)
         .map_err(|_| ConvError::internal(job.func, "stacked output shape"))?;
-    let mut perm = p.batch_axes.clone();
-    perm.extend([p.axes.0, p.axes.1]);
-    let mut ov = ov.permuted_axes(IxDyn(&perm));
+    let mut ov = p.batch_order(ov, false);
     let mut tshape = p.batch.clone();
     tshape.extend([oh, ow]);
     let tv = ArrayViewD::from_shape(IxDyn(&tshape), &tmp)
