@@ -14,9 +14,17 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _rconv
-from ._signal import convolve2d, corr2d
+from ._signal import _doc, convolve2d, corr2d
 
 IntPair = Union[int, Tuple[int, int]]
+
+# the ``out`` parameter of the functions returning one array (filled in by ``_doc``)
+_OUT_DOC = """\
+    out : numpy.ndarray, optional
+        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
+        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
+        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
+"""
 
 # --------------------------------------------------------------------------- argument helpers
 # Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
@@ -193,6 +201,7 @@ def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
 # --------------------------------------------------------------------------- convolution
 
 
+@_doc(out=_OUT_DOC)
 def conv2d(
     input,
     weight,
@@ -215,20 +224,19 @@ def conv2d(
         ``(C_out, C_in / groups, kH, kW)``.
     bias : array_like, optional
         ``(C_out,)``, added to every output position.
-    stride, dilation : int or (int, int), optional
-        Step between windows and spacing between kernel taps (>= 1).
+    stride : int or (int, int), optional
+        Step between windows (>= 1).
     padding : int, (int, int), 'valid' or 'same', optional
         Implicit padding on both sides of each spatial axis. ``'same'`` pads
         ``dilation * (k - 1) // 2`` before and the rest after (stride must be 1).
+    dilation : int or (int, int), optional
+        Spacing between kernel taps (>= 1).
     groups : int, optional
         Channels are split into `groups` independent convolutions.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
         How the padding is filled, as ``torch.nn.Conv2d`` applies it.
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     out : ndarray
@@ -298,7 +306,7 @@ def conv2d_backward(
     *,
     out=None,
 ):
-    """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Compute the gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``.
 
     Parameters
     ----------
@@ -307,14 +315,22 @@ def conv2d_backward(
         (or unbatched).
     input, weight : array_like
         The forward call's input and weight.
-    stride, padding, dilation, groups, padding_mode
+    stride : int or (int, int), optional
         As in :func:`conv2d`.
-
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`conv2d`.
+    dilation : int or (int, int), optional
+        As in :func:`conv2d`.
+    groups : int, optional
+        As in :func:`conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`conv2d`.
     out : tuple of 3 (numpy.ndarray or None), optional
         Keyword-only destinations ``(grad_input, grad_weight, grad_bias)``, ``None`` where a
         new array is wanted. Each given array is checked as ``out`` of :func:`conv2d`
         (exact shape and dtype, C-contiguous, writeable, no memory shared with the inputs),
         overwritten and returned in its place.
+
     Returns
     -------
     grad_input : ndarray
@@ -374,6 +390,7 @@ def conv2d_backward(
     return gi, gw, gb
 
 
+@_doc(out=_OUT_DOC)
 def conv2d_input(
     input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
 ):
@@ -387,13 +404,16 @@ def conv2d_input(
         The forward weight.
     grad_output : array_like
         Gradient with respect to the forward output.
-    stride, padding, dilation, groups
+    stride : int or (int, int), optional
+        As in :func:`conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
         As in :func:`conv2d` (zero padding).
+    dilation : int or (int, int), optional
+        As in :func:`conv2d`.
+    groups : int, optional
+        As in :func:`conv2d`.
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -435,6 +455,7 @@ def conv2d_input(
     return _unbatch(gi, unbatched) if out is None else out
 
 
+@_doc(out=_OUT_DOC)
 def conv2d_weight(
     input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
 ):
@@ -448,13 +469,16 @@ def conv2d_weight(
         ``(C_out, C_in / groups, kH, kW)``.
     grad_output : array_like
         Gradient with respect to the forward output.
-    stride, padding, dilation, groups
+    stride : int or (int, int), optional
+        As in :func:`conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
         As in :func:`conv2d` (zero padding).
+    dilation : int or (int, int), optional
+        As in :func:`conv2d`.
+    groups : int, optional
+        As in :func:`conv2d`.
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_weight : ndarray
@@ -511,12 +535,14 @@ def conv_transpose2d(
         ``(C_in, C_out / groups, kH, kW)``.
     bias : array_like, optional
         ``(C_out,)``.
-    stride, padding, dilation : int or (int, int), optional
+    stride, padding : int or (int, int), optional
         Those of the convolution this operator transposes.
     output_padding : int or (int, int), optional
         Extra size added to one side of the output (smaller than stride or dilation).
     groups : int, optional
         Number of blocked connections from input to output channels.
+    dilation : int or (int, int), optional
+        That of the convolution this operator transposes.
 
     Returns
     -------
@@ -563,7 +589,7 @@ def conv_transpose2d(
 def conv_transpose2d_backward(
     grad_output, input, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
 ):
-    """Gradients of :func:`conv_transpose2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Compute the gradients of :func:`conv_transpose2d`: ``(grad_input, grad_weight, grad_bias)``.
 
     Parameters
     ----------
@@ -571,7 +597,11 @@ def conv_transpose2d_backward(
         Gradient with respect to the conv_transpose2d output.
     input, weight : array_like
         The forward call's input and weight.
-    stride, padding, output_padding, groups, dilation
+    stride, padding, output_padding : int or (int, int), optional
+        As in :func:`conv_transpose2d`.
+    groups : int, optional
+        As in :func:`conv_transpose2d`.
+    dilation : int or (int, int), optional
         As in :func:`conv_transpose2d`.
 
     Returns
@@ -702,13 +732,13 @@ def max_pool2d(
         padding is dropped).
     return_indices : bool, optional
         Also return the argmax of each window, flattened over the ``H * W`` plane (int64).
-
     out : numpy.ndarray, or (with `return_indices`) a tuple of 2, optional
         Keyword-only destination: C-contiguous, writeable, of exactly the result's shape and
         dtype (int64 for the indices), sharing no memory with the input; with
         `return_indices`, a pair ``(values, indices)`` with ``None`` where a new array is
         wanted. Given arrays are overwritten and returned (the same objects); any other
         array raises ``ValueError`` or ``TypeError``.
+
     Returns
     -------
     out : ndarray
@@ -752,6 +782,7 @@ def max_pool2d(
     return _unbatch(res, unbatched) if out is None else out
 
 
+@_doc(out=_OUT_DOC)
 def max_pool2d_backward(
     grad_output,
     input,
@@ -772,17 +803,18 @@ def max_pool2d_backward(
         Gradient with respect to the pooled output.
     input : array_like
         The forward input.
-    kernel_size, stride, padding, dilation, ceil_mode
+    kernel_size : int or (int, int)
+        As in :func:`max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`max_pool2d`.
+    ceil_mode : bool, optional
         As in :func:`max_pool2d`.
     indices : array_like of int, optional
         The indices ``max_pool2d(..., return_indices=True)`` returned for this input. With
         them the gradient is a plain scatter (as torch's autograd does it); without them the
         argmax of every window is recomputed from `input` (same result, slower).
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -836,8 +868,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         Pooled values, ``(N, C, H, W)`` or ``(C, H, W)``.
     indices : array_like of int
         The indices :func:`max_pool2d` returned (flattened per plane).
-    kernel_size, stride, padding
-        Those of the pooling.
+    kernel_size : int or (int, int)
+        That of the pooling.
+    stride, padding : int or (int, int), optional
+        Those of the pooling (`stride` defaults to `kernel_size`).
     output_size : sequence of int, optional
         Target spatial size (the last two entries are used); default
         ``(H - 1) * stride - 2 * padding + kernel_size``.
@@ -882,6 +916,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _unbatch(_rconv.max_unpool2d(x, ind, opts, output_size), unbatched)
 
 
+@_doc(out=_OUT_DOC)
 def avg_pool2d(
     input,
     kernel_size,
@@ -911,11 +946,8 @@ def avg_pool2d(
         Count the zero padding in the divisor (default True).
     divisor_override : int, optional
         Divide by this instead.
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     out : ndarray
@@ -951,6 +983,7 @@ def avg_pool2d(
     return _unbatch(res, unbatched) if out is None else out
 
 
+@_doc(out=_OUT_DOC)
 def avg_pool2d_backward(
     grad_output,
     input,
@@ -971,13 +1004,16 @@ def avg_pool2d_backward(
         Gradient with respect to the pooled output.
     input : array_like
         The forward input (only its shape is used).
-    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    kernel_size : int or (int, int)
         As in :func:`avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`avg_pool2d`.
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`avg_pool2d`.
+    [out]
 
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
     Returns
     -------
     grad_input : ndarray
@@ -1192,7 +1228,7 @@ def adaptive_max_pool2d_backward(grad_output, input):
 
 
 def corr2d_backward(grad_output, x, k):
-    """Gradients of :func:`rconv.corr2d`: ``(grad_x, grad_k)``.
+    """Compute the gradients of :func:`rconv.corr2d`: ``(grad_x, grad_k)``.
 
     Parameters
     ----------

@@ -6,21 +6,19 @@ anything array-like) for the large argument and returns lazy Dask arrays; call `
 (or ``dask.compute``) to run them on any scheduler: threads, processes or
 ``dask.distributed``.
 
-Functions
----------
-correlate2d, convolve2d
-    A 2-D image (or, with ``axes=``, a stack of them, chunked along any axis) in chunks of
-    any shape, through :func:`dask.array.map_overlap`: each block
-    reads exactly the rows and columns its kernel window needs from its neighbours (an even
-    kernel reaches one cell further on one side, as in scipy). The true image edges are
-    extended by rconv itself with `boundary` and `fillvalue` ('wrap', which needs the
-    opposite edge, is taken from there before the blocks are cut). All three modes, with the
-    output chunked like the input ('full' and 'valid' grow or shrink the last chunks).
-conv2d, conv2d_backward, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
-adaptive_avg_pool2d, adaptive_max_pool2d
-    NCHW batches chunked along the batch axis (the other axes are made single chunks):
-    every sample is computed by the in-memory function; ``conv2d_backward`` sums the weight
-    and bias gradients of the chunks.
+:func:`correlate2d` and :func:`convolve2d` take a 2-D image (or, with ``axes=``, a stack of
+them, chunked along any axis) in chunks of any shape, through ``dask.array.map_overlap``: each
+block reads exactly the rows and columns its kernel window needs from its neighbours (an even
+kernel reaches one cell further on one side, as in scipy). The true image edges are extended
+by rconv itself with `boundary` and `fillvalue` ('wrap', which needs the opposite edge, is
+taken from there before the blocks are cut). All three modes, with the output chunked like
+the input ('full' and 'valid' grow or shrink the last chunks).
+
+The batch functions, :func:`conv2d`, :func:`conv2d_backward`, :func:`max_pool2d`,
+:func:`max_pool2d_backward`, :func:`avg_pool2d`, :func:`avg_pool2d_backward`,
+:func:`adaptive_avg_pool2d` and :func:`adaptive_max_pool2d`, take NCHW batches chunked along
+the batch axis (the other axes are made single chunks): every sample is computed by the
+in-memory function; ``conv2d_backward`` sums the weight and bias gradients of the chunks.
 
 Results equal the in-memory calls: bit for bit with ``method='direct'`` and for every
 per-sample output (``conv2d``, pools, ``grad_input``). Two kinds of result agree to rounding
@@ -545,10 +543,20 @@ def conv2d(
     input : dask.array.Array or array_like
         ``(N, C_in, H, W)``, chunked along N (other axes are joined into one chunk), or
         unbatched ``(C_in, H, W)``.
-    weight, bias : array_like
-        In memory (Dask arrays are computed), sent once to each worker.
-    stride, padding, dilation, groups, padding_mode
-        As :func:`rconv.conv2d`.
+    weight : array_like
+        In memory (a Dask array is computed), sent once to each worker.
+    bias : array_like, optional
+        As `weight`; default None (no bias).
+    stride : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`rconv.conv2d`.
+    dilation : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    groups : int, optional
+        As in :func:`rconv.conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`rconv.conv2d`.
 
     Returns
     -------
@@ -590,8 +598,16 @@ def conv2d_backward(
         is rechunked to the batch chunks of `input`.
     weight : array_like
         In memory.
-    stride, padding, dilation, groups, padding_mode
-        As :func:`rconv.conv2d`.
+    stride : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`rconv.conv2d`.
+    dilation : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    groups : int, optional
+        As in :func:`rconv.conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`rconv.conv2d`.
 
     Returns
     -------
@@ -640,8 +656,12 @@ def max_pool2d(
     ----------
     input : dask.array.Array or array_like
         ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
-    kernel_size, stride, padding, dilation, ceil_mode, return_indices
-        As :func:`rconv.max_pool2d`.
+    kernel_size : int or (int, int)
+        As in :func:`rconv.max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d`.
+    ceil_mode, return_indices : bool, optional
+        As in :func:`rconv.max_pool2d`.
 
     Returns
     -------
@@ -687,8 +707,12 @@ def max_pool2d_backward(
     ----------
     grad_output, input : dask.array.Array or array_like
         The pooled gradient and the forward input (rechunked to the input's batch chunks).
-    kernel_size, stride, padding, dilation, ceil_mode
-        As :func:`rconv.max_pool2d`.
+    kernel_size : int or (int, int)
+        As in :func:`rconv.max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d`.
+    ceil_mode : bool, optional
+        As in :func:`rconv.max_pool2d`.
     indices : dask.array.Array or array_like, optional
         The forward call's indices: the gradient is scattered through them instead of
         recomputing the argmax.
@@ -736,8 +760,14 @@ def avg_pool2d(
     ----------
     input : dask.array.Array or array_like
         ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
-    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-        As :func:`rconv.avg_pool2d`.
+    kernel_size : int or (int, int)
+        As in :func:`rconv.avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`rconv.avg_pool2d`.
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`rconv.avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`rconv.avg_pool2d`.
 
     Returns
     -------
@@ -777,8 +807,14 @@ def avg_pool2d_backward(
     ----------
     grad_output, input : dask.array.Array or array_like
         The pooled gradient and the forward input (rechunked to the input's batch chunks).
-    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-        As :func:`rconv.avg_pool2d`.
+    kernel_size : int or (int, int)
+        As in :func:`rconv.avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`rconv.avg_pool2d`.
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`rconv.avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`rconv.avg_pool2d`.
 
     Returns
     -------

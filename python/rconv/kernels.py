@@ -1,7 +1,7 @@
 """Classic 3x3 image kernels (the teaching favourites) and a Gaussian kernel.
 
 Every kernel is a float64 array meant for cross-correlation (``rconv.correlate2d``, as CNNs
-use them); the nine named ones are also collected in :data:`named`.
+use them); the nine named ones are also collected in the dict ``named``.
 
 Examples
 --------

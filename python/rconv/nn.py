@@ -119,12 +119,56 @@ class Module:
     _buffer_names: Tuple[str, ...] = ()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """The layer's output for `x` (saves what backward needs)."""
+        """Compute the layer's output for `x`, saving what backward needs.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The input batch.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            The output.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> nn.ReLU().forward(np.array([-1.0, 2.0]))
+        array([0., 2.])
+        """
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        """Gradient with respect to the last forward's input (``None`` when `input_grad`
-        is false); stores the parameter gradients, replacing the previous ones."""
+        """Compute the gradients of the last forward, given the gradient of its output.
+
+        The parameter gradients are stored (see :meth:`Module.grads`), replacing the previous
+        ones.
+
+        Parameters
+        ----------
+        grad : numpy.ndarray
+            Gradient with respect to the last forward's output, of its shape.
+        input_grad : bool, optional
+            Compute the gradient with respect to the input (default True); False skips
+            that work where the input gradient is not needed (a network's first layer).
+
+        Returns
+        -------
+        grad_input : numpy.ndarray or None
+            Gradient with respect to the last forward's input; None when `input_grad` is
+            false.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> relu = nn.ReLU()
+        >>> _ = relu.forward(np.array([-1.0, 2.0]))
+        >>> relu.backward(np.array([5.0, 5.0]))
+        array([0., 5.])
+        """
         raise NotImplementedError(f"{type(self).__name__}.backward is not defined")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -133,7 +177,22 @@ class Module:
     # -- the module tree ------------------------------------------------------------------
 
     def children(self) -> Iterator[Tuple[str, Module]]:
-        """``(name, module)`` of the direct children, in the order they were assigned."""
+        """Iterate over the direct children, in the order they were assigned.
+
+        Yields
+        ------
+        name : str
+            The attribute's name, with the index or key for lists, tuples and dicts
+            (``"layers.0"``).
+        module : Module
+            The child.
+
+        Examples
+        --------
+        >>> from rconv import nn
+        >>> [name for name, _ in nn.Sequential(nn.ReLU(), nn.Tanh()).children()]
+        ['0', '1']
+        """
         for name, v in vars(self).items():
             if isinstance(v, Module):
                 yield name, v
@@ -147,8 +206,23 @@ class Module:
                         yield f"{name}.{k}", m
 
     def named_modules(self) -> Iterator[Tuple[str, Module]]:
-        """``(dotted name, module)`` of this module (name ``""``) and all below it, parents
-        before children; a module reached twice is listed once, as in torch."""
+        """Iterate over this module and every module below it, parents before children.
+
+        A module reached twice is listed once, as in torch.
+
+        Yields
+        ------
+        name : str
+            The dotted name (``""`` for this module, ``"1.conv1"`` below it).
+        module : Module
+            The module.
+
+        Examples
+        --------
+        >>> from rconv import nn
+        >>> [name for name, _ in nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh())).named_modules()]
+        ['', '0', '1', '1.0']
+        """
         seen = set()
         stack: List[Tuple[str, Module]] = [("", self)]
         while stack:
@@ -173,37 +247,113 @@ class Module:
         return out
 
     def params(self) -> Arrays:
-        """Trainable parameters by torch name: the arrays themselves (updates are in
-        place)."""
+        """Return the trainable parameters by torch name.
+
+        Returns
+        -------
+        params : dict of str to numpy.ndarray
+            The live arrays, not copies: the optimizers update them in place.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> net = nn.Sequential(nn.Linear(3, 2, rng=np.random.default_rng(0)), nn.ReLU())
+        >>> {k: v.shape for k, v in net.params().items()}
+        {'0.weight': (2, 3), '0.bias': (2,)}
+        """
         return self._collect("params")
 
     def buffers(self) -> Arrays:
-        """Non-trainable state (running statistics) by torch name: the live arrays. They
-        stay out of the optimizers."""
+        """Return the non-trainable state (running statistics) by torch name.
+
+        Returns
+        -------
+        buffers : dict of str to numpy.ndarray
+            The live arrays; the optimizers leave them alone.
+
+        Examples
+        --------
+        >>> from rconv import nn
+        >>> list(nn.Sequential(nn.BatchNorm2d(2)).buffers())
+        ['0.running_mean', '0.running_var', '0.num_batches_tracked']
+        """
         return self._collect("buffers")
 
     def grads(self) -> Arrays:
-        """Gradients of the last backward pass, with the keys of :meth:`params`."""
+        """Return the gradients of the last backward pass.
+
+        Returns
+        -------
+        grads : dict of str to numpy.ndarray
+            One gradient per parameter, with the keys of :meth:`params`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> lin = nn.Linear(3, 2, rng=np.random.default_rng(0))
+        >>> _ = lin.backward(np.ones((4, 2)) + 0 * lin.forward(np.ones((4, 3))))
+        >>> lin.grads()["bias"]
+        array([4., 4.], dtype=float32)
+        """
         return self._collect("grads")
 
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (``mode=True``) or evaluation mode on this module and every
-        module below it; returns self."""
+        """Set training or evaluation mode on this module and every module below it.
+
+        Parameters
+        ----------
+        mode : bool, optional
+            True (the default) for training mode, False for evaluation mode.
+
+        Returns
+        -------
+        self : Module
+            This module.
+
+        Examples
+        --------
+        >>> from rconv import nn
+        >>> net = nn.Sequential(nn.Dropout(0.5))
+        >>> net.train(False)[0].training, net.train()[0].training
+        (False, True)
+        """
         for _, m in self.named_modules():
             m.training = bool(mode)
         return self
 
     def eval(self) -> Module:
-        """Evaluation mode, ``train(False)``: BatchNorm uses its running statistics and
-        Dropout is the identity. Returns self."""
+        """Set evaluation mode, ``train(False)``, on this module and every module below it.
+
+        In evaluation mode BatchNorm uses its running statistics and Dropout is the
+        identity.
+
+        Returns
+        -------
+        self : Module
+            This module.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> drop = nn.Dropout(0.5).eval()
+        >>> drop.forward(np.ones(3))
+        array([1., 1., 1.])
+        """
         return self.train(False)
 
     # -- state dicts ----------------------------------------------------------------------
 
     def state_dict(self) -> Arrays:
-        """Parameters and buffers by torch key (``"1.running_mean"``,
-        ``"1.num_batches_tracked"``), in torch's order: the live arrays, as torch returns
-        them, so ``np.savez(path, **net.state_dict())`` saves a model.
+        """Return the parameters and buffers by torch key, in torch's order.
+
+        Returns
+        -------
+        state : dict of str to numpy.ndarray
+            The live arrays (``"1.running_mean"``, ``"1.num_batches_tracked"``), as torch
+            returns them, so ``np.savez(path, **net.state_dict())`` saves a model.
 
         Examples
         --------
@@ -225,9 +375,15 @@ class Module:
         return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Copy `state_dict`'s arrays into this module's parameters and buffers, cast to
-        their dtypes (a torch model's ``{k: v.numpy() for k, v in m.state_dict().items()}``
-        loads into the equivalent rconv.nn model).
+        """Copy arrays into this module's parameters and buffers, cast to their dtypes.
+
+        A torch model's ``{k: v.numpy() for k, v in m.state_dict().items()}`` loads into
+        the equivalent rconv.nn model. On any error nothing is changed.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            One array per key of :meth:`state_dict`, of the same shape.
 
         Raises
         ------
@@ -235,8 +391,8 @@ class Module:
             A key is missing or unexpected (all of them are listed).
         ValueError
             An array has the wrong shape (the key and both shapes are named).
-
-        On any error nothing is changed.
+        TypeError
+            `state_dict` is not a mapping, or an array is not numeric.
 
         Examples
         --------
@@ -327,21 +483,33 @@ def _kaiming_uniform(rng, shape, fan_in, dtype):
 
 
 class Conv2d(Module):
-    """2-D convolution layer (``torch.nn.Conv2d``): ``weight`` ``(out, in/groups, kH, kW)``,
-    ``bias`` ``(out,)``.
+    """2-D convolution layer (``torch.nn.Conv2d``).
+
+    The parameters are ``weight``, ``(out_channels, in_channels / groups, kH, kW)``, and
+    ``bias``, ``(out_channels,)``; the forward pass is :func:`rconv.conv2d`.
 
     Parameters
     ----------
     in_channels, out_channels : int
         Channel counts.
-    kernel_size, stride, padding, dilation, groups, padding_mode
-        As in :func:`rconv.conv2d`.
+    kernel_size : int or (int, int)
+        Kernel height and width.
+    stride : int or (int, int), optional
+        Step between windows (default 1).
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`rconv.conv2d` (default 0).
+    dilation : int or (int, int), optional
+        Spacing between kernel taps (default 1).
+    groups : int, optional
+        Channels are split into `groups` independent convolutions (default 1).
     bias : bool, optional
         Learn an additive bias (default True).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`rconv.conv2d`.
     rng : numpy.random.Generator, optional
         Source of the initial weights (default: a new unseeded generator).
     dtype : dtype, optional
-        float32 (default) or float64.
+        The parameters' dtype: float32 (default) or float64.
 
     Examples
     --------
@@ -418,8 +586,21 @@ class Conv2d(Module):
 
 
 class Linear(Module):
-    """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``, ``weight``
-    ``(out, in)``, ``bias`` ``(out,)``.
+    """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``.
+
+    The parameters are ``weight``, ``(out_features, in_features)``, and ``bias``,
+    ``(out_features,)``. Inputs may have any number of leading axes.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the input's and the output's last axis.
+    bias : bool, optional
+        Learn an additive bias (default True).
+    rng : numpy.random.Generator, optional
+        Source of the initial weights (default: a new unseeded generator).
+    dtype : dtype, optional
+        The parameters' dtype: float32 (default) or float64.
 
     Examples
     --------
@@ -500,7 +681,7 @@ class BatchNorm2d(Module):
         Keep the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
         ``num_batches_tracked`` (default True).
     dtype : dtype, optional
-        float32 (default) or float64.
+        The parameters' and buffers' dtype: float32 (default) or float64.
 
     Raises
     ------
@@ -618,8 +799,21 @@ class BatchNorm2d(Module):
 
 
 class MaxPool2d(Module):
-    """Max pooling (``torch.nn.MaxPool2d``); the backward pass scatters through the indices
-    saved by the forward pass.
+    """Max pooling (``torch.nn.MaxPool2d``).
+
+    The forward pass is :func:`rconv.max_pool2d`; the backward pass scatters the gradient
+    through the indices it saved.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Window step; default `kernel_size`.
+    padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d`.
+    ceil_mode : bool, optional
+        As in :func:`rconv.max_pool2d`.
 
     Examples
     --------
@@ -661,7 +855,20 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling (``torch.nn.AvgPool2d``).
+    """Average pooling (``torch.nn.AvgPool2d``), by :func:`rconv.avg_pool2d`.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Window step; default `kernel_size`.
+    padding : int or (int, int), optional
+        Implicit zero padding, at most half the kernel size.
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`rconv.avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`rconv.avg_pool2d`.
 
     Examples
     --------
@@ -706,7 +913,8 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Adaptive average pooling to a fixed output size (``torch.nn.AdaptiveAvgPool2d``);
+    """Adaptive average pooling to a fixed output size (``torch.nn.AdaptiveAvgPool2d``).
+
     ``AdaptiveAvgPool2d(1)`` is global average pooling.
 
     Parameters
@@ -745,8 +953,10 @@ class AdaptiveAvgPool2d(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``, as ``torch.nn.ReLU``: NaN propagates, and the gradient passes where
-    the input is not ``<= 0`` (0 at 0, passed at NaN).
+    """Rectified linear unit, ``max(x, 0)`` (``torch.nn.ReLU``).
+
+    NaN propagates, and the gradient passes where the input is not ``<= 0`` (0 at 0,
+    passed at NaN).
 
     float32/float64 run as parallel Rust kernels; other dtypes through NumPy. The output
     is a new array; backward reads the saved output, so modifying the input in place
@@ -784,8 +994,15 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """``x`` where ``x > 0``, else ``negative_slope * x`` (``torch.nn.LeakyReLU``); the
-    gradient at 0 is `negative_slope`, as torch has it. NaN propagates.
+    """Leaky rectified linear unit (``torch.nn.LeakyReLU``).
+
+    The output is ``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is
+    `negative_slope`, as torch has it. NaN propagates.
+
+    Parameters
+    ----------
+    negative_slope : float, optional
+        Slope for negative inputs (default 0.01).
 
     Examples
     --------
@@ -879,8 +1096,10 @@ class Tanh(Module):
 
 
 class Dropout(Module):
-    """Zero each value with probability `p` in training and scale the kept ones by
-    ``1 / (1 - p)`` (``torch.nn.Dropout``); the identity in eval mode. ``p=1`` gives zeros.
+    """Randomly zero values in training (``torch.nn.Dropout``).
+
+    Each value is zeroed with probability `p` and the kept ones are scaled by
+    ``1 / (1 - p)``; in eval mode the layer is the identity. ``p=1`` gives zeros.
 
     The mask has torch's distribution, drawn from `rng`, not torch's random stream.
 
@@ -984,11 +1203,17 @@ def _backward(layer: Module, grad, input_grad: bool):
 
 
 class Sequential(Module):
-    """Layers applied in order; parameter names are ``"<index>.<name>"`` as in torch.
+    """Layers applied in order (``torch.nn.Sequential``).
 
-    ``backward(grad, input_grad=False)`` skips the gradient with respect to the network's
-    input (the data's): the first layer with parameters computes only its parameter
-    gradients, and the layers before it are not run backwards.
+    Parameter names are ``"<index>.<name>"`` as in torch. ``backward(grad,
+    input_grad=False)`` skips the gradient with respect to the network's input (the
+    data's): the first layer with parameters computes only its parameter gradients, and
+    the layers before it are not run backwards.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers, applied first to last.
 
     Examples
     --------
@@ -1039,8 +1264,9 @@ class Sequential(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Softmax + negative log-likelihood, averaged over the batch
-    (``torch.nn.CrossEntropyLoss``).
+    """Softmax and negative log-likelihood, averaged over the batch.
+
+    As ``torch.nn.CrossEntropyLoss`` with its defaults.
 
     ``forward(logits, targets)`` takes ``(N, classes)`` scores and ``(N,)`` integer labels
     and returns the mean loss; ``backward()`` returns its gradient with respect to the logits,
@@ -1091,15 +1317,15 @@ class CrossEntropyLoss(Module):
 class MSELoss(Module):
     """Mean squared error (``torch.nn.MSELoss``): ``mean((input - target) ** 2)``.
 
-    Parameters
-    ----------
-    reduction : {'mean', 'sum', 'none'}, optional
-        Average (default), sum, or the elementwise squared errors.
-
     ``forward(input, target)`` needs equal shapes and returns a float (an array for
     ``'none'``). ``backward(grad=None)`` returns the gradient with respect to `input`,
     ``2 (input - target) / input.size`` for ``'mean'``, times `grad` (a number, or for
     ``'none'`` an array of the input's shape; default 1).
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, optional
+        Average (default), sum, or the elementwise squared errors.
 
     Examples
     --------
@@ -1186,17 +1412,64 @@ class _Optimizer:
             yield name, p, g
 
     def state_dict(self) -> Dict[str, Any]:
-        """The hyperparameters and a copy of the per-parameter state (keyed by parameter
-        name), for :meth:`load_state_dict` to resume a run."""
+        """Return the hyperparameters and a copy of the per-parameter state.
+
+        Returns
+        -------
+        state : dict
+            The hyperparameters by name (``"lr"``, ...) and ``"state"``, the per-parameter
+            state keyed by parameter name (copied), for ``load_state_dict`` to resume a
+            run.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
+        >>> opt = nn.SGD(lin, lr=0.1, momentum=0.9)
+        >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
+        >>> opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["lr"], sorted(sd["state"]), sorted(sd["state"]["weight"])
+        (0.1, ['bias', 'weight'], ['momentum_buffer'])
+        """
         return {
             **{k: getattr(self, k) for k in self._hyper},
             "state": copy.deepcopy(self.state),
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (copied, cast to the parameters'
-        dtypes). ``KeyError`` for missing or unknown keys, ``ValueError`` for wrong values
-        or shapes; on any error nothing is changed."""
+        """Restore the hyperparameters and per-parameter state that ``state_dict`` returned.
+
+        The arrays are copied and cast to the parameters' dtypes. On any error nothing is
+        changed.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            What ``state_dict`` returned, possibly from another optimizer of the same kind
+            over the same model (or a model with the same parameter names and shapes).
+
+        Raises
+        ------
+        KeyError
+            A missing or unknown key, or state for an unknown parameter.
+        ValueError
+            A wrong hyperparameter value or a state array of the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
+        >>> opt = nn.Adam(lin, lr=0.01)
+        >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
+        >>> opt.step()
+        >>> resumed = nn.Adam(lin)
+        >>> resumed.load_state_dict(opt.state_dict())
+        >>> resumed.lr, resumed.state["weight"]["step"]
+        (0.01, 1)
+        """
         name = type(self).__name__
         want = set(self._hyper) | {"state"}
         got = set(state_dict.keys())
@@ -1305,7 +1578,23 @@ class SGD(_Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening == 0")
 
     def step(self) -> None:
-        """One update of every parameter that has a gradient."""
+        """Update every parameter that has a gradient, in place, once.
+
+        Parameters without a gradient (``None``) are left alone.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> lin = nn.Linear(2, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+        >>> lin.weight[:] = 1.0
+        >>> opt = nn.SGD(lin, lr=0.5, momentum=0.9)
+        >>> for _ in range(2):
+        ...     lin.grad_weight = np.array([[1.0, -1.0]])
+        ...     opt.step()
+        >>> lin.weight  # 1 - 0.5 * 1, then - 0.5 * (0.9 * 1 + 1)
+        array([[-0.45,  2.45]])
+        """
         lr, mu, wd = float(self.lr), float(self.momentum), float(self.weight_decay)
         for name, p, g in self._pairs():
             d = g + p * p.dtype.type(wd) if wd else g
@@ -1384,7 +1673,23 @@ class Adam(_Optimizer):
                 raise ValueError(f"{name}: {k} must be >= 0, got {h[k]}")
 
     def step(self) -> None:
-        """One update of every parameter that has a gradient."""
+        """Update every parameter that has a gradient, in place, once.
+
+        Parameters without a gradient (``None``) are left alone.
+
+        Examples
+        --------
+        The first Adam step moves each parameter by about `lr` against its gradient's sign:
+
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> lin = nn.Linear(2, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+        >>> lin.weight[:] = 1.0
+        >>> lin.grad_weight = np.array([[3.0, -0.5]])
+        >>> nn.Adam(lin, lr=0.1).step()
+        >>> lin.weight.round(6)
+        array([[0.9, 1.1]])
+        """
         lr, wd, eps = float(self.lr), float(self.weight_decay), float(self.eps)
         b1, b2 = (float(b) for b in self.betas)
         for name, p, g in self._pairs():
@@ -1415,10 +1720,23 @@ class Adam(_Optimizer):
 
 
 class AdamW(Adam):
-    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay, ``p *= 1 - lr *
-    weight_decay`` before each update, applied to every parameter.
+    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
 
-    Parameters are those of :class:`Adam`, with ``weight_decay`` defaulting to 1e-2.
+    Before each update of :class:`Adam`, every parameter is scaled:
+    ``p *= 1 - lr * weight_decay``.
+
+    Parameters
+    ----------
+    model : Module
+        Its ``params()``/``grads()`` are read at every step.
+    lr : float, optional
+        Default 1e-3 (a mutable attribute ``.lr``).
+    betas : (float, float), optional
+        Default (0.9, 0.999), each in [0, 1).
+    eps : float, optional
+        Default 1e-8.
+    weight_decay : float, optional
+        Decoupled weight decay, default 1e-2.
 
     Examples
     --------
