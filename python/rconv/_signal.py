@@ -27,6 +27,15 @@ def _axes_doc(n1: str, n2: str) -> str:
 """
 
 
+_OUT_DOC = """\
+    out : numpy.ndarray, optional, keyword-only
+        Destination for the result: C-contiguous, writeable, of exactly the result's shape
+        and dtype, sharing no memory with the inputs. It is overwritten and returned (the
+        same object); any other array raises ``ValueError`` or ``TypeError``. Reusing one
+        array across calls saves the page faults of a fresh large output.
+"""
+
+
 _METHOD_DOC = """\
     method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
         ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
@@ -52,6 +61,8 @@ def _doc(**parts: str):
 
     def apply(f):
         doc = f.__doc__
+        if doc is None:  # python -OO strips docstrings
+            return f
         for name, text in parts.items():
             doc = doc.replace(f"    [{name}]\n", text)
         f.__doc__ = doc
@@ -75,9 +86,19 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype) -> Any:
     if type(fillvalue) is int and fillvalue == 0:
         return None
     try:
-        if isinstance(fillvalue, np.ndarray) and not np.can_cast(fillvalue.dtype, dt, "safe"):
-            # scipy converts existing arrays with NumPy's safe casting only
-            raise TypeError(f"cannot safely cast {fillvalue.dtype} to {dt}")
+        if isinstance(fillvalue, np.ndarray):
+            # scipy converts existing arrays with NumPy's safe casting only. A 0-d array is
+            # passed itself, so that NumPy 1.x judges it by its value as scipy's conversion
+            # does there (NumPy 2 judges it by its dtype, as scipy's conversion does there).
+            src = fillvalue if fillvalue.ndim == 0 else fillvalue.dtype
+            if not np.can_cast(src, dt, "safe"):
+                raise TypeError(f"cannot safely cast {fillvalue.dtype} to {dt}")
+        if type(fillvalue) is int and dt.kind in "iu":
+            # NumPy 2 refuses an out-of-range Python int (-1 to uint8); 1.24-1.26 wrap it
+            # with a DeprecationWarning. rconv refuses it with every NumPy.
+            info = np.iinfo(dt)
+            if not info.min <= fillvalue <= info.max:
+                raise OverflowError(f"Python integer {fillvalue} out of bounds for {dt}")
         fill = np.array(fillvalue, dtype=dt)
     except Exception as e:
         raise ValueError(
@@ -191,7 +212,7 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
     return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None), axes)
 
 
-@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC)
+@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
 def correlate2d(
     in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
 ):
@@ -219,11 +240,8 @@ def correlate2d(
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
     [method]
     [axes]
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
-        Reusing one array across calls saves the page faults of a fresh large output.
+    [out]
+
     Returns
     -------
     out : ndarray
@@ -290,7 +308,7 @@ def correlate2d(
     )
 
 
-@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC)
+@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
 def convolve2d(
     in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
 ):
@@ -312,11 +330,8 @@ def convolve2d(
         Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
     [method]
     [axes]
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
-        Reusing one array across calls saves the page faults of a fresh large output.
+    [out]
+
     Returns
     -------
     out : ndarray
@@ -366,7 +381,7 @@ def convolve2d(
     )
 
 
-@_doc(axes=_axes_doc("x", "k"))
+@_doc(axes=_axes_doc("x", "k"), out=_OUT_DOC)
 def corr2d(x, k, *, axes=None, out=None):
     """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
 
@@ -384,11 +399,8 @@ def corr2d(x, k, *, axes=None, out=None):
     k : array_like
         Kernel, 2-D, shape ``(h, w)`` with ``h <= H`` and ``w <= W``.
     [axes]
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
-        Reusing one array across calls saves the page faults of a fresh large output.
+    [out]
+
     Returns
     -------
     y : ndarray
@@ -474,6 +486,7 @@ _BACKWARD_DOC = """
     TypeError
         Unsupported dtypes.
 
+{see_also}
     Notes
     -----
     The sums run through the engines ``method='auto'`` picks (two correlations: the full
@@ -482,6 +495,14 @@ _BACKWARD_DOC = """
     kernels. They do not depend on the thread count.
 
     Complex numbers follow :func:`corr2d_backward`: no conjugation is added. {complex}
+"""
+
+
+def _see_also(fwd: str, other: str, what: str) -> str:
+    return f"""    See Also
+    --------
+    {fwd} : The forward.
+    {other} : The same for {what}.
 """
 
 
@@ -518,9 +539,10 @@ def convolve2d_backward(
 
 
 correlate2d_backward.__doc__ = (
-    """Gradients of :func:`correlate2d`: ``(grad_in1, grad_in2)``."""
+    """Compute the gradients of :func:`correlate2d`: ``(grad_in1, grad_in2)``."""
     + _BACKWARD_DOC.format(
         fwd="correlate2d",
+        see_also=_see_also("correlate2d", "convolve2d_backward", "convolution"),
         complex=(
             "correlate2d is linear in the image and conjugate-linear in the kernel it slides "
             "(`in2`, or `in1` after the 'valid' swap): the gradient of the image is "
@@ -529,11 +551,6 @@ correlate2d_backward.__doc__ = (
         ),
     )
     + """
-    See Also
-    --------
-    correlate2d : The forward.
-    convolve2d_backward : The same for convolution.
-
     Examples
     --------
     Learning a kernel: the gradient of a squared error with respect to it.
@@ -552,17 +569,13 @@ correlate2d_backward.__doc__ = (
 )
 
 convolve2d_backward.__doc__ = (
-    """Gradients of :func:`convolve2d`: ``(grad_in1, grad_in2)``."""
+    """Compute the gradients of :func:`convolve2d`: ``(grad_in1, grad_in2)``."""
     + _BACKWARD_DOC.format(
         fwd="convolve2d",
+        see_also=_see_also("convolve2d", "correlate2d_backward", "correlation"),
         complex="convolve2d is linear in both arguments: both gradients are ``dS/d(arg)``.",
     )
     + """
-    See Also
-    --------
-    convolve2d : The forward.
-    correlate2d_backward : The same for correlation.
-
     Examples
     --------
     >>> import numpy as np
