@@ -4,14 +4,12 @@ threads, rconv.dask, and the errors."""
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rconv
-import rconv.dask
 from conftest import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES, seed_for
 
 MODES = ["full", "same", "valid"]
@@ -231,6 +229,9 @@ def test_threads_and_stacks(threads):
 
 @pytest.mark.parametrize("method", ["separable", "auto"])
 def test_dask_accepts_separable(method):
+    da = pytest.importorskip("dask.array", reason="install the 'dask' extra")
+    import rconv.dask
+
     rng = np.random.default_rng(6)
     img = rng.standard_normal((200, 180))
     k = rank1(rng, 15, 15, np.float64)

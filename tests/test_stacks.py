@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 
-import dask.array as da
 import numpy as np
 import pytest
 import scipy.signal as ss
@@ -13,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rconv
-import rconv.dask
 from conftest import ALL_DTYPES, assert_matches_reference, random_array, seed_for
 
 MODES = ["full", "same", "valid"]
@@ -245,6 +243,9 @@ def test_property_any_axes_match_scipy_loop(
 @pytest.mark.parametrize("boundary", ["fill", "symm", "wrap"])
 @pytest.mark.parametrize("mode", MODES)
 def test_dask_stacks_split_batch_and_image_axes(mode, boundary):
+    da = pytest.importorskip("dask.array", reason="install the 'dask' extra")
+    import rconv.dask
+
     rng = np.random.default_rng(seed_for("dask-stack", mode, boundary))
     x = rng.standard_normal((5, 24, 20, 2))
     for k in (rng.standard_normal((3, 4)), rng.standard_normal((5, 3, 3, 1))):
@@ -262,6 +263,9 @@ def test_dask_stacks_split_batch_and_image_axes(mode, boundary):
 
 
 def test_dask_stack_errors():
+    da = pytest.importorskip("dask.array", reason="install the 'dask' extra")
+    import rconv.dask
+
     x = da.ones((3, 8, 8), chunks=2)
     with pytest.raises(ValueError, match="rconv.dask.correlate2d: .*do not broadcast"):
         rconv.dask.correlate2d(x, np.ones((2, 3, 3)), axes=(1, 2))
