@@ -1,10 +1,10 @@
 .DEFAULT_GOAL := help
 PY ?= python3
 
-.PHONY: help dev test ci lint fmt bench
+.PHONY: help dev test ci lint fmt bench docs wheel test-wheel test-oldest
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 dev: ## install rconv (release build) with the test and bench extras
 	$(PY) -m pip install ".[test,bench]"
@@ -19,13 +19,25 @@ ci: ## exactly what CI runs (tests, cargo test, linters)
 lint: ## cargo fmt --check, clippy -D warnings, ruff
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	ruff check python tests benchmarks
-	ruff format --check python tests benchmarks
+	ruff check python tests benchmarks docs
+	ruff format --check python tests benchmarks docs/*.py
 
 fmt: ## format Rust and Python sources
 	cargo fmt --all
-	ruff format python tests benchmarks
-	ruff check --fix python tests benchmarks
+	ruff format python tests benchmarks docs/*.py
+	ruff check --fix python tests benchmarks docs
 
 bench: ## run the benchmark script (prints ratios, writes benchmarks/results.json)
 	$(PY) benchmarks/bench.py
+
+docs: ## build the HTML documentation (warnings are errors) into docs/_build/html
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+wheel: ## build the abi3 release wheel (manylinux_2_28, checked by maturin's audit) into dist/
+	PYTHON=$(PY) bash .ci/build-wheel dist
+
+test-wheel: ## build the wheel, install it in a fresh venv without cargo on PATH, run it
+	$(PY) -m pytest -q tests/test_wheel.py
+
+test-oldest: ## the test suite with the oldest supported NumPy and test dependencies
+	PYTHON=$(PY) bash .ci/test-oldest
