@@ -49,7 +49,7 @@ def _public_bases(app, name, obj, options, bases):
     while i < len(bases):
         b = bases[i]
         if b.__name__.startswith("_") and b.__module__.startswith("rconv"):
-            bases[i : i + 1] = [c for c in b.__bases__ if c is not object]
+            bases[i : i + 1] = list(b.__bases__)
         else:
             i += 1
 
