@@ -25,6 +25,17 @@ _OUT_DOC = """\
         result's shape and dtype, sharing no memory with the inputs. It is overwritten and
         returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
 """
+# The options of the gradient functions that take no padding_mode (conv2d_input/_weight).
+_ZERO_PAD_OPTS_DOC = """\
+    stride : int or (int, int), optional
+        As in :func:`conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`conv2d` (zero padding).
+    dilation : int or (int, int), optional
+        As in :func:`conv2d`.
+    groups : int, optional
+        As in :func:`conv2d`.
+"""
 
 # --------------------------------------------------------------------------- argument helpers
 # Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
@@ -390,7 +401,7 @@ def conv2d_backward(
     return gi, gw, gb
 
 
-@_doc(out=_OUT_DOC)
+@_doc(zero_pad_opts=_ZERO_PAD_OPTS_DOC, out=_OUT_DOC)
 def conv2d_input(
     input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
 ):
@@ -404,14 +415,7 @@ def conv2d_input(
         The forward weight.
     grad_output : array_like
         Gradient with respect to the forward output.
-    stride : int or (int, int), optional
-        As in :func:`conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`conv2d` (zero padding).
-    dilation : int or (int, int), optional
-        As in :func:`conv2d`.
-    groups : int, optional
-        As in :func:`conv2d`.
+    [zero_pad_opts]
     [out]
 
     Returns
@@ -455,7 +459,7 @@ def conv2d_input(
     return _unbatch(gi, unbatched) if out is None else out
 
 
-@_doc(out=_OUT_DOC)
+@_doc(zero_pad_opts=_ZERO_PAD_OPTS_DOC, out=_OUT_DOC)
 def conv2d_weight(
     input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
 ):
@@ -469,14 +473,7 @@ def conv2d_weight(
         ``(C_out, C_in / groups, kH, kW)``.
     grad_output : array_like
         Gradient with respect to the forward output.
-    stride : int or (int, int), optional
-        As in :func:`conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`conv2d` (zero padding).
-    dilation : int or (int, int), optional
-        As in :func:`conv2d`.
-    groups : int, optional
-        As in :func:`conv2d`.
+    [zero_pad_opts]
     [out]
 
     Returns

@@ -50,6 +50,36 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from . import _nn, _rconv, _signal
 
+# Parameter texts shared by the docstrings of two functions each (one copy of each).
+_CONV_OPTS_DOC = """\
+    stride : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`rconv.conv2d`.
+    dilation : int or (int, int), optional
+        As in :func:`rconv.conv2d`.
+    groups : int, optional
+        As in :func:`rconv.conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`rconv.conv2d`.
+"""
+_MAX_WINDOW_DOC = """\
+    kernel_size : int or (int, int)
+        As in :func:`rconv.max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d`.
+"""
+_AVG_OPTS_DOC = """\
+    kernel_size : int or (int, int)
+        As in :func:`rconv.avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`rconv.avg_pool2d`.
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`rconv.avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`rconv.avg_pool2d`.
+"""
+
 __all__ = [
     "adaptive_avg_pool2d",
     "adaptive_max_pool2d",
@@ -533,6 +563,7 @@ def _batchwise(
     return finish(outs)
 
 
+@_signal._doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
@@ -547,16 +578,7 @@ def conv2d(
         In memory (a Dask array is computed), sent once to each worker.
     bias : array_like, optional
         As `weight`; default None (no bias).
-    stride : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`rconv.conv2d`.
-    dilation : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    groups : int, optional
-        As in :func:`rconv.conv2d`.
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
-        As in :func:`rconv.conv2d`.
+    [conv_opts]
 
     Returns
     -------
@@ -586,6 +608,7 @@ def conv2d(
     return _batchwise("conv2d", _nn.conv2d, locals(), ["input"], ["weight", "bias"])
 
 
+@_signal._doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d_backward(
     grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
@@ -598,16 +621,7 @@ def conv2d_backward(
         is rechunked to the batch chunks of `input`.
     weight : array_like
         In memory.
-    stride : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`rconv.conv2d`.
-    dilation : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    groups : int, optional
-        As in :func:`rconv.conv2d`.
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
-        As in :func:`rconv.conv2d`.
+    [conv_opts]
 
     Returns
     -------
@@ -647,6 +661,7 @@ def conv2d_backward(
     )
 
 
+@_signal._doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ):
@@ -656,10 +671,7 @@ def max_pool2d(
     ----------
     input : dask.array.Array or array_like
         ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
-    kernel_size : int or (int, int)
-        As in :func:`rconv.max_pool2d`.
-    stride, padding, dilation : int or (int, int), optional
-        As in :func:`rconv.max_pool2d`.
+    [max_window]
     ceil_mode, return_indices : bool, optional
         As in :func:`rconv.max_pool2d`.
 
@@ -691,6 +703,7 @@ def max_pool2d(
     return _batchwise("max_pool2d", _nn.max_pool2d, locals(), ["input"])
 
 
+@_signal._doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d_backward(
     grad_output,
     input,
@@ -707,10 +720,7 @@ def max_pool2d_backward(
     ----------
     grad_output, input : dask.array.Array or array_like
         The pooled gradient and the forward input (rechunked to the input's batch chunks).
-    kernel_size : int or (int, int)
-        As in :func:`rconv.max_pool2d`.
-    stride, padding, dilation : int or (int, int), optional
-        As in :func:`rconv.max_pool2d`.
+    [max_window]
     ceil_mode : bool, optional
         As in :func:`rconv.max_pool2d`.
     indices : dask.array.Array or array_like, optional
@@ -745,6 +755,7 @@ def max_pool2d_backward(
     return _batchwise("max_pool2d_backward", _max_pool_backward, params, batched)
 
 
+@_signal._doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d(
     input,
     kernel_size,
@@ -760,14 +771,7 @@ def avg_pool2d(
     ----------
     input : dask.array.Array or array_like
         ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
-    kernel_size : int or (int, int)
-        As in :func:`rconv.avg_pool2d`.
-    stride, padding : int or (int, int), optional
-        As in :func:`rconv.avg_pool2d`.
-    ceil_mode, count_include_pad : bool, optional
-        As in :func:`rconv.avg_pool2d`.
-    divisor_override : int, optional
-        As in :func:`rconv.avg_pool2d`.
+    [avg_opts]
 
     Returns
     -------
@@ -791,6 +795,7 @@ def avg_pool2d(
     return _batchwise("avg_pool2d", _nn.avg_pool2d, locals(), ["input"])
 
 
+@_signal._doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d_backward(
     grad_output,
     input,
@@ -807,14 +812,7 @@ def avg_pool2d_backward(
     ----------
     grad_output, input : dask.array.Array or array_like
         The pooled gradient and the forward input (rechunked to the input's batch chunks).
-    kernel_size : int or (int, int)
-        As in :func:`rconv.avg_pool2d`.
-    stride, padding : int or (int, int), optional
-        As in :func:`rconv.avg_pool2d`.
-    ceil_mode, count_include_pad : bool, optional
-        As in :func:`rconv.avg_pool2d`.
-    divisor_override : int, optional
-        As in :func:`rconv.avg_pool2d`.
+    [avg_opts]
 
     Returns
     -------

@@ -46,6 +46,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import numpy as np
 
 from . import _nn, _rconv
+from ._signal import _doc
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -807,11 +808,9 @@ class MaxPool2d(Module):
     Parameters
     ----------
     kernel_size : int or (int, int)
-        Window size.
-    stride : int or (int, int), optional
-        Window step; default `kernel_size`.
-    padding, dilation : int or (int, int), optional
         As in :func:`rconv.max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d` (`stride` defaults to `kernel_size`).
     ceil_mode : bool, optional
         As in :func:`rconv.max_pool2d`.
 
@@ -860,11 +859,9 @@ class AvgPool2d(Module):
     Parameters
     ----------
     kernel_size : int or (int, int)
-        Window size.
-    stride : int or (int, int), optional
-        Window step; default `kernel_size`.
-    padding : int or (int, int), optional
-        Implicit zero padding, at most half the kernel size.
+        As in :func:`rconv.avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`rconv.avg_pool2d` (`stride` defaults to `kernel_size`).
     ceil_mode, count_include_pad : bool, optional
         As in :func:`rconv.avg_pool2d`.
     divisor_override : int, optional
@@ -1375,6 +1372,21 @@ class MSELoss(Module):
 # ------------------------------------------------------------------------------- optimizers
 
 
+# Parameter texts the optimizers share (one copy of each).
+_MODEL_DOC = """\
+    model : Module
+        Its ``params()``/``grads()`` are read at every step.
+"""
+_ADAM_DOC = """\
+    lr : float, optional
+        Default 1e-3 (a mutable attribute ``.lr``).
+    betas : (float, float), optional
+        Default (0.9, 0.999), each in [0, 1).
+    eps : float, optional
+        Default 1e-8.
+"""
+
+
 class _Optimizer:
     """What every optimizer shares: the model, its hyperparameters (``_hyper``, restored by
     ``load_state_dict``) and per-parameter state keyed by parameter name."""
@@ -1513,6 +1525,7 @@ def _check_lr(name: str, lr: Any, strict: bool) -> float:
     return lr
 
 
+@_doc(model=_MODEL_DOC)
 class SGD(_Optimizer):
     """Stochastic gradient descent (``torch.optim.SGD``), in place.
 
@@ -1522,8 +1535,7 @@ class SGD(_Optimizer):
 
     Parameters
     ----------
-    model : Module
-        Its ``params()``/``grads()`` are read at every step.
+    [model]
     lr : float
         Learning rate, > 0 (a mutable attribute ``.lr``).
     momentum : float, optional
@@ -1610,6 +1622,7 @@ class SGD(_Optimizer):
             p -= d * p.dtype.type(lr)
 
 
+@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
 class Adam(_Optimizer):
     """Adam (``torch.optim.Adam``, without amsgrad), in place.
 
@@ -1619,14 +1632,8 @@ class Adam(_Optimizer):
 
     Parameters
     ----------
-    model : Module
-        Its ``params()``/``grads()`` are read at every step.
-    lr : float, optional
-        Default 1e-3 (a mutable attribute ``.lr``).
-    betas : (float, float), optional
-        Default (0.9, 0.999), each in [0, 1).
-    eps : float, optional
-        Default 1e-8.
+    [model]
+    [adam]
     weight_decay : float, optional
         L2 penalty added to the gradient, default 0.
 
@@ -1719,6 +1726,7 @@ class Adam(_Optimizer):
             p -= (m / denom) * t(step_size)
 
 
+@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
 class AdamW(Adam):
     """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
 
@@ -1727,14 +1735,8 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    model : Module
-        Its ``params()``/``grads()`` are read at every step.
-    lr : float, optional
-        Default 1e-3 (a mutable attribute ``.lr``).
-    betas : (float, float), optional
-        Default (0.9, 0.999), each in [0, 1).
-    eps : float, optional
-        Default 1e-8.
+    [model]
+    [adam]
     weight_decay : float, optional
         Decoupled weight decay, default 1e-2.
 
