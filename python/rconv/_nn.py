@@ -14,17 +14,10 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _rconv
-from ._signal import _doc, convolve2d, corr2d
+from ._signal import _OUT_DOC, _doc, convolve2d, corr2d
 
 IntPair = Union[int, Tuple[int, int]]
 
-# the ``out`` parameter of the functions returning one array (filled in by ``_doc``)
-_OUT_DOC = """\
-    out : numpy.ndarray, optional
-        Keyword-only destination for the result: C-contiguous, writeable, of exactly the
-        result's shape and dtype, sharing no memory with the inputs. It is overwritten and
-        returned (the same object); any other array raises ``ValueError`` or ``TypeError``.
-"""
 # The options of the gradient functions that take no padding_mode (conv2d_input/_weight).
 _ZERO_PAD_OPTS_DOC = """\
     stride : int or (int, int), optional
