@@ -6,6 +6,8 @@ reference is an error under ``-W``. The notebooks are rendered by myst-nb with t
 kept in the repository (they are not executed here; the test suite executes them).
 """
 
+import sys
+
 import rconv
 
 project = "rconv"
@@ -44,14 +46,24 @@ numpydoc_validation_exclude = {r"\.__init__$", r"\.__call__$", r"\.__repr__$"}
 
 
 def _public_bases(app, name, obj, options, bases):
-    """Show a private base (``rconv.nn._Optimizer``) as its own public bases."""
+    """Show a private base (``rconv.optim._Optimizer``) as its own public bases, and a base
+    defined in a submodule of a documented package under the package's name
+    (``rconv.nn.module.Module`` as ``rconv.nn.Module``, the name the API pages have)."""
     i = 0
     while i < len(bases):
         b = bases[i]
-        if b.__name__.startswith("_") and b.__module__.startswith("rconv"):
-            bases[i : i + 1] = list(b.__bases__)
-        else:
-            i += 1
+        if isinstance(b, type) and b.__module__.startswith("rconv"):
+            if b.__name__.startswith("_"):
+                bases[i : i + 1] = list(b.__bases__)
+                continue
+            pkg = b.__module__.rsplit(".", 1)[0]
+            if pkg in _DOCUMENTED and getattr(sys.modules[pkg], b.__name__, None) is b:
+                bases[i] = f":py:class:`{pkg}.{b.__name__}`"
+        i += 1
+
+
+# the modules the API reference documents (their names in docs/api/index.rst)
+_DOCUMENTED = {"rconv", "rconv.nn", "rconv.nn.functional", "rconv.optim", "rconv.kernels"}
 
 
 def setup(app):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import _nn, _signal, _threads, kernels, nn
+from rconv import _nn, _signal, _threads, kernels, nn, optim
 
 
 def test_public_api():
@@ -35,8 +35,18 @@ def _dask_module():
     return rconv.dask
 
 
+def _nn_modules():
+    """rconv.nn and each of its modules (doctest finds a class's examples only in the module
+    that defines it, not in the package that re-exports it)."""
+    import importlib
+    import pkgutil
+
+    names = [m.name for m in pkgutil.iter_modules(nn.__path__) if not m.name.startswith("_")]
+    return [nn] + [importlib.import_module(f"rconv.nn.{name}") for name in sorted(names)]
+
+
 def test_docstring_examples_run():
-    for mod in (_signal, _threads, _nn, kernels, nn):
+    for mod in (_signal, _threads, _nn, kernels, *_nn_modules(), optim):
         failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert attempted > 0 and failed == 0, mod.__name__
 

@@ -59,7 +59,14 @@ def venv(tmp_path_factory, wheel):
 def test_wheel_is_abi3_manylinux_and_holds_the_package(wheel):
     assert wheel.name.endswith("-cp39-abi3-manylinux_2_28_x86_64.whl"), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("rconv/__init__.py", "rconv/__init__.pyi", "rconv/py.typed", "rconv/nn.py"):
+    for f in (
+        "rconv/__init__.py",
+        "rconv/__init__.pyi",
+        "rconv/py.typed",
+        "rconv/nn/__init__.py",
+        "rconv/nn/conv.py",
+        "rconv/optim.py",
+    ):
         assert f in names, f
     assert any(n.startswith("rconv/_rconv") and n.endswith(".so") for n in names), names
 

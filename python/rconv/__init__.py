@@ -22,14 +22,16 @@ Submodules
 kernels
     The classic 3x3 kernels by name and ``gaussian(size, sigma)``.
 nn
-    Layers with forward/backward (Conv2d, MaxPool2d, Linear, ...) and SGD, for training
+    Layers with forward/backward (Conv2d, MaxPool2d, Linear, ...) and losses, for training
     small CNNs from scratch.
+optim
+    The optimizers SGD, Adam and AdamW, which update an ``nn`` model's parameters.
 dask
     The same functions on chunked Dask arrays (``import rconv.dask``; needs the optional
     ``dask`` extra): images and batches larger than memory, or spread over a cluster.
 """
 
-from . import kernels, nn
+from . import kernels, nn, optim  # nn before optim (see nn/__init__.py)
 from ._info import show_config
 from ._nn import (
     adaptive_avg_pool2d,
@@ -87,6 +89,7 @@ __all__ = [
     "get_num_threads",
     "kernels",
     "nn",
+    "optim",
     "set_num_threads",
     "show_config",
 ]

@@ -7,6 +7,7 @@ from numpy.typing import ArrayLike
 
 from . import kernels as kernels
 from . import nn as nn
+from . import optim as optim
 
 __version__: str
 

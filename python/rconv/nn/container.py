@@ -1,0 +1,66 @@
+"""Containers: :class:`Sequential` (``torch.nn.Sequential``)."""
+
+from __future__ import annotations
+
+from ._util import _backward
+from .module import Module
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Module):
+    """Layers applied in order (``torch.nn.Sequential``).
+
+    Parameter names are ``"<index>.<name>"`` as in torch. ``backward(grad,
+    input_grad=False)`` skips the gradient with respect to the network's input (the
+    data's): the first layer with parameters computes only its parameter gradients, and
+    the layers before it are not run backwards.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers, applied first to last.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
+    >>> sorted(net.params()), net.forward(np.ones((2, 1, 2, 2), np.float32)).shape
+    (['1.bias', '1.weight'], (2, 3))
+    >>> net.backward(np.ones((2, 3), np.float32), input_grad=False) is None
+    True
+    """
+
+    def __init__(self, *layers: Module):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential: argument {i} must be an rconv.nn.Module, got "
+                    f"{type(layer).__name__}"
+                )
+        self.layers = list(layers)
+
+    def children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad, input_grad=True):
+        first = 0
+        if not input_grad:
+            # layers before the first one with parameters need no backward at all
+            first = next((i for i, m in enumerate(self.layers) if m.params()), len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            grad = _backward(self.layers[i], grad, input_grad or i > first)
+        return grad if input_grad else None
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)

@@ -1,0 +1,117 @@
+"""Convolution layers: :class:`Conv2d` (``torch.nn.Conv2d``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from .. import _nn, _rconv
+from ._util import _kaiming_uniform, _layer_dtype
+from .module import Module
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(Module):
+    """2-D convolution layer (``torch.nn.Conv2d``).
+
+    The parameters are ``weight``, ``(out_channels, in_channels / groups, kH, kW)``, and
+    ``bias``, ``(out_channels,)``; the forward pass is :func:`rconv.conv2d`.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channel counts.
+    kernel_size : int or (int, int)
+        Kernel height and width.
+    stride : int or (int, int), optional
+        Step between windows (default 1).
+    padding : int, (int, int), 'valid' or 'same', optional
+        As in :func:`rconv.conv2d` (default 0).
+    dilation : int or (int, int), optional
+        Spacing between kernel taps (default 1).
+    groups : int, optional
+        Channels are split into `groups` independent convolutions (default 1).
+    bias : bool, optional
+        Learn an additive bias (default True).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        As in :func:`rconv.conv2d`.
+    rng : numpy.random.Generator, optional
+        Source of the initial weights (default: a new unseeded generator).
+    dtype : dtype, optional
+        The parameters' dtype: float32 (default) or float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> conv = nn.Conv2d(3, 8, 3, padding=1, rng=np.random.default_rng(0))
+    >>> y = conv.forward(np.ones((2, 3, 5, 5), np.float32))
+    >>> y.shape, conv.backward(np.ones_like(y)).shape, conv.grads()["weight"].shape
+    ((2, 8, 5, 5), (2, 3, 5, 5), (8, 3, 3, 3))
+    >>> conv.backward(np.ones_like(y), input_grad=False) is None  # weight and bias only
+    True
+    """
+
+    _param_names = ("weight", "bias")
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        rng=None,
+        dtype=np.float32,
+    ):
+        dtype = _layer_dtype("Conv2d", dtype)
+        rng = np.random.default_rng() if rng is None else rng
+        kh, kw = _nn._pair("Conv2d", "kernel_size", kernel_size)
+        opts = _nn._conv_opts("Conv2d", stride, padding, dilation, groups, padding_mode)
+        # validated as conv2d validates (on a probe input large enough for any padding)
+        cin_g = in_channels // groups if type(groups) is int and groups > 0 else in_channels
+        probe = (0, in_channels, 1 << 20, 1 << 20)
+        _rconv.conv_geometry(probe, (out_channels, cin_g, kh, kw), opts)
+        fan_in = in_channels // groups * kh * kw
+        self.weight = _kaiming_uniform(
+            rng, (out_channels, in_channels // groups, kh, kw), fan_in, dtype
+        )
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        self.bias = rng.uniform(-bound, bound, out_channels).astype(dtype) if bias else None
+        self.conf = dict(
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+        )
+        self._x: Optional[np.ndarray] = None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+
+    def forward(self, x):
+        self._x = x
+        return _nn.conv2d(x, self.weight, self.bias, **self.conf)
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if input_grad or self.conf["padding_mode"] != "zeros":
+            gi, gw, gb = _nn.conv2d_backward(grad, x, self.weight, **self.conf)
+        else:
+            c = dict(self.conf)
+            del c["padding_mode"]
+            gw = _nn.conv2d_weight(x, self.weight.shape, grad, **c)
+            gi = None
+            g = np.asarray(grad)
+            gb = None if self.bias is None else g.sum(axis=(0, 2, 3) if g.ndim == 4 else (1, 2))
+        self.grad_weight = gw.astype(self.weight.dtype, copy=False)
+        if self.bias is not None:
+            self.grad_bias = gb.astype(self.bias.dtype, copy=False)
+        return gi if input_grad else None

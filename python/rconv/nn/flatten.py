@@ -1,0 +1,35 @@
+"""Reshaping layers: :class:`Flatten` (``torch.nn.Flatten``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["Flatten"]
+
+
+class Flatten(Module):
+    """Flatten every axis after the first (``torch.nn.Flatten``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> nn.Flatten().forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad, input_grad=True):
+        shape = self._need(self._shape, "shape")
+        if not input_grad:
+            return None
+        return np.asarray(grad).reshape(shape)

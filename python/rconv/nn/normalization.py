@@ -1,0 +1,151 @@
+"""Normalisation layers: :class:`BatchNorm2d` (``torch.nn.BatchNorm2d``)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import _nn
+from ._util import _float_input, _layer_dtype, _real
+from .module import Module
+
+__all__ = ["BatchNorm2d"]
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over ``(N, H, W)`` per channel (``torch.nn.BatchNorm2d``).
+
+    Training normalises with the batch mean and the biased batch variance,
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, and updates the running
+    statistics as ``running = (1 - momentum) * running + momentum * batch`` with the unbiased
+    variance (``momentum=None``: the cumulative average). ``num_batches_tracked`` (0-d int64)
+    counts the training forwards. Evaluation uses the running statistics, or the batch's
+    when they are not tracked.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels ``C`` of the ``(N, C, H, W)`` input.
+    eps : float, optional
+        Added to the variance inside the square root (default 1e-5).
+    momentum : float or None, optional
+        Weight of the batch in the running statistics (default 0.1).
+    affine : bool, optional
+        Learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+    track_running_stats : bool, optional
+        Keep the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+        ``num_batches_tracked`` (default True).
+    dtype : dtype, optional
+        The parameters' and buffers' dtype: float32 (default) or float64.
+
+    Raises
+    ------
+    ValueError
+        A non-4-D input or a wrong channel count; one value per channel when the batch
+        statistics are used (as torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> bn = nn.BatchNorm2d(1, dtype=np.float64)
+    >>> y = bn.forward(np.array([1.0, 3.0]).reshape(2, 1, 1, 1))
+    >>> y.ravel().round(4), bn.running_mean, bn.running_var, int(bn.num_batches_tracked)
+    (array([-1.,  1.]), array([0.2]), array([1.1]), 1)
+    >>> bn.eval().forward(np.array([0.2]).reshape(1, 1, 1, 1)).item()
+    0.0
+    """
+
+    _param_names = ("weight", "bias")
+    _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        dtype=np.float32,
+    ):
+        f = "BatchNorm2d"
+        dtype = _layer_dtype(f, dtype)
+        c = _nn._int(f, "num_features", num_features)
+        if c <= 0:
+            raise ValueError(f"{f}: num_features must be positive, got {num_features}")
+        self.num_features = c
+        self.eps = _real(f, "eps", eps)
+        if self.eps < 0:
+            raise ValueError(f"{f}: eps must be >= 0, got {eps}")
+        self.momentum = None if momentum is None else _real(f, "momentum", momentum)
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.weight = np.ones(c, dtype) if affine else None
+        self.bias = np.zeros(c, dtype) if affine else None
+        self.grad_weight = np.zeros(c, dtype) if affine else None
+        self.grad_bias = np.zeros(c, dtype) if affine else None
+        self.running_mean = np.zeros(c, dtype) if track_running_stats else None
+        self.running_var = np.ones(c, dtype) if track_running_stats else None
+        self.num_batches_tracked = np.array(0, np.int64) if track_running_stats else None
+        self._saved: Optional[tuple] = None
+
+    def forward(self, x):
+        f = "BatchNorm2d"
+        x = _float_input(f, x)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{f}: expected a 4-D input (N, {self.num_features}, H, W), got shape {x.shape}"
+            )
+        dt = np.result_type(x.dtype, self.weight.dtype if self.affine else x.dtype)
+        x = x.astype(dt, copy=False)
+        batch = self.training or self.running_mean is None
+        axes = (0, 2, 3)
+        if batch:
+            m = x.shape[0] * x.shape[2] * x.shape[3]
+            if m <= 1:
+                raise ValueError(
+                    f"{f}: expected more than 1 value per channel when training, got input "
+                    f"of shape {x.shape}"
+                )
+            mean = x.mean(axis=axes)
+            xc = x - mean[:, None, None]
+            var = np.mean(np.square(xc), axis=axes)
+            if self.training and self.running_mean is not None:
+                self.num_batches_tracked += 1
+                mom = self.momentum
+                if mom is None:
+                    mom = 1.0 / float(self.num_batches_tracked)
+                rm, rv = self.running_mean, self.running_var
+                rm[...] = (1 - mom) * rm + mom * mean
+                rv[...] = (1 - mom) * rv + mom * (var * (m / (m - 1)))
+        else:
+            mean, var = self.running_mean.astype(dt), self.running_var.astype(dt)
+            xc = x - mean[:, None, None]
+        invstd = (1.0 / np.sqrt(var + self.eps)).astype(dt, copy=False)
+        xhat = xc
+        xhat *= invstd[:, None, None]
+        self._saved = (xhat, invstd, batch)
+        if not self.affine:
+            return xhat.copy()
+        return xhat * self.weight.astype(dt)[:, None, None] + self.bias.astype(dt)[:, None, None]
+
+    def backward(self, grad, input_grad=True):
+        xhat, invstd, batch = self._need(self._saved, "input")
+        g = self._check_grad(grad, xhat.shape).astype(xhat.dtype, copy=False)
+        axes = (0, 2, 3)
+        gb = g.sum(axis=axes)
+        gw = np.einsum("nchw,nchw->c", g, xhat)
+        if self.affine:
+            self.grad_weight = gw.astype(self.weight.dtype)
+            self.grad_bias = gb.astype(self.bias.dtype)
+        if not input_grad:
+            return None
+        scale = invstd * (self.weight.astype(xhat.dtype) if self.affine else 1)
+        if not batch:
+            return g * scale[:, None, None]
+        m = xhat.shape[0] * xhat.shape[2] * xhat.shape[3]
+        gx = xhat * (gw / m)[:, None, None]
+        np.subtract(g, gx, out=gx)
+        gx -= (gb / m)[:, None, None]
+        gx *= scale[:, None, None]
+        return gx

@@ -1,0 +1,159 @@
+"""Pooling layers: :class:`MaxPool2d`, :class:`AvgPool2d` and :class:`AdaptiveAvgPool2d`
+(``torch.nn.MaxPool2d``, ...), by the functional forms of :mod:`rconv`."""
+
+from __future__ import annotations
+
+from .. import _nn
+from .module import Module
+
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
+
+
+class MaxPool2d(Module):
+    """Max pooling (``torch.nn.MaxPool2d``).
+
+    The forward pass is :func:`rconv.max_pool2d`; the backward pass scatters the gradient
+    through the indices it saved.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        As in :func:`rconv.max_pool2d`.
+    stride, padding, dilation : int or (int, int), optional
+        As in :func:`rconv.max_pool2d` (`stride` defaults to `kernel_size`).
+    ceil_mode : bool, optional
+        As in :func:`rconv.max_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> pool = nn.MaxPool2d(2)
+    >>> pool.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        self.conf = dict(
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            ceil_mode=ceil_mode,
+        )
+        # checked now, as the functional form checks them
+        _nn._pool_opts("MaxPool2d", kernel_size, stride, padding, dilation, ceil_mode)
+        self._x = self._ind = None
+
+    def forward(self, x):
+        out, self._ind = _nn.max_pool2d(x, return_indices=True, **self.conf)
+        self._x = x
+        return out
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if not input_grad:
+            return None
+        return _nn.max_pool2d_backward(grad, x, indices=self._ind, **self.conf)
+
+
+class AvgPool2d(Module):
+    """Average pooling (``torch.nn.AvgPool2d``), by :func:`rconv.avg_pool2d`.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        As in :func:`rconv.avg_pool2d`.
+    stride, padding : int or (int, int), optional
+        As in :func:`rconv.avg_pool2d` (`stride` defaults to `kernel_size`).
+    ceil_mode, count_include_pad : bool, optional
+        As in :func:`rconv.avg_pool2d`.
+    divisor_override : int, optional
+        As in :func:`rconv.avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> nn.AvgPool2d(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
+        self.conf = dict(
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            ceil_mode=ceil_mode,
+            count_include_pad=count_include_pad,
+            divisor_override=divisor_override,
+        )
+        _nn._pool_opts(
+            "AvgPool2d", kernel_size, stride, padding, 1, ceil_mode, True, divisor_override
+        )
+        self._x = None
+
+    def forward(self, x):
+        self._x = x
+        return _nn.avg_pool2d(x, **self.conf)
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if not input_grad:
+            return None
+        return _nn.avg_pool2d_backward(grad, x, **self.conf)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to a fixed output size (``torch.nn.AdaptiveAvgPool2d``).
+
+    ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    Parameters
+    ----------
+    output_size : int or (int or None, int or None)
+        As in :func:`rconv.adaptive_avg_pool2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+    >>> gap = nn.AdaptiveAvgPool2d(1)
+    >>> gap.forward(np.arange(8.0).reshape(1, 2, 2, 2)).ravel()
+    array([1.5, 5.5])
+    >>> gap.backward(np.ones((1, 2, 1, 1)))[0, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+
+    def __init__(self, output_size):
+        self.output_size = _nn._adaptive_size("AdaptiveAvgPool2d", output_size)
+        for v in self.output_size:
+            if v is not None and v < 0:
+                raise ValueError(f"AdaptiveAvgPool2d: output_size must be >= 0, got {v}")
+        self._x = None
+
+    def forward(self, x):
+        self._x = x
+        return _nn.adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad, input_grad=True):
+        x = self._need(self._x, "input")
+        if not input_grad:
+            return None
+        return _nn.adaptive_avg_pool2d_backward(grad, x)

@@ -1,0 +1,427 @@
+"""Optimizers with torch.optim's names, defaults and update rules: :class:`SGD`,
+:class:`Adam` and :class:`AdamW`.
+
+An optimizer takes the :class:`rconv.nn.Module` whose parameters it updates (not a list of
+parameters, as torch's do): each ``step()`` reads the model's ``params()`` and ``grads()``
+and updates the parameters in place. ``rconv.nn.SGD``, ``rconv.nn.Adam`` and
+``rconv.nn.AdamW`` are the same classes.
+
+Examples
+--------
+>>> import numpy as np
+>>> from rconv import nn, optim
+>>> lin = nn.Linear(3, 1, rng=np.random.default_rng(0))
+>>> opt = optim.SGD(lin, lr=0.1, momentum=0.9)
+>>> _ = lin.backward(np.ones((2, 1)) + 0 * lin.forward(np.ones((2, 3), np.float32)))
+>>> opt.step()
+>>> sorted(opt.state)
+['bias', 'weight']
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Dict, Iterator, Mapping, Tuple
+
+import numpy as np
+
+from . import _nn
+from ._signal import _doc
+from .nn._util import _real
+from .nn.module import Module
+
+__all__ = ["SGD", "Adam", "AdamW"]
+
+
+# Parameter texts the optimizers share (one copy of each).
+_MODEL_DOC = """\
+    model : Module
+        Its ``params()``/``grads()`` are read at every step.
+"""
+_ADAM_DOC = """\
+    lr : float, optional
+        Default 1e-3 (a mutable attribute ``.lr``).
+    betas : (float, float), optional
+        Default (0.9, 0.999), each in [0, 1).
+    eps : float, optional
+        Default 1e-8.
+"""
+
+
+class _Optimizer:
+    """What every optimizer shares: the model, its hyperparameters (``_hyper``, restored by
+    ``load_state_dict``) and per-parameter state keyed by parameter name."""
+
+    _hyper: Tuple[str, ...] = ("lr",)
+    _state_keys: Tuple[str, ...] = ()
+
+    def __init__(self, model: Module, **hyper: Any) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(
+                f"{type(self).__name__}: model must be an rconv.nn.Module, got "
+                f"{type(model).__name__}"
+            )
+        self._validate(hyper)
+        self.model = model
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.state: Dict[str, Dict[str, Any]] = {}
+
+    def _validate(self, h: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _pairs(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
+        self._validate({k: getattr(self, k) for k in self._hyper})
+        grads = self.model.grads()
+        for name, p in self.model.params().items():
+            g = grads.get(name)
+            if g is None:
+                continue  # no gradient yet: torch skips the parameter too
+            if g.shape != p.shape:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: gradient of {name!r} has shape {g.shape}, "
+                    f"the parameter {p.shape}"
+                )
+            yield name, p, g
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Return the hyperparameters and a copy of the per-parameter state.
+
+        Returns
+        -------
+        state : dict
+            The hyperparameters by name (``"lr"``, ...) and ``"state"``, the per-parameter
+            state keyed by parameter name (copied), for ``load_state_dict`` to resume a
+            run.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn, optim
+        >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
+        >>> opt = optim.SGD(lin, lr=0.1, momentum=0.9)
+        >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
+        >>> opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["lr"], sorted(sd["state"]), sorted(sd["state"]["weight"])
+        (0.1, ['bias', 'weight'], ['momentum_buffer'])
+        """
+        return {
+            **{k: getattr(self, k) for k in self._hyper},
+            "state": copy.deepcopy(self.state),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore the hyperparameters and per-parameter state that ``state_dict`` returned.
+
+        The arrays are copied and cast to the parameters' dtypes. On any error nothing is
+        changed.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            What ``state_dict`` returned, possibly from another optimizer of the same kind
+            over the same model (or a model with the same parameter names and shapes).
+
+        Raises
+        ------
+        KeyError
+            A missing or unknown key, or state for an unknown parameter.
+        ValueError
+            A wrong hyperparameter value or a state array of the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn, optim
+        >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
+        >>> opt = optim.Adam(lin, lr=0.01)
+        >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
+        >>> opt.step()
+        >>> resumed = optim.Adam(lin)
+        >>> resumed.load_state_dict(opt.state_dict())
+        >>> resumed.lr, resumed.state["weight"]["step"]
+        (0.01, 1)
+        """
+        name = type(self).__name__
+        want = set(self._hyper) | {"state"}
+        got = set(state_dict.keys())
+        if want != got:
+            raise KeyError(
+                f"{name}.load_state_dict: missing keys {sorted(want - got)}, unexpected keys "
+                f"{sorted(got - want)}"
+            )
+        hyper = {k: state_dict[k] for k in self._hyper}
+        self._validate(hyper)
+        params = self.model.params()
+        new: Dict[str, Dict[str, Any]] = {}
+        for pname, st in dict(state_dict["state"]).items():
+            if pname not in params:
+                raise KeyError(f"{name}.load_state_dict: state for unknown parameter {pname!r}")
+            p = params[pname]
+            bad = set(st) - set(self._state_keys)
+            if bad:
+                raise KeyError(f"{name}.load_state_dict: unexpected state {sorted(bad)}")
+            new[pname] = {}
+            for k, v in st.items():
+                if k == "step":
+                    new[pname][k] = _nn._int(name, "step", v)
+                    continue
+                a = np.asarray(v)
+                if a.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: {pname!r} {k} has shape {a.shape}, the "
+                        f"parameter {p.shape}"
+                    )
+                new[pname][k] = a.astype(p.dtype, copy=True)
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.state = new
+
+
+def _check_lr(name: str, lr: Any, strict: bool) -> float:
+    lr = _real(name, "lr", lr)
+    if lr < 0 or (strict and lr == 0):
+        raise ValueError(f"{name}: lr must be {'> 0' if strict else '>= 0'}, got {lr}")
+    return lr
+
+
+@_doc(model=_MODEL_DOC)
+class SGD(_Optimizer):
+    """Stochastic gradient descent (``torch.optim.SGD``), in place.
+
+    With ``g = grad + weight_decay * p``: ``b = g`` on the first step, then
+    ``b = momentum * b + (1 - dampening) * g``; the step direction is ``b``, or
+    ``g + momentum * b`` with `nesterov`; ``p -= lr * direction``.
+
+    Parameters
+    ----------
+    [model]
+    lr : float
+        Learning rate, > 0 (a mutable attribute ``.lr``).
+    momentum : float, optional
+        Default 0.
+    weight_decay : float, optional
+        L2 penalty, default 0.
+    dampening : float, optional
+        Keyword-only, default 0.
+    nesterov : bool, optional
+        Keyword-only, default False; needs ``momentum > 0`` and ``dampening == 0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn, optim
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[2.0]])
+    >>> optim.SGD(lin, lr=0.1).step()
+    >>> lin.weight
+    array([[0.8]])
+    """
+
+    _hyper = ("lr", "momentum", "weight_decay", "dampening", "nesterov")
+    _state_keys = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        *,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(
+            model,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            dampening=dampening,
+            nesterov=nesterov,
+        )
+
+    def _validate(self, h):
+        _check_lr("SGD", h["lr"], strict=True)
+        for k in ("momentum", "weight_decay", "dampening"):
+            if _real("SGD", k, h[k]) < 0:
+                raise ValueError(f"SGD: {k} must be >= 0, got {h[k]}")
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening == 0")
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place, once.
+
+        Parameters without a gradient (``None``) are left alone.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn, optim
+        >>> lin = nn.Linear(2, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+        >>> lin.weight[:] = 1.0
+        >>> opt = optim.SGD(lin, lr=0.5, momentum=0.9)
+        >>> for _ in range(2):
+        ...     lin.grad_weight = np.array([[1.0, -1.0]])
+        ...     opt.step()
+        >>> lin.weight  # 1 - 0.5 * 1, then - 0.5 * (0.9 * 1 + 1)
+        array([[-0.45,  2.45]])
+        """
+        lr, mu, wd = float(self.lr), float(self.momentum), float(self.weight_decay)
+        for name, p, g in self._pairs():
+            d = g + p * p.dtype.type(wd) if wd else g
+            if mu:
+                st = self.state.setdefault(name, {})
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    buf = st["momentum_buffer"] = np.array(d, dtype=p.dtype, copy=True)
+                else:
+                    buf *= p.dtype.type(mu)
+                    buf += d * p.dtype.type(1.0 - self.dampening)
+                d = d + buf * p.dtype.type(mu) if self.nesterov else buf
+            p -= d * p.dtype.type(lr)
+
+
+@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
+class Adam(_Optimizer):
+    """Adam (``torch.optim.Adam``, without amsgrad), in place.
+
+    With ``g = grad + weight_decay * p`` (L2): ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``, and at step ``t``
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    Parameters
+    ----------
+    [model]
+    [adam]
+    weight_decay : float, optional
+        L2 penalty added to the gradient, default 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn, optim
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[2.0]])
+    >>> opt = optim.Adam(lin, lr=0.1)
+    >>> opt.step()  # the first step moves each parameter by about lr
+    >>> lin.weight.round(6)
+    array([[0.9]])
+    """
+
+    _hyper = ("lr", "betas", "eps", "weight_decay")
+    _state_keys = ("step", "exp_avg", "exp_avg_sq")
+    _decoupled = False
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.betas = tuple(float(b) for b in betas)
+
+    def _validate(self, h):
+        name = type(self).__name__
+        _check_lr(name, h["lr"], strict=False)
+        try:
+            b1, b2 = h["betas"]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: betas must be a pair of floats, got {h['betas']!r}") from e
+        for i, b in enumerate((b1, b2)):
+            if not 0.0 <= _real(name, "betas", b) < 1.0:
+                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {b}")
+        for k in ("eps", "weight_decay"):
+            if _real(name, k, h[k]) < 0:
+                raise ValueError(f"{name}: {k} must be >= 0, got {h[k]}")
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place, once.
+
+        Parameters without a gradient (``None``) are left alone.
+
+        Examples
+        --------
+        The first Adam step moves each parameter by about `lr` against its gradient's sign:
+
+        >>> import numpy as np
+        >>> from rconv import nn, optim
+        >>> lin = nn.Linear(2, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+        >>> lin.weight[:] = 1.0
+        >>> lin.grad_weight = np.array([[3.0, -0.5]])
+        >>> optim.Adam(lin, lr=0.1).step()
+        >>> lin.weight.round(6)
+        array([[0.9, 1.1]])
+        """
+        lr, wd, eps = float(self.lr), float(self.weight_decay), float(self.eps)
+        b1, b2 = (float(b) for b in self.betas)
+        for name, p, g in self._pairs():
+            t = p.dtype.type
+            if self._decoupled:
+                p *= t(1.0 - lr * wd)
+            elif wd:
+                g = g + p * t(wd)
+            st = self.state.get(name)
+            if st is None:
+                st = self.state[name] = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(p),
+                    "exp_avg_sq": np.zeros_like(p),
+                }
+            st["step"] += 1
+            k = st["step"]
+            m, v = st["exp_avg"], st["exp_avg_sq"]
+            m *= t(b1)
+            m += g * t(1.0 - b1)
+            v *= t(b2)
+            v += np.square(g) * t(1.0 - b2)
+            step_size = lr / (1.0 - b1**k)
+            denom = np.sqrt(v)
+            denom *= t(1.0 / math.sqrt(1.0 - b2**k))
+            denom += t(eps)
+            p -= (m / denom) * t(step_size)
+
+
+@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
+
+    Before each update of :class:`Adam`, every parameter is scaled:
+    ``p *= 1 - lr * weight_decay``.
+
+    Parameters
+    ----------
+    [model]
+    [adam]
+    weight_decay : float, optional
+        Decoupled weight decay, default 1e-2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn, optim
+    >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    >>> lin.weight[:] = 1.0
+    >>> lin.grad_weight = np.array([[0.0]])
+    >>> optim.AdamW(lin, lr=0.1, weight_decay=0.5).step()  # zero gradient: only the decay
+    >>> lin.weight
+    array([[0.95]])
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
