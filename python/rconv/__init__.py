@@ -23,7 +23,7 @@ kernels
     The classic 3x3 kernels by name and ``gaussian(size, sigma)``.
 nn
     Layers with forward/backward (Conv2d, MaxPool2d, Linear, ...) and losses, for training
-    small CNNs from scratch.
+    small CNNs from scratch; ``nn.functional`` has the functional forms.
 optim
     The optimizers SGD, Adam and AdamW, which update an ``nn`` model's parameters.
 dask

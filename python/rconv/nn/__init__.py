@@ -22,9 +22,10 @@ Where things live, as in ``torch.nn.modules``: ``module`` (Module), ``conv`` (Co
 AdaptiveAvgPool2d), ``activation`` (ReLU, LeakyReLU, Sigmoid, Tanh), ``dropout``
 (Dropout), ``flatten`` (Flatten, in its own module as torch has it), ``container``
 (Sequential) and ``loss`` (CrossEntropyLoss, MSELoss); every name is imported here, so
-``rconv.nn.Conv2d`` is the way to reach it. The optimizers live in :mod:`rconv.optim`
-(``rconv.nn.SGD``, ``rconv.nn.Adam`` and ``rconv.nn.AdamW`` are the same classes, kept for
-existing code).
+``rconv.nn.Conv2d`` is the way to reach it. :mod:`rconv.nn.functional` holds the
+functional forms (``conv2d``, ``max_pool2d``, ..., ``relu``, ``linear``). The optimizers
+live in :mod:`rconv.optim` (``rconv.nn.SGD``, ``rconv.nn.Adam`` and ``rconv.nn.AdamW`` are
+the same classes, kept for existing code).
 
 Examples
 --------
@@ -46,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+from . import functional
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Sequential
 from .conv import Conv2d
@@ -77,6 +79,7 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Tanh",
+    "functional",
 ]
 
 # Last: rconv.optim imports Module from .module (loaded above), so this import closes no

@@ -1,5 +1,6 @@
 """Private helpers shared by the layer modules of :mod:`rconv.nn` (argument checks, torch's
-default initialisation, and the ``backward(grad, input_grad=False)`` dispatch of containers).
+default initialisation, the forward pass that Linear and functional.linear share, and the
+``backward(grad, input_grad=False)`` dispatch of containers).
 
 The only module of the package whose underscore names the other modules use.
 """
@@ -9,11 +10,11 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .. import _nn
+from .. import _nn, _rconv
 
 if TYPE_CHECKING:
     from .module import Module
@@ -49,6 +50,36 @@ def _kaiming_uniform(rng, shape, fan_in, dtype):
     # torch.nn default: kaiming_uniform_(a=sqrt(5)) -> bound = sqrt(6 / ((1 + 5) fan_in))
     bound = math.sqrt(6.0 / (6.0 * fan_in)) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+# One GEMM over the whole batch in rconv's Rust (rconv.nn never calls NumPy's matmul: it
+# wakes OpenBLAS's thread pool, whose spinning threads then slow the next layers; measured:
+# a conv backward right after a Linear-sized matmul took 1.5x as long on 2 cores). Inputs of
+# any number of leading axes are flattened to (-1, in_features).
+
+
+def _linear_rows(
+    func: str, x: Any, weight: np.ndarray, bias: Optional[np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray, np.dtype]:
+    """The float input, its (-1, in_features) C-contiguous rows in the computing dtype, and
+    that dtype (float64 if any of input, weight and bias is)."""
+    x = _nn._float_array(func, "input", x)
+    k = weight.shape[1]
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise ValueError(
+            f"{func}: input must have {k} features in its last axis, got shape {x.shape}"
+        )
+    dt = _nn._common(x, weight, bias)
+    return x, _nn._c(x.reshape(-1, k), dt), dt
+
+
+def _linear_out(
+    x: np.ndarray, x2: np.ndarray, dt: np.dtype, weight: np.ndarray, bias: Optional[np.ndarray]
+) -> np.ndarray:
+    """``x @ weight.T + bias`` from what _linear_rows returned, in x's leading shape."""
+    b = None if bias is None else _nn._c(bias, dt)
+    y = _rconv.linear(x2, _nn._c(weight, dt), b)
+    return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 _ACCEPTS_INPUT_GRAD: Dict[type, bool] = {}

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _nn, _rconv
 from ._util import _float_input, _real
+from .functional import relu
 from .module import Module
 
 __all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Tanh"]
@@ -35,11 +36,7 @@ class ReLU(Module):
         self._out = None
 
     def forward(self, x):
-        x = np.asarray(x)
-        if x.dtype is _nn._F32 or x.dtype is _nn._F64:
-            out = _rconv.relu(_nn._c(x).reshape(-1)).reshape(x.shape)
-        else:
-            out = np.maximum(x, 0)
+        out = relu(x)
         self._out = out
         return out
 

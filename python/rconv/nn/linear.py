@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import _nn, _rconv
-from ._util import _kaiming_uniform, _layer_dtype
+from ._util import _kaiming_uniform, _layer_dtype, _linear_out, _linear_rows
 from .module import Module
 
 __all__ = ["Linear"]
@@ -51,27 +51,16 @@ class Linear(Module):
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
 
-    # One GEMM over the whole batch in rconv's Rust (rconv.nn never calls NumPy's matmul:
-    # it wakes OpenBLAS's thread pool, whose spinning threads then slow the next layers;
-    # measured: a conv backward right after a Linear-sized matmul took 1.5x as long on 2
-    # cores). Inputs of any number of leading axes are flattened to (-1, in_features).
+    # The forward pass is rconv.nn.functional.linear's (one GEMM in rconv's Rust; see
+    # _util._linear_rows); backward reuses the same flattened (-1, in_features) input.
 
     def _rows(self, x):
-        x = _nn._float_array("Linear", "input", x)
-        k = self.weight.shape[1]
-        if x.ndim == 0 or x.shape[-1] != k:
-            raise ValueError(
-                f"Linear: input must have {k} features in its last axis, got shape {x.shape}"
-            )
-        dt = _nn._common(x, self.weight)
-        return x, _nn._c(x.reshape(-1, k), dt), dt
+        return _linear_rows("Linear", x, self.weight, self.bias)
 
     def forward(self, x):
         x, x2, dt = self._rows(x)
         self._x = x
-        b = None if self.bias is None else _nn._c(self.bias, dt)
-        y = _rconv.linear(x2, _nn._c(self.weight, dt), b)
-        return y.reshape(x.shape[:-1] + (self.weight.shape[0],))
+        return _linear_out(x, x2, dt, self.weight, self.bias)
 
     def backward(self, grad, input_grad=True):
         x, x2, dt = self._rows(self._need(self._x, "input"))
