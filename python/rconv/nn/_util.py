@@ -46,6 +46,15 @@ def _real(layer: str, name: str, v: Any) -> float:
     return f
 
 
+def _shown_pair(v: Any) -> Tuple[int, int]:
+    """An int-or-pair argument, already validated, as the pair of ints that torch's layers
+    store and print (``stride=(1, 1)``)."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(vals) == 1:
+        vals = vals * 2
+    return int(vals[0]), int(vals[1])
+
+
 def _kaiming_uniform(rng, shape, fan_in, dtype):
     # torch.nn default: kaiming_uniform_(a=sqrt(5)) -> bound = sqrt(6 / ((1 + 5) fan_in))
     bound = math.sqrt(6.0 / (6.0 * fan_in)) if fan_in > 0 else 0.0

@@ -74,6 +74,10 @@ class LeakyReLU(Module):
         self.negative_slope = _real("LeakyReLU", "negative_slope", negative_slope)
         self._x = None
 
+    def extra_repr(self):
+        # torch/nn/modules/activation.py, LeakyReLU.extra_repr (no inplace here)
+        return f"negative_slope={self.negative_slope}"
+
     def forward(self, x):
         x = _float_input("LeakyReLU", x)
         self._x = x.copy()

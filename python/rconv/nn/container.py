@@ -26,6 +26,11 @@ class Sequential(Module):
     >>> import numpy as np
     >>> from rconv import nn
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
+    >>> net
+    Sequential(
+      (0): Flatten(start_dim=1, end_dim=-1)
+      (1): Linear(in_features=4, out_features=3, bias=True)
+    )
     >>> sorted(net.params()), net.forward(np.ones((2, 1, 2, 2), np.float32)).shape
     (['1.bias', '1.weight'], (2, 3))
     >>> net.backward(np.ones((2, 3), np.float32), input_grad=False) is None

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _nn, _rconv
-from ._util import _kaiming_uniform, _layer_dtype
+from ._util import _kaiming_uniform, _layer_dtype, _shown_pair
 from .module import Module
 
 __all__ = ["Conv2d"]
@@ -48,6 +48,8 @@ class Conv2d(Module):
     >>> import numpy as np
     >>> from rconv import nn
     >>> conv = nn.Conv2d(3, 8, 3, padding=1, rng=np.random.default_rng(0))
+    >>> conv
+    Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
     >>> y = conv.forward(np.ones((2, 3, 5, 5), np.float32))
     >>> y.shape, conv.backward(np.ones_like(y)).shape, conv.grads()["weight"].shape
     ((2, 8, 5, 5), (2, 3, 5, 5), (8, 3, 3, 3))
@@ -79,6 +81,7 @@ class Conv2d(Module):
         cin_g = in_channels // groups if type(groups) is int and groups > 0 else in_channels
         probe = (0, in_channels, 1 << 20, 1 << 20)
         _rconv.conv_geometry(probe, (out_channels, cin_g, kh, kw), opts)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
         fan_in = in_channels // groups * kh * kw
         self.weight = _kaiming_uniform(
             rng, (out_channels, in_channels // groups, kh, kw), fan_in, dtype
@@ -95,6 +98,29 @@ class Conv2d(Module):
         self._x: Optional[np.ndarray] = None
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+
+    def extra_repr(self):
+        # torch/nn/modules/conv.py, _ConvNd.extra_repr: the options that differ from the
+        # defaults, ints as pairs (stride/padding/dilation normalised from self.conf, the
+        # one copy the forward pass reads)
+        c = self.conf
+        pad = c["padding"] if isinstance(c["padding"], str) else _shown_pair(c["padding"])
+        dil = _shown_pair(c["dilation"])
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={_shown_pair(c['stride'])}"
+        )
+        if pad != (0, 0):
+            s += f", padding={pad}"
+        if dil != (1, 1):
+            s += f", dilation={dil}"
+        if c["groups"] != 1:
+            s += f", groups={c['groups']}"
+        if self.bias is None:
+            s += ", bias=False"
+        if c["padding_mode"] != "zeros":
+            s += f", padding_mode={c['padding_mode']}"
+        return s
 
     def forward(self, x):
         self._x = x

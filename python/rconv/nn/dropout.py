@@ -48,6 +48,10 @@ class Dropout(Module):
         self._mask: Optional[np.ndarray] = None
         self._shape: Optional[Tuple[int, ...]] = None
 
+    def extra_repr(self):
+        # torch/nn/modules/dropout.py, _DropoutNd.extra_repr (rconv has no inplace: False)
+        return f"p={self.p}, inplace=False"
+
     def forward(self, x):
         x = _float_input("Dropout", x)
         self._shape = x.shape

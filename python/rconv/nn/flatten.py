@@ -23,6 +23,11 @@ class Flatten(Module):
     def __init__(self):
         self._shape = None
 
+    def extra_repr(self):
+        # torch/nn/modules/flatten.py, Flatten.extra_repr, with torch's defaults (the only
+        # axes rconv's Flatten takes)
+        return "start_dim=1, end_dim=-1"
+
     def forward(self, x):
         x = np.asarray(x)
         self._shape = x.shape

@@ -35,6 +35,8 @@ class Linear(Module):
     >>> import numpy as np
     >>> from rconv import nn
     >>> lin = nn.Linear(4, 2, rng=np.random.default_rng(0))
+    >>> lin
+    Linear(in_features=4, out_features=2, bias=True)
     >>> lin.forward(np.ones((3, 4), np.float32)).shape, lin.params()["weight"].shape
     ((3, 2), (2, 4))
     """
@@ -44,6 +46,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
         dtype = _layer_dtype("Linear", dtype)
         rng = np.random.default_rng() if rng is None else rng
+        self.in_features, self.out_features = in_features, out_features
         self.weight = _kaiming_uniform(rng, (out_features, in_features), in_features, dtype)
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
         self.bias = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
@@ -56,6 +59,13 @@ class Linear(Module):
 
     def _rows(self, x):
         return _linear_rows("Linear", x, self.weight, self.bias)
+
+    def extra_repr(self):
+        # torch/nn/modules/linear.py, Linear.extra_repr
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
     def forward(self, x):
         x, x2, dt = self._rows(x)

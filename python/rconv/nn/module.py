@@ -11,6 +11,12 @@ __all__ = ["Module"]
 Arrays = Dict[str, np.ndarray]
 
 
+def _addindent(s: str, n: int) -> str:
+    """Indent every line of `s` but the first by `n` spaces (torch's ``_addindent``)."""
+    first, *rest = s.split("\n")
+    return "\n".join([first] + [" " * n + line for line in rest])
+
+
 class Module:
     """Base class of every layer and of user models.
 
@@ -48,6 +54,21 @@ class Module:
     ((2, 1, 6, 6), (4, 4, 3, 3))
     >>> net.eval().training, net[1].conv1.training
     (False, False)
+
+    Printed, a model shows its architecture as torch prints it: each layer's
+    :meth:`extra_repr`, and the children of a container or of a Module without one, one per
+    line as ``(name): Child(...)``:
+
+    >>> net
+    Sequential(
+      (0): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1))
+      (1): Residual(
+        (conv1): Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        (relu1): ReLU()
+        (conv2): Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        (relu2): ReLU()
+      )
+    )
     """
 
     training: bool = True
@@ -109,6 +130,52 @@ class Module:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    # -- printing -------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """Return the settings that ``repr`` shows between the parentheses (torch's).
+
+        A layer returns its constructor's arguments as ``torch.nn`` prints them; a model,
+        described by its children, returns ``""``. A subclass may override this to add a
+        line (or several) to its ``repr``.
+
+        Returns
+        -------
+        text : str
+            The settings, or ``""``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rconv import nn
+        >>> nn.Linear(4, 2, rng=np.random.default_rng(0)).extra_repr()
+        'in_features=4, out_features=2, bias=True'
+        >>> nn.Sequential(nn.ReLU()).extra_repr()
+        ''
+        """
+        return ""
+
+    def __repr__(self) -> str:
+        """``Name(extra_repr)``, or, with children, one ``(name): Child(...)`` line each.
+
+        As ``torch.nn.Module.__repr__`` (torch/nn/modules/module.py): a single-line
+        :meth:`extra_repr` and no children print on one line; otherwise each line of
+        :meth:`extra_repr` and each child's ``repr`` goes on its own line, indented by two
+        spaces. A child held in a list, tuple or dict is named as :meth:`children` names it
+        (``layers.0``; torch prints a ``ModuleList`` there).
+        """
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): {_addindent(repr(m), 2)}" for name, m in self.children()]
+        lines = extra_lines + child_lines
+        main = type(self).__name__ + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                main += extra_lines[0]
+            else:
+                main += "\n  " + "\n  ".join(lines) + "\n"
+        return main + ")"
 
     # -- the module tree ------------------------------------------------------------------
 

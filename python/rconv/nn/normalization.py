@@ -50,6 +50,8 @@ class BatchNorm2d(Module):
     >>> import numpy as np
     >>> from rconv import nn
     >>> bn = nn.BatchNorm2d(1, dtype=np.float64)
+    >>> bn
+    BatchNorm2d(1, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
     >>> y = bn.forward(np.array([1.0, 3.0]).reshape(2, 1, 1, 1))
     >>> y.ravel().round(4), bn.running_mean, bn.running_var, int(bn.num_batches_tracked)
     (array([-1.,  1.]), array([0.2]), array([1.1]), 1)
@@ -88,6 +90,13 @@ class BatchNorm2d(Module):
         self.running_var = np.ones(c, dtype) if track_running_stats else None
         self.num_batches_tracked = np.array(0, np.int64) if track_running_stats else None
         self._saved: Optional[tuple] = None
+
+    def extra_repr(self):
+        # torch/nn/modules/batchnorm.py, _NormBase.extra_repr
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
 
     def forward(self, x):
         f = "BatchNorm2d"

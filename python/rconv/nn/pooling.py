@@ -29,6 +29,8 @@ class MaxPool2d(Module):
     >>> import numpy as np
     >>> from rconv import nn
     >>> pool = nn.MaxPool2d(2)
+    >>> pool
+    MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
     >>> pool.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
     array([[ 5.,  7.],
            [13., 15.]])
@@ -50,6 +52,16 @@ class MaxPool2d(Module):
         # checked now, as the functional form checks them
         _nn._pool_opts("MaxPool2d", kernel_size, stride, padding, dilation, ceil_mode)
         self._x = self._ind = None
+
+    def extra_repr(self):
+        # torch/nn/modules/pooling.py, _MaxPoolNd.extra_repr: the arguments as given, the
+        # stride defaulting to kernel_size
+        c = self.conf
+        stride = c["kernel_size"] if c["stride"] is None else c["stride"]
+        return (
+            f"kernel_size={c['kernel_size']}, stride={stride}, padding={c['padding']}, "
+            f"dilation={c['dilation']}, ceil_mode={c['ceil_mode']}"
+        )
 
     def forward(self, x):
         out, self._ind = _nn.max_pool2d(x, return_indices=True, **self.conf)
@@ -108,6 +120,13 @@ class AvgPool2d(Module):
         )
         self._x = None
 
+    def extra_repr(self):
+        # torch/nn/modules/pooling.py, _AvgPoolNd.extra_repr (AvgPool2d stores the stride
+        # as kernel_size when it is None)
+        c = self.conf
+        stride = c["kernel_size"] if c["stride"] is None else c["stride"]
+        return f"kernel_size={c['kernel_size']}, stride={stride}, padding={c['padding']}"
+
     def forward(self, x):
         self._x = x
         return _nn.avg_pool2d(x, **self.conf)
@@ -146,7 +165,12 @@ class AdaptiveAvgPool2d(Module):
         for v in self.output_size:
             if v is not None and v < 0:
                 raise ValueError(f"AdaptiveAvgPool2d: output_size must be >= 0, got {v}")
+        self._given_size = output_size  # for the repr, as torch stores it
         self._x = None
+
+    def extra_repr(self):
+        # torch/nn/modules/pooling.py, _AdaptiveAvgPoolNd.extra_repr: output_size as given
+        return f"output_size={self._given_size}"
 
     def forward(self, x):
         self._x = x
