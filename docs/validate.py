@@ -18,17 +18,22 @@ import rconv  # noqa: E402
 import rconv.dask  # noqa: E402
 import rconv.kernels  # noqa: E402
 import rconv.nn  # noqa: E402
+import rconv.nn.functional  # noqa: E402
+import rconv.optim  # noqa: E402
 
 SKIP = numpydoc_validation_checks - {"all"}
 
 
 def public_objects():
     """Yield the dotted names the API reference documents."""
-    for mod in (rconv, rconv.nn, rconv.kernels, rconv.dask):
+    mods = (rconv, rconv.nn, rconv.nn.functional, rconv.optim, rconv.kernels, rconv.dask)
+    seen = set()
+    for mod in mods:
         for name in mod.__all__:
             obj = getattr(mod, name)
-            if inspect.ismodule(obj) or not callable(obj):
-                continue
+            if inspect.ismodule(obj) or not callable(obj) or id(obj) in seen:
+                continue  # an alias (rconv.nn.SGD, rconv.nn.functional.conv2d) is checked once
+            seen.add(id(obj))
             yield f"{mod.__name__}.{name}"
             if inspect.isclass(obj):
                 # the members the class template documents: its own and the inherited

@@ -37,6 +37,8 @@ def test_api_reference_lists_every_public_object():
     import rconv
     import rconv.kernels
     import rconv.nn
+    import rconv.nn.functional
+    import rconv.optim
 
     index = (DOCS / "api" / "index.rst").read_text()
     sections = index.split(".. module:: ")
@@ -46,15 +48,25 @@ def test_api_reference_lists_every_public_object():
         listed[mod.strip()] = {ln.strip() for ln in body.splitlines() if ln.startswith("   ")}
     kernels_sec = index.split(".. currentmodule:: rconv.kernels")[1].split("``rconv.dask``")[0]
     listed["rconv.kernels"] = {ln.strip() for ln in kernels_sec.splitlines()}
-    mods = [rconv, rconv.nn, rconv.kernels]
+    mods = [rconv, rconv.nn, rconv.nn.functional, rconv.optim, rconv.kernels]
     try:
         import rconv.dask
     except ImportError:
         pass  # rconv.dask needs the dask extra; its section is checked where it is installed
     else:
         mods.append(rconv.dask)
+    # an alias (rconv.nn.SGD is rconv.optim.SGD) is listed once, in its home's section
+    home = {}
+    for mod in mods:
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if name in listed.get(mod.__name__, ()):
+                home.setdefault(id(obj), f"{mod.__name__}.{name}")
     for mod in mods:
         for name in mod.__all__:
             obj = getattr(mod, name)
             if inspect.isfunction(obj) or inspect.isclass(obj):
-                assert name in listed[mod.__name__], f"{mod.__name__}.{name} not in api/index.rst"
+                assert id(obj) in home, f"{mod.__name__}.{name} not in api/index.rst"
+                assert name in listed[mod.__name__] or home[id(obj)].endswith(f".{name}")
+    assert home[id(rconv.nn.SGD)] == "rconv.optim.SGD"
+    assert home[id(rconv.nn.functional.conv2d)] == "rconv.conv2d"
