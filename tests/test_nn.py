@@ -806,17 +806,34 @@ def test_in_plane_indices_stay_accepted():
 
 
 def test_internal_errors_are_runtime_errors():
-    # A broken invariant of rconv (here: the private options tuple) is a RuntimeError, so
-    # that ValueError and TypeError always mean the user's input.
+    # A broken invariant of rconv (here: arrays the Python layer should have given one dtype)
+    # is a RuntimeError, so that ValueError and TypeError always mean the user's input.
     x = np.ones((4, 4))
-    with pytest.raises(RuntimeError, match="internal error"):
-        rconv._rconv.correlate2d(x, x, None, ("correlate2d", "correlate", "full"))
-    with pytest.raises(RuntimeError, match="internal error"):
-        rconv._rconv.correlate2d(x, x.astype(np.float32), None, _signal_opts())
+    with pytest.raises(RuntimeError, match="correlate2d: internal error"):
+        rconv._rconv.correlate2d(x, x.astype(np.float32), None, *_signal_opts())
+    w = np.ones((1, 1, 3, 3), np.float32)
+    with pytest.raises(RuntimeError, match="conv2d: internal error"):
+        rconv._rconv.conv2d(x[None, None], w, None, 1, 0, 1, 1, "zeros")
+
+
+def test_options_cross_by_name_and_are_named_in_errors():
+    # The compiled functions take their options as named parameters, converted in Rust; a
+    # bad one is named, under the calling function's name (the name= keyword).
+    x = np.ones((4, 4))
+    got = rconv._rconv.correlate2d(
+        x, x, None, op="correlate", mode="valid", boundary="fill", method="direct"
+    )
+    assert got.shape == (1, 1)
+    with pytest.raises(ValueError, match="mine: mode must be 'full', 'valid' or 'same'"):
+        rconv._rconv.correlate2d(x, x, None, "correlate", "nope", "fill", "auto", name="mine")
+    with pytest.raises(TypeError, match="conv2d: stride must be an int or a pair of ints"):
+        rconv.conv2d(x[None, None], x[None, None], stride=1.5)
+    with pytest.raises(ValueError, match="conv2d: padding must be >= 0"):
+        rconv.conv2d(x[None, None], x[None, None], padding=(-1, 0))
 
 
 def _signal_opts():
-    return ("correlate2d", "correlate", "full", "fill", "direct", None)
+    return ("correlate", "full", "fill", "direct")
 
 
 def test_corr2d_errors_name_its_arguments():
@@ -856,27 +873,24 @@ def test_padding_modes_match_numpy_pad_reference(mode):
 def test_exported_geometry_matches_the_calls():
     # The shape rules live once, in Rust; the geometry bindings (used by rconv.dask and the
     # layers) must give the shapes the calls produce.
-    from rconv import _nn, _rconv
+    from rconv import _rconv
 
     x = np.zeros((2, 3, 11, 9))
     w = np.zeros((4, 3, 3, 2))
     for kw in [dict(stride=2, padding=1), dict(padding="same", dilation=2), dict(padding=0)]:
-        opts = _nn._conv_opts(
-            "conv2d", kw.get("stride", 1), kw["padding"], kw.get("dilation", 1), 1
-        )
-        assert tuple(_rconv.conv_geometry(x.shape, w.shape, opts)) == rconv.conv2d(x, w, **kw).shape
+        opts = (kw.get("stride", 1), kw["padding"], kw.get("dilation", 1), 1, "zeros")
+        got = _rconv.conv_geometry(x.shape, w.shape, *opts, "conv2d")
+        assert tuple(got) == rconv.conv2d(x, w, **kw).shape
     wt = np.zeros((3, 5, 4, 4))
-    opts = _nn._conv_opts("conv_transpose2d", 2, 1, 1, 1, "zeros", 1)
     got = rconv.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1).shape
-    assert tuple(_rconv.conv_transpose_geometry(x.shape, wt.shape, opts)) == got
+    geo = _rconv.conv_transpose_geometry(x.shape, wt.shape, 2, 1, 1, 1, 1, "conv_transpose2d")
+    assert tuple(geo) == got
     for k, s, p, c in [(3, 2, 1, False), (2, None, 0, True), (3, 3, 1, True)]:
-        opts = _nn._pool_opts("max_pool2d", k, s, p, 1, c)
         got = rconv.max_pool2d(x, k, s, p, ceil_mode=c).shape
-        assert tuple(_rconv.pool_geometry(x.shape, opts)) == got
+        assert tuple(_rconv.pool_geometry(x.shape, k, s, p, 1, c, "max_pool2d")) == got
     out, ind = rconv.max_pool2d(x, 2, return_indices=True)
-    opts = _nn._pool_opts("max_unpool2d", 2, None, 0)
     assert (
-        tuple(_rconv.unpool_geometry(out.shape, opts, None))
+        tuple(_rconv.unpool_geometry(out.shape, 2, None, 0, None, "max_unpool2d"))
         == rconv.max_unpool2d(out, ind, 2).shape
     )
     size = (None, 4)

@@ -137,6 +137,8 @@ def conv_transpose2d(
     output_padding: _IntPair = 0,
     groups: int = 1,
     dilation: _IntPair = 1,
+    *,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
 def conv_transpose2d_backward(
     grad_output: ArrayLike,

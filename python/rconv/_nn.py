@@ -8,13 +8,12 @@ refused with a ``TypeError``.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _rconv
-from ._signal import _OUT_DOC, _doc, convolve2d, corr2d
+from ._signal import _OUT_DOC, _backward, _doc
 
 IntPair = Union[int, Tuple[int, int]]
 
@@ -33,34 +32,6 @@ _ZERO_PAD_OPTS_DOC = """\
 # --------------------------------------------------------------------------- argument helpers
 # Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
 # check on the values, and every shape rule, is made in Rust by the op family's params struct.
-
-
-def _pair(func: str, name: str, v: Any) -> Tuple[int, int]:
-    """An int or a sequence of one or two ints, as torch accepts (the values are checked in
-    Rust)."""
-    if type(v) is int:
-        return v, v
-    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(vals) == 1:
-        vals = (vals[0], vals[0])
-    if len(vals) != 2:
-        raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
-    out = []
-    for e in vals:
-        if type(e) is not int and (
-            isinstance(e, (bool, np.bool_)) or not isinstance(e, numbers.Integral)
-        ):
-            raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {v!r}")
-        out.append(int(e))
-    return out[0], out[1]
-
-
-def _int(func: str, name: str, v: Any) -> int:
-    if type(v) is int:
-        return v
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{func}: {name} must be an int, got {v!r}")
-    return int(v)
 
 
 def _float_array(func: str, name: str, x: Any) -> np.ndarray:
@@ -116,46 +87,6 @@ def _batched(func: str, name: str, x: np.ndarray) -> Tuple[np.ndarray, bool]:
     )
 
 
-def _padding(func: str, padding: Any):
-    """'valid'/'same' as they are (Rust applies torch's rules), else an int pair."""
-    if isinstance(padding, str):
-        return padding
-    return _pair(func, "padding", padding)
-
-
-def _conv_opts(
-    func, stride, padding, dilation, groups, padding_mode="zeros", output_padding=0
-) -> tuple:
-    """The options tuple of the conv family (parsed in Rust into one args struct)."""
-    if (
-        type(stride) is int
-        and type(padding) is int
-        and type(dilation) is int
-        and type(groups) is int
-        and type(output_padding) is int
-    ):
-        # the common call, without the general parsers (a training loop pays this on every
-        # layer; Rust checks the values either way)
-        return (
-            func,
-            (stride, stride),
-            (padding, padding),
-            (dilation, dilation),
-            groups,
-            padding_mode,
-            (output_padding, output_padding),
-        )
-    return (
-        func,
-        _pair(func, "stride", stride),
-        _padding(func, padding),
-        _pair(func, "dilation", dilation),
-        _int(func, "groups", groups),
-        padding_mode,
-        _pair(func, "output_padding", output_padding),
-    )
-
-
 def _out(out: Any, unbatched: bool) -> Any:
     """An `out=` destination as the compiled layer takes it: an unbatched (3-D) array as a
     batched view of itself (the same memory). Everything else goes through as given, and
@@ -189,17 +120,6 @@ def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
             f"{g.ndim} dimension(s)"
         )
     return g[None] if unbatched else g
-
-
-def _shape4(func: str, name: str, shape: Any) -> Tuple[list, bool]:
-    """A 3- or 4-entry shape as a batched 4-entry list (its values are checked in Rust)."""
-    try:
-        s = [int(v) for v in shape]
-    except Exception as e:
-        raise TypeError(f"{func}: {name} must be a sequence of ints, got {shape!r}") from e
-    if len(s) not in (3, 4):
-        raise ValueError(f"{func}: {name} must hold 3 or 4 sizes, got {shape!r}")
-    return (s if len(s) == 4 else [1, *s]), len(s) == 3
 
 
 # --------------------------------------------------------------------------- convolution
@@ -283,15 +203,29 @@ def conv2d(
             [104., 120.]]])
     """
 
-    f = "conv2d"
-    x = _float_array(f, "input", input)
-    w = _float_array(f, "weight", weight)
-    b = None if bias is None else _float_array(f, "bias", bias)
-    x, unbatched = _batched(f, "input", x)
+    return _conv2d(
+        input, weight, bias, stride, padding, dilation, groups, padding_mode, out, "conv2d"
+    )
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode, out, name):
+    """:func:`conv2d` with errors named `name` (``rconv.dask`` passes its own)."""
+    x = _float_array(name, "input", input)
+    w = _float_array(name, "weight", weight)
+    b = None if bias is None else _float_array(name, "bias", bias)
+    x, unbatched = _batched(name, "input", x)
     dt = _common(x, w, b)
-    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
     res = _rconv.conv2d(
-        _c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts, _out(out, unbatched)
+        _c(x, dt),
+        _c(w, dt),
+        None if b is None else _c(b, dt),
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        _out(out, unbatched),
+        name,
     )
     if out is not None:
         return out
@@ -380,16 +314,34 @@ def conv2d_backward(
     array([4.])
     """
 
-    f = "conv2d_backward"
-    x = _float_array(f, "input", input)
-    w = _float_array(f, "weight", weight)
-    x, unbatched = _batched(f, "input", x)
-    g = _grad_output(f, grad_output, unbatched)
+    return _conv2d_backward(
+        grad_output,
+        input,
+        weight,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        out,
+        "conv2d_backward",
+    )
+
+
+def _conv2d_backward(
+    grad_output, input, weight, stride, padding, dilation, groups, padding_mode, out, name
+):
+    """:func:`conv2d_backward` with errors named `name`."""
+    x = _float_array(name, "input", input)
+    w = _float_array(name, "weight", weight)
+    x, unbatched = _batched(name, "input", x)
+    g = _grad_output(name, grad_output, unbatched)
     dt = _common(x, w, g)
-    opts = _conv_opts(f, stride, padding, dilation, groups, padding_mode)
-    outs = _outs(f, out, 3)
+    outs = _outs(name, out, 3)
     dest = (_out(outs[0], unbatched), outs[1], outs[2])
-    gi, gw, gb = _rconv.conv2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts, dest)
+    gi, gw, gb = _rconv.conv2d_backward(
+        _c(g, dt), _c(x, dt), _c(w, dt), stride, padding, dilation, groups, padding_mode, dest, name
+    )
     gi = _unbatch(gi, unbatched) if outs[0] is None else outs[0]
     return gi, gw, gb
 
@@ -443,12 +395,21 @@ def conv2d_input(
     """
 
     f = "conv2d_input"
-    shape, unbatched = _shape4(f, "input_shape", input_shape)
     w = _float_array(f, "weight", weight)
-    g = _grad_output(f, grad_output, unbatched)
+    g = _float_array(f, "grad_output", grad_output)
+    g, unbatched = _batched(f, "grad_output", g)
     dt = _common(w, g)
-    opts = _conv_opts(f, stride, padding, dilation, groups)
-    gi = _rconv.conv2d_input(_c(g, dt), _c(w, dt), shape, opts, _out(out, unbatched))
+    gi = _rconv.conv2d_input(
+        _c(g, dt),
+        _c(w, dt),
+        input_shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        _out(out, unbatched),
+        f,
+    )
     return _unbatch(gi, unbatched) if out is None else out
 
 
@@ -502,18 +463,25 @@ def conv2d_weight(
     x = _float_array(f, "input", input)
     x, unbatched = _batched(f, "input", x)
     g = _grad_output(f, grad_output, unbatched)
-    try:
-        ws = [int(v) for v in weight_shape]
-    except Exception as e:
-        raise TypeError(f"{f}: weight_shape must be a sequence of ints") from e
     dt = _common(x, g)
-    opts = _conv_opts(f, stride, padding, dilation, groups)
-    gw = _rconv.conv2d_weight(_c(x, dt), _c(g, dt), ws, opts, out)
+    gw = _rconv.conv2d_weight(
+        _c(x, dt), _c(g, dt), weight_shape, stride, padding, dilation, groups, out, f
+    )
     return gw if out is None else out
 
 
+@_doc(out=_OUT_DOC)
 def conv_transpose2d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    *,
+    out=None,
 ):
     """Transposed 2-D convolution, as ``torch.nn.functional.conv_transpose2d``.
 
@@ -533,6 +501,7 @@ def conv_transpose2d(
         Number of blocked connections from input to output channels.
     dilation : int or (int, int), optional
         That of the convolution this operator transposes.
+    [out]
 
     Returns
     -------
@@ -571,9 +540,19 @@ def conv_transpose2d(
     b = None if bias is None else _float_array(f, "bias", bias)
     x, unbatched = _batched(f, "input", x)
     dt = _common(x, w, b)
-    opts = _conv_opts(f, stride, padding, dilation, groups, "zeros", output_padding)
-    out = _rconv.conv_transpose2d(_c(x, dt), _c(w, dt), None if b is None else _c(b, dt), opts)
-    return _unbatch(out, unbatched)
+    res = _rconv.conv_transpose2d(
+        _c(x, dt),
+        _c(w, dt),
+        None if b is None else _c(b, dt),
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        _out(out, unbatched),
+        f,
+    )
+    return _unbatch(res, unbatched) if out is None else out
 
 
 def conv_transpose2d_backward(
@@ -634,38 +613,10 @@ def conv_transpose2d_backward(
     x, unbatched = _batched(f, "input", x)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, w, g)
-    opts = _conv_opts(f, stride, padding, dilation, groups, "zeros", output_padding)
-    gi, gw, gb = _rconv.conv_transpose2d_backward(_c(g, dt), _c(x, dt), _c(w, dt), opts)
-    return _unbatch(gi, unbatched), gw, gb
-
-
-def _pool_opts(
-    func,
-    kernel_size,
-    stride,
-    padding,
-    dilation=1,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-) -> tuple:
-    """The options tuple of the pooling family (parsed in Rust into one args struct)."""
-    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
-        stride = None  # kernel_size, as torch has it
-    else:
-        stride = _pair(func, "stride", stride)
-    if divisor_override is not None:
-        divisor_override = _int(func, "divisor_override", divisor_override)
-    return (
-        func,
-        _pair(func, "kernel_size", kernel_size),
-        stride,
-        _pair(func, "padding", padding),
-        _pair(func, "dilation", dilation),
-        bool(ceil_mode),
-        bool(count_include_pad),
-        divisor_override,
+    gi, gw, gb = _rconv.conv_transpose2d_backward(
+        _c(g, dt), _c(x, dt), _c(w, dt), stride, padding, output_padding, groups, dilation, f
     )
+    return _unbatch(gi, unbatched), gw, gb
 
 
 def _indices(func: str, indices: Any, unbatched: bool) -> np.ndarray:
@@ -673,17 +624,6 @@ def _indices(func: str, indices: Any, unbatched: bool) -> np.ndarray:
     if ind.dtype.kind not in "iu":
         raise TypeError(f"{func}: indices must be an integer array, got dtype {ind.dtype}")
     return _c(ind[None] if unbatched else ind, np.dtype(np.int64))
-
-
-def _adaptive_size(func: str, output_size: Any) -> Tuple[Any, Any]:
-    """An int, or a pair of ints or None (None keeps the input size along that axis)."""
-    vals = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * 2
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2:
-        raise ValueError(f"{func}: output_size must be an int or a pair, got {output_size!r}")
-    a, b = (None if v is None else _int(func, "output_size", v) for v in vals)
-    return a, b
 
 
 def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
@@ -760,15 +700,31 @@ def max_pool2d(
            [13., 15.]])
     """
 
-    f = "max_pool2d"
-    x, unbatched = _pool_input(f, input)
-    opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool2d(
+        input,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        return_indices,
+        out,
+        "max_pool2d",
+    )
+
+
+def _max_pool2d(
+    input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, out, name
+):
+    """:func:`max_pool2d` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    opts = (kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
-        ov, oi = _outs(f, out, 2)
-        res, ind = _rconv.max_pool2d(x, opts, True, _out(ov, unbatched), _out(oi, unbatched))
+        ov, oi = _outs(name, out, 2)
+        res, ind = _rconv.max_pool2d(x, *opts, True, _out(ov, unbatched), _out(oi, unbatched), name)
         res = _unbatch(res, unbatched) if ov is None else ov
         return res, _unbatch(ind, unbatched) if oi is None else oi
-    res, _ = _rconv.max_pool2d(x, opts, False, _out(out, unbatched))
+    res, _ = _rconv.max_pool2d(x, *opts, False, _out(out, unbatched), None, name)
     return _unbatch(res, unbatched) if out is None else out
 
 
@@ -839,13 +795,40 @@ def max_pool2d_backward(
             [10.,  0.]]])
     """
 
-    f = "max_pool2d_backward"
-    x, unbatched = _pool_input(f, input)
-    g = _grad_output(f, grad_output, unbatched)
+    return _max_pool2d_backward(
+        grad_output,
+        input,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        indices,
+        out,
+        "max_pool2d_backward",
+    )
+
+
+def _max_pool2d_backward(
+    grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices, out, name
+):
+    """:func:`max_pool2d_backward` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    g = _grad_output(name, grad_output, unbatched)
     dt = _common(x, g)
-    opts = _pool_opts(f, kernel_size, stride, padding, dilation, ceil_mode)
-    ind = None if indices is None else _indices(f, indices, unbatched)
-    gi = _rconv.max_pool2d_backward(_c(g, dt), _c(x, dt), opts, ind, _out(out, unbatched))
+    ind = None if indices is None else _indices(name, indices, unbatched)
+    gi = _rconv.max_pool2d_backward(
+        _c(g, dt),
+        _c(x, dt),
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        ind,
+        _out(out, unbatched),
+        name,
+    )
     return _unbatch(gi, unbatched) if out is None else out
 
 
@@ -897,13 +880,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     f = "max_unpool2d"
     x, unbatched = _pool_input(f, input)
     ind = _indices(f, indices, unbatched)
-    opts = _pool_opts(f, kernel_size, stride, padding)
-    if output_size is not None:
-        try:
-            output_size = [int(v) for v in output_size]
-        except Exception as e:
-            raise TypeError(f"{f}: output_size must be a sequence of ints") from e
-    return _unbatch(_rconv.max_unpool2d(x, ind, opts, output_size), unbatched)
+    res = _rconv.max_unpool2d(x, ind, kernel_size, stride, padding, output_size, f)
+    return _unbatch(res, unbatched)
 
 
 @_doc(out=_OUT_DOC)
@@ -964,12 +942,35 @@ def avg_pool2d(
             [5., 6.]]])
     """
 
-    f = "avg_pool2d"
-    x, unbatched = _pool_input(f, input)
-    opts = _pool_opts(
-        f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
+    return _avg_pool2d(
+        input,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        out,
+        "avg_pool2d",
     )
-    res = _rconv.avg_pool2d(x, opts, _out(out, unbatched))
+
+
+def _avg_pool2d(
+    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out, name
+):
+    """:func:`avg_pool2d` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    res = _rconv.avg_pool2d(
+        x,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        _out(out, unbatched),
+        name,
+    )
     return _unbatch(res, unbatched) if out is None else out
 
 
@@ -1031,14 +1032,48 @@ def avg_pool2d_backward(
             [1., 1.]]])
     """
 
-    f = "avg_pool2d_backward"
-    x, unbatched = _pool_input(f, input)
-    g = _grad_output(f, grad_output, unbatched)
-    dt = _common(x, g)
-    opts = _pool_opts(
-        f, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override
+    return _avg_pool2d_backward(
+        grad_output,
+        input,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        out,
+        "avg_pool2d_backward",
     )
-    res = _rconv.avg_pool2d_backward(_c(g, dt), x.shape, opts, _out(out, unbatched))
+
+
+def _avg_pool2d_backward(
+    grad_output,
+    input,
+    kernel_size,
+    stride,
+    padding,
+    ceil_mode,
+    count_include_pad,
+    divisor_override,
+    out,
+    name,
+):
+    """:func:`avg_pool2d_backward` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    g = _grad_output(name, grad_output, unbatched)
+    dt = _common(x, g)
+    res = _rconv.avg_pool2d_backward(
+        _c(g, dt),
+        x.shape,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        _out(out, unbatched),
+        name,
+    )
     return _unbatch(res, unbatched) if out is None else out
 
 
@@ -1078,10 +1113,13 @@ def adaptive_avg_pool2d(input, output_size):
             [10.5, 12.5]]])
     """
 
-    f = "adaptive_avg_pool2d"
-    x, unbatched = _pool_input(f, input)
-    size = _adaptive_size(f, output_size)
-    return _unbatch(_rconv.adaptive_avg_pool2d(x, size, f), unbatched)
+    return _adaptive_avg_pool2d(input, output_size, "adaptive_avg_pool2d")
+
+
+def _adaptive_avg_pool2d(input, output_size, name):
+    """:func:`adaptive_avg_pool2d` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    return _unbatch(_rconv.adaptive_avg_pool2d(x, output_size, name), unbatched)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input):
@@ -1164,10 +1202,13 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
             [13., 15.]]])
     """
 
-    f = "adaptive_max_pool2d"
-    x, unbatched = _pool_input(f, input)
-    size = _adaptive_size(f, output_size)
-    out, ind = _rconv.adaptive_max_pool2d(x, size, f)
+    return _adaptive_max_pool2d(input, output_size, return_indices, "adaptive_max_pool2d")
+
+
+def _adaptive_max_pool2d(input, output_size, return_indices, name):
+    """:func:`adaptive_max_pool2d` with errors named `name`."""
+    x, unbatched = _pool_input(name, input)
+    out, ind = _rconv.adaptive_max_pool2d(x, output_size, name)
     if return_indices:
         return _unbatch(out, unbatched), _unbatch(ind, unbatched)
     return _unbatch(out, unbatched)
@@ -1263,22 +1304,7 @@ def corr2d_backward(grad_output, x, k):
     array([[ 8., 12.],
            [20., 24.]])
     """
-    f = "corr2d_backward"
-    g = np.asarray(grad_output)
-    xa = np.asarray(x)
-    ka = np.asarray(k)
-    for name, a in (("grad_output", g), ("x", xa), ("k", ka)):
-        if a.ndim != 2:
-            raise ValueError(f"{f}: {name} must be 2-D, got {a.ndim} dimension(s)")
-    if ka.shape[0] > xa.shape[0] or ka.shape[1] > xa.shape[1]:
-        raise ValueError(f"{f}: kernel k {ka.shape} is larger than x {xa.shape}")
-    want = (xa.shape[0] - ka.shape[0] + 1, xa.shape[1] - ka.shape[1] + 1)
-    if g.shape != want:
-        raise ValueError(f"{f}: grad_output has shape {g.shape}, expected {want}")
-    if 0 in g.shape:
-        dt = np.result_type(g, xa, ka)
-        return np.zeros(xa.shape, dt), np.zeros(ka.shape, dt)
-    return convolve2d(g, ka, "full"), corr2d(xa, g)
+    return _backward("corr2d_backward", "corr2d", grad_output, x, k, "valid", "fill", 0, None)
 
 
 __all__: Sequence[str] = [

@@ -1,134 +1,301 @@
 """Type stub of the compiled core ``rconv._rconv`` (private; use the ``rconv`` package).
 
-Each op family takes its options as one tuple, parsed in Rust into one args struct:
-
-- signal: ``(func, op, mode, boundary, method, fft_terms)``;
-- conv: ``(func, stride, padding, dilation, groups, padding_mode, output_padding)``;
-- pool: ``(func, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
-  divisor_override)``.
+Every option is a named parameter, converted in Rust by one ``FromPyObject`` per option type
+(``src/bindings/convert.rs``); a bad value raises ``ValueError``/``TypeError`` naming the
+argument, after the calling function's ``name`` (default: the public function's). The
+wrappers pass options positionally: pyo3's keyword matching costs about 0.1 us per keyword
+on the abi3 (Python 3.9) build.
 """
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __version__: str
 MAX_THREADS: int
+FILL_BOUNDARIES: Tuple[str, ...]
 
-_Shape = Sequence[int]
-_Opts = Tuple[Any, ...]
+Shape = Sequence[int]
+IntPair = Union[int, Sequence[int]]
+Padding = Union[int, Sequence[int], Literal["valid", "same"]]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+Mode = Literal["full", "valid", "same"]
+Boundary = Literal["fill", "pad", "symm", "symmetric", "wrap", "circular"]
+Method = Literal["auto", "direct", "fft", "separable"]
+Op = Literal["correlate", "convolve", "corr2d"]
+OutputSize = Union[int, None, Sequence[Optional[int]]]
+Axes = Sequence[int]
 
 # signal
 def correlate2d(
     in1: np.ndarray,
     in2: np.ndarray,
     fill: Optional[np.ndarray],
-    opts: _Opts,
+    op: Op,
+    mode: Mode,
+    boundary: Boundary,
+    method: Union[Method, Literal["fft-if-finite", "separable-if-finite"]],
+    fft_terms: Optional[int] = None,
     out: Optional[np.ndarray] = None,
-    axes: Optional[Sequence[int]] = None,
+    axes: Optional[Axes] = None,
+    name: Optional[str] = None,
 ) -> np.ndarray: ...
 def choose_method(
-    in1: np.ndarray, in2: np.ndarray, opts: _Opts, axes: Optional[Sequence[int]] = None
-) -> str: ...
+    in1: np.ndarray,
+    in2: np.ndarray,
+    mode: Mode,
+    axes: Optional[Axes] = None,
+    name: str = "choose_conv_method",
+) -> Literal["direct", "fft", "separable"]: ...
 def correlate2d_backward(
     grad_output: np.ndarray,
     in1: np.ndarray,
     in2: np.ndarray,
     fill: Optional[np.ndarray],
-    opts: _Opts,
-    axes: Optional[Sequence[int]] = None,
+    op: Op,
+    mode: Mode,
+    boundary: Boundary,
+    axes: Optional[Axes] = None,
+    name: Optional[str] = None,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def geometry(
-    in1_shape: _Shape, in2_shape: _Shape, mode: str, op: str, func: str
+    in1_shape: Shape, in2_shape: Shape, op: Op, mode: Mode, name: str
 ) -> Tuple[Tuple[int, int], Tuple[int, int], bool]: ...
 def stack_geometry(
-    in1_shape: _Shape, in2_shape: _Shape, axes: Sequence[int], opts: _Opts
+    in1_shape: Shape,
+    in2_shape: Shape,
+    axes: Axes,
+    op: Op,
+    mode: Mode,
+    boundary: Boundary,
+    name: str,
 ) -> Tuple[List[int], Tuple[int, int]]: ...
-def signal_options(opts: _Opts) -> Tuple[str, str, str]: ...
-def auto_plan(in1_shape: _Shape, in2: np.ndarray, opts: _Opts) -> str: ...
+def signal_options(
+    mode: Mode, boundary: Boundary, method: Method, name: str
+) -> Tuple[str, str, str]: ...
+def auto_plan(
+    in1_shape: Shape, in2: np.ndarray, op: Op, mode: Mode, boundary: Boundary, name: str
+) -> str: ...
 
 # activations (flat C-contiguous float arrays)
-def relu(x: np.ndarray, grad: Optional[np.ndarray] = None) -> np.ndarray: ...
+def relu(
+    input: np.ndarray, grad: Optional[np.ndarray] = None, name: Optional[str] = None
+) -> np.ndarray: ...
 
 # fully connected (C-contiguous 2-D arrays of one float dtype)
-def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray: ...
+def linear(
+    input: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None, name: str = "linear"
+) -> np.ndarray: ...
 def linear_backward(
-    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, input_grad: bool = True
+    grad_output: np.ndarray,
+    input: np.ndarray,
+    weight: np.ndarray,
+    input_grad: bool = True,
+    name: str = "linear_backward",
 ) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]: ...
 
 # convolution
 def conv2d(
-    x: np.ndarray,
+    input: np.ndarray,
     weight: np.ndarray,
     bias: Optional[np.ndarray],
-    opts: _Opts,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
     out: Optional[np.ndarray] = None,
+    name: str = "conv2d",
 ) -> np.ndarray: ...
 def conv2d_backward(
     grad_output: np.ndarray,
-    x: np.ndarray,
+    input: np.ndarray,
     weight: np.ndarray,
-    opts: _Opts,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
     out: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]] = None,
+    name: str = "conv2d_backward",
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def conv2d_input(
     grad_output: np.ndarray,
     weight: np.ndarray,
-    input_shape: _Shape,
-    opts: _Opts,
+    input_shape: Shape,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
     out: Optional[np.ndarray] = None,
+    name: str = "conv2d_input",
 ) -> np.ndarray: ...
 def conv2d_weight(
-    x: np.ndarray,
+    input: np.ndarray,
     grad_output: np.ndarray,
-    weight_shape: _Shape,
-    opts: _Opts,
+    weight_shape: Shape,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
     out: Optional[np.ndarray] = None,
+    name: str = "conv2d_weight",
 ) -> np.ndarray: ...
 def conv_transpose2d(
-    x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], opts: _Opts
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    stride: IntPair,
+    padding: IntPair,
+    output_padding: IntPair,
+    groups: int,
+    dilation: IntPair,
+    out: Optional[np.ndarray] = None,
+    name: str = "conv_transpose2d",
 ) -> np.ndarray: ...
 def conv_transpose2d_backward(
-    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, opts: _Opts
+    grad_output: np.ndarray,
+    input: np.ndarray,
+    weight: np.ndarray,
+    stride: IntPair,
+    padding: IntPair,
+    output_padding: IntPair,
+    groups: int,
+    dilation: IntPair,
+    name: str = "conv_transpose2d_backward",
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-def conv_geometry(input_shape: _Shape, weight_shape: _Shape, opts: _Opts) -> list: ...
-def conv_transpose_geometry(input_shape: _Shape, weight_shape: _Shape, opts: _Opts) -> list: ...
+def conv_geometry(
+    input_shape: Shape,
+    weight_shape: Shape,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    name: str,
+) -> List[int]: ...
+def conv_transpose_geometry(
+    input_shape: Shape,
+    weight_shape: Shape,
+    stride: IntPair,
+    padding: IntPair,
+    output_padding: IntPair,
+    groups: int,
+    dilation: IntPair,
+    name: str,
+) -> List[int]: ...
+def conv2d_layer(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntPair,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    name: str = "Conv2d",
+) -> List[int]: ...
 
 # pooling
 def max_pool2d(
-    x: np.ndarray,
-    opts: _Opts,
+    input: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
     return_indices: bool,
     out: Optional[np.ndarray] = None,
     out_indices: Optional[np.ndarray] = None,
+    name: str = "max_pool2d",
 ) -> Tuple[np.ndarray, Optional[np.ndarray]]: ...
 def max_pool2d_backward(
     grad_output: np.ndarray,
-    x: np.ndarray,
-    opts: _Opts,
-    indices: Optional[np.ndarray],
+    input: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+    indices: Optional[np.ndarray] = None,
     out: Optional[np.ndarray] = None,
+    name: str = "max_pool2d_backward",
 ) -> np.ndarray: ...
-def avg_pool2d(x: np.ndarray, opts: _Opts, out: Optional[np.ndarray] = None) -> np.ndarray: ...
+def avg_pool2d(
+    input: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+    out: Optional[np.ndarray] = None,
+    name: str = "avg_pool2d",
+) -> np.ndarray: ...
 def avg_pool2d_backward(
-    grad_output: np.ndarray, input_shape: _Shape, opts: _Opts, out: Optional[np.ndarray] = None
+    grad_output: np.ndarray,
+    input_shape: Shape,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+    out: Optional[np.ndarray] = None,
+    name: str = "avg_pool2d_backward",
 ) -> np.ndarray: ...
-def adaptive_avg_pool2d(x: np.ndarray, output_size: Tuple[Any, Any], func: str) -> np.ndarray: ...
+def adaptive_avg_pool2d(
+    input: np.ndarray, output_size: OutputSize, name: str = "adaptive_avg_pool2d"
+) -> np.ndarray: ...
 def adaptive_avg_pool2d_backward(
-    grad_output: np.ndarray, input_shape: _Shape, func: str
+    grad_output: np.ndarray, input_shape: Shape, name: str = "adaptive_avg_pool2d_backward"
 ) -> np.ndarray: ...
 def adaptive_max_pool2d(
-    x: np.ndarray, output_size: Tuple[Any, Any], func: str
+    input: np.ndarray, output_size: OutputSize, name: str = "adaptive_max_pool2d"
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def adaptive_max_pool2d_backward(
-    grad_output: np.ndarray, x: np.ndarray, func: str
+    grad_output: np.ndarray, input: np.ndarray, name: str = "adaptive_max_pool2d_backward"
 ) -> np.ndarray: ...
 def max_unpool2d(
-    x: np.ndarray, indices: np.ndarray, opts: _Opts, output_size: Optional[_Shape]
+    input: np.ndarray,
+    indices: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    output_size: Optional[Shape] = None,
+    name: str = "max_unpool2d",
 ) -> np.ndarray: ...
-def pool_geometry(input_shape: _Shape, opts: _Opts) -> list: ...
-def adaptive_geometry(input_shape: _Shape, output_size: Tuple[Any, Any], func: str) -> list: ...
-def unpool_geometry(input_shape: _Shape, opts: _Opts, output_size: Optional[_Shape]) -> list: ...
+def pool_geometry(
+    input_shape: Shape,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+    name: str,
+) -> List[int]: ...
+def pool_layer(
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+    name: str,
+) -> None: ...
+def adaptive_output_size(
+    output_size: OutputSize, name: str
+) -> Tuple[Optional[int], Optional[int]]: ...
+def adaptive_geometry(input_shape: Shape, output_size: OutputSize, name: str) -> List[int]: ...
+def unpool_geometry(
+    input_shape: Shape,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    output_size: Optional[Shape],
+    name: str,
+) -> List[int]: ...
 
 # threads and CPU
 def set_num_threads(n: int) -> None: ...

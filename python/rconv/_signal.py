@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -140,29 +140,29 @@ def _inputs(func: str, names, in1: Any, in2: Any):
 
 
 def _is_fill(boundary: Any) -> bool:
-    return type(boundary) is str and boundary in ("fill", "pad")
+    """Whether `boundary` names 'fill' (the names come from Rust's one table)."""
+    return type(boundary) is str and boundary in _rconv.FILL_BOUNDARIES
 
 
 def _run(
-    func,
-    op,
-    in1,
-    in2,
-    mode,
-    boundary,
-    fillvalue,
-    method="direct",
-    fft_terms=None,
-    out=None,
-    axes=None,
-):
-    """The shared entry point: types converted here, everything else checked in Rust
-    (`out` and `axes` too: the same `out` object comes back)."""
+    name: str,
+    op: str,
+    in1: Any,
+    in2: Any,
+    mode: Any,
+    boundary: Any,
+    fillvalue: Any,
+    method: Any = "direct",
+    fft_terms: Optional[int] = None,
+    out: Optional[np.ndarray] = None,
+    axes: Any = None,
+) -> np.ndarray:
+    """The shared entry point: types converted here, every option checked in Rust (`out` and
+    `axes` too: the same `out` object comes back). `name` names the errors."""
     names = ("x", "k") if op == "corr2d" else ("in1", "in2")
-    a1, a2, dt = _inputs(func, names, in1, in2)
-    fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
-    opts = (func, op, mode, boundary, method, fft_terms)
-    return _rconv.correlate2d(a1, a2, fill, opts, out, axes)
+    a1, a2, dt = _inputs(name, names, in1, in2)
+    fill = _fill_array(name, fillvalue, dt) if _is_fill(boundary) else None
+    return _rconv.correlate2d(a1, a2, fill, op, mode, boundary, method, fft_terms, out, axes, name)
 
 
 def choose_conv_method(in1, in2, mode="full", *, axes=None):
@@ -209,7 +209,7 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
     """
     f = "choose_conv_method"
     a1, a2, _ = _inputs(f, ("in1", "in2"), in1, in2)
-    return _rconv.choose_method(a1, a2, (f, "correlate", mode, "fill", "auto", None), axes)
+    return _rconv.choose_method(a1, a2, mode, axes, f)
 
 
 @_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
@@ -295,16 +295,7 @@ def correlate2d(
     (4, 5, 3)
     """
     return _run(
-        "correlate2d",
-        "correlate",
-        in1,
-        in2,
-        mode,
-        boundary,
-        fillvalue,
-        method,
-        out=out,
-        axes=axes,
+        "correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, None, out, axes
     )
 
 
@@ -368,16 +359,7 @@ def convolve2d(
            [2, 3, 4]])
     """
     return _run(
-        "convolve2d",
-        "convolve",
-        in1,
-        in2,
-        mode,
-        boundary,
-        fillvalue,
-        method,
-        out=out,
-        axes=axes,
+        "convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, None, out, axes
     )
 
 
@@ -425,28 +407,38 @@ def corr2d(x, k, *, axes=None, out=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, out=out, axes=axes)
+    return _run("corr2d", "corr2d", x, k, "valid", "fill", 0, "direct", None, out, axes)
 
 
-def _backward(func, op, grad_output, in1, in2, mode, boundary, fillvalue, axes):
-    """The shared entry point of the two backward functions: the three arrays in their
-    common dtype, the rest checked in Rust."""
-    a1, a2, dt = _inputs(func, ("in1", "in2"), in1, in2)
-    g = _as_array(func, "grad_output", grad_output)
+def _backward(
+    name: str,
+    op: str,
+    grad_output: Any,
+    in1: Any,
+    in2: Any,
+    mode: Any,
+    boundary: Any,
+    fillvalue: Any,
+    axes: Any,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The shared entry point of the backward functions: the three arrays in their common
+    dtype, the rest checked in Rust."""
+    names = ("x", "k") if op == "corr2d" else ("in1", "in2")
+    a1, a2, dt = _inputs(name, names, in1, in2)
+    g = _as_array(name, "grad_output", grad_output)
     if g.dtype != dt:
         try:
             dt = np.result_type(dt, g.dtype)
         except TypeError:
             raise TypeError(
-                f"{func}: unsupported dtype combination (grad_output {g.dtype}, inputs {dt})"
+                f"{name}: unsupported dtype combination (grad_output {g.dtype}, inputs {dt})"
             ) from None
         dt = dt if dt.isnative else dt.newbyteorder("=")
         g, a1, a2 = (a.astype(dt, copy=False) for a in (g, a1, a2))
     if not g.flags.aligned:
         g = g.copy()
-    fill = _fill_array(func, fillvalue, dt) if _is_fill(boundary) else None
-    opts = (func, op, mode, boundary, "auto", None)
-    return _rconv.correlate2d_backward(g, a1, a2, fill, opts, axes)
+    fill = _fill_array(name, fillvalue, dt) if _is_fill(boundary) else None
+    return _rconv.correlate2d_backward(g, a1, a2, fill, op, mode, boundary, axes, name)
 
 
 _BACKWARD_DOC = """

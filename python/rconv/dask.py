@@ -38,6 +38,7 @@ Argument errors are raised when the graph is built. Arrays must have known chunk
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
@@ -215,18 +216,18 @@ def _correlate_block(
     kh, kw = kernel.shape[-2:]
     args = (func, op, piece, kernel)
     if top == bottom == left == right == 0:
-        return _signal._run(*args, "valid", boundary, fill, method, fft_terms=terms, axes=stacked)
+        return _signal._run(*args, "valid", boundary, fill, method, terms, None, stacked)
     # An edge block: rconv extends the image edge with the boundary ('full' computes every
     # window that overlaps the piece; the output chunk is a slice of it).
-    full = _signal._run(*args, "full", boundary, fill, method, fft_terms=terms, axes=stacked)
+    full = _signal._run(*args, "full", boundary, fill, method, terms, None, stacked)
     return full[..., kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
 
 
-def _stack(name, op, x, k, axes, opts):
+def _stack(name, op, x, k, axes, mode, boundary):
     """A stacked call (``axes=``) as one with the image axes last: the moved image (broadcast
     against the kernels' batch axes), the moved kernel(s), and how to move the result back.
     The shape rules are checked in Rust, as for the in-memory call."""
-    out_shape, (a, b) = _rconv.stack_geometry(x.shape, k.shape, axes, opts)
+    out_shape, (a, b) = _rconv.stack_geometry(x.shape, k.shape, axes, op, mode, boundary, name)
     xm = da.moveaxis(x, (a, b), (-2, -1))
     km = k if k.ndim == 2 else np.moveaxis(k, (a, b), (-2, -1))
     batch = tuple(out_shape[d] for d in range(len(out_shape)) if d not in (a, b))
@@ -238,7 +239,7 @@ def _stack(name, op, x, k, axes, opts):
 def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None):
     name = f"rconv.dask.{func}"
     # validated and named canonically by the in-memory functions' own parser
-    mode, boundary, method = _rconv.signal_options((name, op, mode, boundary, method, None))
+    mode, boundary, method = _rconv.signal_options(mode, boundary, method, name)
     x = _as_dask(name, "in1", in1)
     k = _signal._as_array(name, "in2", _computed(in2))
     if axes is None:
@@ -249,7 +250,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     _, k, dt = _signal._inputs(name, ("in1", "in2"), np.empty((0,) * x.ndim, x.dtype), k)
     moved = None
     if axes is not None:
-        x, k, moved = _stack(name, op, x, k, axes, (name, op, mode, boundary, method, None))
+        x, k, moved = _stack(name, op, x, k, axes, mode, boundary)
     nd = x.ndim
     fill = _signal._fill_array(name, fillvalue, dt) if boundary == "fill" else None
     fill = 0 if fill is None else fill  # a 0-d array of the result dtype, or the default
@@ -261,13 +262,15 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
             f"every dimension, got in1 {img} and in2 {ker}; for a kernel larger than "
             f"the image use rconv.{func} in memory"
         )
-    plane_shape, offsets, _ = _rconv.geometry(img, ker, mode, op, name)  # never swapped
+    plane_shape, offsets, _ = _rconv.geometry(img, ker, op, mode, name)  # never swapped
     out_shape = x.shape[:-2] + tuple(plane_shape)
-    opts = (name, op, mode, boundary, method, None)
     # the in-memory 'auto' plan for the whole image (the kernel's rank included); a stack of
     # kernels is separable only if each of them is
     kernels = k.reshape((-1,) + ker) if k.size else np.zeros((1,) + ker, dt)
-    plans = {_rconv.auto_plan(img, np.ascontiguousarray(kk, dt), opts) for kk in kernels}
+    plans = {
+        _rconv.auto_plan(img, np.ascontiguousarray(kk, dt), op, mode, boundary, name)
+        for kk in kernels
+    }
     plan = plans.pop() if len(plans) == 1 else (plans - {"separable"}).pop()
 
     def back(r):
@@ -278,7 +281,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
         # Nothing to split (and no memory to speak of): the in-memory call gives the result,
         # or the error (an empty image cannot be extended by 'symm' or 'wrap').
         empty = np.empty(x.shape, x.dtype)
-        r = _signal._run(name, op, empty, k, mode, boundary, fill, method, axes=stacked)
+        r = _signal._run(name, op, empty, k, mode, boundary, fill, method, None, None, stacked)
         return back(da.from_array(r))
     if k.size == 0:
         # No kernel taps: every output element is an empty sum.
@@ -453,7 +456,7 @@ def _sum_in_order(parts):
 
 def _max_pool_backward(grad_output, input, indices=None, **kwargs):
     """:func:`rconv.max_pool2d_backward` with `indices` as a third positional block."""
-    return _nn.max_pool2d_backward(grad_output, input, indices=indices, **kwargs)
+    return _nn._max_pool2d_backward(grad_output, input, indices=indices, out=None, **kwargs)
 
 
 _OPTIONAL = ("indices",)
@@ -478,7 +481,10 @@ def _batchwise(
     """
     name = f"rconv.dask.{func}"
     kwargs = {k: v for k, v in params.items() if k not in batched and k not in shared}
-    fn = functools.partial(inner, **kwargs)
+    if "out" in inspect.signature(inner).parameters:
+        kwargs["out"] = None
+    # the in-memory implementation, its errors named after this function
+    fn = functools.partial(inner, **kwargs, name=name)
     arrays = []
     for n in batched:
         if params[n] is None:
@@ -505,14 +511,7 @@ def _batchwise(
             )
     weights = [_computed(params[n]) for n in shared]
     empty = [np.empty((0,) + a.shape[1:], a.dtype) for _, a in arrays]
-    try:
-        probe = fn(*empty, *weights)  # validates every argument
-    except (ValueError, TypeError) as e:
-        msg = str(e)
-        if type(e) in (ValueError, TypeError) and msg.startswith(f"{func}: "):
-            # the in-memory function's message, under this function's name
-            raise type(e)(f"rconv.dask.{msg}") from e
-        raise
+    probe = fn(*empty, *weights)  # validates every argument, errors named `name`
     single = not isinstance(probe, tuple)
     probe = (probe,) if single else probe
 
@@ -605,7 +604,7 @@ def conv2d(
     >>> np.array_equal(y.compute(), rconv.conv2d(x, w, padding=1))
     True
     """
-    return _batchwise("conv2d", _nn.conv2d, locals(), ["input"], ["weight", "bias"])
+    return _batchwise("conv2d", _nn._conv2d, locals(), ["input"], ["weight", "bias"])
 
 
 @_signal._doc(conv_opts=_CONV_OPTS_DOC)
@@ -657,7 +656,7 @@ def conv2d_backward(
     params = locals()  # the arguments, and nothing else
     batched = ["grad_output", "input"]
     return _batchwise(
-        "conv2d_backward", _nn.conv2d_backward, params, batched, ["weight"], reduced=(1, 2)
+        "conv2d_backward", _nn._conv2d_backward, params, batched, ["weight"], reduced=(1, 2)
     )
 
 
@@ -700,7 +699,7 @@ def max_pool2d(
            [[21., 23.],
             [29., 31.]]])
     """
-    return _batchwise("max_pool2d", _nn.max_pool2d, locals(), ["input"])
+    return _batchwise("max_pool2d", _nn._max_pool2d, locals(), ["input"])
 
 
 @_signal._doc(max_window=_MAX_WINDOW_DOC)
@@ -792,7 +791,7 @@ def avg_pool2d(
     array([[18.5, 20.5],
            [26.5, 28.5]])
     """
-    return _batchwise("avg_pool2d", _nn.avg_pool2d, locals(), ["input"])
+    return _batchwise("avg_pool2d", _nn._avg_pool2d, locals(), ["input"])
 
 
 @_signal._doc(avg_opts=_AVG_OPTS_DOC)
@@ -837,7 +836,7 @@ def avg_pool2d_backward(
     """
     params = locals()  # the arguments, and nothing else
     batched = ["grad_output", "input"]
-    return _batchwise("avg_pool2d_backward", _nn.avg_pool2d_backward, params, batched)
+    return _batchwise("avg_pool2d_backward", _nn._avg_pool2d_backward, params, batched)
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -868,7 +867,7 @@ def adaptive_avg_pool2d(input, output_size):
     >>> rconv.dask.adaptive_avg_pool2d(x, 1).compute().ravel()
     array([ 7.5, 23.5])
     """
-    return _batchwise("adaptive_avg_pool2d", _nn.adaptive_avg_pool2d, locals(), ["input"])
+    return _batchwise("adaptive_avg_pool2d", _nn._adaptive_avg_pool2d, locals(), ["input"])
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
@@ -904,4 +903,4 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     >>> out.compute().ravel(), idx.compute().ravel()
     (array([15., 31.]), array([15, 15]))
     """
-    return _batchwise("adaptive_max_pool2d", _nn.adaptive_max_pool2d, locals(), ["input"])
+    return _batchwise("adaptive_max_pool2d", _nn._adaptive_max_pool2d, locals(), ["input"])

@@ -26,9 +26,8 @@ from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
-from . import _nn
 from ._signal import _doc
-from .nn._util import _real
+from .nn._util import _int, _real
 from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW"]
@@ -166,7 +165,7 @@ class _Optimizer:
             new[pname] = {}
             for k, v in st.items():
                 if k == "step":
-                    new[pname][k] = _nn._int(name, "step", v)
+                    new[pname][k] = _int(name, "step", v)
                     continue
                 a = np.asarray(v)
                 if a.shape != p.shape:

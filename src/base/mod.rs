@@ -1,8 +1,9 @@
 //! The base every domain builds on: scalar traits ([`scalar`], [`real`]), the thread pool
 //! ([`threads`]), helpers for parallel writers ([`par`]), CPU feature detection ([`simd`]), the
-//! GEMM glue ([`gemm`]) and the one error type ([`error`]). Nothing here knows an engine or
+//! GEMM glue ([`gemm`]), the one error type ([`error`]) and the named options ([`choice`]). Nothing here knows an engine or
 //! Python.
 
+pub mod choice;
 pub mod error;
 pub mod gemm;
 pub mod par;

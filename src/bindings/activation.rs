@@ -6,7 +6,7 @@ use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 
 use super::conv::{data, real_dtype};
-use super::{readonly, with_fresh_1d};
+use super::{named, readonly, with_fresh_1d};
 use crate::base::error::ConvError;
 use crate::base::threads;
 use crate::dispatch;
@@ -20,37 +20,40 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// `max(x, 0)` of a flat array (NaN propagates, as torch's); with `grad`, instead the
 /// gradient at `x` (the forward's input or output) for the output gradient `grad`.
 #[pyfunction]
-#[pyo3(signature = (x, grad=None))]
+#[pyo3(signature = (input, grad=None, name=None))]
 fn relu<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     grad: Option<&Bound<'py, PyAny>>,
+    name: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = if grad.is_some() {
+    let default = if grad.is_some() {
         "relu_backward"
     } else {
         "relu"
     };
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 1>(f, "input", x)?;
-        let xs = data(f, "input", &xa)?;
+    named(name.unwrap_or(default), || {
+        dispatch!(real: real_dtype("input", input)?, T => {
+        let xa = readonly::<T, 1>("input", input)?;
+        let xs = data("input", &xa)?;
         let nt = threads::for_work(xs.len() / 8);
         let out = match grad {
-            None => with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
+            None => with_fresh_1d::<T, _>(py, xs.len(), |os| {
                 threads::run(nt, || activation::relu_forward(xs, os, nt))
             })?,
             Some(g) => {
-                let ga = readonly::<T, 1>(f, "grad_output", g)?;
+                let ga = readonly::<T, 1>("grad_output", g)?;
                 if ga.len() != xs.len() {
                     let msg = format!("grad_output has {} elements, input {}", ga.len(), xs.len());
-                    return Err(ConvError::value(f, msg).into());
+                    return Err(ConvError::value(msg).into());
                 }
-                let gs = data(f, "grad_output", &ga)?;
-                with_fresh_1d::<T, _>(py, f, xs.len(), |os| {
+                let gs = data("grad_output", &ga)?;
+                with_fresh_1d::<T, _>(py, xs.len(), |os| {
                     threads::run(nt, || activation::relu_backward(gs, xs, os, nt))
                 })?
             }
         };
         Ok(out.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+    }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }

@@ -1,21 +1,22 @@
 //! Bindings of the convolution family: conv2d, its gradients, conv_transpose2d and its
-//! gradients, and the output shapes `rconv.dask` and the layers plan with.
+//! gradients, the `Conv2d` layer's argument checks, and the output shapes `rconv.dask` plans
+//! with.
 //!
 //! Python hands over C-contiguous, aligned float32 or float64 arrays of one dtype (batched:
-//! 4-D), and the options as one tuple ([`ConvArgs`]); every check on shapes and parameters is
-//! made by the params structs of [`crate::nn::conv`].
+//! 4-D) and the options as named parameters ([`super::convert`]); every check on shapes and
+//! parameters is made by the params structs of [`crate::nn::conv`].
 
-use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArrayMethods};
+use numpy::{Element, PyReadonlyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::args::{self, ConvArgs};
+use super::convert::{Arg, Padding, Pair, Shape, Size};
 use super::dtype::DType;
-use super::{checked_out, readonly, untyped, with_output, with_output_in, Dest};
+use super::{named, readonly, untyped, with_output, BResult, Dest};
 use crate::base::error::ConvError;
 use crate::base::real::Real;
 use crate::base::threads;
 use crate::dispatch;
-use crate::nn::conv::params::{ConvPlan, ConvTransposeParams};
+use crate::nn::conv::params::{check_bias, ConvPlan, ConvSpec, ConvTransposeParams, PadMode};
 use crate::nn::conv::{self, pad, ConvParams};
 use crate::signal::row_kernels::RowKernel;
 
@@ -28,21 +29,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv_transpose2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv_geometry, m)?)?;
     m.add_function(wrap_pyfunction!(conv_transpose_geometry, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_layer, m)?)?;
     Ok(())
 }
 
 type Arr4<'py, T> = PyReadonlyArray<'py, T, ndarray::Ix4>;
-type Out4<'py, T> = Bound<'py, PyArray<T, ndarray::Ix4>>;
 
 /// float32 or float64, the dtypes of the CNN layers (Python converts every other input).
-pub(crate) fn real_dtype(func: &str, arg: &str, ob: &Bound<'_, PyAny>) -> Result<DType, ConvError> {
-    let d = untyped(func, arg, ob)?.dtype();
+pub(crate) fn real_dtype(arg: &str, ob: &Bound<'_, PyAny>) -> Result<DType, ConvError> {
+    let d = untyped(arg, ob)?.dtype();
     match DType::from_descr(&d) {
         Some(dt) if dt.is_real_float() => Ok(dt),
-        _ => Err(ConvError::type_(
-            func,
-            format!("{arg} has unsupported dtype {d}; expected float32 or float64"),
-        )),
+        _ => Err(ConvError::type_(format!(
+            "{arg} has unsupported dtype {d}; expected float32 or float64"
+        ))),
     }
 }
 
@@ -53,27 +53,54 @@ pub(crate) fn shape4<T: Element>(a: &Arr4<'_, T>) -> [usize; 4] {
 
 /// The data of a contiguous array (the Python layer made it so).
 pub(crate) fn data<'a, T: Element, D: ndarray::Dimension>(
-    func: &str,
     arg: &str,
     a: &'a PyReadonlyArray<'_, T, D>,
 ) -> Result<&'a [T], ConvError> {
     a.as_slice()
-        .map_err(|_| ConvError::internal(func, format!("{arg} is not C-contiguous")))
+        .map_err(|_| ConvError::internal(format!("{arg} is not C-contiguous")))
 }
 
-pub(crate) fn check_shape(
-    func: &str,
-    arg: &str,
-    got: [usize; 4],
-    want: [usize; 4],
-) -> Result<(), ConvError> {
+pub(crate) fn check_shape(arg: &str, got: [usize; 4], want: [usize; 4]) -> Result<(), ConvError> {
     if got != want {
-        return Err(ConvError::value(
-            func,
-            format!("{arg} has shape {got:?}, expected {want:?}"),
-        ));
+        return Err(ConvError::value(format!(
+            "{arg} has shape {got:?}, expected {want:?}"
+        )));
     }
     Ok(())
+}
+
+/// The options of a conv2d-family call, converted (each named in its own error).
+fn spec(
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
+) -> Result<ConvSpec, ConvError> {
+    Ok(ConvSpec {
+        stride: stride.get("stride")?.0,
+        padding: padding.get("padding")?.0,
+        dilation: dilation.get("dilation")?.0,
+        groups: groups.get("groups")?.0,
+        pad_mode: padding_mode.get("padding_mode")?,
+    })
+}
+
+/// conv_transpose2d's options: `padding` takes no string there.
+fn transpose_spec(
+    stride: Arg<Pair>,
+    padding: Arg<Pair>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+) -> Result<ConvSpec, ConvError> {
+    let p = padding.get("padding")?.0;
+    spec(
+        stride,
+        Padding(crate::nn::conv::params::Padding::Explicit(p)).into(),
+        dilation,
+        groups,
+        PadMode::Zeros.into(),
+    )
 }
 
 /// Multiply-adds of one pass of a convolution (the thread-count heuristic's work).
@@ -92,57 +119,60 @@ fn padded<T: Real>(plan: &ConvPlan, x: &[T]) -> Option<Vec<T>> {
     Some(buf)
 }
 
-/// conv2d: `x` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias` `[cout]` or
-/// None; `opts` as [`ConvArgs`].
+/// conv2d: `input` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias`
+/// `[cout]` or None.
 #[pyfunction]
-#[pyo3(signature = (x, weight, bias, opts, out=None))]
+#[pyo3(signature = (input, weight, bias, stride, padding, dilation, groups, padding_mode, out=None, name="conv2d"))]
+#[allow(clippy::too_many_arguments)]
 fn conv2d<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     bias: Option<&Bound<'py, PyAny>>,
-    opts: &Bound<'py, PyAny>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
     out: Option<&Bound<'py, PyAny>>,
+    name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 4>(f, "input", x)?;
-        let wa = readonly::<T, 4>(f, "weight", weight)?;
-        let plan = a.spec.plan(f, shape4(&xa), shape4(&wa))?;
-        let ba = bias.map(|b| readonly::<T, 1>(f, "bias", b)).transpose()?;
-        if let Some(b) = &ba {
-            if b.len() != plan.conv.cout {
-                let msg = format!("bias has {} elements, expected {} (out_channels)", b.len(), plan.conv.cout);
-                return Err(ConvError::value(f, msg).into());
+    named(name, || {
+        let s = spec(stride, padding, dilation, groups, padding_mode)?;
+        dispatch!(real: real_dtype("input", input)?, T => {
+            let xa = readonly::<T, 4>("input", input)?;
+            let wa = readonly::<T, 4>("weight", weight)?;
+            let plan = s.plan(shape4(&xa), shape4(&wa))?;
+            let ba = bias.map(|b| readonly::<T, 1>("bias", b)).transpose()?;
+            if let Some(b) = &ba {
+                check_bias(b.len(), plan.conv.cout)?;
             }
-        }
-        let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
-        let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
-        let nt = threads::for_work(work(&plan.conv));
-        let inputs: Vec<&Bound<'py, PyAny>> = [Some(x), Some(weight), bias].into_iter().flatten().collect();
-        let dest = Dest::of("out", out, &inputs);
-        let out = with_output_in::<T, _, 4>(py, f, plan.conv.output_shape(), dest, |o| {
-            let buf = padded(&plan, xs);
-            let x = buf.as_deref().unwrap_or(xs);
-            let op = conv::Operands { x, weight: ws, bias: bs };
-            conv::conv2d_forward(&plan.conv, op, o, nt)
-        })?;
-        Ok(out.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+            let (xs, ws) = (data("input", &xa)?, data("weight", &wa)?);
+            let bs = ba.as_ref().map(|b| data("bias", b)).transpose()?;
+            let nt = threads::for_work(work(&plan.conv));
+            let inputs: Vec<&Bound<'py, PyAny>> = [Some(input), Some(weight), bias].into_iter().flatten().collect();
+            let dest = Dest::of("out", out, &inputs);
+            let out = with_output::<T, _>(py, &plan.conv.output_shape(), dest, |o| {
+                let buf = padded(&plan, xs);
+                let x = buf.as_deref().unwrap_or(xs);
+                let op = conv::Operands { x, weight: ws, bias: bs };
+                conv::conv2d_forward(&plan.conv, op, o, nt)
+            })?;
+            Ok(out.into_any())
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
-/// The input gradient of `plan` into a new array of the caller's input shape.
+/// The input gradient of `plan` into `dest`.
 fn input_grad<'py, T: Real + RowKernel + Element>(
     py: Python<'py>,
-    func: &str,
     plan: &ConvPlan,
     gs: &[T],
     ws: &[T],
     dest: Dest<'_, 'py>,
-) -> PyResult<Out4<'py, T>> {
+) -> BResult<Bound<'py, PyAny>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output_in::<T, _, 4>(py, func, plan.input, dest, |o| match plan.explicit {
+    let out = with_output::<T, _>(py, &plan.input, dest, |o| match plan.explicit {
         None => conv::conv2d_backward_input(&plan.conv, gs, ws, o, nt),
         Some((pads, mode)) => {
             let mut gp = vec![T::ZERO; plan.conv.input_shape().iter().product()];
@@ -150,33 +180,34 @@ fn input_grad<'py, T: Real + RowKernel + Element>(
             pad::pad_adjoint(&gp, plan.input, pads, mode, o);
             Ok(())
         }
-    })
+    })?;
+    Ok(out.into_any())
 }
 
-/// The weight gradient of `plan` into a new array.
+/// The weight gradient of `plan` into `dest`.
 fn weight_grad<'py, T: Real + RowKernel + Element>(
     py: Python<'py>,
-    func: &str,
     plan: &ConvPlan,
     xs: &[T],
     gs: &[T],
     dest: Dest<'_, 'py>,
-) -> PyResult<Out4<'py, T>> {
+) -> BResult<Bound<'py, PyAny>> {
     let nt = threads::for_work(work(&plan.conv));
-    with_output_in::<T, _, 4>(py, func, plan.conv.weight_shape(), dest, |o| {
+    let out = with_output::<T, _>(py, &plan.conv.weight_shape(), dest, |o| {
         let buf = padded(plan, xs);
         conv::conv2d_backward_weight(&plan.conv, buf.as_deref().unwrap_or(xs), gs, o, nt)
-    })
+    })?;
+    Ok(out.into_any())
 }
 
-fn bias_array<'py, T: Real + Element>(
+/// The bias gradient (`grad_output` summed over batch and space) into `dest`.
+fn bias_grad<'py, T: Real + Element>(
     py: Python<'py>,
-    func: &str,
     gs: &[T],
     shape: [usize; 4],
     dest: Dest<'_, 'py>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let out = with_output_in::<T, _, 1>(py, func, [shape[1]], dest, |o| {
+) -> BResult<Bound<'py, PyAny>> {
+    let out = with_output::<T, _>(py, &[shape[1]], dest, |o| {
         o.copy_from_slice(&conv::bias_grad(gs, shape));
         Ok(())
     })?;
@@ -196,186 +227,273 @@ type GradDests<'py> = (
 ///
 /// `out`: None, or `(grad_input, grad_weight, grad_bias)` destinations, each an array or None.
 #[pyfunction]
-#[pyo3(signature = (grad_output, x, weight, opts, out=None))]
+#[pyo3(signature = (grad_output, input, weight, stride, padding, dilation, groups, padding_mode, out=None, name="conv2d_backward"))]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_backward<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
-    opts: &Bound<'py, PyAny>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
     out: Option<GradDests<'py>>,
+    name: &str,
 ) -> PyResult<Grads<'py>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 4>(f, "input", x)?;
-        let wa = readonly::<T, 4>(f, "weight", weight)?;
-        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let plan = a.spec.plan(f, shape4(&xa), shape4(&wa))?;
-        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
-        let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
-        let (oi, ow, ob) = out.unwrap_or((None, None, None));
-        let inputs = [grad_output, x, weight];
-        // every destination checked before any is written (no half-applied out=)
-        if let Some(o) = &oi {
-            checked_out::<T, 4>(f, "out[0]", o, plan.input, &inputs)?;
-        }
-        if let Some(o) = &ow {
-            checked_out::<T, 4>(f, "out[1]", o, plan.conv.weight_shape(), &inputs)?;
-        }
-        if let Some(o) = &ob {
-            checked_out::<T, 1>(f, "out[2]", o, [plan.conv.cout], &inputs)?;
-        }
-        let gi = input_grad::<T>(py, f, &plan, gs, ws, Dest::of("out[0]", oi.as_ref(), &inputs))?;
-        let gw = weight_grad::<T>(py, f, &plan, xs, gs, Dest::of("out[1]", ow.as_ref(), &inputs))?;
-        let gb = bias_array::<T>(py, f, gs, shape4(&ga), Dest::of("out[2]", ob.as_ref(), &inputs))?;
-        Ok((gi.into_any(), gw.into_any(), gb))
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+    named(name, || {
+        let s = spec(stride, padding, dilation, groups, padding_mode)?;
+        dispatch!(real: real_dtype("input", input)?, T => {
+            let xa = readonly::<T, 4>("input", input)?;
+            let wa = readonly::<T, 4>("weight", weight)?;
+            let ga = readonly::<T, 4>("grad_output", grad_output)?;
+            let plan = s.plan(shape4(&xa), shape4(&wa))?;
+            check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
+            let (xs, ws, gs) = (data("input", &xa)?, data("weight", &wa)?, data("grad_output", &ga)?);
+            let (oi, ow, ob) = out.unwrap_or((None, None, None));
+            let inputs = [grad_output, input, weight];
+            let di = Dest::of("out[0]", oi.as_ref(), &inputs);
+            let dw = Dest::of("out[1]", ow.as_ref(), &inputs);
+            let db = Dest::of("out[2]", ob.as_ref(), &inputs);
+            // every destination checked before any is written (no half-applied out=)
+            di.check::<T>(&plan.input)?;
+            dw.check::<T>(&plan.conv.weight_shape())?;
+            db.check::<T>(&[plan.conv.cout])?;
+            let gi = input_grad::<T>(py, &plan, gs, ws, di)?;
+            let gw = weight_grad::<T>(py, &plan, xs, gs, dw)?;
+            let gb = bias_grad::<T>(py, gs, shape4(&ga), db)?;
+            Ok((gi, gw, gb))
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
-/// `torch.nn.grad.conv2d_input`: the input gradient for an input of `input_shape`.
+/// `torch.nn.grad.conv2d_input`: the input gradient for an input of `input_shape` (3 or 4
+/// sizes; 3 is one unbatched sample).
 #[pyfunction]
-#[pyo3(signature = (grad_output, weight, input_shape, opts, out=None))]
+#[pyo3(signature = (grad_output, weight, input_shape, stride, padding, dilation, groups, out=None, name="conv2d_input"))]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_input<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
-    input_shape: &Bound<'py, PyAny>,
-    opts: &Bound<'py, PyAny>,
+    input_shape: Arg<Shape>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
     out: Option<&Bound<'py, PyAny>>,
+    name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "grad_output", grad_output)?, T => {
-        let wa = readonly::<T, 4>(f, "weight", weight)?;
-        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let plan = a.spec.plan(f, args::shape4(f, "input_shape", input_shape)?, shape4(&wa))?;
-        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
-        let (ws, gs) = (data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
-        let inputs = [grad_output, weight];
-        Ok(input_grad::<T>(py, f, &plan, gs, ws, Dest::of("out", out, &inputs))?.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+    named(name, || {
+        let s = spec(stride, padding, dilation, groups, PadMode::Zeros.into())?;
+        let shape = input_shape.get("input_shape")?.batched("input_shape")?;
+        dispatch!(real: real_dtype("grad_output", grad_output)?, T => {
+            let wa = readonly::<T, 4>("weight", weight)?;
+            let ga = readonly::<T, 4>("grad_output", grad_output)?;
+            let plan = s.plan(shape, shape4(&wa))?;
+            check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
+            let (ws, gs) = (data("weight", &wa)?, data("grad_output", &ga)?);
+            let inputs = [grad_output, weight];
+            input_grad::<T>(py, &plan, gs, ws, Dest::of("out", out, &inputs))
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
 /// `torch.nn.grad.conv2d_weight`: the weight gradient for a weight of `weight_shape`.
 #[pyfunction]
-#[pyo3(signature = (x, grad_output, weight_shape, opts, out=None))]
+#[pyo3(signature = (input, grad_output, weight_shape, stride, padding, dilation, groups, out=None, name="conv2d_weight"))]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_weight<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     grad_output: &Bound<'py, PyAny>,
-    weight_shape: &Bound<'py, PyAny>,
-    opts: &Bound<'py, PyAny>,
+    weight_shape: Arg<Shape>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
     out: Option<&Bound<'py, PyAny>>,
+    name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 4>(f, "input", x)?;
-        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let plan = a.spec.plan(f, shape4(&xa), args::shape4(f, "weight_shape", weight_shape)?)?;
-        check_shape(f, "grad_output", shape4(&ga), plan.conv.output_shape())?;
-        let (xs, gs) = (data(f, "input", &xa)?, data(f, "grad_output", &ga)?);
-        let inputs = [x, grad_output];
-        Ok(weight_grad::<T>(py, f, &plan, xs, gs, Dest::of("out", out, &inputs))?.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+    named(name, || {
+        let s = spec(stride, padding, dilation, groups, PadMode::Zeros.into())?;
+        let ws = weight_shape.get("weight_shape")?;
+        let ws: [usize; 4] = ws.0.as_slice().try_into().map_err(|_| {
+            ConvError::value(format!(
+                "weight_shape must hold 4 sizes, got {}",
+                ws.0.len()
+            ))
+        })?;
+        dispatch!(real: real_dtype("input", input)?, T => {
+            let xa = readonly::<T, 4>("input", input)?;
+            let ga = readonly::<T, 4>("grad_output", grad_output)?;
+            let plan = s.plan(shape4(&xa), ws)?;
+            check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
+            let (xs, gs) = (data("input", &xa)?, data("grad_output", &ga)?);
+            let inputs = [input, grad_output];
+            weight_grad::<T>(py, &plan, xs, gs, Dest::of("out", out, &inputs))
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
-/// conv_transpose2d: `x` `[n, cin, h, w]`, `weight` `[cin, cout / groups, kh, kw]`.
+/// conv_transpose2d: `input` `[n, cin, h, w]`, `weight` `[cin, cout / groups, kh, kw]`.
 #[pyfunction]
+#[pyo3(signature = (input, weight, bias, stride, padding, output_padding, groups, dilation, out=None, name="conv_transpose2d"))]
+#[allow(clippy::too_many_arguments)]
 fn conv_transpose2d<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
     bias: Option<&Bound<'py, PyAny>>,
-    opts: &Bound<'py, PyAny>,
+    stride: Arg<Pair>,
+    padding: Arg<Pair>,
+    output_padding: Arg<Pair>,
+    groups: Arg<Size>,
+    dilation: Arg<Pair>,
+    out: Option<&Bound<'py, PyAny>>,
+    name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 4>(f, "input", x)?;
-        let wa = readonly::<T, 4>(f, "weight", weight)?;
-        let tp = ConvTransposeParams::new(f, shape4(&xa), shape4(&wa), &a.spec, a.output_padding)?;
-        let ba = bias.map(|b| readonly::<T, 1>(f, "bias", b)).transpose()?;
-        if let Some(b) = &ba {
-            if b.len() != tp.output[1] {
-                let msg = format!("bias must have shape ({},), got ({},)", tp.output[1], b.len());
-                return Err(ConvError::value(f, msg).into());
+    named(name, || {
+        let s = transpose_spec(stride, padding, dilation, groups)?;
+        let op = output_padding.get("output_padding")?.0;
+        dispatch!(real: real_dtype("input", input)?, T => {
+            let xa = readonly::<T, 4>("input", input)?;
+            let wa = readonly::<T, 4>("weight", weight)?;
+            let tp = ConvTransposeParams::new(shape4(&xa), shape4(&wa), &s, op)?;
+            let ba = bias.map(|b| readonly::<T, 1>("bias", b)).transpose()?;
+            if let Some(b) = &ba {
+                check_bias(b.len(), tp.output[1])?;
             }
-        }
-        let (xs, ws) = (data(f, "input", &xa)?, data(f, "weight", &wa)?);
-        let bs = ba.as_ref().map(|b| data(f, "bias", b)).transpose()?;
-        let nt = threads::for_work(work(tp.conv()));
-        let out = with_output::<T, _, 4>(py, f, tp.output, |o| {
-            conv::conv2d_backward_input(tp.conv(), xs, ws, o, nt)?;
-            if let Some(b) = bs {
-                conv::add_bias(o, b, tp.output);
-            }
-            Ok(())
-        })?;
-        Ok(out.into_any())
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+            let (xs, ws) = (data("input", &xa)?, data("weight", &wa)?);
+            let bs = ba.as_ref().map(|b| data("bias", b)).transpose()?;
+            let nt = threads::for_work(work(tp.conv()));
+            let inputs: Vec<&Bound<'py, PyAny>> = [Some(input), Some(weight), bias].into_iter().flatten().collect();
+            let dest = Dest::of("out", out, &inputs);
+            let out = with_output::<T, _>(py, &tp.output, dest, |o| {
+                // the input gradient writes every element (conv2d_input's out= relies on it)
+                conv::conv2d_backward_input(tp.conv(), xs, ws, o, nt)?;
+                if let Some(b) = bs {
+                    conv::add_bias(o, b, tp.output);
+                }
+                Ok(())
+            })?;
+            Ok(out.into_any())
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
 /// The gradients of conv_transpose2d: `(grad_input, grad_weight, grad_bias)`.
 #[pyfunction]
+#[pyo3(signature = (grad_output, input, weight, stride, padding, output_padding, groups, dilation, name="conv_transpose2d_backward"))]
+#[allow(clippy::too_many_arguments)]
 fn conv_transpose2d_backward<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
-    x: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyAny>,
     weight: &Bound<'py, PyAny>,
-    opts: &Bound<'py, PyAny>,
+    stride: Arg<Pair>,
+    padding: Arg<Pair>,
+    output_padding: Arg<Pair>,
+    groups: Arg<Size>,
+    dilation: Arg<Pair>,
+    name: &str,
 ) -> PyResult<Grads<'py>> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    dispatch!(real: real_dtype(f, "input", x)?, T => {
-        let xa = readonly::<T, 4>(f, "input", x)?;
-        let wa = readonly::<T, 4>(f, "weight", weight)?;
-        let ga = readonly::<T, 4>(f, "grad_output", grad_output)?;
-        let tp = ConvTransposeParams::new(f, shape4(&xa), shape4(&wa), &a.spec, a.output_padding)?;
-        check_shape(f, "grad_output", shape4(&ga), tp.output)?;
-        let (xs, ws, gs) = (data(f, "input", &xa)?, data(f, "weight", &wa)?, data(f, "grad_output", &ga)?);
-        let c = tp.conv();
-        let nt = threads::for_work(work(c));
-        let gi = with_output::<T, _, 4>(py, f, tp.input, |o| conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt))?;
-        let gw = with_output::<T, _, 4>(py, f, c.weight_shape(), |o| conv::conv2d_backward_weight(c, gs, xs, o, nt))?;
-        let gb = bias_array::<T>(py, f, gs, tp.output, Dest::Fresh)?;
-        Ok((gi.into_any(), gw.into_any(), gb))
-    }, else => Err(ConvError::internal(f, "not a float dtype").into()))
+    named(name, || {
+        let s = transpose_spec(stride, padding, dilation, groups)?;
+        let op = output_padding.get("output_padding")?.0;
+        dispatch!(real: real_dtype("input", input)?, T => {
+            let xa = readonly::<T, 4>("input", input)?;
+            let wa = readonly::<T, 4>("weight", weight)?;
+            let ga = readonly::<T, 4>("grad_output", grad_output)?;
+            let tp = ConvTransposeParams::new(shape4(&xa), shape4(&wa), &s, op)?;
+            check_shape("grad_output", shape4(&ga), tp.output)?;
+            let (xs, ws, gs) = (data("input", &xa)?, data("weight", &wa)?, data("grad_output", &ga)?);
+            let c = tp.conv();
+            let nt = threads::for_work(work(c));
+            let gi = with_output::<T, _>(py, &tp.input, Dest::fresh(), |o| {
+                conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt)
+            })?;
+            let gw = with_output::<T, _>(py, &c.weight_shape(), Dest::fresh(), |o| {
+                conv::conv2d_backward_weight(c, gs, xs, o, nt)
+            })?;
+            let gb = bias_grad::<T>(py, gs, tp.output, Dest::fresh())?;
+            Ok((gi.into_any(), gw.into_any(), gb))
+        }, else => Err(ConvError::internal("not a float dtype").into()))
+    })
 }
 
 /// The output shape of conv2d for these shapes and options (validated like the call).
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 fn conv_geometry(
-    input_shape: &Bound<'_, PyAny>,
-    weight_shape: &Bound<'_, PyAny>,
-    opts: &Bound<'_, PyAny>,
+    input_shape: Arg<Shape>,
+    weight_shape: Arg<Shape>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
+    name: &str,
 ) -> PyResult<[usize; 4]> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    let plan = a.spec.plan(
-        f,
-        args::shape4(f, "input_shape", input_shape)?,
-        args::shape4(f, "weight_shape", weight_shape)?,
-    )?;
-    Ok(plan.conv.output_shape())
+    named(name, || {
+        let s = spec(stride, padding, dilation, groups, padding_mode)?;
+        let x = input_shape.get("input_shape")?.batched("input_shape")?;
+        let w = four(weight_shape.get("weight_shape")?, "weight_shape")?;
+        Ok(s.plan(x, w)?.conv.output_shape())
+    })
+}
+
+/// A shape of exactly 4 sizes.
+fn four(s: Shape, name: &str) -> Result<[usize; 4], ConvError> {
+    s.0.as_slice()
+        .try_into()
+        .map_err(|_| ConvError::value(format!("{name} must hold 4 sizes, got {}", s.0.len())))
 }
 
 /// The output shape of conv_transpose2d for these shapes and options (validated like the call).
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 fn conv_transpose_geometry(
-    input_shape: &Bound<'_, PyAny>,
-    weight_shape: &Bound<'_, PyAny>,
-    opts: &Bound<'_, PyAny>,
+    input_shape: Arg<Shape>,
+    weight_shape: Arg<Shape>,
+    stride: Arg<Pair>,
+    padding: Arg<Pair>,
+    output_padding: Arg<Pair>,
+    groups: Arg<Size>,
+    dilation: Arg<Pair>,
+    name: &str,
 ) -> PyResult<[usize; 4]> {
-    let a = ConvArgs::parse(opts)?;
-    let f = a.func.as_str();
-    let tp = ConvTransposeParams::new(
-        f,
-        args::shape4(f, "input_shape", input_shape)?,
-        args::shape4(f, "weight_shape", weight_shape)?,
-        &a.spec,
-        a.output_padding,
-    )?;
-    Ok(tp.output)
+    named(name, || {
+        let s = transpose_spec(stride, padding, dilation, groups)?;
+        let op = output_padding.get("output_padding")?.0;
+        let x = input_shape.get("input_shape")?.batched("input_shape")?;
+        let w = four(weight_shape.get("weight_shape")?, "weight_shape")?;
+        Ok(ConvTransposeParams::new(x, w, &s, op)?.output)
+    })
+}
+
+/// The weight shape of a `Conv2d(in_channels, out_channels, kernel_size, ...)` layer, its
+/// arguments checked as conv2d checks them (no input needed).
+#[pyfunction]
+#[pyo3(signature = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, name="Conv2d"))]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_layer(
+    in_channels: Arg<Size>,
+    out_channels: Arg<Size>,
+    kernel_size: Arg<Pair>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
+    name: &str,
+) -> PyResult<[usize; 4]> {
+    named(name, || {
+        let cin = in_channels.get("in_channels")?.0;
+        let cout = out_channels.get("out_channels")?.0;
+        let k = kernel_size.get("kernel_size")?.0;
+        let s = spec(stride, padding, dilation, groups, padding_mode)?;
+        Ok(s.layer_weight(cin, cout, k)?)
+    })
 }

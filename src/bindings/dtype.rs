@@ -46,17 +46,16 @@ impl DType {
         None
     }
 
-    /// The `DType` of a NumPy dtype, or a `TypeError` naming `func`, `arg` and the dtype.
-    pub fn of(func: &str, arg: &str, descr: &Bound<'_, PyArrayDescr>) -> Result<Self> {
+    /// The `DType` of a NumPy dtype, or a `TypeError` naming `arg` and the dtype.
+    pub fn of(arg: &str, descr: &Bound<'_, PyArrayDescr>) -> Result<Self> {
         Self::from_descr(descr).ok_or_else(|| {
             let name = descr
                 .str()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|_| "?".into());
-            ConvError::type_(
-                func,
-                format!("{arg} has unsupported dtype {name}; supported dtypes are {SUPPORTED}"),
-            )
+            ConvError::type_(format!(
+                "{arg} has unsupported dtype {name}; supported dtypes are {SUPPORTED}"
+            ))
         })
     }
 

@@ -1,16 +1,22 @@
 //! The binding layer: NumPy arrays in, NumPy arrays out.
 //!
-//! - [`args`]: the options of each op family, parsed into the core's enums and args structs;
+//! - [`convert`]: the one conversion module: every option type (`Pair`, `Padding`, the mode,
+//!   boundary, method and padding-mode enums, axes, shapes) implements `FromPyObject` there,
+//!   once; each compiled function takes its options as named parameters of those types;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
 //! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`threads`]: one file per
 //!   domain.
 //!
-//! Every compute call releases the GIL (`py.detach`). [`ConvError`] maps to `ValueError` and
-//! `TypeError` (the user's input) or `RuntimeError` (a broken invariant of rconv).
+//! Every compute call releases the GIL (`py.detach`). A function's body returns
+//! [`BindError`]; [`named`] attaches the calling function's name (each compiled function takes
+//! `name=`, defaulting to its public name) and maps [`ConvError`] to `ValueError` and
+//! `TypeError` (the user's input) or `RuntimeError` (a broken invariant of rconv, or a user
+//! error that the reference raises as one). The one way to write an output, a new array or
+//! the caller's `out=`, is [`Dest`] with [`with_output`].
 
 pub mod activation;
-pub mod args;
 pub mod conv;
+pub mod convert;
 pub mod dtype;
 pub mod linear;
 pub mod pool;
@@ -21,47 +27,67 @@ use numpy::npyffi::{self, npy_intp, NPY_ARRAY_C_CONTIGUOUS, PY_ARRAY_API};
 use numpy::{
     Element, PyArray, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray, PyUntypedArray,
 };
-use numpy::{PyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::base::error::ConvError;
 
-impl From<ConvError> for PyErr {
-    fn from(e: ConvError) -> PyErr {
-        match e {
-            ConvError::Value(m) => PyValueError::new_err(m),
-            ConvError::Type(m) => PyTypeError::new_err(m),
-            ConvError::Internal(m) => PyRuntimeError::new_err(m),
+/// What a binding's body can fail with: the core's error, still without the function's name,
+/// or a Python error raised on the way (NumPy's `MemoryError`), passed on as it is.
+pub(crate) enum BindError {
+    Conv(ConvError),
+    Py(PyErr),
+}
+
+impl From<ConvError> for BindError {
+    fn from(e: ConvError) -> Self {
+        BindError::Conv(e)
+    }
+}
+
+impl From<PyErr> for BindError {
+    fn from(e: PyErr) -> Self {
+        BindError::Py(e)
+    }
+}
+
+impl BindError {
+    /// The Python exception, its message prefixed with the calling function's name.
+    pub(crate) fn named(self, func: &str) -> PyErr {
+        match self {
+            BindError::Py(e) => e,
+            BindError::Conv(e) => {
+                let msg = format!("{func}: {}", e.message());
+                match e {
+                    ConvError::Value(_) => PyValueError::new_err(msg),
+                    ConvError::Type(_) => PyTypeError::new_err(msg),
+                    ConvError::Runtime(_) | ConvError::Internal(_) => PyRuntimeError::new_err(msg),
+                }
+            }
         }
     }
+}
+
+/// A binding body's result.
+pub(crate) type BResult<T> = Result<T, BindError>;
+
+/// Run a binding's body and name its errors after `func`: the one place where a function's
+/// name is attached to an error.
+#[inline]
+pub(crate) fn named<T>(func: &str, body: impl FnOnce() -> BResult<T>) -> PyResult<T> {
+    body().map_err(|e| e.named(func))
 }
 
 /// A new C-contiguous array of `shape`, zero-filled or (with `zeroed == false`) uninitialised
 /// for outputs the kernels overwrite entirely. Allocated through NumPy's C API, so that a
 /// shape NumPy cannot allocate raises its `MemoryError`/`ValueError` instead of a panic.
-pub(crate) fn new_array<'py, T: Element, const N: usize>(
+pub(crate) fn new_array<'py, T: Element>(
     py: Python<'py>,
-    func: &str,
-    shape: [usize; N],
-    zeroed: bool,
-) -> PyResult<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>>
-where
-    ndarray::Dim<[usize; N]>: ndarray::Dimension,
-{
-    let any = new_array_dyn::<T>(py, func, &shape, zeroed)?;
-    // SAFETY: `any` is a new array of dtype T with exactly N dimensions.
-    Ok(unsafe { any.into_any().cast_into_unchecked() })
-}
-
-/// [`new_array`] of any rank.
-pub(crate) fn new_array_dyn<'py, T: Element>(
-    py: Python<'py>,
-    func: &str,
     shape: &[usize],
     zeroed: bool,
-) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    crate::base::error::check_shape(func, shape)?;
+) -> BResult<Bound<'py, PyArrayDyn<T>>> {
+    crate::base::error::check_shape(shape)?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
     let nd = dims.len() as i32;
     let descr = T::get_dtype(py).into_dtype_ptr();
@@ -85,54 +111,61 @@ pub(crate) fn new_array_dyn<'py, T: Element>(
         }
     };
     if ptr.is_null() {
-        return Err(PyErr::fetch(py));
+        return Err(PyErr::fetch(py).into());
     }
     // SAFETY: a non-null result of these calls is a new reference to an ndarray of dtype T.
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
-/// A new zeroed C-contiguous array of `shape`, filled by `f` with the GIL released.
-pub(crate) fn with_output<'py, T, F, const N: usize>(
-    py: Python<'py>,
-    func: &str,
-    shape: [usize; N],
-    f: F,
-) -> PyResult<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>>
-where
-    T: Element,
-    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
-    ndarray::Dim<[usize; N]>: ndarray::Dimension,
-{
-    with_output_in(py, func, shape, Dest::Fresh, f)
-}
-
-/// Where an output goes: a new array, or the caller's `out=` array (`name` in messages),
-/// which must share no memory with `inputs`.
-pub(crate) enum Dest<'a, 'py> {
-    Fresh,
-    Caller {
-        name: &'a str,
-        out: &'a Bound<'py, PyAny>,
-        inputs: &'a [&'a Bound<'py, PyAny>],
-    },
+/// Where an output goes: a new zeroed array, or the caller's `out=` array, called `name` in
+/// messages (`"out"`, `"out[1]"`), which must share no memory with `inputs`. Every `out=` of
+/// the compiled module goes through here, with one set of messages.
+pub(crate) struct Dest<'a, 'py> {
+    name: &'a str,
+    out: Option<&'a Bound<'py, PyAny>>,
+    inputs: &'a [&'a Bound<'py, PyAny>],
 }
 
 impl<'a, 'py> Dest<'a, 'py> {
+    /// A new array.
+    pub(crate) fn fresh() -> Self {
+        Dest {
+            name: "out",
+            out: None,
+            inputs: &[],
+        }
+    }
+
     /// `out` (if given) as the destination named `name`, checked against `inputs`.
     pub(crate) fn of(
         name: &'a str,
         out: Option<&'a Bound<'py, PyAny>>,
         inputs: &'a [&'a Bound<'py, PyAny>],
     ) -> Self {
-        match out {
-            None => Dest::Fresh,
-            Some(out) => Dest::Caller { name, out, inputs },
+        Dest { name, out, inputs }
+    }
+
+    /// Check the caller's array, if any, for an output of `shape` and dtype `T`, without
+    /// writing (so that a call with several destinations refuses before writing any).
+    pub(crate) fn check<T: Element>(&self, shape: &[usize]) -> BResult<()> {
+        if let Some(out) = self.out {
+            checked_out::<T>(self.name, out, shape, self.inputs)?;
+        }
+        Ok(())
+    }
+
+    /// The array to write: a new zeroed one, or the caller's, checked.
+    pub(crate) fn array<T: Element>(
+        &self,
+        py: Python<'py>,
+        shape: &[usize],
+    ) -> BResult<Bound<'py, PyArrayDyn<T>>> {
+        match self.out {
+            None => new_array::<T>(py, shape, true),
+            Some(out) => Ok(checked_out::<T>(self.name, out, shape, self.inputs)?),
         }
     }
 }
-
-/// An `N`-dimensional array of `T`.
-pub(crate) type ArrayN<'py, T, const N: usize> = Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>;
 
 /// The byte range an array's elements span (for overlap checks), empty for no elements.
 fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
@@ -155,77 +188,54 @@ fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
     (start, base.wrapping_add_signed(hi) + item)
 }
 
-/// The caller's `out=` array, checked: a NumPy array of dtype `T` and exactly `shape`,
-/// C-contiguous, writeable, sharing no memory with `inputs`, and not borrowed elsewhere.
-pub(crate) fn checked_out<'py, T: Element, const N: usize>(
-    func: &str,
-    name: &str,
-    ob: &Bound<'py, PyAny>,
-    shape: [usize; N],
-    inputs: &[&Bound<'py, PyAny>],
-) -> Result<ArrayN<'py, T, N>, ConvError>
-where
-    ndarray::Dim<[usize; N]>: ndarray::Dimension,
-{
-    checked_out_dyn::<T>(func, name, ob, &shape, inputs)?
-        .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
-        .map_err(|_| ConvError::internal(func, format!("{name} has the wrong rank")))
+/// `(2, 3)` as Python prints a shape.
+fn tuple(d: &[usize]) -> String {
+    match d {
+        [one] => format!("({one},)"),
+        _ => {
+            let items: Vec<String> = d.iter().map(|v| v.to_string()).collect();
+            format!("({})", items.join(", "))
+        }
+    }
 }
 
-/// [`checked_out`] of any rank.
-pub(crate) fn checked_out_dyn<'py, T: Element>(
-    func: &str,
+/// The caller's `out=` array, checked: a NumPy array of dtype `T` and exactly `shape`,
+/// C-contiguous, writeable, sharing no memory with `inputs`.
+fn checked_out<'py, T: Element>(
     name: &str,
     ob: &Bound<'py, PyAny>,
     shape: &[usize],
     inputs: &[&Bound<'py, PyAny>],
 ) -> Result<Bound<'py, PyArrayDyn<T>>, ConvError> {
     let py = ob.py();
-    let tname = |o: &Bound<'_, PyAny>| {
-        o.get_type()
+    let arr = ob.cast::<PyUntypedArray>().map_err(|_| {
+        let t = ob
+            .get_type()
             .name()
             .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into())
-    };
-    let arr = ob.cast::<PyUntypedArray>().map_err(|_| {
-        ConvError::type_(
-            func,
-            format!("{name} must be a NumPy array, got {}", tname(ob)),
-        )
+            .unwrap_or_else(|_| "?".into());
+        ConvError::type_(format!("{name} must be a NumPy array, got {t}"))
     })?;
     let want = T::get_dtype(py);
     if !arr.dtype().is_equiv_to(&want) {
         let msg = format!("{name} must have dtype {want}, got {}", dtype_name(arr));
-        return Err(ConvError::type_(func, msg));
+        return Err(ConvError::type_(msg));
     }
     if arr.shape() != shape {
-        let tuple = |d: &[usize]| match d {
-            [one] => format!("({one},)"),
-            _ => format!(
-                "({})",
-                d.iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         let msg = format!(
             "{name} must have shape {}, got {}",
             tuple(shape),
             tuple(arr.shape())
         );
-        return Err(ConvError::value(func, msg));
+        return Err(ConvError::value(msg));
     }
     if !arr.is_c_contiguous() {
-        return Err(ConvError::value(
-            func,
-            format!("{name} must be C-contiguous"),
-        ));
+        return Err(ConvError::value(format!("{name} must be C-contiguous")));
     }
     // SAFETY: `arr` is a live ndarray (we hold the GIL); its flags field is plain data.
     let flags = unsafe { (*arr.as_array_ptr()).fields.flags };
     if flags & npyffi::NPY_ARRAY_WRITEABLE == 0 {
-        return Err(ConvError::value(func, format!("{name} must be writeable")));
+        return Err(ConvError::value(format!("{name} must be writeable")));
     }
     let (lo, hi) = extent(arr);
     for input in inputs {
@@ -233,47 +243,54 @@ pub(crate) fn checked_out_dyn<'py, T: Element>(
             let (ilo, ihi) = extent(a);
             if lo < ihi && ilo < hi {
                 let msg = format!("{name} must not share memory with the inputs");
-                return Err(ConvError::value(func, msg));
+                return Err(ConvError::value(msg));
             }
         }
     }
     arr.clone()
         .cast_into::<PyArrayDyn<T>>()
-        .map_err(|_| ConvError::internal(func, format!("{name} has the wrong type")))
+        .map_err(|_| ConvError::internal(format!("{name} has the wrong type")))
 }
 
-/// [`with_output`] into `dest`: a new zeroed array, or the caller's checked `out=` array
-/// (the same array object is returned). `f` must write every element: a caller's array is
-/// not zeroed first (that pass would cost what `out=` saves, the first touch of a large
-/// output); every kernel behind an `out=` overwrites its output or zeroes it itself.
-pub(crate) fn with_output_in<'py, T, F, const N: usize>(
+/// Exclusive access to an output array (`name` in messages).
+pub(crate) fn writable<'py, T: Element>(
+    arr: &Bound<'py, PyArrayDyn<T>>,
+    name: &str,
+) -> Result<PyReadwriteArrayDyn<'py, T>, ConvError> {
+    arr.try_readwrite().map_err(|_| {
+        ConvError::value(format!(
+            "{name} is in use by another call (or is one of its inputs)"
+        ))
+    })
+}
+
+/// The elements of a C-contiguous output.
+pub(crate) fn slice_mut<'a, T: Element>(
+    rw: &'a mut PyReadwriteArrayDyn<'_, T>,
+) -> Result<&'a mut [T], ConvError> {
+    rw.as_slice_mut()
+        .map_err(|_| ConvError::internal("output is not contiguous"))
+}
+
+/// An output of `shape` written by `f` into `dest` with the GIL released: a new zeroed
+/// array, or the caller's checked `out=` array (the same object is returned). `f` must write
+/// every element: a caller's array is not zeroed first (that pass would cost what `out=`
+/// saves, the first touch of a large output); every kernel behind an `out=` overwrites its
+/// output or zeroes it itself (tests/test_out.py checks it with NaN-filled arrays).
+pub(crate) fn with_output<'py, T, F>(
     py: Python<'py>,
-    func: &str,
-    shape: [usize; N],
+    shape: &[usize],
     dest: Dest<'_, 'py>,
     f: F,
-) -> PyResult<Bound<'py, PyArray<T, ndarray::Dim<[usize; N]>>>>
+) -> BResult<Bound<'py, PyArrayDyn<T>>>
 where
     T: Element,
     F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
-    ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
-    let out = match dest {
-        Dest::Fresh => new_array::<T, N>(py, func, shape, true)?,
-        Dest::Caller { name, out, inputs } => checked_out::<T, N>(func, name, out, shape, inputs)?,
-    };
+    let out = dest.array::<T>(py, shape)?;
     {
-        let mut rw = out.try_readwrite().map_err(|_| {
-            ConvError::value(
-                func,
-                "out is in use by another call (or is one of its inputs)",
-            )
-        })?;
-        let os = rw
-            .as_slice_mut()
-            .map_err(|_| ConvError::internal(func, "output is not contiguous"))?;
-        // no zeroing of a caller's array: the kernels overwrite every element
-        // (tests/test_out.py checks it with NaN-filled arrays)
+        let mut rw = writable(&out, dest.name)?;
+        let os = slice_mut(&mut rw)?;
         py.detach(|| f(os))?;
     }
     Ok(out)
@@ -283,14 +300,13 @@ where
 /// with the GIL released. `f` must write every element (the activation kernels do).
 pub(crate) fn with_fresh_1d<'py, T: Element + Send, F>(
     py: Python<'py>,
-    func: &str,
     len: usize,
     f: F,
-) -> PyResult<Bound<'py, PyArray<T, ndarray::Ix1>>>
+) -> BResult<Bound<'py, PyArrayDyn<T>>>
 where
     F: FnOnce(&mut [std::mem::MaybeUninit<T>]) + Send,
 {
-    let out = new_array::<T, 1>(py, func, [len], false)?;
+    let out = new_array::<T>(py, &[len], false)?;
     let ptr = out.data() as usize;
     py.detach(|| {
         // SAFETY: `out` is a fresh C-contiguous array of `len` elements that nothing else
@@ -305,54 +321,51 @@ where
 
 /// `ob` as a NumPy array, or a `TypeError` naming the argument.
 pub(crate) fn untyped<'a, 'py>(
-    func: &str,
     arg: &str,
     ob: &'a Bound<'py, PyAny>,
 ) -> Result<&'a Bound<'py, PyUntypedArray>, ConvError> {
     ob.cast::<PyUntypedArray>()
-        .map_err(|_| ConvError::type_(func, format!("{arg} must be a NumPy array")))
+        .map_err(|_| ConvError::type_(format!("{arg} must be a NumPy array")))
 }
 
 /// A read-only view of `ob` as an array of `T` with `N` dimensions; the Python layer has
 /// already converted it (an internal error otherwise).
 pub(crate) fn readonly<'py, T: Element, const N: usize>(
-    func: &str,
     arg: &str,
     ob: &Bound<'py, PyAny>,
 ) -> Result<PyReadonlyArray<'py, T, ndarray::Dim<[usize; N]>>, ConvError>
 where
     ndarray::Dim<[usize; N]>: ndarray::Dimension,
 {
-    let arr = untyped(func, arg, ob)?;
+    let arr = untyped(arg, ob)?;
     if arr.ndim() != N {
-        return Err(ConvError::value(
-            func,
-            format!("{arg} must be {N}-D, got {} dimension(s)", arr.ndim()),
-        ));
+        return Err(ConvError::value(format!(
+            "{arg} must be {N}-D, got {} dimension(s)",
+            arr.ndim()
+        )));
     }
     let any: &Bound<'py, PyArrayDyn<T>> = arr
         .cast::<PyArrayDyn<T>>()
-        .map_err(|_| ConvError::internal(func, format!("{arg} has dtype {}", dtype_name(arr))))?;
+        .map_err(|_| ConvError::internal(format!("{arg} has dtype {}", dtype_name(arr))))?;
     let fixed = any
         .clone()
         .cast_into::<PyArray<T, ndarray::Dim<[usize; N]>>>()
-        .map_err(|_| ConvError::internal(func, format!("{arg} has the wrong rank")))?;
+        .map_err(|_| ConvError::internal(format!("{arg} has the wrong rank")))?;
     fixed
         .try_readonly()
-        .map_err(|_| ConvError::internal(func, format!("{arg} is being written elsewhere")))
+        .map_err(|_| ConvError::internal(format!("{arg} is being written elsewhere")))
 }
 
 /// [`readonly`] of any rank.
 pub(crate) fn readonly_dyn<'py, T: Element>(
-    func: &str,
     arg: &str,
     ob: &Bound<'py, PyAny>,
 ) -> Result<numpy::PyReadonlyArrayDyn<'py, T>, ConvError> {
-    let arr = untyped(func, arg, ob)?;
+    let arr = untyped(arg, ob)?;
     arr.cast::<PyArrayDyn<T>>()
-        .map_err(|_| ConvError::internal(func, format!("{arg} has dtype {}", dtype_name(arr))))?
+        .map_err(|_| ConvError::internal(format!("{arg} has dtype {}", dtype_name(arr))))?
         .try_readonly()
-        .map_err(|_| ConvError::internal(func, format!("{arg} is being written elsewhere")))
+        .map_err(|_| ConvError::internal(format!("{arg} is being written elsewhere")))
 }
 
 fn dtype_name(arr: &Bound<'_, PyUntypedArray>) -> String {

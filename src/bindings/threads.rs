@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+use super::named;
 use crate::base::error::ConvError;
 use crate::base::{simd, threads};
 
@@ -17,25 +18,26 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Set the number of threads rconv uses (`1 <= n <= MAX_THREADS`).
 #[pyfunction]
 fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
-    let f = "set_num_threads";
-    let is_int =
-        n.is_instance_of::<pyo3::types::PyInt>() && !n.is_instance_of::<pyo3::types::PyBool>();
-    let v: i64 = if is_int {
-        n.extract().unwrap_or(i64::MAX)
-    } else {
-        let name = n
-            .get_type()
-            .name()
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        return Err(ConvError::type_(f, format!("n must be an integer, got {name}")).into());
-    };
-    if v < 1 || v > threads::MAX_THREADS as i64 {
-        let max = threads::MAX_THREADS;
-        return Err(ConvError::value(f, format!("n must be in 1..{max}, got {v}")).into());
-    }
-    threads::set_num_threads(v as usize);
-    Ok(())
+    named("set_num_threads", || {
+        let is_int =
+            n.is_instance_of::<pyo3::types::PyInt>() && !n.is_instance_of::<pyo3::types::PyBool>();
+        let v: i64 = if is_int {
+            n.extract().unwrap_or(i64::MAX)
+        } else {
+            let name = n
+                .get_type()
+                .name()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            return Err(ConvError::type_(format!("n must be an integer, got {name}")).into());
+        };
+        if v < 1 || v > threads::MAX_THREADS as i64 {
+            let max = threads::MAX_THREADS;
+            return Err(ConvError::value(format!("n must be in 1..{max}, got {v}")).into());
+        }
+        threads::set_num_threads(v as usize);
+        Ok(())
+    })
 }
 
 /// The number of threads rconv uses.

@@ -26,15 +26,12 @@ pub struct LinearParams {
 
 impl LinearParams {
     /// The shapes of `linear(x, weight)`, or a `ValueError` when the feature counts differ.
-    pub fn new(func: &str, x: [usize; 2], weight: [usize; 2]) -> Result<Self> {
+    pub fn new(x: [usize; 2], weight: [usize; 2]) -> Result<Self> {
         if x[1] != weight[1] {
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "input has {} features, weight of shape ({}, {}) expects {}",
-                    x[1], weight[0], weight[1], weight[1]
-                ),
-            ));
+            return Err(ConvError::value(format!(
+                "input has {} features, weight of shape ({}, {}) expects {}",
+                x[1], weight[0], weight[1], weight[1]
+            )));
         }
         Ok(LinearParams {
             n: x[0],
@@ -93,11 +90,11 @@ pub fn linear_forward<T: Real>(
     threads: usize,
 ) -> Result<()> {
     let (n, k, m) = (p.n, p.in_features, p.out_features);
-    check_len("linear", "input", x, n * k)?;
-    check_len("linear", "weight", weight, m * k)?;
-    check_len("linear", "output", out, n * m)?;
+    check_len("input", x, n * k)?;
+    check_len("weight", weight, m * k)?;
+    check_len("output", out, n * m)?;
     if let Some(b) = bias {
-        check_len("linear", "bias", b, m)?;
+        check_len("bias", b, m)?;
     }
     if out.is_empty() {
         return Ok(());
@@ -123,9 +120,9 @@ pub fn linear_backward_input<T: Real>(
     threads: usize,
 ) -> Result<()> {
     let (n, k, m) = (p.n, p.in_features, p.out_features);
-    check_len("linear_backward", "grad_output", g, n * m)?;
-    check_len("linear_backward", "weight", weight, m * k)?;
-    check_len("linear_backward", "grad_input", gx, n * k)?;
+    check_len("grad_output", g, n * m)?;
+    check_len("weight", weight, m * k)?;
+    check_len("grad_input", gx, n * k)?;
     if gx.is_empty() {
         return Ok(());
     }
@@ -143,9 +140,9 @@ pub fn linear_backward_weight<T: Real>(
     threads: usize,
 ) -> Result<Vec<T>> {
     let (n, k, m) = (p.n, p.in_features, p.out_features);
-    check_len("linear_backward", "input", x, n * k)?;
-    check_len("linear_backward", "grad_output", g, n * m)?;
-    check_len("linear_backward", "grad_weight", gw, m * k)?;
+    check_len("input", x, n * k)?;
+    check_len("grad_output", g, n * m)?;
+    check_len("grad_weight", gw, m * k)?;
     if !gw.is_empty() {
         for_each_chunk(
             threads > 1,
@@ -179,7 +176,7 @@ mod tests {
     #[test]
     fn matches_the_definition_for_any_thread_count() {
         let (n, k, m) = (70, 5, 40);
-        let p = LinearParams::new("t", [n, k], [m, k]).unwrap();
+        let p = LinearParams::new([n, k], [m, k]).unwrap();
         let x: Vec<f64> = (0..n * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
         let w: Vec<f64> = (0..m * k).map(|i| ((i * 3) % 7) as f64 - 3.0).collect();
         let b: Vec<f64> = (0..m).map(|i| i as f64).collect();
@@ -209,6 +206,6 @@ mod tests {
                 assert_eq!(gb[o], (0..n).map(|r| g[r * m + o]).sum::<f64>());
             }
         }
-        assert!(LinearParams::new("t", [2, 3], [4, 5]).is_err());
+        assert!(LinearParams::new([2, 3], [4, 5]).is_err());
     }
 }

@@ -28,7 +28,6 @@ use crate::signal::params::Boundary;
 /// A backward call: `g` (the output gradient), `in1` and `in2` with their axes permuted to
 /// `(batch..., rows, cols)` as in [`super::stack::StackJob`] (`in2` possibly 2-D).
 pub struct BackwardJob<'a, T> {
-    pub func: &'a str,
     pub g: ArrayViewD<'a, T>,
     pub in1: ArrayViewD<'a, T>,
     pub in2: ArrayViewD<'a, T>,
@@ -42,7 +41,6 @@ const PAIRS_PER_TASK: usize = 8;
 
 /// A correlation of `image` with `kernel` under `p`, on the engine `method='auto'` picks.
 fn correlate_auto<T: SignalElem>(
-    func: &str,
     image: ArrayView2<T>,
     kernel: ArrayView2<T>,
     p: &Corr2dParams,
@@ -50,7 +48,6 @@ fn correlate_auto<T: SignalElem>(
 ) -> Result<Array2<T>> {
     let mut out = Array2::from_elem(p.out_shape(), T::ZERO);
     let job = Job {
-        func,
         image,
         kernel,
         params: p,
@@ -64,7 +61,6 @@ fn correlate_auto<T: SignalElem>(
 
 /// `dS/d(image)` of one pair (the image after the 'valid' swap, in its own orientation).
 fn grad_image<T: SignalElem>(
-    func: &str,
     g: ArrayView2<T>,
     image: ArrayView2<T>,
     kernel: ArrayView2<T>,
@@ -78,16 +74,9 @@ fn grad_image<T: SignalElem>(
         return Ok(gi);
     }
     let keff = Array2::from_shape_vec((kh, kw), effective_kernel(&kernel, p))
-        .map_err(|_| ConvError::internal(func, "effective kernel shape"))?;
-    let full = Corr2dParams::new(
-        func,
-        g.dim(),
-        (kh, kw),
-        Mode::Full,
-        Boundary::Fill,
-        Op::Convolve,
-    )?;
-    let ge = correlate_auto(func, g, keff.view(), &full, threads)?;
+        .map_err(|_| ConvError::internal("effective kernel shape"))?;
+    let full = Corr2dParams::new(g.dim(), (kh, kw), Mode::Full, Boundary::Fill, Op::Convolve)?;
+    let ge = correlate_auto(g, keff.view(), &full, threads)?;
     // the adjoint of the boundary extension: ge[r, c] is ext[r - top, c - left]
     let (top, left) = p.offsets();
     let map = |v: usize, off: usize, n: usize| p.boundary.map(v as isize - off as isize, n);
@@ -110,7 +99,6 @@ fn grad_image<T: SignalElem>(
 /// `dS/d(kernel)` of one pair (the kernel after the 'valid' swap, as passed; for a kernel
 /// that correlate2d conjugates, the derivative with respect to its conjugate).
 fn grad_kernel<T: SignalElem>(
-    func: &str,
     g: ArrayView2<T>,
     image: ArrayView2<T>,
     kdim: (usize, usize),
@@ -130,19 +118,12 @@ fn grad_kernel<T: SignalElem>(
     for (r, mut row) in e.outer_iter_mut().enumerate() {
         let dst = row
             .as_slice_mut()
-            .ok_or_else(|| ConvError::internal(func, "scratch row not contiguous"))?;
+            .ok_or_else(|| ConvError::internal("scratch row not contiguous"))?;
         let v = r as isize - top as isize;
         extend_row(&img, p.boundary, fill, v, -(left as isize), dst);
     }
-    let valid = Corr2dParams::new(
-        func,
-        e.dim(),
-        (oh, ow),
-        Mode::Valid,
-        Boundary::Fill,
-        Op::Corr2d,
-    )?;
-    let gk = correlate_auto(func, e.view(), g, &valid, threads)?;
+    let valid = Corr2dParams::new(e.dim(), (oh, ow), Mode::Valid, Boundary::Fill, Op::Corr2d)?;
+    let gk = correlate_auto(e.view(), g, &valid, threads)?;
     // keff[a, b] is kernel[a, b] (conjugated for correlate2d), or kernel[kh-1-a, kw-1-b]
     // for convolve2d and after the reversal
     Ok(if p.op == Op::Convolve || p.reversed() {
@@ -198,16 +179,16 @@ fn reduce<T: SignalElem>(
         threads
     };
     let one = |pair: usize| -> Result<Array2<T>> {
-        let a = plane(job.func, &job.in1, &p.source_index(pair, &p.batch1))?;
-        let b = plane(job.func, &job.in2, &p.source_index(pair, &p.batch2))?;
-        let g = plane(job.func, &job.g, &p.batch_index(pair))?;
+        let a = plane(&job.in1, &p.source_index(pair, &p.batch1))?;
+        let b = plane(&job.in2, &p.source_index(pair, &p.batch2))?;
+        let g = plane(&job.g, &p.batch_index(pair))?;
         let pp = &p.plane;
         let (image, kernel) = if pp.swapped { (b, a) } else { (a, b) };
         let of_image = (arg == Arg::In1) != pp.swapped;
         if of_image {
-            grad_image(job.func, g, image, kernel, pp, inner)
+            grad_image(g, image, kernel, pp, inner)
         } else {
-            grad_kernel(job.func, g, image, kernel.dim(), pp, job.fill, inner)
+            grad_kernel(g, image, kernel.dim(), pp, job.fill, inner)
         }
     };
     let task = |(_, ps): &(usize, &[usize])| -> Result<Array2<T>> {
@@ -236,7 +217,7 @@ fn reduce<T: SignalElem>(
         }
         let mut view = view
             .into_dimensionality::<Ix2>()
-            .map_err(|_| ConvError::internal(job.func, "gradient plane"))?;
+            .map_err(|_| ConvError::internal("gradient plane"))?;
         if n == 0 {
             view.fill(T::ZERO);
             continue;
@@ -296,7 +277,6 @@ mod tests {
                 for op in [Op::Correlate, Op::Convolve] {
                     for mode in [Mode::Full, Mode::Same, Mode::Valid] {
                         let Ok(p) = StackParams::new(
-                            "t",
                             &[s1.0, s1.1],
                             &[s2.0, s2.1],
                             (0, 1),
@@ -308,7 +288,6 @@ mod tests {
                         let k = Array2::from_shape_fn(s2, |_| next());
                         let g = Array2::from_shape_fn(p.plane.out_shape(), |_| next());
                         let job = BackwardJob {
-                            func: "t",
                             g: g.view().into_dyn(),
                             in1: x.view().into_dyn(),
                             in2: k.view().into_dyn(),

@@ -46,8 +46,6 @@ const SEPARABLE_FACTOR: f64 = 1.6;
 
 /// One correlation: the inputs (already swapped as `params` says) and how to run it.
 pub struct Job<'a, T> {
-    /// The public function, for error messages.
-    pub func: &'a str,
     pub image: ArrayView2<'a, T>,
     pub kernel: ArrayView2<'a, T>,
     pub params: &'a Corr2dParams,
@@ -155,7 +153,7 @@ pub fn fft_cheaper<T: SignalElem>(p: &Corr2dParams, threads: usize) -> bool {
     fft_cost(oh, ow, kh, kw, threads) * T::FFT_FACTOR < direct_cost(oh, ow, kh, kw, threads)
 }
 
-/// The two passes of a rank-1 kernel; a `ValueError` naming `func` for any other kernel.
+/// The two passes of a rank-1 kernel; a `ValueError` for any other kernel.
 /// With `auto`, a call whose inputs held NaN or Inf (a non-finite intermediate row, then a
 /// scan of the inputs, tells) is recomputed directly.
 fn separable<T: SignalElem>(job: &Job<'_, T>, mut out: ArrayViewMut2<T>, auto: bool) -> Result<()> {
@@ -165,14 +163,11 @@ fn separable<T: SignalElem>(job: &Job<'_, T>, mut out: ArrayViewMut2<T>, auto: b
             return Ok(());
         };
         let Some((u, v)) = T::factor(&prep.keff, prep.kh, prep.kw) else {
-            return Err(ConvError::value(
-                job.func,
-                format!(
-                    "method='separable' needs a kernel of rank 1 (an outer product of a column \
+            return Err(ConvError::value(format!(
+                "method='separable' needs a kernel of rank 1 (an outer product of a column \
                      and a row), got a {}x{} kernel of higher rank",
-                    prep.kh, prep.kw
-                ),
-            ));
+                prep.kh, prep.kw
+            )));
         };
         if prep.kh == 0 || prep.kw == 0 {
             o.fill(T::ZERO);
@@ -241,7 +236,6 @@ fn integer_fft<T: Elem>(
     (to_f64, from_i64): Casts<T>,
 ) -> Result<()> {
     let Job {
-        func,
         image,
         kernel,
         params: p,
@@ -254,13 +248,10 @@ fn integer_fft<T: Elem>(
     let b = amax(&kernel);
     let terms = terms.unwrap_or_else(|| image.len().min(kernel.len()));
     if a * b * terms as f64 >= 2f64.powi(52) {
-        return Err(ConvError::value(
-            func,
-            format!(
-                "method='fft' with integer inputs would be inexact (products up to {a:.3e} * \
+        return Err(ConvError::value(format!(
+            "method='fft' with integer inputs would be inexact (products up to {a:.3e} * \
                  {b:.3e} over {terms} terms exceed 2**52); use method='direct'"
-            ),
-        ));
+        )));
     }
     let img = image.mapv(to_f64);
     let ker = kernel.mapv(to_f64);

@@ -15,7 +15,6 @@ pub type Pick<T> = dyn Fn(&Job<'_, T>) -> Engine + Sync;
 /// A stacked correlation. `in1` has its axes permuted to `(batch..., rows, cols)`; `in2`
 /// likewise, or is 2-D (one kernel for every image).
 pub struct StackJob<'a, T> {
-    pub func: &'a str,
     pub in1: ArrayViewD<'a, T>,
     pub in2: ArrayViewD<'a, T>,
     pub params: &'a StackParams,
@@ -25,7 +24,7 @@ pub struct StackJob<'a, T> {
 }
 
 /// Image `idx` (a batch multi-index) of a stack in batch order, or the 2-D array itself.
-pub fn plane<'a, T>(func: &str, v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<ArrayView2<'a, T>> {
+pub fn plane<'a, T>(v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<ArrayView2<'a, T>> {
     let mut s = v.clone();
     if s.ndim() > 2 {
         for &i in idx {
@@ -33,7 +32,7 @@ pub fn plane<'a, T>(func: &str, v: &ArrayViewD<'a, T>, idx: &[usize]) -> Result<
         }
     }
     s.into_dimensionality::<Ix2>()
-        .map_err(|_| ConvError::internal(func, "a stacked input did not reduce to 2-D"))
+        .map_err(|_| ConvError::internal("a stacked input did not reduce to 2-D"))
 }
 
 /// Images fewer than this many per thread run one after another, each on every thread.
@@ -49,10 +48,7 @@ pub fn run_stack<T: SignalElem>(
     let (oh, ow) = p.plane.out_shape();
     let (count, len) = (p.count(), oh * ow);
     if out.len() != count * len {
-        return Err(ConvError::internal(
-            job.func,
-            "stacked output of the wrong size",
-        ));
+        return Err(ConvError::internal("stacked output of the wrong size"));
     }
     if count == 0 || len == 0 {
         return Ok(());
@@ -61,11 +57,10 @@ pub fn run_stack<T: SignalElem>(
     let per_image = threads > 1 && count >= IMAGES_PER_THREAD * threads;
     let inner = if per_image { 1 } else { threads };
     let one = |i: usize, dst: &mut [T]| -> Result<()> {
-        let a = plane(job.func, &job.in1, &p.source_index(i, &p.batch1))?;
-        let b = plane(job.func, &job.in2, &p.source_index(i, &p.batch2))?;
+        let a = plane(&job.in1, &p.source_index(i, &p.batch1))?;
+        let b = plane(&job.in2, &p.source_index(i, &p.batch2))?;
         let (image, kernel) = if p.plane.swapped { (b, a) } else { (a, b) };
         let j = Job {
-            func: job.func,
             image,
             kernel,
             params: &p.plane,
@@ -74,7 +69,7 @@ pub fn run_stack<T: SignalElem>(
             fft_terms: job.fft_terms,
         };
         let dst = ArrayViewMut2::from_shape((oh, ow), dst)
-            .map_err(|_| ConvError::internal(job.func, "stacked output plane"))?;
+            .map_err(|_| ConvError::internal("stacked output plane"))?;
         engine::run(pick(&j), &j, dst)
     };
     let all = |dst: &mut [T]| -> Result<()> {
@@ -99,12 +94,12 @@ pub fn run_stack<T: SignalElem>(
     all(&mut tmp)?;
     let shape = p.out_shape();
     let ov = ArrayViewMutD::from_shape(IxDyn(&shape), out)
-        .map_err(|_| ConvError::internal(job.func, "stacked output shape"))?;
+        .map_err(|_| ConvError::internal("stacked output shape"))?;
     let mut ov = p.batch_order(ov, false);
     let mut tshape = p.batch.clone();
     tshape.extend([oh, ow]);
     let tv = ArrayViewD::from_shape(IxDyn(&tshape), &tmp)
-        .map_err(|_| ConvError::internal(job.func, "stacked scratch shape"))?;
+        .map_err(|_| ConvError::internal("stacked scratch shape"))?;
     ov.assign(&tv);
     Ok(())
 }

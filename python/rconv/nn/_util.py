@@ -37,6 +37,15 @@ def _float_input(layer: str, x: Any) -> np.ndarray:
     return a
 
 
+def _int(layer: str, name: str, v: Any) -> int:
+    """An int argument of a Python-side class (not bool; NumPy integers accepted)."""
+    if type(v) is int:
+        return v
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    return int(v)
+
+
 def _real(layer: str, name: str, v: Any) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{layer}: {name} must be a real number, got {v!r}")

@@ -75,17 +75,14 @@ class Conv2d(Module):
     ):
         dtype = _layer_dtype("Conv2d", dtype)
         rng = np.random.default_rng() if rng is None else rng
-        kh, kw = _nn._pair("Conv2d", "kernel_size", kernel_size)
-        opts = _nn._conv_opts("Conv2d", stride, padding, dilation, groups, padding_mode)
-        # validated as conv2d validates (on a probe input large enough for any padding)
-        cin_g = in_channels // groups if type(groups) is int and groups > 0 else in_channels
-        probe = (0, in_channels, 1 << 20, 1 << 20)
-        _rconv.conv_geometry(probe, (out_channels, cin_g, kh, kw), opts)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
-        fan_in = in_channels // groups * kh * kw
-        self.weight = _kaiming_uniform(
-            rng, (out_channels, in_channels // groups, kh, kw), fan_in, dtype
+        # every argument checked in Rust, as conv2d checks them (the weight's shape comes back)
+        wshape = _rconv.conv2d_layer(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
         )
+        _, cin_g, kh, kw = wshape
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        fan_in = cin_g * kh * kw
+        self.weight = _kaiming_uniform(rng, tuple(wshape), fan_in, dtype)
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         self.bias = rng.uniform(-bound, bound, out_channels).astype(dtype) if bias else None
         self.conf = dict(

@@ -6,8 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _nn
-from ._util import _float_input, _layer_dtype, _real
+from ._util import _float_input, _int, _layer_dtype, _real
 from .module import Module
 
 __all__ = ["BatchNorm2d"]
@@ -73,7 +72,7 @@ class BatchNorm2d(Module):
     ):
         f = "BatchNorm2d"
         dtype = _layer_dtype(f, dtype)
-        c = _nn._int(f, "num_features", num_features)
+        c = _int(f, "num_features", num_features)
         if c <= 0:
             raise ValueError(f"{f}: num_features must be positive, got {num_features}")
         self.num_features = c

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .. import _nn
+from .. import _nn, _rconv
 from .module import Module
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
@@ -50,7 +50,9 @@ class MaxPool2d(Module):
             ceil_mode=ceil_mode,
         )
         # checked now, as the functional form checks them
-        _nn._pool_opts("MaxPool2d", kernel_size, stride, padding, dilation, ceil_mode)
+        _rconv.pool_layer(
+            kernel_size, stride, padding, dilation, ceil_mode, True, None, "MaxPool2d"
+        )
         self._x = self._ind = None
 
     def extra_repr(self):
@@ -115,8 +117,15 @@ class AvgPool2d(Module):
             count_include_pad=count_include_pad,
             divisor_override=divisor_override,
         )
-        _nn._pool_opts(
-            "AvgPool2d", kernel_size, stride, padding, 1, ceil_mode, True, divisor_override
+        _rconv.pool_layer(
+            kernel_size,
+            stride,
+            padding,
+            1,
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+            "AvgPool2d",
         )
         self._x = None
 
@@ -161,10 +170,7 @@ class AdaptiveAvgPool2d(Module):
     """
 
     def __init__(self, output_size):
-        self.output_size = _nn._adaptive_size("AdaptiveAvgPool2d", output_size)
-        for v in self.output_size:
-            if v is not None and v < 0:
-                raise ValueError(f"AdaptiveAvgPool2d: output_size must be >= 0, got {v}")
+        self.output_size = _rconv.adaptive_output_size(output_size, "AdaptiveAvgPool2d")
         self._given_size = output_size  # for the repr, as torch stores it
         self._x = None
 

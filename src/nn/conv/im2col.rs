@@ -756,7 +756,6 @@ mod shifted_tests {
                 r(3, &mut next),
             );
             let Ok(p) = ConvParams::new(
-                "t",
                 [n, cin, h, w],
                 [cout, cin, kh, kw],
                 (1, 1),
@@ -844,7 +843,6 @@ mod runs_tests {
             let (dh, dw) = (1 + next(2), 1 + next(2));
             let pads = (next(3), next(3), next(3), next(3));
             let Ok(p) = ConvParams::new(
-                "t",
                 [n, cin, h, w],
                 [cout, cin / groups, kh, kw],
                 (1, 1),

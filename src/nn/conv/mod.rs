@@ -32,12 +32,11 @@ pub fn conv2d_forward<T: Real + RowKernel>(
     threads: usize,
 ) -> Result<()> {
     let Operands { x, weight, bias } = op;
-    let f = "conv2d";
-    check_len(f, "input", x, p.input_shape().iter().product())?;
-    check_len(f, "weight", weight, p.weight_shape().iter().product())?;
-    check_len(f, "output", out, p.output_shape().iter().product())?;
+    check_len("input", x, p.input_shape().iter().product())?;
+    check_len("weight", weight, p.weight_shape().iter().product())?;
+    check_len("output", out, p.output_shape().iter().product())?;
     if let Some(b) = bias {
-        check_len(f, "bias", b, p.cout)?;
+        check_len("bias", b, p.cout)?;
     }
     if out.is_empty() {
         return Ok(());
@@ -61,10 +60,9 @@ pub fn conv2d_backward_input<T: Real + RowKernel>(
     dx: &mut [T],
     threads: usize,
 ) -> Result<()> {
-    let f = "conv2d_backward";
-    check_len(f, "grad_output", dy, p.output_shape().iter().product())?;
-    check_len(f, "weight", weight, p.weight_shape().iter().product())?;
-    check_len(f, "grad_input", dx, p.input_shape().iter().product())?;
+    check_len("grad_output", dy, p.output_shape().iter().product())?;
+    check_len("weight", weight, p.weight_shape().iter().product())?;
+    check_len("grad_input", dx, p.input_shape().iter().product())?;
     if dx.is_empty() {
         return Ok(());
     }
@@ -118,7 +116,6 @@ fn runs_adjoint(p: &ConvParams) -> Option<ConvParams> {
         return None;
     }
     let q = ConvParams::new(
-        "conv2d_backward",
         [p.n, p.cout, p.oh, p.ow],
         [p.cin, p.cout, p.kh, p.kw],
         (1, 1),
@@ -158,7 +155,6 @@ fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
         return None;
     }
     let q = ConvParams::new(
-        "conv2d_backward",
         [p.n, p.cout, p.oh, p.ow],
         [p.cin, p.cout, 3, 3],
         (1, 1),
@@ -186,10 +182,9 @@ pub fn conv2d_backward_weight<T: Real + RowKernel>(
     dw: &mut [T],
     threads: usize,
 ) -> Result<()> {
-    let f = "conv2d_backward";
-    check_len(f, "input", x, p.input_shape().iter().product())?;
-    check_len(f, "grad_output", dy, p.output_shape().iter().product())?;
-    check_len(f, "grad_weight", dw, p.weight_shape().iter().product())?;
+    check_len("input", x, p.input_shape().iter().product())?;
+    check_len("grad_output", dy, p.output_shape().iter().product())?;
+    check_len("grad_weight", dw, p.weight_shape().iter().product())?;
     dw.fill(T::ZERO);
     if p.n == 0 || dw.is_empty() || p.oh * p.ow == 0 {
         return Ok(());

@@ -2,6 +2,7 @@
 //! [`ConvTransposeParams`] (conv_transpose2d). Every output-size formula and every check on the
 //! shapes and parameters of these ops lives here, once.
 
+use crate::base::choice::Choice;
 use crate::base::error::{check_shapes, positive, ConvError, Result};
 
 /// Shapes of one convolution: input `(n, cin, h, w)`, weight `(cout, cin / groups, kh, kw)`,
@@ -28,31 +29,20 @@ pub struct ConvParams {
     pub ow: usize,
 }
 
-fn check_overflow(func: &str, v: Option<usize>) -> Result<usize> {
-    v.ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))
+fn check_overflow(v: Option<usize>) -> Result<usize> {
+    v.ok_or_else(|| ConvError::value("shape arithmetic overflows"))
 }
 
 /// `floor((len + pads - dil * (k - 1) - 1) / stride) + 1`, or an error if the dilated kernel is
 /// larger than the padded input.
-fn out_len(
-    func: &str,
-    axis: &str,
-    len: usize,
-    pads: usize,
-    k: usize,
-    s: usize,
-    d: usize,
-) -> Result<usize> {
-    let padded = check_overflow(func, len.checked_add(pads))?;
-    let eff = check_overflow(func, d.checked_mul(k - 1).and_then(|v| v.checked_add(1)))?;
+fn out_len(axis: &str, len: usize, pads: usize, k: usize, s: usize, d: usize) -> Result<usize> {
+    let padded = check_overflow(len.checked_add(pads))?;
+    let eff = check_overflow(d.checked_mul(k - 1).and_then(|v| v.checked_add(1)))?;
     if eff > padded {
-        return Err(ConvError::value(
-            func,
-            format!(
-                "kernel size {eff} (dilation {d} x (kernel {k} - 1) + 1) along {axis} is larger \
+        return Err(ConvError::value(format!(
+            "kernel size {eff} (dilation {d} x (kernel {k} - 1) + 1) along {axis} is larger \
                  than the padded input size {padded}"
-            ),
-        ));
+        )));
     }
     Ok((padded - eff) / s + 1)
 }
@@ -62,7 +52,6 @@ impl ConvParams {
     ///
     /// `pad` is `(top, bottom, left, right)`; `stride` and `dilation` are `(rows, cols)`.
     pub fn new(
-        func: &str,
         input: [usize; 4],
         weight: [usize; 4],
         stride: (usize, usize),
@@ -73,48 +62,46 @@ impl ConvParams {
         let [n, cin, h, w] = input;
         let [cout, cin_g, kh, kw] = weight;
         if groups == 0 {
-            return Err(ConvError::value(func, "groups must be a positive integer"));
+            return Err(ConvError::value("groups must be a positive integer"));
         }
-        positive(func, "stride", stride)?;
-        positive(func, "dilation", dilation)?;
+        positive("stride", stride)?;
+        positive("dilation", dilation)?;
         if cin % groups != 0 {
-            return Err(ConvError::value(
-                func,
-                format!("groups={groups} must divide the input channels ({cin})"),
-            ));
+            return Err(ConvError::value(format!(
+                "groups={groups} must divide the input channels ({cin})"
+            )));
         }
         if cout % groups != 0 {
-            return Err(ConvError::value(
-                func,
-                format!("groups={groups} must divide the output channels ({cout}) of weight"),
-            ));
+            return Err(ConvError::value(format!(
+                "groups={groups} must divide the output channels ({cout}) of weight"
+            )));
         }
         if cin_g * groups != cin {
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "input has {cin} channels but weight of shape {weight:?} expects \
-                     {} (weight.shape[1] * groups = {cin_g} * {groups})",
-                    cin_g * groups
-                ),
-            ));
+            // channels-last data (N, H, W, C) shows its channels in the last axis
+            let hint = if w == cin_g * groups && cin != w {
+                "; rconv takes NCHW input (channels in axis 1): for channels-last (NHWC) \
+                 data pass x.transpose(0, 3, 1, 2)"
+            } else {
+                ""
+            };
+            return Err(ConvError::value(format!(
+                "input has {cin} channels but weight of shape {weight:?} expects {} \
+                 (weight.shape[1] * groups = {cin_g} * {groups}){hint}",
+                cin_g * groups
+            )));
         }
         if kh == 0 || kw == 0 {
-            return Err(ConvError::value(
-                func,
-                format!("weight must have a non-empty kernel, got shape {weight:?}"),
-            ));
+            return Err(ConvError::value(format!(
+                "weight must have a non-empty kernel, got shape {weight:?}"
+            )));
         }
         let (pad_h, pad_w) = (pad.0.checked_add(pad.1), pad.2.checked_add(pad.3));
-        let (pad_h, pad_w) = (check_overflow(func, pad_h)?, check_overflow(func, pad_w)?);
-        let len = |axis, n, pad, k, s, d| out_len(func, axis, n, pad, k, s, d);
+        let (pad_h, pad_w) = (check_overflow(pad_h)?, check_overflow(pad_w)?);
+        let len = |axis, n, pad, k, s, d| out_len(axis, n, pad, k, s, d);
         let oh = len("height", h, pad_h, kh, stride.0, dilation.0)?;
         let ow = len("width", w, pad_w, kw, stride.1, dilation.1)?;
         // Every buffer we allocate must be addressable.
-        check_shapes(
-            func,
-            &[[n, cin, h, w], [n, cout, oh, ow], [cout, cin_g, kh, kw]],
-        )?;
+        check_shapes(&[[n, cin, h, w], [n, cout, oh, ow], [cout, cin_g, kh, kw]])?;
         Ok(ConvParams {
             n,
             cin,
@@ -140,15 +127,12 @@ impl ConvParams {
     /// Restrict the output to its first `oh x ow` positions (transposed convolutions whose
     /// `output_padding` reaches past the stride, where only a prefix of the natural output
     /// pairs with the transposed input).
-    pub fn with_output_size(mut self, func: &str, oh: usize, ow: usize) -> Result<Self> {
+    pub fn with_output_size(mut self, oh: usize, ow: usize) -> Result<Self> {
         if oh > self.oh || ow > self.ow {
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "output size ({oh}, {ow}) exceeds the convolution's ({}, {})",
-                    self.oh, self.ow
-                ),
-            ));
+            return Err(ConvError::value(format!(
+                "output size ({oh}, {ow}) exceeds the convolution's ({}, {})",
+                self.oh, self.ow
+            )));
         }
         self.oh = oh;
         self.ow = ow;
@@ -223,15 +207,13 @@ pub enum PadMode {
     Circular,
 }
 
-impl PadMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            PadMode::Zeros => "zeros",
-            PadMode::Reflect => "reflect",
-            PadMode::Replicate => "replicate",
-            PadMode::Circular => "circular",
-        }
-    }
+impl Choice for PadMode {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("zeros", PadMode::Zeros),
+        ("reflect", PadMode::Reflect),
+        ("replicate", PadMode::Replicate),
+        ("circular", PadMode::Circular),
+    ];
 }
 
 /// The options of one conv2d-family call, as torch.nn.functional takes them.
@@ -257,22 +239,62 @@ pub struct ConvPlan {
     pub explicit: Option<(Pads, PadMode)>,
 }
 
+/// The bias of a layer with `channels` output channels (conv2d, conv_transpose2d, linear):
+/// `(channels,)`, a `ValueError` otherwise.
+pub fn check_bias(len: usize, channels: usize) -> Result<()> {
+    if len != channels {
+        return Err(ConvError::value(format!(
+            "bias has {len} elements, expected {channels} (the output channels)"
+        )));
+    }
+    Ok(())
+}
+
 impl ConvSpec {
+    /// The weight shape `(out_channels, in_channels / groups, kh, kw)` of a `Conv2d` layer
+    /// with these options, checked as a call checks them, before any input exists: groups
+    /// dividing both channel counts, a non-empty kernel, stride and dilation >= 1, and
+    /// `padding='same'` only with stride 1.
+    pub fn layer_weight(
+        &self,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: Pair,
+    ) -> Result<[usize; 4]> {
+        let g = self.groups;
+        if g == 0 {
+            return Err(ConvError::value("groups must be a positive integer"));
+        }
+        positive("kernel_size", kernel)?;
+        positive("stride", self.stride)?;
+        positive("dilation", self.dilation)?;
+        for (what, c) in [("in_channels", in_channels), ("out_channels", out_channels)] {
+            if c % g != 0 {
+                return Err(ConvError::value(format!(
+                    "groups={g} must divide {what} ({c})"
+                )));
+            }
+        }
+        self.pads(kernel)?;
+        let weight = [out_channels, in_channels / g, kernel.0, kernel.1];
+        check_shapes(&[weight])?;
+        Ok(weight)
+    }
+
     /// `(top, bottom, left, right)` zero padding with torch's rules: `'same'` pads
     /// `d (k - 1) // 2` before and the rest after, and is refused with a stride > 1.
-    pub fn pads(&self, func: &str, kernel: Pair) -> Result<Pads> {
+    pub fn pads(&self, kernel: Pair) -> Result<Pads> {
         match self.padding {
             Padding::Valid => Ok((0, 0, 0, 0)),
             Padding::Same => {
                 if self.stride != (1, 1) {
                     return Err(ConvError::value(
-                        func,
                         "padding='same' is not supported for stride > 1",
                     ));
                 }
                 let total = |d: usize, k: usize| {
                     d.checked_mul(k.saturating_sub(1))
-                        .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))
+                        .ok_or_else(|| ConvError::value("shape arithmetic overflows"))
                 };
                 let th = total(self.dilation.0, kernel.0)?;
                 let tw = total(self.dilation.1, kernel.1)?;
@@ -283,19 +305,12 @@ impl ConvSpec {
     }
 
     /// Validate the call for `input` and `weight` shapes and resolve its padding.
-    pub fn plan(&self, func: &str, input: [usize; 4], weight: [usize; 4]) -> Result<ConvPlan> {
-        let pads = self.pads(func, (weight[2], weight[3]))?;
+    pub fn plan(&self, input: [usize; 4], weight: [usize; 4]) -> Result<ConvPlan> {
+        let pads = self.pads((weight[2], weight[3]))?;
         let explicit = self.pad_mode != PadMode::Zeros && pads != (0, 0, 0, 0);
         if !explicit {
-            let conv = ConvParams::new(
-                func,
-                input,
-                weight,
-                self.stride,
-                pads,
-                self.dilation,
-                self.groups,
-            )?;
+            let conv =
+                ConvParams::new(input, weight, self.stride, pads, self.dilation, self.groups)?;
             return Ok(ConvPlan {
                 conv,
                 input,
@@ -315,17 +330,13 @@ impl ConvSpec {
                 PadMode::Circular => "padding <= input size",
                 _ => "a non-empty input",
             };
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "padding_mode='{}' needs {need}, got padding {pads:?} for input {h}x{w}",
-                    self.pad_mode.name()
-                ),
-            ));
+            return Err(ConvError::value(format!(
+                "padding_mode='{}' needs {need}, got padding {pads:?} for input {h}x{w}",
+                self.pad_mode.name()
+            )));
         }
         let padded = [n, c, h + t + b, w + l + r];
         let conv = ConvParams::new(
-            func,
             padded,
             weight,
             self.stride,
@@ -358,7 +369,6 @@ pub struct ConvTransposeParams {
 impl ConvTransposeParams {
     /// Validate as torch does and derive the output shape.
     pub fn new(
-        func: &str,
         input: [usize; 4],
         weight: [usize; 4],
         spec: &ConvSpec,
@@ -366,46 +376,36 @@ impl ConvTransposeParams {
     ) -> Result<Self> {
         let (stride, dilation, groups) = (spec.stride, spec.dilation, spec.groups);
         let Padding::Explicit((ph, pw)) = spec.padding else {
-            return Err(ConvError::value(
-                func,
-                "padding must be an int or a pair of ints",
-            ));
+            return Err(ConvError::value("padding must be an int or a pair of ints"));
         };
-        positive(func, "stride", stride)?;
-        positive(func, "dilation", dilation)?;
+        positive("stride", stride)?;
+        positive("dilation", dilation)?;
         if groups == 0 {
-            return Err(ConvError::value(func, "groups must be >= 1, got 0"));
+            return Err(ConvError::value("groups must be >= 1, got 0"));
         }
         for (o, s, d) in [
             (output_padding.0, stride.0, dilation.0),
             (output_padding.1, stride.1, dilation.1),
         ] {
             if o >= s && o >= d {
-                return Err(ConvError::value(
-                    func,
-                    format!(
-                        "output_padding {output_padding:?} must be smaller than either stride \
+                return Err(ConvError::value(format!(
+                    "output_padding {output_padding:?} must be smaller than either stride \
                          {stride:?} or dilation {dilation:?}"
-                    ),
-                ));
+                )));
             }
         }
         let [n, cin, h, w] = input;
         let [wcin, cout_g, kh, kw] = weight;
         if wcin != cin {
-            return Err(ConvError::value(
-                func,
-                format!(
-                    "input has {cin} channels but weight of shape {weight:?} expects {wcin} \
+            return Err(ConvError::value(format!(
+                "input has {cin} channels but weight of shape {weight:?} expects {wcin} \
                      (weight.shape[0])"
-                ),
-            ));
+            )));
         }
         if cin % groups != 0 {
-            return Err(ConvError::value(
-                func,
-                format!("groups={groups} must divide the input channels ({cin})"),
-            ));
+            return Err(ConvError::value(format!(
+                "groups={groups} must divide the input channels ({cin})"
+            )));
         }
         // torch's size rule: (i - 1) s - 2 p + d (k - 1) + o + 1
         let len = |i: usize, s: usize, p: usize, d: usize, k: usize, o: usize| -> i128 {
@@ -417,30 +417,20 @@ impl ConvTransposeParams {
         let oh = len(h, stride.0, ph, dilation.0, kh, output_padding.0);
         let ow = len(w, stride.1, pw, dilation.1, kw, output_padding.1);
         if h == 0 || w == 0 || oh <= 0 || ow <= 0 {
-            return Err(ConvError::value(
-                func,
-                format!("the output size ({oh}, {ow}) for input ({h}, {w}) is not positive"),
-            ));
+            return Err(ConvError::value(format!(
+                "the output size ({oh}, {ow}) for input ({h}, {w}) is not positive"
+            )));
         }
-        let to_usize = |v: i128| {
-            usize::try_from(v).map_err(|_| ConvError::value(func, "output size overflows"))
-        };
+        let to_usize =
+            |v: i128| usize::try_from(v).map_err(|_| ConvError::value("output size overflows"));
         let cout = cout_g
             .checked_mul(groups)
-            .ok_or_else(|| ConvError::value(func, "shape arithmetic overflows"))?;
+            .ok_or_else(|| ConvError::value("shape arithmetic overflows"))?;
         let output = [n, cout, to_usize(oh)?, to_usize(ow)?];
         // The equivalent convolution maps `output` back to (h, w): with an output_padding past
         // the stride its natural output is larger, and only the first (h, w) pair up.
-        let conv = ConvParams::new(
-            func,
-            output,
-            weight,
-            stride,
-            (ph, ph, pw, pw),
-            dilation,
-            groups,
-        )?
-        .with_output_size(func, h, w)?;
+        let conv = ConvParams::new(output, weight, stride, (ph, ph, pw, pw), dilation, groups)?
+            .with_output_size(h, w)?;
         Ok(ConvTransposeParams {
             input,
             output,
@@ -472,7 +462,6 @@ mod tests {
         // d2l shapes on 8x8
         let p = |k: (usize, usize), pad: (usize, usize), s: (usize, usize)| {
             ConvParams::new(
-                "t",
                 [1, 1, 8, 8],
                 [1, 1, k.0, k.1],
                 s,
@@ -488,23 +477,15 @@ mod tests {
         assert_eq!(p((3, 5), (0, 1), (3, 4)).unwrap(), (2, 2));
         assert!(p((9, 3), (0, 0), (1, 1)).is_err());
         // dilation: effective kernel 5 on 8 + 2 -> 6
-        let d = ConvParams::new(
-            "t",
-            [1, 1, 8, 8],
-            [1, 1, 3, 3],
-            (1, 1),
-            (1, 1, 1, 1),
-            (2, 2),
-            1,
-        )
-        .unwrap();
+        let d =
+            ConvParams::new([1, 1, 8, 8], [1, 1, 3, 3], (1, 1), (1, 1, 1, 1), (2, 2), 1).unwrap();
         assert_eq!((d.oh, d.ow), (6, 6));
     }
 
     #[test]
     fn grouping_errors() {
         let p = |w: [usize; 4], stride: (usize, usize), groups: usize| {
-            ConvParams::new("t", [1, 6, 5, 5], w, stride, (0, 0, 0, 0), (1, 1), groups)
+            ConvParams::new([1, 6, 5, 5], w, stride, (0, 0, 0, 0), (1, 1), groups)
         };
         assert!(p([4, 3, 3, 3], (1, 1), 3).is_err()); // cout not divisible by groups
         assert!(p([6, 2, 3, 3], (1, 1), 4).is_err()); // cin not divisible by groups

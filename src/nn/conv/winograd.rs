@@ -481,15 +481,8 @@ mod tests {
             let (cin, cout) = (1 + case % 5, 1 + (case / 5) % 4);
             let (h, w) = (1 + (case * 7) % 9, 1 + (case * 5) % 11);
             let pads = (case % 3, (case / 3) % 3, (case / 2) % 3, (case / 4) % 3);
-            let Ok(p) = ConvParams::new(
-                "t",
-                [n, cin, h, w],
-                [cout, cin, 3, 3],
-                (1, 1),
-                pads,
-                (1, 1),
-                1,
-            ) else {
+            let Ok(p) = ConvParams::new([n, cin, h, w], [cout, cin, 3, 3], (1, 1), pads, (1, 1), 1)
+            else {
                 continue;
             };
             let x: Vec<f64> = (0..n * cin * h * w).map(|_| lcg(&mut seed)).collect();

@@ -943,10 +943,10 @@ pub fn max_pool2d_backward_indices<T: Real>(
         return Ok(());
     }
     if plane_in == 0 {
-        return Err(ConvError::value(
-            "max_pool2d_backward",
-            format!("indices holds {}, but the input plane is empty", indices[0]),
-        ));
+        return Err(ConvError::value(format!(
+            "indices holds {}, but the input plane is empty",
+            indices[0]
+        )));
     }
     // Any index outside the plane (negative, or at least `plane_in`) is an error; `found`
     // says whether one was seen (no index value is reserved as a marker).
@@ -976,13 +976,10 @@ pub fn max_pool2d_backward_indices<T: Real>(
 
 /// The error of an index outside its input plane.
 fn bad_index(k: i64, plane_in: usize) -> ConvError {
-    ConvError::value(
-        "max_pool2d_backward",
-        format!(
-            "indices holds {k}, outside the input plane of {plane_in} elements \
+    ConvError::value(format!(
+        "indices holds {k}, outside the input plane of {plane_in} elements \
              (valid: 0 <= index < {plane_in})"
-        ),
-    )
+    ))
 }
 
 /// The check of [`max_pool2d_backward_indices`] alone, before anything is written: a
@@ -1014,13 +1011,10 @@ pub fn max_unpool2d<T: Real>(
         return Ok(());
     }
     if plane_out == 0 {
-        return Err(ConvError::value(
-            "max_unpool2d",
-            format!(
-                "found an invalid max index {} (the output plane is empty)",
-                indices[0]
-            ),
-        ));
+        return Err(ConvError::value(format!(
+            "found an invalid max index {} (the output plane is empty)",
+            indices[0]
+        )));
     }
     for (i, (o, (xp, ip))) in out
         .chunks_exact_mut(plane_out)
@@ -1029,9 +1023,7 @@ pub fn max_unpool2d<T: Real>(
     {
         for (&v, &idx) in xp.iter().zip(ip) {
             let k = usize::try_from(idx).ok().filter(|&k| k < plane_out).ok_or_else(|| {
-                ConvError::value(
-                    "max_unpool2d",
-                    format!("found an invalid max index {idx} in plane {i} (output plane has {plane_out} elements)"),
+                ConvError::value(format!("found an invalid max index {idx} in plane {i} (output plane has {plane_out} elements)"),
                 )
             })?;
             o[k] = v;
@@ -1074,7 +1066,7 @@ mod tests {
             dilation,
             ceil_mode,
         };
-        PoolParams::new("t", input, &spec)
+        PoolParams::new(input, &spec)
     }
 
     #[test]
@@ -1086,7 +1078,7 @@ mod tests {
             (1, 1, 1, None),
         ] {
             let p = pp([2, 3, h, w], (k, k), (k, k), (0, 0), (1, 1), false).unwrap();
-            let opt = AvgOptions::new("t", true, div).unwrap();
+            let opt = AvgOptions::new(true, div).unwrap();
             let dy: Vec<f64> = (0..2 * 3 * p.oh * p.ow)
                 .map(|i| (i % 7) as f64 - 3.0)
                 .collect();
@@ -1113,7 +1105,7 @@ mod tests {
         let mut out = vec![0.0; 4];
         max_pool2d_forward(&p, &x, &mut out, None, 1);
         assert_eq!(out, vec![4.0, 5.0, 7.0, 8.0]);
-        let opt = AvgOptions::new("t", true, None).unwrap();
+        let opt = AvgOptions::new(true, None).unwrap();
         avg_pool2d_forward(&p, &x, &mut out, opt, 1);
         assert_eq!(out, vec![2.0, 3.0, 5.0, 6.0]);
         let x: Vec<f64> = (0..16).map(f64::from).collect();

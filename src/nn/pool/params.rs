@@ -42,7 +42,7 @@ type Axis = (usize, usize, usize, usize);
 
 /// torch's `pooling_output_shape`: floor (or ceil) division, and with `ceil_mode` a last
 /// window that would start in the right padding is dropped.
-fn pool_len(func: &str, axis: &str, len: usize, (k, s, p, d): Axis, ceil: bool) -> Result<usize> {
+fn pool_len(axis: &str, len: usize, (k, s, p, d): Axis, ceil: bool) -> Result<usize> {
     let num = len as i128 + 2 * p as i128 - d as i128 * (k as i128 - 1) - 1
         + if ceil { s as i128 - 1 } else { 0 };
     let mut out = num.div_euclid(s as i128) + 1;
@@ -50,20 +50,34 @@ fn pool_len(func: &str, axis: &str, len: usize, (k, s, p, d): Axis, ceil: bool) 
         out -= 1;
     }
     if out < 1 {
-        return Err(ConvError::value(
-            func,
-            format!(
-                "input {axis} {len} is too small for kernel {k} (dilation {d}, padding {p}): \
+        return Err(ConvError::value(format!(
+            "input {axis} {len} is too small for kernel {k} (dilation {d}, padding {p}): \
                  the output size would be {out}"
-            ),
-        ));
+        )));
     }
-    usize::try_from(out).map_err(|_| ConvError::value(func, "output size overflows"))
+    usize::try_from(out).map_err(|_| ConvError::value("output size overflows"))
+}
+
+impl PoolSpec {
+    /// The rules that need no input: kernel, stride, dilation >= 1; padding at most half the
+    /// kernel (a pooling layer checks them when it is built).
+    pub fn check(&self) -> Result<()> {
+        let (kernel, padding) = (self.kernel, self.padding);
+        positive("kernel_size", kernel)?;
+        positive("stride", self.stride)?;
+        positive("dilation", self.dilation)?;
+        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
+            return Err(ConvError::value(format!(
+                "padding {padding:?} must be at most half of kernel_size {kernel:?}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl PoolParams {
     /// Validate as torch does: kernel, stride, dilation >= 1; padding at most half the kernel.
-    pub fn new(func: &str, input: [usize; 4], spec: &PoolSpec) -> Result<Self> {
+    pub fn new(input: [usize; 4], spec: &PoolSpec) -> Result<Self> {
         let PoolSpec {
             kernel,
             stride,
@@ -72,19 +86,11 @@ impl PoolParams {
             ceil_mode,
         } = *spec;
         let [n, c, h, w] = input;
-        positive(func, "kernel_size", kernel)?;
-        positive(func, "stride", stride)?;
-        positive(func, "dilation", dilation)?;
-        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
-            return Err(ConvError::value(
-                func,
-                format!("padding {padding:?} must be at most half of kernel_size {kernel:?}"),
-            ));
-        }
-        let len = |axis, n, k, s, pad, d| pool_len(func, axis, n, (k, s, pad, d), ceil_mode);
+        spec.check()?;
+        let len = |axis, n, k, s, pad, d| pool_len(axis, n, (k, s, pad, d), ceil_mode);
         let oh = len("height", h, kernel.0, stride.0, padding.0, dilation.0)?;
         let ow = len("width", w, kernel.1, stride.1, padding.1, dilation.1)?;
-        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
+        check_shapes(&[[n, c, h, w], [n, c, oh, ow]])?;
         Ok(PoolParams {
             n,
             c,
@@ -140,9 +146,9 @@ pub struct AvgOptions {
 
 impl AvgOptions {
     /// torch's rule: a `divisor_override` must be non-zero.
-    pub fn new(func: &str, count_include_pad: bool, divisor_override: Option<i64>) -> Result<Self> {
+    pub fn new(count_include_pad: bool, divisor_override: Option<i64>) -> Result<Self> {
         if divisor_override == Some(0) {
-            return Err(ConvError::value(func, "divisor_override must be non-zero"));
+            return Err(ConvError::value("divisor_override must be non-zero"));
         }
         Ok(AvgOptions {
             count_include_pad,
@@ -178,8 +184,8 @@ pub struct PlaneMap<R> {
 
 impl<R> PlaneMap<R> {
     /// Checked by the rule's constructor only.
-    fn checked(func: &str, [n, c, h, w]: [usize; 4], (oh, ow): (usize, usize)) -> Result<Self> {
-        check_shapes(func, &[[n, c, h, w], [n, c, oh, ow]])?;
+    fn checked([n, c, h, w]: [usize; 4], (oh, ow): (usize, usize)) -> Result<Self> {
+        check_shapes(&[[n, c, h, w], [n, c, oh, ow]])?;
         Ok(PlaneMap {
             n,
             c,
@@ -210,16 +216,15 @@ pub type UnpoolParams = PlaneMap<Unpool>;
 
 impl PlaneMap<Adaptive> {
     /// `out`: the target `(oh, ow)`; `None` keeps the input's size along that axis.
-    pub fn new(func: &str, input: [usize; 4], out: (Option<usize>, Option<usize>)) -> Result<Self> {
+    pub fn new(input: [usize; 4], out: (Option<usize>, Option<usize>)) -> Result<Self> {
         let [n, c, h, w] = input;
         let out = (out.0.unwrap_or(h), out.1.unwrap_or(w));
         if (h == 0 || w == 0) && out.0 * out.1 > 0 && n * c > 0 {
-            return Err(ConvError::value(
-                func,
-                format!("input of spatial size ({h}, {w}) cannot be pooled to {out:?}"),
-            ));
+            return Err(ConvError::value(format!(
+                "input of spatial size ({h}, {w}) cannot be pooled to {out:?}"
+            )));
         }
-        Self::checked(func, input, out)
+        Self::checked(input, out)
     }
 
     /// torch: start = floor(o * len / out), end = ceil((o + 1) * len / out).
@@ -233,7 +238,6 @@ impl PlaneMap<Unpool> {
     /// torch's rule: the default size is `(h - 1) stride - 2 padding + kernel`; an explicit
     /// `output_size` (its last two entries) must lie strictly within one stride of it.
     pub fn new(
-        func: &str,
         input: [usize; 4],
         kernel: (usize, usize),
         stride: (usize, usize),
@@ -241,8 +245,8 @@ impl PlaneMap<Unpool> {
         output_size: Option<&[usize]>,
     ) -> Result<Self> {
         let [_, _, h, w] = input;
-        positive(func, "kernel_size", kernel)?;
-        positive(func, "stride", stride)?;
+        positive("kernel_size", kernel)?;
+        positive("stride", stride)?;
         let default = |len: usize, s: usize, p: usize, k: usize| -> i128 {
             (len as i128 - 1) * s as i128 - 2 * p as i128 + k as i128
         };
@@ -254,37 +258,32 @@ impl PlaneMap<Unpool> {
             None => def,
             Some(sz) => {
                 if !(2..=4).contains(&sz.len()) {
-                    return Err(ConvError::value(
-                        func,
-                        format!("output_size must have 2, 3 or 4 elements, got {}", sz.len()),
-                    ));
+                    return Err(ConvError::value(format!(
+                        "output_size must have 2, 3 or 4 elements, got {}",
+                        sz.len()
+                    )));
                 }
                 let want = (sz[sz.len() - 2] as i128, sz[sz.len() - 1] as i128);
                 let (s0, s1) = (stride.0 as i128, stride.1 as i128);
                 let inside = |v: i128, d: i128, s: i128| d - s < v && v < d + s;
                 if !(inside(want.0, def.0, s0) && inside(want.1, def.1, s1)) {
-                    return Err(ConvError::value(
-                        func,
-                        format!(
-                            "output_size {want:?} must be strictly between {:?} and {:?}",
-                            (def.0 - s0, def.1 - s1),
-                            (def.0 + s0, def.1 + s1)
-                        ),
-                    ));
+                    return Err(ConvError::value(format!(
+                        "output_size {want:?} must be strictly between {:?} and {:?}",
+                        (def.0 - s0, def.1 - s1),
+                        (def.0 + s0, def.1 + s1)
+                    )));
                 }
                 want
             }
         };
         if size.0 < 0 || size.1 < 0 {
-            return Err(ConvError::value(
-                func,
-                format!("the output size {size:?} is negative"),
-            ));
+            return Err(ConvError::value(format!(
+                "the output size {size:?} is negative"
+            )));
         }
-        let to_usize = |v: i128| {
-            usize::try_from(v).map_err(|_| ConvError::value(func, "output size overflows"))
-        };
+        let to_usize =
+            |v: i128| usize::try_from(v).map_err(|_| ConvError::value("output size overflows"));
         let (oh, ow) = (to_usize(size.0)?, to_usize(size.1)?);
-        Self::checked(func, input, (oh, ow))
+        Self::checked(input, (oh, ow))
     }
 }
