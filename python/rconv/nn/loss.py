@@ -48,8 +48,18 @@ class CrossEntropyLoss(Module):
                 f"CrossEntropyLoss: expected logits (N, C) and targets (N,), got "
                 f"{logits.shape} and {t.shape}"
             )
-        if t.dtype.kind not in "iu" or (t.size and (t.min() < 0 or t.max() >= logits.shape[1])):
-            raise ValueError("CrossEntropyLoss: targets must be integer class indices in range")
+        c = logits.shape[1]
+        if t.dtype.kind not in "iu":
+            hint = " (convert them with targets.astype(np.int64))" if t.dtype.kind in "fb" else ""
+            raise ValueError(
+                f"CrossEntropyLoss: targets must be integer class indices in [0, {c}) for the "
+                f"{c} classes of the logits, got dtype {t.dtype}{hint}"
+            )
+        if t.size and (t.min() < 0 or t.max() >= c):
+            raise ValueError(
+                f"CrossEntropyLoss: targets must be class indices in [0, {c}) for the {c} "
+                f"classes of the logits, got values from {t.min()} to {t.max()}"
+            )
         z = logits - logits.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         self._p, self._t = np.exp(logp), t
