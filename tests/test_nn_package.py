@@ -417,8 +417,9 @@ def test_functional_linear_matches_numpy_and_the_layer():
 
 # ------------------------------------------------------------------------ private names
 # A module of rconv.nn or rconv.optim may use the underscore names of only these modules:
-# the package's private helper module and the private layers of rconv it is built on.
-ALLOWED = {"rconv.nn._util", "rconv._nn", "rconv._signal", "rconv._rconv"}
+# the package's private helper module, the private layers of rconv it is built on, and the
+# shared docstring texts.
+ALLOWED = {"rconv.nn._util", "rconv._nn", "rconv._signal", "rconv._rconv", "rconv._docs"}
 
 
 def _package_modules():

@@ -13,21 +13,10 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _rconv
-from ._signal import _OUT_DOC, _backward, _doc
+from ._docs import _OUT_DOC, _PADDING_MODE_DOC, _ZERO_PAD_OPTS_DOC, _doc
+from ._signal import _backward
 
 IntPair = Union[int, Tuple[int, int]]
-
-# The options of the gradient functions that take no padding_mode (conv2d_input/_weight).
-_ZERO_PAD_OPTS_DOC = """\
-    stride : int or (int, int), optional
-        As in :func:`conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`conv2d` (zero padding).
-    dilation : int or (int, int), optional
-        As in :func:`conv2d`.
-    groups : int, optional
-        As in :func:`conv2d`.
-"""
 
 # --------------------------------------------------------------------------- argument helpers
 # Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
@@ -125,7 +114,7 @@ def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- convolution
 
 
-@_doc(out=_OUT_DOC)
+@_doc(padding_mode=_PADDING_MODE_DOC, out=_OUT_DOC)
 def conv2d(
     input,
     weight,
@@ -157,7 +146,7 @@ def conv2d(
         Spacing between kernel taps (>= 1).
     groups : int, optional
         Channels are split into `groups` independent convolutions.
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+    [padding_mode]
         How the padding is filled, as ``torch.nn.Conv2d`` applies it.
     [out]
 
@@ -232,6 +221,7 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode
     return res[0] if unbatched else res
 
 
+@_doc(padding_mode=_PADDING_MODE_DOC)
 def conv2d_backward(
     grad_output,
     input,
@@ -261,7 +251,7 @@ def conv2d_backward(
         As in :func:`conv2d`.
     groups : int, optional
         As in :func:`conv2d`.
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+    [padding_mode]
         As in :func:`conv2d`.
     out : tuple of 3 (numpy.ndarray or None), optional
         Keyword-only destinations ``(grad_input, grad_weight, grad_bias)``, ``None`` where a

@@ -7,68 +7,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _rconv
-
-
-def _axes_doc(n1: str, n2: str) -> str:
-    """The ``axes`` parameter's text, for inputs named `n1` and `n2`."""
-    return f"""\
-    axes : pair of int, optional, keyword-only
-        Stacks of images in one call (an extension of scipy's 2-D contract, after the
-        precedent of :func:`scipy.signal.fftconvolve`'s ``axes``). ``None`` (default): both
-        inputs must be 2-D. ``(a, b)``: the two distinct axes of `{n1}` (negative values count
-        from the end) that carry the 2-D operation, `a` the row axis; every other axis is a
-        batch axis. `{n2}` is then either 2-D (one kernel for every image, read as rows and
-        columns whatever the order of `axes`) or has `{n1}`'s number of dimensions, its
-        kernel axes at the same positions and its other axes broadcasting against `{n1}`'s
-        by NumPy's rules (a filter bank gives one output per pair). The output has the
-        broadcast batch sizes and the mode's sizes along `axes`, in place, and is
-        C-contiguous. Each image gives what the 2-D call gives (the 'valid' swap is decided
-        from the 2-D shapes); the images run in parallel.
-"""
-
-
-_OUT_DOC = """\
-    out : numpy.ndarray, optional, keyword-only
-        Destination for the result: C-contiguous, writeable, of exactly the result's shape
-        and dtype, sharing no memory with the inputs. It is overwritten and returned (the
-        same object); any other array raises ``ValueError`` or ``TypeError``. Reusing one
-        array across calls saves the page faults of a fresh large output.
-"""
-
-
-_METHOD_DOC = """\
-    method : {'auto', 'direct', 'fft', 'separable'}, optional, keyword-only
-        ``'direct'`` sums the products (exact in the dtype); ``'fft'`` multiplies spectra
-        (overlap-save tiles; float rounding spreads over the output: errors stay below
-        ``4 eps log2(n)`` times the largest sum of absolute products, ``eps`` of the dtype and
-        ``n`` the transform size, about ``1e-5`` (float32) or ``1e-14`` (float64) of the
-        output's scale; integers are computed in float64
-        and rounded back, refused if products could exceed ``2**52``); ``'separable'`` runs
-        two 1-D passes for a kernel of rank 1 (an outer product, such as a Gaussian, box,
-        Sobel or binomial kernel), ``kh + kw`` products per output instead of ``kh * kw``,
-        and is a ``ValueError`` for any other kernel (integers: rank 1 exactly, and the
-        result has the direct sum's bits; floats: the outer product of the kernel's row and
-        column through its largest element matches it within ``8 eps max|k|``, and errors
-        stay below ``(kh + kw + 8) eps max|k|`` times the sum of the absolute values in the
-        window); ``'auto'`` (default) picks the fastest, staying direct for inputs holding
-        NaN or Inf (and never the FFT for integers). See :func:`choose_conv_method`.
-"""
-
-
-def _doc(**parts: str):
-    """Fill the ``[name]`` lines of a docstring with the shared parameter texts (one copy of
-    each, for the functions that share them)."""
-
-    def apply(f):
-        doc = f.__doc__
-        if doc is None:  # python -OO strips docstrings
-            return f
-        for name, text in parts.items():
-            doc = doc.replace(f"    [{name}]\n", text)
-        f.__doc__ = doc
-        return f
-
-    return apply
+from ._docs import _BACKWARD_DOC, _METHOD_DOC, _OUT_DOC, _axes_doc, _doc, _see_also
 
 
 def _as_array(func: str, name: str, a: Any) -> np.ndarray:
@@ -439,63 +378,6 @@ def _backward(
         g = g.copy()
     fill = _fill_array(name, fillvalue, dt) if _is_fill(boundary) else None
     return _rconv.correlate2d_backward(g, a1, a2, fill, op, mode, boundary, axes, name)
-
-
-_BACKWARD_DOC = """
-
-    Parameters
-    ----------
-    grad_output : array_like
-        The gradient with respect to the forward's output: exactly its shape.
-    in1, in2 : array_like
-        The forward's inputs (2-D, or stacks with `axes`).
-    mode : {{'full', 'valid', 'same'}}, optional
-        As in :func:`{fwd}`; 'valid' honours scipy's swap of a larger `in2`.
-    boundary : {{'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'}}, optional
-        As in :func:`{fwd}`. 'symm' and 'wrap' fold the gradient of the extended image back
-        onto the image (the adjoint of the extension); 'fill' drops the part outside it.
-        Ignored by 'valid', which reads no boundary.
-    fillvalue : scalar, optional
-        The forward's fill value: a constant. It shapes ``grad_in2`` (the padded cells are
-        part of what the kernel multiplies) and gets no gradient of its own.
-    axes : pair of int, optional, keyword-only
-        As in :func:`{fwd}`. ``grad_in2`` is summed over the batch axes it was broadcast
-        along (one kernel for a whole stack gets the sum of the images' gradients), and
-        likewise ``grad_in1``.
-
-    Returns
-    -------
-    grad_in1, grad_in2 : ndarray
-        The gradients of ``S = sum({fwd}(in1, in2, ...) * grad_output)`` with respect to the
-        arguments as passed, with their shapes, in the common dtype of the three arrays
-        (integers keep their dtype and wrap, as in the forward).
-
-    Raises
-    ------
-    ValueError
-        As the forward for bad shapes and options; also if `grad_output` does not have the
-        forward output's shape.
-    TypeError
-        Unsupported dtypes.
-
-{see_also}
-    Notes
-    -----
-    The sums run through the engines ``method='auto'`` picks (two correlations: the full
-    convolution of `grad_output` with the kernel, and the 'valid' correlation of the
-    extended image with `grad_output`), so float results carry the FFT's rounding for large
-    kernels. They do not depend on the thread count.
-
-    Complex numbers follow :func:`corr2d_backward`: no conjugation is added. {complex}
-"""
-
-
-def _see_also(fwd: str, other: str, what: str) -> str:
-    return f"""    See Also
-    --------
-    {fwd} : The forward.
-    {other} : The same for {what}.
-"""
 
 
 def correlate2d_backward(

@@ -50,36 +50,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rconv.dask needs Dask: pip install 'rconv[dask]' (or dask[array])") from e
 
 from . import _nn, _rconv, _signal
-
-# Parameter texts shared by the docstrings of two functions each (one copy of each).
-_CONV_OPTS_DOC = """\
-    stride : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    padding : int, (int, int), 'valid' or 'same', optional
-        As in :func:`rconv.conv2d`.
-    dilation : int or (int, int), optional
-        As in :func:`rconv.conv2d`.
-    groups : int, optional
-        As in :func:`rconv.conv2d`.
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
-        As in :func:`rconv.conv2d`.
-"""
-_MAX_WINDOW_DOC = """\
-    kernel_size : int or (int, int)
-        As in :func:`rconv.max_pool2d`.
-    stride, padding, dilation : int or (int, int), optional
-        As in :func:`rconv.max_pool2d`.
-"""
-_AVG_OPTS_DOC = """\
-    kernel_size : int or (int, int)
-        As in :func:`rconv.avg_pool2d`.
-    stride, padding : int or (int, int), optional
-        As in :func:`rconv.avg_pool2d`.
-    ceil_mode, count_include_pad : bool, optional
-        As in :func:`rconv.avg_pool2d`.
-    divisor_override : int, optional
-        As in :func:`rconv.avg_pool2d`.
-"""
+from ._docs import _AVG_OPTS_DOC, _CONV_OPTS_DOC, _MAX_WINDOW_DOC, _doc
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -562,7 +533,7 @@ def _batchwise(
     return finish(outs)
 
 
-@_signal._doc(conv_opts=_CONV_OPTS_DOC)
+@_doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d(
     input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
@@ -607,7 +578,7 @@ def conv2d(
     return _batchwise("conv2d", _nn._conv2d, locals(), ["input"], ["weight", "bias"])
 
 
-@_signal._doc(conv_opts=_CONV_OPTS_DOC)
+@_doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d_backward(
     grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
@@ -660,7 +631,7 @@ def conv2d_backward(
     )
 
 
-@_signal._doc(max_window=_MAX_WINDOW_DOC)
+@_doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ):
@@ -702,7 +673,7 @@ def max_pool2d(
     return _batchwise("max_pool2d", _nn._max_pool2d, locals(), ["input"])
 
 
-@_signal._doc(max_window=_MAX_WINDOW_DOC)
+@_doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d_backward(
     grad_output,
     input,
@@ -754,7 +725,7 @@ def max_pool2d_backward(
     return _batchwise("max_pool2d_backward", _max_pool_backward, params, batched)
 
 
-@_signal._doc(avg_opts=_AVG_OPTS_DOC)
+@_doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d(
     input,
     kernel_size,
@@ -794,7 +765,7 @@ def avg_pool2d(
     return _batchwise("avg_pool2d", _nn._avg_pool2d, locals(), ["input"])
 
 
-@_signal._doc(avg_opts=_AVG_OPTS_DOC)
+@_doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d_backward(
     grad_output,
     input,

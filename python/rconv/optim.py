@@ -26,26 +26,11 @@ from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
-from ._signal import _doc
+from ._docs import _ADAM_DOC, _MODEL_DOC, _doc
 from .nn._util import _int, _real
 from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW"]
-
-
-# Parameter texts the optimizers share (one copy of each).
-_MODEL_DOC = """\
-    model : Module
-        Its ``params()``/``grads()`` are read at every step.
-"""
-_ADAM_DOC = """\
-    lr : float, optional
-        Default 1e-3 (a mutable attribute ``.lr``).
-    betas : (float, float), optional
-        Default (0.9, 0.999), each in [0, 1).
-    eps : float, optional
-        Default 1e-8.
-"""
 
 
 class _Optimizer:

@@ -8,12 +8,14 @@ from typing import Optional
 import numpy as np
 
 from .. import _nn, _rconv
+from .._docs import _PADDING_MODE_DOC, _doc
 from ._util import _kaiming_uniform, _layer_dtype, _shown_pair
 from .module import Module
 
 __all__ = ["Conv2d"]
 
 
+@_doc(padding_mode=_PADDING_MODE_DOC)
 class Conv2d(Module):
     """2-D convolution layer (``torch.nn.Conv2d``).
 
@@ -36,7 +38,7 @@ class Conv2d(Module):
         Channels are split into `groups` independent convolutions (default 1).
     bias : bool, optional
         Learn an additive bias (default True).
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+    [padding_mode]
         As in :func:`rconv.conv2d`.
     rng : numpy.random.Generator, optional
         Source of the initial weights (default: a new unseeded generator).
