@@ -59,15 +59,18 @@ def test_dask_docstrings_and_examples():
     assert attempted >= 2 * len(mod.__all__) and failed == 0
 
 
-def test_stub_lists_every_public_function():
+def test_only_the_compiled_module_has_a_stub():
+    # The package is typed (py.typed) by inline annotations; the compiled module's stub,
+    # _rconv.pyi, is the only one (a .pyi beside a .py would hide the module from mypy).
     here = os.path.dirname(rconv.__file__)
-    text = open(os.path.join(here, "__init__.pyi")).read()
-    for name in rconv.__all__:
-        assert f"def {name}(" in text or f"{name}: " in text or f"as {name}" in text, name
-    dask_stub = open(os.path.join(here, "dask.pyi")).read()
-    for name in _dask_module().__all__:
-        assert f"def {name}(" in dask_stub, name
     assert os.path.exists(os.path.join(here, "py.typed"))
+    stubs = [
+        os.path.relpath(os.path.join(d, f), here)
+        for d, _, files in os.walk(here)
+        for f in files
+        if f.endswith(".pyi")
+    ]
+    assert stubs == ["_rconv.pyi"]
 
 
 def test_set_get_num_threads(threads):
@@ -136,25 +139,77 @@ def _runtime_signature(func):
     return [(p.name, kinds[p.kind]) for p in inspect.signature(func).parameters.values()]
 
 
-@pytest.mark.parametrize("stub", ["__init__.pyi", "dask.pyi", "_rconv.pyi"])
-def test_stub_signatures_match_the_runtime(stub):
-    # The stubs are checked against the compiled module's and the package's signatures
-    # (parameter names, order and kind), and must list every function the module has.
-    here = os.path.dirname(rconv.__file__)
-    module = {
-        "__init__.pyi": rconv,
-        "dask.pyi": _dask_module() if stub == "dask.pyi" else None,
-        "_rconv.pyi": rconv._rconv,
-    }[stub]
-    sigs = _stub_signatures(os.path.join(here, stub))
-    names = (
-        [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        if stub == "_rconv.pyi"
-        else [n for n in module.__all__ if inspect.isfunction(getattr(module, n))]
-    )
+def test_stub_signatures_match_the_runtime():
+    # The compiled module's stub is checked against its signatures (parameter names, order
+    # and kind), and must list every function the module has.
+    module = rconv._rconv
+    sigs = _stub_signatures(os.path.join(os.path.dirname(rconv.__file__), "_rconv.pyi"))
+    names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
     assert names
     for name in names:
-        assert name in sigs, f"{stub} lacks {name}"
-        assert sigs[name] == _runtime_signature(getattr(module, name)), f"{stub}: {name}"
+        assert name in sigs, f"_rconv.pyi lacks {name}"
+        assert sigs[name] == _runtime_signature(getattr(module, name)), f"_rconv.pyi: {name}"
     for name in sigs:
-        assert hasattr(module, name), f"{stub} has {name}, the module does not"
+        assert hasattr(module, name), f"_rconv.pyi has {name}, the module does not"
+
+
+def _unannotated(func):
+    """The parameters of `func` (``self`` aside) that have no annotation, and ``"return"``
+    if its return has none."""
+    sig = inspect.signature(func)
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.name != "self" and p.annotation is inspect.Parameter.empty
+    ]
+    if sig.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+@pytest.mark.parametrize("module", ["rconv", "rconv.nn.functional", "rconv.dask"])
+def test_public_functions_are_annotated(module):
+    import importlib
+
+    mod = _dask_module() if module == "rconv.dask" else importlib.import_module(module)
+    funcs = [getattr(mod, n) for n in mod.__all__ if inspect.isfunction(getattr(mod, n))]
+    assert funcs
+    missing = {f.__name__: m for f in funcs if (m := _unannotated(f))}
+    assert not missing, f"{module}: parameters without annotations: {missing}"
+
+
+def _public_classes():
+    out = []
+    for mod in (nn, optim):
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isclass(obj) and obj not in out:
+                out.append(obj)
+    return out
+
+
+# nn/loss.py is annotated separately: remove the mark when it is (strict: an XPASS fails).
+_LOSS_UNANNOTATED = pytest.mark.xfail(strict=True, reason="nn/loss.py is not annotated yet")
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        pytest.param(
+            c,
+            id=c.__name__,
+            marks=[_LOSS_UNANNOTATED] if c.__module__ == "rconv.nn.loss" else [],
+        )
+        for c in _public_classes()
+    ],
+)
+def test_public_methods_are_annotated(cls):
+    # every public method, inherited ones included, and the constructor and __call__
+    methods = [
+        (name, f)
+        for name, f in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") or name in ("__init__", "__call__")
+    ]
+    assert methods
+    missing = {name: m for name, f in methods if (m := _unannotated(f))}
+    assert not missing, f"{cls.__name__}: parameters without annotations: {missing}"

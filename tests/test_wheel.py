@@ -61,7 +61,7 @@ def test_wheel_is_abi3_manylinux_and_holds_the_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for f in (
         "rconv/__init__.py",
-        "rconv/__init__.pyi",
+        "rconv/_rconv.pyi",
         "rconv/py.typed",
         "rconv/nn/__init__.py",
         "rconv/nn/conv.py",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, TypedDict
 
 from . import _rconv, _threads
 
@@ -23,7 +23,26 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-def _cpu() -> Dict[str, object]:
+class _Cpu(TypedDict):
+    model: str
+    simd_flags: List[str]
+
+
+class _Config(TypedDict):
+    version: str
+    build_profile: str
+    cpu: _Cpu
+    rconv_simd: str
+    gemm_features: str
+    winograd: bool
+    threads: int
+    threads_source: str
+    python: str
+    numpy: Optional[str]
+    optional: Dict[str, Optional[str]]
+
+
+def _cpu() -> _Cpu:
     model, flags = platform.processor() or platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:
@@ -41,7 +60,7 @@ def _cpu() -> Dict[str, object]:
     return {"model": model, "simd_flags": flags}
 
 
-def config() -> Dict[str, object]:
+def config() -> _Config:
     """The facts :func:`show_config` prints, as a dict."""
     profile, simd, gemm, winograd, threads, source = _rconv.build_info()
     if _threads._source is not None and source == "set_num_threads":
@@ -86,15 +105,15 @@ def show_config() -> None:
     lines: List[str] = [
         f"rconv {c['version']}",
         f"  build profile: {c['build_profile']}",
-        f"  cpu: {cpu['model']} [{' '.join(cpu['simd_flags']) or 'no SIMD flags read'}]",  # type: ignore[index]
+        f"  cpu: {cpu['model']} [{' '.join(cpu['simd_flags']) or 'no SIMD flags read'}]",
         f"  rconv kernels: {c['rconv_simd']} (run-time dispatch)",
         f"  gemm crate features: {c['gemm_features']}",
         f"  winograd F(2x2,3x3): {'on' if c['winograd'] else 'off (RCONV_NO_WINOGRAD)'}",
         f"  threads: {c['threads']} (from {c['threads_source']})",
         f"  python {c['python']}, numpy {c['numpy']}",
     ]
-    present = [f"{k} {v}" for k, v in c["optional"].items() if v]  # type: ignore[union-attr]
-    absent = [k for k, v in c["optional"].items() if not v]  # type: ignore[union-attr]
+    present = [f"{k} {v}" for k, v in c["optional"].items() if v]
+    absent = [k for k, v in c["optional"].items() if not v]
     lines.append("  optional: " + (", ".join(present) or "none"))
     if absent:
         lines.append("  not installed: " + ", ".join(absent))

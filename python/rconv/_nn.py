@@ -8,7 +8,7 @@ refused with a ``TypeError``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -16,7 +16,14 @@ from . import _rconv
 from ._docs import _OUT_DOC, _PADDING_MODE_DOC, _ZERO_PAD_OPTS_DOC, _doc
 from ._signal import _backward
 
-IntPair = Union[int, Tuple[int, int]]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._rconv import IntPair, OutputSize, Padding, PaddingMode, Shape
+
+    #: `out=` of a function returning two or three arrays: a destination or None for each.
+    Out2 = Tuple[Optional[np.ndarray], Optional[np.ndarray]]
+    Out3 = Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
 
 # --------------------------------------------------------------------------- argument helpers
 # Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
@@ -85,7 +92,7 @@ def _out(out: Any, unbatched: bool) -> Any:
     return out
 
 
-def _outs(func: str, out: Any, n: int) -> tuple:
+def _outs(func: str, out: Any, n: int) -> Tuple[Any, ...]:
     """`out=` of a function returning `n` arrays: None, or a tuple of `n` (array or None)."""
     if out is None:
         return (None,) * n
@@ -116,17 +123,17 @@ def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
 
 @_doc(padding_mode=_PADDING_MODE_DOC, out=_OUT_DOC)
 def conv2d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    dilation=1,
-    groups=1,
-    padding_mode="zeros",
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: PaddingMode = "zeros",
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """2-D convolution (cross-correlation) over NCHW input, as ``torch.nn.functional.conv2d``.
 
     Parameters
@@ -197,7 +204,18 @@ def conv2d(
     )
 
 
-def _conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode, out, name):
+def _conv2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike],
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    out: Optional[np.ndarray],
+    name: str,
+) -> np.ndarray:
     """:func:`conv2d` with errors named `name` (``rconv.dask`` passes its own)."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
@@ -223,17 +241,17 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode
 
 @_doc(padding_mode=_PADDING_MODE_DOC)
 def conv2d_backward(
-    grad_output,
-    input,
-    weight,
-    stride=1,
-    padding=0,
-    dilation=1,
-    groups=1,
-    padding_mode="zeros",
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    weight: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: PaddingMode = "zeros",
     *,
-    out=None,
-):
+    out: Optional[Out3] = None,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute the gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``.
 
     Parameters
@@ -319,8 +337,17 @@ def conv2d_backward(
 
 
 def _conv2d_backward(
-    grad_output, input, weight, stride, padding, dilation, groups, padding_mode, out, name
-):
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    weight: ArrayLike,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    out: Optional[Out3],
+    name: str,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`conv2d_backward` with errors named `name`."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
@@ -338,8 +365,16 @@ def _conv2d_backward(
 
 @_doc(zero_pad_opts=_ZERO_PAD_OPTS_DOC, out=_OUT_DOC)
 def conv2d_input(
-    input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
-):
+    input_shape: Shape,
+    weight: ArrayLike,
+    grad_output: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its input, as ``torch.nn.grad.conv2d_input``.
 
     Parameters
@@ -405,8 +440,16 @@ def conv2d_input(
 
 @_doc(zero_pad_opts=_ZERO_PAD_OPTS_DOC, out=_OUT_DOC)
 def conv2d_weight(
-    input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, *, out=None
-):
+    input: ArrayLike,
+    weight_shape: Shape,
+    grad_output: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its weight, as ``torch.nn.grad.conv2d_weight``.
 
     Parameters
@@ -462,17 +505,17 @@ def conv2d_weight(
 
 @_doc(out=_OUT_DOC)
 def conv_transpose2d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    groups=1,
-    dilation=1,
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Transposed 2-D convolution, as ``torch.nn.functional.conv_transpose2d``.
 
     Parameters
@@ -546,8 +589,15 @@ def conv_transpose2d(
 
 
 def conv_transpose2d_backward(
-    grad_output, input, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1
-):
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    weight: ArrayLike,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute the gradients of :func:`conv_transpose2d`: ``(grad_input, grad_weight, grad_bias)``.
 
     Parameters
@@ -622,17 +672,53 @@ def _pool_input(func: str, x: Any) -> Tuple[np.ndarray, bool]:
     return _c(a), unbatched
 
 
+@overload
 def max_pool2d(
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode=False,
-    return_indices=False,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray: ...
+@overload
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+    out: Optional[Out2] = None,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    *,
+    out: Union[None, np.ndarray, Out2] = None,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    *,
+    out: Union[None, np.ndarray, Out2] = None,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     Parameters
@@ -704,33 +790,43 @@ def max_pool2d(
 
 
 def _max_pool2d(
-    input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, out, name
-):
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+    return_indices: bool,
+    out: Union[None, np.ndarray, Out2],
+    name: str,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """:func:`max_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     opts = (kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
         ov, oi = _outs(name, out, 2)
         res, ind = _rconv.max_pool2d(x, *opts, True, _out(ov, unbatched), _out(oi, unbatched), name)
+        assert ind is not None  # always returned with return_indices=True
         res = _unbatch(res, unbatched) if ov is None else ov
         return res, _unbatch(ind, unbatched) if oi is None else oi
     res, _ = _rconv.max_pool2d(x, *opts, False, _out(out, unbatched), None, name)
-    return _unbatch(res, unbatched) if out is None else out
+    # `out` is None or, accepted by the compiled layer, the array it wrote
+    return out if isinstance(out, np.ndarray) else _unbatch(res, unbatched)
 
 
 @_doc(out=_OUT_DOC)
 def max_pool2d_backward(
-    grad_output,
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode=False,
-    indices=None,
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    indices: Optional[ArrayLike] = None,
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -800,8 +896,17 @@ def max_pool2d_backward(
 
 
 def _max_pool2d_backward(
-    grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices, out, name
-):
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+    indices: Optional[ArrayLike],
+    out: Optional[np.ndarray],
+    name: str,
+) -> np.ndarray:
     """:func:`max_pool2d_backward` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     g = _grad_output(name, grad_output, unbatched)
@@ -822,7 +927,14 @@ def _max_pool2d_backward(
     return _unbatch(gi, unbatched) if out is None else out
 
 
-def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(
+    input: ArrayLike,
+    indices: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    output_size: Optional[Shape] = None,
+) -> np.ndarray:
     """Partial inverse of :func:`max_pool2d`, as ``torch.nn.functional.max_unpool2d``.
 
     Parameters
@@ -876,16 +988,16 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 @_doc(out=_OUT_DOC)
 def avg_pool2d(
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters
@@ -946,8 +1058,16 @@ def avg_pool2d(
 
 
 def _avg_pool2d(
-    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out, name
-):
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+    out: Optional[np.ndarray],
+    name: str,
+) -> np.ndarray:
     """:func:`avg_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     res = _rconv.avg_pool2d(
@@ -966,17 +1086,17 @@ def _avg_pool2d(
 
 @_doc(out=_OUT_DOC)
 def avg_pool2d_backward(
-    grad_output,
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
     *,
-    out=None,
-):
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -1037,17 +1157,17 @@ def avg_pool2d_backward(
 
 
 def _avg_pool2d_backward(
-    grad_output,
-    input,
-    kernel_size,
-    stride,
-    padding,
-    ceil_mode,
-    count_include_pad,
-    divisor_override,
-    out,
-    name,
-):
+    grad_output: ArrayLike,
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair],
+    padding: IntPair,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+    out: Optional[np.ndarray],
+    name: str,
+) -> np.ndarray:
     """:func:`avg_pool2d_backward` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     g = _grad_output(name, grad_output, unbatched)
@@ -1067,7 +1187,7 @@ def _avg_pool2d_backward(
     return _unbatch(res, unbatched) if out is None else out
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: ArrayLike, output_size: OutputSize) -> np.ndarray:
     """Adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     Parameters
@@ -1106,13 +1226,13 @@ def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg_pool2d(input, output_size, "adaptive_avg_pool2d")
 
 
-def _adaptive_avg_pool2d(input, output_size, name):
+def _adaptive_avg_pool2d(input: ArrayLike, output_size: OutputSize, name: str) -> np.ndarray:
     """:func:`adaptive_avg_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     return _unbatch(_rconv.adaptive_avg_pool2d(x, output_size, name), unbatched)
 
 
-def adaptive_avg_pool2d_backward(grad_output, input):
+def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input: ArrayLike) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool2d` with respect to its input.
 
     Parameters
@@ -1154,7 +1274,21 @@ def adaptive_avg_pool2d_backward(grad_output, input):
     return _unbatch(_rconv.adaptive_avg_pool2d_backward(_c(g, dt), x.shape, f), unbatched)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: OutputSize, return_indices: Literal[False] = False
+) -> np.ndarray: ...
+@overload
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: OutputSize, return_indices: Literal[True]
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: OutputSize, return_indices: bool = False
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+def adaptive_max_pool2d(
+    input: ArrayLike, output_size: OutputSize, return_indices: bool = False
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
 
     Parameters
@@ -1195,7 +1329,9 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max_pool2d(input, output_size, return_indices, "adaptive_max_pool2d")
 
 
-def _adaptive_max_pool2d(input, output_size, return_indices, name):
+def _adaptive_max_pool2d(
+    input: ArrayLike, output_size: OutputSize, return_indices: bool, name: str
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """:func:`adaptive_max_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     out, ind = _rconv.adaptive_max_pool2d(x, output_size, name)
@@ -1204,7 +1340,7 @@ def _adaptive_max_pool2d(input, output_size, return_indices, name):
     return _unbatch(out, unbatched)
 
 
-def adaptive_max_pool2d_backward(grad_output, input):
+def adaptive_max_pool2d_backward(grad_output: ArrayLike, input: ArrayLike) -> np.ndarray:
     """Gradient of :func:`adaptive_max_pool2d` with respect to its input.
 
     Parameters
@@ -1248,7 +1384,9 @@ def adaptive_max_pool2d_backward(grad_output, input):
     return _unbatch(gi, unbatched)
 
 
-def corr2d_backward(grad_output, x, k):
+def corr2d_backward(
+    grad_output: ArrayLike, x: ArrayLike, k: ArrayLike
+) -> Tuple[np.ndarray, np.ndarray]:
     """Compute the gradients of :func:`rconv.corr2d`: ``(grad_x, grad_k)``.
 
     Parameters

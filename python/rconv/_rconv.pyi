@@ -22,6 +22,11 @@ PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 Mode = Literal["full", "valid", "same"]
 Boundary = Literal["fill", "pad", "symm", "symmetric", "wrap", "circular"]
 Method = Literal["auto", "direct", "fft", "separable"]
+# The engine method='auto' picks (choose_conv_method's answer).
+Engine = Literal["direct", "fft", "separable"]
+# correlate2d's method: a Method, or, for the blocks of rconv.dask, the engine 'auto'
+# chose for the whole image, kept direct for a block holding NaN or Inf.
+PlanMethod = Union[Method, Literal["fft-if-finite", "separable-if-finite"]]
 Op = Literal["correlate", "convolve", "corr2d"]
 OutputSize = Union[int, None, Sequence[Optional[int]]]
 Axes = Sequence[int]
@@ -34,7 +39,7 @@ def correlate2d(
     op: Op,
     mode: Mode,
     boundary: Boundary,
-    method: Union[Method, Literal["fft-if-finite", "separable-if-finite"]],
+    method: PlanMethod,
     fft_terms: Optional[int] = None,
     out: Optional[np.ndarray] = None,
     axes: Optional[Axes] = None,
@@ -46,7 +51,7 @@ def choose_method(
     mode: Mode,
     axes: Optional[Axes] = None,
     name: str = "choose_conv_method",
-) -> Literal["direct", "fft", "separable"]: ...
+) -> Engine: ...
 def correlate2d_backward(
     grad_output: np.ndarray,
     in1: np.ndarray,
@@ -72,10 +77,10 @@ def stack_geometry(
 ) -> Tuple[List[int], Tuple[int, int]]: ...
 def signal_options(
     mode: Mode, boundary: Boundary, method: Method, name: str
-) -> Tuple[str, str, str]: ...
+) -> Tuple[Mode, Boundary, Method]: ...
 def auto_plan(
     in1_shape: Shape, in2: np.ndarray, op: Op, mode: Mode, boundary: Boundary, name: str
-) -> str: ...
+) -> Engine: ...
 
 # activations (flat C-contiguous float arrays)
 def relu(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _rconv
 from ._docs import _BACKWARD_DOC, _METHOD_DOC, _OUT_DOC, _axes_doc, _doc, _see_also
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._rconv import Axes, Boundary, Engine, Method, Mode, Op, PlanMethod
+
+    #: A fill value: a number (cast to the result dtype as scipy casts it).
+    Scalar = Union[int, float, complex, np.generic]
 
 
 def _as_array(func: str, name: str, a: Any) -> np.ndarray:
@@ -19,7 +27,7 @@ def _as_array(func: str, name: str, a: Any) -> np.ndarray:
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
 
 
-def _fill_array(func: str, fillvalue: Any, dt: np.dtype) -> Any:
+def _fill_array(func: str, fillvalue: Any, dt: np.dtype) -> Optional[np.ndarray]:
     """`fillvalue` as a 0-d array of the result dtype, following scipy's rules (None for the
     default 0, which the kernels use without a conversion)."""
     if type(fillvalue) is int and fillvalue == 0:
@@ -54,7 +62,9 @@ def _fill_array(func: str, fillvalue: Any, dt: np.dtype) -> Any:
     return fill.reshape(())
 
 
-def _inputs(func: str, names, in1: Any, in2: Any):
+def _inputs(
+    func: str, names: Sequence[str], in1: Any, in2: Any
+) -> Tuple[np.ndarray, np.ndarray, np.dtype]:
     """Both inputs as arrays of their common dtype (``numpy.result_type``), aligned."""
     a1 = _as_array(func, names[0], in1)
     a2 = _as_array(func, names[1], in2)
@@ -85,16 +95,16 @@ def _is_fill(boundary: Any) -> bool:
 
 def _run(
     name: str,
-    op: str,
-    in1: Any,
-    in2: Any,
-    mode: Any,
-    boundary: Any,
+    op: Op,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode,
+    boundary: Boundary,
     fillvalue: Any,
-    method: Any = "direct",
+    method: PlanMethod = "direct",
     fft_terms: Optional[int] = None,
     out: Optional[np.ndarray] = None,
-    axes: Any = None,
+    axes: Optional[Axes] = None,
 ) -> np.ndarray:
     """The shared entry point: types converted here, every option checked in Rust (`out` and
     `axes` too: the same `out` object comes back). `name` names the errors."""
@@ -104,7 +114,9 @@ def _run(
     return _rconv.correlate2d(a1, a2, fill, op, mode, boundary, method, fft_terms, out, axes, name)
 
 
-def choose_conv_method(in1, in2, mode="full", *, axes=None):
+def choose_conv_method(
+    in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", *, axes: Optional[Axes] = None
+) -> Engine:
     """The method ``method='auto'`` picks for :func:`correlate2d`/:func:`convolve2d`.
 
     Parameters
@@ -153,8 +165,16 @@ def choose_conv_method(in1, in2, mode="full", *, axes=None):
 
 @_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
 def correlate2d(
-    in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
-):
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    method: Method = "auto",
+    axes: Optional[Axes] = None,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
 
     Parameters
@@ -240,8 +260,16 @@ def correlate2d(
 
 @_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
 def convolve2d(
-    in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None, out=None
-):
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    method: Method = "auto",
+    axes: Optional[Axes] = None,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -303,7 +331,9 @@ def convolve2d(
 
 
 @_doc(axes=_axes_doc("x", "k"), out=_OUT_DOC)
-def corr2d(x, k, *, axes=None, out=None):
+def corr2d(
+    x: ArrayLike, k: ArrayLike, *, axes: Optional[Axes] = None, out: Optional[np.ndarray] = None
+) -> np.ndarray:
     """The 2-D cross-correlation of deep-learning texts (d2l's ``corr2d``), in Rust.
 
     Equivalent to the loop::
@@ -351,14 +381,14 @@ def corr2d(x, k, *, axes=None, out=None):
 
 def _backward(
     name: str,
-    op: str,
-    grad_output: Any,
-    in1: Any,
-    in2: Any,
-    mode: Any,
-    boundary: Any,
+    op: Op,
+    grad_output: ArrayLike,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode,
+    boundary: Boundary,
     fillvalue: Any,
-    axes: Any,
+    axes: Optional[Axes],
 ) -> Tuple[np.ndarray, np.ndarray]:
     """The shared entry point of the backward functions: the three arrays in their common
     dtype, the rest checked in Rust."""
@@ -381,8 +411,15 @@ def _backward(
 
 
 def correlate2d_backward(
-    grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
-):
+    grad_output: ArrayLike,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    axes: Optional[Axes] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     return _backward(
         "correlate2d_backward",
         "correlate",
@@ -397,8 +434,15 @@ def correlate2d_backward(
 
 
 def convolve2d_backward(
-    grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0, *, axes=None
-):
+    grad_output: ArrayLike,
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    axes: Optional[Axes] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     return _backward(
         "convolve2d_backward",
         "convolve",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import operator
+from typing import Optional
 
 from . import _rconv
 
 #: Set when threadpoolctl last set the thread count (for `show_config`); `None` otherwise.
-_source = None
+_source: Optional[str] = None
 
 
 def set_num_threads(n: int) -> None:
@@ -96,15 +97,15 @@ def _register_threadpoolctl() -> None:
         internal_api = "rconv"
         filename_prefixes = ("_rconv",)
 
-        def get_num_threads(self):
+        def get_num_threads(self) -> int:
             return get_num_threads()
 
-        def set_num_threads(self, num_threads):
+        def set_num_threads(self, num_threads: int) -> None:
             global _source
             set_num_threads(num_threads)
             _source = "threadpoolctl"
 
-        def get_version(self):
+        def get_version(self) -> str:
             return _rconv.__version__
 
     threadpoolctl.register(RconvController)

@@ -39,7 +39,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    overload,
+)
 
 import numpy as np
 
@@ -51,6 +64,27 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from . import _nn, _rconv, _signal
 from ._docs import _AVG_OPTS_DOC, _CONV_OPTS_DOC, _MAX_WINDOW_DOC, _doc
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._rconv import (
+        Axes,
+        Boundary,
+        Engine,
+        IntPair,
+        Method,
+        Mode,
+        Op,
+        OutputSize,
+        Padding,
+        PaddingMode,
+        PlanMethod,
+    )
+    from ._signal import Scalar
+
+    #: The large argument: a Dask array, or anything array-like (wrapped in one chunk).
+    Chunked = Union[da.Array, ArrayLike]
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -75,7 +109,7 @@ def _as_dask(func: str, name: str, x: Any) -> da.Array:
         raise ValueError(f"{func}: {name} cannot be converted to an array: {e}") from e
 
 
-def _known_shape(func: str, name: str, x: da.Array, axes) -> None:
+def _known_shape(func: str, name: str, x: da.Array, axes: Iterable[int]) -> None:
     if any(np.isnan(x.shape[a]) for a in axes):
         raise ValueError(
             f"{func}: {name} has chunks of unknown size (shape {x.shape}); call "
@@ -99,7 +133,7 @@ class _Axis:
     ``depth`` neighbours; the last output chunk takes whatever 'full' adds or 'valid' drops.
     """
 
-    def __init__(self, n: int, k: int, lo: int, out: int, chunks: Tuple[int, ...]):
+    def __init__(self, n: int, k: int, lo: int, out: int, chunks: Sequence[int]) -> None:
         self.n, self.k, self.lo, self.out = n, k, lo, out
         ext_end = max(0, out - 1 - lo + k - n)  # boundary cells needed past the end
         # Every chunk at least this long: the neighbour overlap fits in one chunk, the
@@ -152,7 +186,7 @@ def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
         index = np.arange(-before, n + after) % n
         x = x.rechunk({axis: -1})
         chunks = tuple((len(index),) if a == axis else c for a, c in enumerate(x.chunks))
-        return x.map_blocks(np.take, index, axis=axis, chunks=chunks, dtype=x.dtype)
+        return da.map_blocks(np.take, x, index, axis=axis, chunks=chunks, dtype=x.dtype)
     pieces = []
     pos, end = -before, n + after
     while pos < end:
@@ -166,8 +200,19 @@ def _wrap_pad(x: da.Array, axis: int, before: int, after: int) -> da.Array:
 
 
 def _correlate_block(
-    block, block_id=None, *, func, op, kernel, axes, boundary, fill, method, terms, bstarts
-):
+    block: np.ndarray,
+    block_id: Tuple[int, ...] = (),
+    *,
+    func: str,
+    op: Op,
+    kernel: np.ndarray,
+    axes: Sequence[_Axis],
+    boundary: Boundary,
+    fill: Any,
+    method: PlanMethod,
+    terms: int,
+    bstarts: Sequence[Sequence[int]],
+) -> np.ndarray:
     """One output chunk of a chunked correlation (runs on a worker). The image axes are the
     last two; any axes before them are batch axes, which slice a stack of kernels."""
     i, j = block_id[-2:]
@@ -194,7 +239,15 @@ def _correlate_block(
     return full[..., kh - 1 - top : kh - 1 - top + m, kw - 1 - left : kw - 1 - left + n]
 
 
-def _stack(name, op, x, k, axes, mode, boundary):
+def _stack(
+    name: str,
+    op: Op,
+    x: da.Array,
+    k: np.ndarray,
+    axes: Axes,
+    mode: Mode,
+    boundary: Boundary,
+) -> Tuple[da.Array, np.ndarray, Tuple[int, int]]:
     """A stacked call (``axes=``) as one with the image axes last: the moved image (broadcast
     against the kernels' batch axes), the moved kernel(s), and how to move the result back.
     The shape rules are checked in Rust, as for the in-memory call."""
@@ -207,7 +260,26 @@ def _stack(name, op, x, k, axes, mode, boundary):
     return xm, km, (a, b)
 
 
-def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None):
+#: The method of the blocks for method='auto': the engine chosen for the whole image, kept
+#: direct for a block holding NaN or Inf (decided in Rust), as the in-memory 'auto' does.
+_IF_FINITE: Dict[Engine, PlanMethod] = {
+    "direct": "direct",
+    "fft": "fft-if-finite",
+    "separable": "separable-if-finite",
+}
+
+
+def _correlate(
+    func: str,
+    op: Op,
+    in1: Chunked,
+    in2: Chunked,
+    mode: Mode,
+    boundary: Boundary,
+    fillvalue: Scalar,
+    method: Method,
+    axes: Optional[Axes] = None,
+) -> da.Array:
     name = f"rconv.dask.{func}"
     # validated and named canonically by the in-memory functions' own parser
     mode, boundary, method = _rconv.signal_options(mode, boundary, method, name)
@@ -223,6 +295,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     if axes is not None:
         x, k, moved = _stack(name, op, x, k, axes, mode, boundary)
     nd = x.ndim
+    fill: Union[np.ndarray, int, None]
     fill = _signal._fill_array(name, fillvalue, dt) if boundary == "fill" else None
     fill = 0 if fill is None else fill  # a 0-d array of the result dtype, or the default
 
@@ -238,11 +311,11 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     # the in-memory 'auto' plan for the whole image (the kernel's rank included); a stack of
     # kernels is separable only if each of them is
     kernels = k.reshape((-1,) + ker) if k.size else np.zeros((1,) + ker, dt)
-    plans = {
+    auto_plans = {
         _rconv.auto_plan(img, np.ascontiguousarray(kk, dt), op, mode, boundary, name)
         for kk in kernels
     }
-    plan = plans.pop() if len(plans) == 1 else (plans - {"separable"}).pop()
+    plan = auto_plans.pop() if len(auto_plans) == 1 else (auto_plans - {"separable"}).pop()
 
     def back(r):
         return r if moved is None else da.moveaxis(r, (-2, -1), moved)
@@ -257,8 +330,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     if k.size == 0:
         # No kernel taps: every output element is an empty sum.
         return back(da.zeros(out_shape, dtype=dt, chunks=x.chunksize))
-    if method == "auto":
-        method = {"fft": "fft-if-finite", "separable": "separable-if-finite"}.get(plan, plan)
+    run_method: PlanMethod = _IF_FINITE[plan] if method == "auto" else method
 
     in_shape = img
     axes_ = []
@@ -283,7 +355,7 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
         axes=plans,
         boundary=boundary,
         fill=fill,
-        method=method,
+        method=run_method,
         terms=min(int(np.prod(in_shape)), int(np.prod(ker))),
         bstarts=[np.cumsum((0,) + c[:-1]).tolist() for c in x.chunks[:-2]],
     )
@@ -304,7 +376,16 @@ def _correlate(func, op, in1, in2, mode, boundary, fillvalue, method, axes=None)
     )
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None):
+def correlate2d(
+    in1: Chunked,
+    in2: Chunked,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    method: Method = "auto",
+    axes: Optional[Axes] = None,
+) -> da.Array:
     """Cross-correlate a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.correlate2d`: same arguments, same result, computed block by
@@ -364,7 +445,16 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     return _correlate("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, axes)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto", axes=None):
+def convolve2d(
+    in1: Chunked,
+    in2: Chunked,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    method: Method = "auto",
+    axes: Optional[Axes] = None,
+) -> da.Array:
     """Convolve a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.convolve2d` (:func:`scipy.signal.convolve2d` semantics): same
@@ -418,14 +508,19 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
 # --------------------------------------------------------------------------- batch axis
 
 
-def _sum_in_order(parts):
+def _sum_in_order(parts: Sequence[np.ndarray]) -> np.ndarray:
     total = np.array(parts[0], copy=True)
     for p in parts[1:]:
         total += p
     return total
 
 
-def _max_pool_backward(grad_output, input, indices=None, **kwargs):
+def _max_pool_backward(
+    grad_output: np.ndarray,
+    input: np.ndarray,
+    indices: Optional[np.ndarray] = None,
+    **kwargs: Any,
+) -> np.ndarray:
     """:func:`rconv.max_pool2d_backward` with `indices` as a third positional block."""
     return _nn._max_pool2d_backward(grad_output, input, indices=indices, out=None, **kwargs)
 
@@ -435,12 +530,12 @@ _OPTIONAL = ("indices",)
 
 def _batchwise(
     func: str,
-    inner: Callable,
-    params: dict,
+    inner: Callable[..., Any],
+    params: Dict[str, Any],
     batched: Sequence[str],
     shared: Sequence[str] = (),
     reduced: Sequence[int] = (),
-):
+) -> Any:
     """Apply the in-memory `inner` to every batch chunk.
 
     `params` are the public function's arguments: those named in `batched` are the chunked
@@ -535,8 +630,15 @@ def _batchwise(
 
 @_doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
-):
+    input: Chunked,
+    weight: Chunked,
+    bias: Optional[Chunked] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: PaddingMode = "zeros",
+) -> da.Array:
     """:func:`rconv.conv2d` over a batch chunked along its first axis.
 
     Parameters
@@ -580,8 +682,15 @@ def conv2d(
 
 @_doc(conv_opts=_CONV_OPTS_DOC)
 def conv2d_backward(
-    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
-):
+    grad_output: Chunked,
+    input: Chunked,
+    weight: Chunked,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: PaddingMode = "zeros",
+) -> Tuple[da.Array, da.Array, da.Array]:
     """:func:`rconv.conv2d_backward` over a batch chunked along its first axis.
 
     Parameters
@@ -631,10 +740,47 @@ def conv2d_backward(
     )
 
 
+@overload
+def max_pool2d(
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
+) -> da.Array: ...
+@overload
+def max_pool2d(
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+) -> Tuple[da.Array, da.Array]: ...
+@overload
+def max_pool2d(
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Union[da.Array, Tuple[da.Array, da.Array]]: ...
 @_doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d(
-    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
-):
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Union[da.Array, Tuple[da.Array, da.Array]]:
     """:func:`rconv.max_pool2d` over a batch chunked along its first axis.
 
     Parameters
@@ -675,15 +821,15 @@ def max_pool2d(
 
 @_doc(max_window=_MAX_WINDOW_DOC)
 def max_pool2d_backward(
-    grad_output,
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode=False,
-    indices=None,
-):
+    grad_output: Chunked,
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    indices: Optional[Chunked] = None,
+) -> da.Array:
     """:func:`rconv.max_pool2d_backward` over a batch chunked along its first axis.
 
     Parameters
@@ -727,14 +873,14 @@ def max_pool2d_backward(
 
 @_doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d(
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-):
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> da.Array:
     """:func:`rconv.avg_pool2d` over a batch chunked along its first axis.
 
     Parameters
@@ -767,15 +913,15 @@ def avg_pool2d(
 
 @_doc(avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d_backward(
-    grad_output,
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-):
+    grad_output: Chunked,
+    input: Chunked,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> da.Array:
     """:func:`rconv.avg_pool2d_backward` over a batch chunked along its first axis.
 
     Parameters
@@ -810,7 +956,7 @@ def avg_pool2d_backward(
     return _batchwise("avg_pool2d_backward", _nn._avg_pool2d_backward, params, batched)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Chunked, output_size: OutputSize) -> da.Array:
     """:func:`rconv.adaptive_avg_pool2d` over a batch chunked along its first axis.
 
     Parameters
@@ -841,7 +987,21 @@ def adaptive_avg_pool2d(input, output_size):
     return _batchwise("adaptive_avg_pool2d", _nn._adaptive_avg_pool2d, locals(), ["input"])
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(
+    input: Chunked, output_size: OutputSize, return_indices: Literal[False] = False
+) -> da.Array: ...
+@overload
+def adaptive_max_pool2d(
+    input: Chunked, output_size: OutputSize, return_indices: Literal[True]
+) -> Tuple[da.Array, da.Array]: ...
+@overload
+def adaptive_max_pool2d(
+    input: Chunked, output_size: OutputSize, return_indices: bool = False
+) -> Union[da.Array, Tuple[da.Array, da.Array]]: ...
+def adaptive_max_pool2d(
+    input: Chunked, output_size: OutputSize, return_indices: bool = False
+) -> Union[da.Array, Tuple[da.Array, da.Array]]:
     """:func:`rconv.adaptive_max_pool2d` over a batch chunked along its first axis.
 
     Parameters

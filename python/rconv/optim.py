@@ -207,6 +207,12 @@ class SGD(_Optimizer):
 
     _hyper = ("lr", "momentum", "weight_decay", "dampening", "nesterov")
     _state_keys = ("momentum_buffer",)
+    # the hyperparameters, set by _Optimizer.__init__ (and load_state_dict)
+    lr: float
+    momentum: float
+    weight_decay: float
+    dampening: float
+    nesterov: bool
 
     def __init__(
         self,
@@ -227,7 +233,7 @@ class SGD(_Optimizer):
             nesterov=nesterov,
         )
 
-    def _validate(self, h):
+    def _validate(self, h: Dict[str, Any]) -> None:
         _check_lr("SGD", h["lr"], strict=True)
         for k in ("momentum", "weight_decay", "dampening"):
             if _real("SGD", k, h[k]) < 0:
@@ -299,6 +305,11 @@ class Adam(_Optimizer):
     _hyper = ("lr", "betas", "eps", "weight_decay")
     _state_keys = ("step", "exp_avg", "exp_avg_sq")
     _decoupled = False
+    # the hyperparameters, set by _Optimizer.__init__ (and load_state_dict)
+    lr: float
+    betas: Tuple[float, float]
+    eps: float
+    weight_decay: float
 
     def __init__(
         self,
@@ -309,9 +320,10 @@ class Adam(_Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        self.betas = tuple(float(b) for b in betas)
+        b1, b2 = betas  # a pair: checked by _validate
+        self.betas = (float(b1), float(b2))
 
-    def _validate(self, h):
+    def _validate(self, h: Dict[str, Any]) -> None:
         name = type(self).__name__
         _check_lr(name, h["lr"], strict=False)
         try:

@@ -64,7 +64,9 @@ def _shown_pair(v: Any) -> Tuple[int, int]:
     return int(vals[0]), int(vals[1])
 
 
-def _kaiming_uniform(rng, shape, fan_in, dtype):
+def _kaiming_uniform(
+    rng: np.random.Generator, shape: Tuple[int, ...], fan_in: int, dtype: np.dtype
+) -> np.ndarray:
     # torch.nn default: kaiming_uniform_(a=sqrt(5)) -> bound = sqrt(6 / ((1 + 5) fan_in))
     bound = math.sqrt(6.0 / (6.0 * fan_in)) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
@@ -103,7 +105,7 @@ def _linear_out(
 _ACCEPTS_INPUT_GRAD: Dict[type, bool] = {}
 
 
-def _backward(layer: Module, grad, input_grad: bool):
+def _backward(layer: Module, grad: np.ndarray, input_grad: bool) -> Optional[np.ndarray]:
     """``layer.backward(grad, input_grad=False)`` where the layer takes the keyword (a user
     Module may define ``backward(grad)`` only)."""
     if input_grad:

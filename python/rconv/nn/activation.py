@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .. import _nn, _rconv
@@ -32,15 +34,15 @@ class ReLU(Module):
     (array([ 0.,  2., nan]), array([0., 5., 5.]))
     """
 
-    def __init__(self):
-        self._out = None
+    def __init__(self) -> None:
+        self._out: Optional[np.ndarray] = None
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out = relu(x)
         self._out = out
         return out
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         out = self._need(self._out, "output")
         g = self._check_grad(grad, out.shape)
         if not input_grad:
@@ -70,15 +72,15 @@ class LeakyReLU(Module):
     (array([-0.2,  0. ,  3. ]), array([0.1, 0.1, 1. ]))
     """
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = _real("LeakyReLU", "negative_slope", negative_slope)
-        self._x = None
+        self._x: Optional[np.ndarray] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/activation.py, LeakyReLU.extra_repr (no inplace here)
         return f"negative_slope={self.negative_slope}"
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float_input("LeakyReLU", x)
         self._x = x.copy()
         s = x.dtype.type(self.negative_slope)
@@ -87,7 +89,7 @@ class LeakyReLU(Module):
         np.copyto(out, x, where=pos)
         return out
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
         g = self._check_grad(grad, x.shape)
         if not input_grad:
@@ -109,10 +111,10 @@ class Sigmoid(Module):
     (array([0.5, 1. , 0. ]), array([0.25, 0.  , 0.  ]))
     """
 
-    def __init__(self):
-        self._out = None
+    def __init__(self) -> None:
+        self._out: Optional[np.ndarray] = None
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float_input("Sigmoid", x)
         with np.errstate(over="ignore", under="ignore"):
             out = np.exp(-x)
@@ -121,7 +123,7 @@ class Sigmoid(Module):
         self._out = out
         return out
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         y = self._need(self._out, "output")
         g = self._check_grad(grad, y.shape)
         if not input_grad:
@@ -141,14 +143,14 @@ class Tanh(Module):
     (array([0., 1.]), array([1., 0.]))
     """
 
-    def __init__(self):
-        self._out = None
+    def __init__(self) -> None:
+        self._out: Optional[np.ndarray] = None
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._out = np.tanh(_float_input("Tanh", x))
         return self._out
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         y = self._need(self._out, "output")
         g = self._check_grad(grad, y.shape)
         if not input_grad:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterator, Optional, Tuple
+
+import numpy as np
+
 from ._util import _backward
 from .module import Module
 
@@ -37,7 +41,7 @@ class Sequential(Module):
     True
     """
 
-    def __init__(self, *layers: Module):
+    def __init__(self, *layers: Module) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(
@@ -46,26 +50,27 @@ class Sequential(Module):
                 )
         self.layers = list(layers)
 
-    def children(self):
+    def children(self) -> Iterator[Tuple[str, Module]]:
         for i, layer in enumerate(self.layers):
             yield str(i), layer
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         first = 0
         if not input_grad:
             # layers before the first one with parameters need no backward at all
             first = next((i for i, m in enumerate(self.layers) if m.params()), len(self.layers))
+        g: Any = grad  # passed down as each layer returns it
         for i in range(len(self.layers) - 1, first - 1, -1):
-            grad = _backward(self.layers[i], grad, input_grad or i > first)
-        return grad if input_grad else None
+            g = _backward(self.layers[i], g, input_grad or i > first)
+        return g if input_grad else None
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)

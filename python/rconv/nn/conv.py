@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import numpy as np
 
@@ -11,6 +11,11 @@ from .. import _nn, _rconv
 from .._docs import _PADDING_MODE_DOC, _doc
 from ._util import _kaiming_uniform, _layer_dtype, _shown_pair
 from .module import Module
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .._rconv import IntPair, Padding, PaddingMode
 
 __all__ = ["Conv2d"]
 
@@ -63,18 +68,18 @@ class Conv2d(Module):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-        rng=None,
-        dtype=np.float32,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: Padding = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        rng: Optional[np.random.Generator] = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         dtype = _layer_dtype("Conv2d", dtype)
         rng = np.random.default_rng() if rng is None else rng
         # every argument checked in Rust, as conv2d checks them (the weight's shape comes back)
@@ -86,8 +91,10 @@ class Conv2d(Module):
         fan_in = cin_g * kh * kw
         self.weight = _kaiming_uniform(rng, tuple(wshape), fan_in, dtype)
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        self.bias = rng.uniform(-bound, bound, out_channels).astype(dtype) if bias else None
-        self.conf = dict(
+        self.bias: Optional[np.ndarray] = (
+            rng.uniform(-bound, bound, out_channels).astype(dtype) if bias else None
+        )
+        self.conf: Dict[str, Any] = dict(
             stride=stride,
             padding=padding,
             dilation=dilation,
@@ -98,7 +105,7 @@ class Conv2d(Module):
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/conv.py, _ConvNd.extra_repr: the options that differ from the
         # defaults, ints as pairs (stride/padding/dilation normalised from self.conf, the
         # one copy the forward pass reads)
@@ -121,12 +128,14 @@ class Conv2d(Module):
             s += f", padding_mode={c['padding_mode']}"
         return s
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
         return _nn.conv2d(x, self.weight, self.bias, **self.conf)
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
+        gi: Optional[np.ndarray]
+        gb: Optional[np.ndarray]
         if input_grad or self.conf["padding_mode"] != "zeros":
             gi, gw, gb = _nn.conv2d_backward(grad, x, self.weight, **self.conf)
         else:
@@ -137,6 +146,6 @@ class Conv2d(Module):
             g = np.asarray(grad)
             gb = None if self.bias is None else g.sum(axis=(0, 2, 3) if g.ndim == 4 else (1, 2))
         self.grad_weight = gw.astype(self.weight.dtype, copy=False)
-        if self.bias is not None:
+        if self.bias is not None and gb is not None:  # gb: None only without a bias
             self.grad_bias = gb.astype(self.bias.dtype, copy=False)
         return gi if input_grad else None

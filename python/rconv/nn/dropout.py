@@ -39,7 +39,7 @@ class Dropout(Module):
     array([1., 1., 1.])
     """
 
-    def __init__(self, p=0.5, *, rng=None):
+    def __init__(self, p: float = 0.5, *, rng: Optional[np.random.Generator] = None) -> None:
         p = _real("Dropout", "p", p)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
@@ -48,11 +48,11 @@ class Dropout(Module):
         self._mask: Optional[np.ndarray] = None
         self._shape: Optional[Tuple[int, ...]] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/dropout.py, _DropoutNd.extra_repr (rconv has no inplace: False)
         return f"p={self.p}, inplace=False"
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float_input("Dropout", x)
         self._shape = x.shape
         if not self.training or self.p == 0.0:
@@ -67,7 +67,7 @@ class Dropout(Module):
             self._mask *= x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         shape = self._need(self._shape, "input")
         g = self._check_grad(grad, shape)
         if not input_grad:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import numpy as np
 
 from .module import Module
@@ -20,20 +22,20 @@ class Flatten(Module):
     (2, 48)
     """
 
-    def __init__(self):
-        self._shape = None
+    def __init__(self) -> None:
+        self._shape: Optional[Tuple[int, ...]] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/flatten.py, Flatten.extra_repr, with torch's defaults (the only
         # axes rconv's Flatten takes)
         return "start_dim=1, end_dim=-1"
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         shape = self._need(self._shape, "shape")
         if not input_grad:
             return None

@@ -32,7 +32,7 @@ array([[ 1.,  3.],
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from .._nn import (
 )
 from ._util import _linear_out, _linear_rows
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 __all__ = [
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward",
@@ -79,7 +82,7 @@ __all__ = [
 ]
 
 
-def relu(input: Any) -> np.ndarray:
+def relu(input: ArrayLike) -> np.ndarray:
     """Rectified linear unit, ``max(input, 0)`` elementwise (``torch.nn.functional.relu``).
 
     NaN propagates. float32 and float64 run as a parallel Rust kernel, other dtypes through
@@ -110,7 +113,7 @@ def relu(input: Any) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-def linear(input: Any, weight: Any, bias: Optional[Any] = None) -> np.ndarray:
+def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None) -> np.ndarray:
     """Fully connected map ``input @ weight.T + bias`` (``torch.nn.functional.linear``).
 
     The forward pass of :class:`rconv.nn.Linear`: one matrix product in rconv's Rust over

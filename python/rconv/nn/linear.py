@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import numpy as np
 
 from .. import _nn, _rconv
 from ._util import _kaiming_uniform, _layer_dtype, _linear_out, _linear_rows
 from .module import Module
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 __all__ = ["Linear"]
 
@@ -43,36 +47,45 @@ class Linear(Module):
 
     _param_names = ("weight", "bias")
 
-    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: Optional[np.random.Generator] = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         dtype = _layer_dtype("Linear", dtype)
         rng = np.random.default_rng() if rng is None else rng
         self.in_features, self.out_features = in_features, out_features
         self.weight = _kaiming_uniform(rng, (out_features, in_features), in_features, dtype)
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.bias = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
-        self._x = None
+        self.bias: Optional[np.ndarray] = (
+            rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
+        )
+        self._x: Optional[np.ndarray] = None
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
 
     # The forward pass is rconv.nn.functional.linear's (one GEMM in rconv's Rust; see
     # _util._linear_rows); backward reuses the same flattened (-1, in_features) input.
 
-    def _rows(self, x):
+    def _rows(self, x: Any) -> Tuple[np.ndarray, np.ndarray, np.dtype]:
         return _linear_rows("Linear", x, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/linear.py, Linear.extra_repr
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x, x2, dt = self._rows(x)
         self._x = x
         return _linear_out(x, x2, dt, self.weight, self.bias)
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x, x2, dt = self._rows(self._need(self._x, "input"))
         m = self.weight.shape[0]
         g = self._check_grad(grad, x.shape[:-1] + (m,))

@@ -237,8 +237,8 @@ class Module:
             kids = [(f"{prefix}.{n}" if prefix else n, c) for n, c in m.children()]
             stack.extend(reversed(kids))
 
-    def _collect(self, what: str) -> Arrays:
-        out: Arrays = {}
+    def _collect(self, what: str) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
         for prefix, m in self.named_modules():
             p = f"{prefix}." if prefix else ""
             names = m._buffer_names if what == "buffers" else m._param_names
@@ -283,7 +283,7 @@ class Module:
         """
         return self._collect("buffers")
 
-    def grads(self) -> Arrays:
+    def grads(self) -> Dict[str, Optional[np.ndarray]]:
         """Return the gradients of the last backward pass.
 
         Returns

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
 from ._util import _float_input, _int, _layer_dtype, _real
 from .module import Module
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 __all__ = ["BatchNorm2d"]
 
@@ -63,13 +66,13 @@ class BatchNorm2d(Module):
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=True,
-        track_running_stats=True,
-        dtype=np.float32,
-    ):
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         f = "BatchNorm2d"
         dtype = _layer_dtype(f, dtype)
         c = _int(f, "num_features", num_features)
@@ -81,34 +84,42 @@ class BatchNorm2d(Module):
             raise ValueError(f"{f}: eps must be >= 0, got {eps}")
         self.momentum = None if momentum is None else _real(f, "momentum", momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        self.weight = np.ones(c, dtype) if affine else None
-        self.bias = np.zeros(c, dtype) if affine else None
-        self.grad_weight = np.zeros(c, dtype) if affine else None
-        self.grad_bias = np.zeros(c, dtype) if affine else None
-        self.running_mean = np.zeros(c, dtype) if track_running_stats else None
-        self.running_var = np.ones(c, dtype) if track_running_stats else None
-        self.num_batches_tracked = np.array(0, np.int64) if track_running_stats else None
-        self._saved: Optional[tuple] = None
+        # the parameters (and gradients) exist together, with `affine`, and so do the buffers,
+        # with `track_running_stats`
+        self.weight: Optional[np.ndarray] = np.ones(c, dtype) if affine else None
+        self.bias: Optional[np.ndarray] = np.zeros(c, dtype) if affine else None
+        self.grad_weight: Optional[np.ndarray] = np.zeros(c, dtype) if affine else None
+        self.grad_bias: Optional[np.ndarray] = np.zeros(c, dtype) if affine else None
+        self.running_mean: Optional[np.ndarray] = (
+            np.zeros(c, dtype) if track_running_stats else None
+        )
+        self.running_var: Optional[np.ndarray] = np.ones(c, dtype) if track_running_stats else None
+        self.num_batches_tracked: Optional[np.ndarray] = (
+            np.array(0, np.int64) if track_running_stats else None
+        )
+        self._saved: Optional[Tuple[np.ndarray, np.ndarray, bool]] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/batchnorm.py, _NormBase.extra_repr
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, track_running_stats={self.track_running_stats}"
         )
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         f = "BatchNorm2d"
         x = _float_input(f, x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{f}: expected a 4-D input (N, {self.num_features}, H, W), got shape {x.shape}"
             )
-        dt = np.result_type(x.dtype, self.weight.dtype if self.affine else x.dtype)
+        w, b = self.weight, self.bias  # None without `affine`
+        dt = np.result_type(x.dtype, w.dtype if w is not None else x.dtype)
         x = x.astype(dt, copy=False)
-        batch = self.training or self.running_mean is None
+        rm, rv = self.running_mean, self.running_var  # None without `track_running_stats`
         axes = (0, 2, 3)
-        if batch:
+        if self.training or rm is None or rv is None:
+            batch = True
             m = x.shape[0] * x.shape[2] * x.shape[3]
             if m <= 1:
                 raise ValueError(
@@ -118,37 +129,43 @@ class BatchNorm2d(Module):
             mean = x.mean(axis=axes)
             xc = x - mean[:, None, None]
             var = np.mean(np.square(xc), axis=axes)
-            if self.training and self.running_mean is not None:
+            if (
+                self.training
+                and rm is not None
+                and rv is not None
+                and self.num_batches_tracked is not None
+            ):
                 self.num_batches_tracked += 1
                 mom = self.momentum
                 if mom is None:
                     mom = 1.0 / float(self.num_batches_tracked)
-                rm, rv = self.running_mean, self.running_var
                 rm[...] = (1 - mom) * rm + mom * mean
                 rv[...] = (1 - mom) * rv + mom * (var * (m / (m - 1)))
         else:
-            mean, var = self.running_mean.astype(dt), self.running_var.astype(dt)
+            batch = False
+            mean, var = rm.astype(dt), rv.astype(dt)
             xc = x - mean[:, None, None]
         invstd = (1.0 / np.sqrt(var + self.eps)).astype(dt, copy=False)
         xhat = xc
         xhat *= invstd[:, None, None]
         self._saved = (xhat, invstd, batch)
-        if not self.affine:
+        if w is None or b is None:
             return xhat.copy()
-        return xhat * self.weight.astype(dt)[:, None, None] + self.bias.astype(dt)[:, None, None]
+        return xhat * w.astype(dt)[:, None, None] + b.astype(dt)[:, None, None]
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         xhat, invstd, batch = self._need(self._saved, "input")
         g = self._check_grad(grad, xhat.shape).astype(xhat.dtype, copy=False)
         axes = (0, 2, 3)
         gb = g.sum(axis=axes)
         gw = np.einsum("nchw,nchw->c", g, xhat)
-        if self.affine:
-            self.grad_weight = gw.astype(self.weight.dtype)
-            self.grad_bias = gb.astype(self.bias.dtype)
+        w, b = self.weight, self.bias  # None without `affine`
+        if w is not None and b is not None:
+            self.grad_weight = gw.astype(w.dtype)
+            self.grad_bias = gb.astype(b.dtype)
         if not input_grad:
             return None
-        scale = invstd * (self.weight.astype(xhat.dtype) if self.affine else 1)
+        scale = invstd * (w.astype(xhat.dtype) if w is not None else 1)
         if not batch:
             return g * scale[:, None, None]
         m = xhat.shape[0] * xhat.shape[2] * xhat.shape[3]

@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+import numpy as np
+
 from .. import _nn, _rconv
 from .module import Module
+
+if TYPE_CHECKING:
+    from .._rconv import IntPair, OutputSize
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
 
@@ -41,8 +48,15 @@ class MaxPool2d(Module):
            [0., 1., 0., 1.]])
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        self.conf = dict(
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: Optional[IntPair] = None,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        ceil_mode: bool = False,
+    ) -> None:
+        self.conf: Dict[str, Any] = dict(
             kernel_size=kernel_size,
             stride=stride,
             padding=padding,
@@ -53,9 +67,10 @@ class MaxPool2d(Module):
         _rconv.pool_layer(
             kernel_size, stride, padding, dilation, ceil_mode, True, None, "MaxPool2d"
         )
-        self._x = self._ind = None
+        self._x: Optional[np.ndarray] = None
+        self._ind: Optional[np.ndarray] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/pooling.py, _MaxPoolNd.extra_repr: the arguments as given, the
         # stride defaulting to kernel_size
         c = self.conf
@@ -65,12 +80,12 @@ class MaxPool2d(Module):
             f"dilation={c['dilation']}, ceil_mode={c['ceil_mode']}"
         )
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, self._ind = _nn.max_pool2d(x, return_indices=True, **self.conf)
         self._x = x
         return out
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
         if not input_grad:
             return None
@@ -102,14 +117,14 @@ class AvgPool2d(Module):
 
     def __init__(
         self,
-        kernel_size,
-        stride=None,
-        padding=0,
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor_override=None,
-    ):
-        self.conf = dict(
+        kernel_size: IntPair,
+        stride: Optional[IntPair] = None,
+        padding: IntPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: Optional[int] = None,
+    ) -> None:
+        self.conf: Dict[str, Any] = dict(
             kernel_size=kernel_size,
             stride=stride,
             padding=padding,
@@ -127,20 +142,20 @@ class AvgPool2d(Module):
             divisor_override,
             "AvgPool2d",
         )
-        self._x = None
+        self._x: Optional[np.ndarray] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/pooling.py, _AvgPoolNd.extra_repr (AvgPool2d stores the stride
         # as kernel_size when it is None)
         c = self.conf
         stride = c["kernel_size"] if c["stride"] is None else c["stride"]
         return f"kernel_size={c['kernel_size']}, stride={stride}, padding={c['padding']}"
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
         return _nn.avg_pool2d(x, **self.conf)
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
         if not input_grad:
             return None
@@ -169,20 +184,20 @@ class AdaptiveAvgPool2d(Module):
            [0.25, 0.25]])
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: OutputSize) -> None:
         self.output_size = _rconv.adaptive_output_size(output_size, "AdaptiveAvgPool2d")
         self._given_size = output_size  # for the repr, as torch stores it
-        self._x = None
+        self._x: Optional[np.ndarray] = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # torch/nn/modules/pooling.py, _AdaptiveAvgPoolNd.extra_repr: output_size as given
         return f"output_size={self._given_size}"
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
         return _nn.adaptive_avg_pool2d(x, self.output_size)
 
-    def backward(self, grad, input_grad=True):
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
         if not input_grad:
             return None
