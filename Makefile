@@ -16,11 +16,12 @@ test: ## the README's test command, then the Rust unit tests (what .ci/run runs)
 ci: ## exactly what CI runs (tests, cargo test, linters)
 	bash .ci/run
 
-lint: ## cargo fmt --check, clippy -D warnings, ruff
+lint: ## cargo fmt --check, clippy -D warnings, ruff, mypy
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	ruff check python tests benchmarks docs
 	ruff format --check python tests benchmarks docs/*.py
+	$(PY) -m mypy
 
 fmt: ## format Rust and Python sources
 	cargo fmt --all

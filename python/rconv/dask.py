@@ -286,9 +286,9 @@ def _correlate(
     x = _as_dask(name, "in1", in1)
     k = _signal._as_array(name, "in2", _computed(in2))
     if axes is None:
-        for nm, a in (("in1", x), ("in2", k)):
-            if a.ndim != 2:
-                raise ValueError(f"{name}: {nm} must be a 2-D array, got {a.ndim} dimension(s)")
+        for nm, ndim in (("in1", x.ndim), ("in2", k.ndim)):
+            if ndim != 2:
+                raise ValueError(f"{name}: {nm} must be a 2-D array, got {ndim} dimension(s)")
     _known_shape(name, "in1", x, range(x.ndim))
     _, k, dt = _signal._inputs(name, ("in1", "in2"), np.empty((0,) * x.ndim, x.dtype), k)
     moved = None

@@ -147,8 +147,9 @@ class Tanh(Module):
         self._out: Optional[np.ndarray] = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._out = np.tanh(_float_input("Tanh", x))
-        return self._out
+        out = np.tanh(_float_input("Tanh", x))
+        self._out = out
+        return out
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         y = self._need(self._out, "output")

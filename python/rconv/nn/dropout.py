@@ -61,9 +61,13 @@ class Dropout(Module):
         if self.p == 1.0:
             self._mask = np.zeros(x.shape, x.dtype)
         else:
-            u_dt = np.float32 if x.dtype == np.float32 else np.float64
-            keep = self.rng.random(x.shape, dtype=u_dt) >= self.p
-            self._mask = keep.astype(x.dtype)
+            # uniforms in float32 for a float32 input, float64 otherwise
+            u: np.ndarray
+            if x.dtype == np.float32:
+                u = self.rng.random(x.shape, dtype=np.float32)
+            else:
+                u = self.rng.random(x.shape, dtype=np.float64)
+            self._mask = (u >= self.p).astype(x.dtype)
             self._mask *= x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
