@@ -36,11 +36,13 @@ def _doc(**parts: str) -> Callable[[_T], _T]:
 
 # --------------------------------------------------------------------------- parameters
 
-# The header line of the `padding_mode` parameter of conv2d, conv2d_backward, nn.Conv2d and
-# rconv.dask.conv2d/conv2d_backward: the one place the padding modes are listed (their
-# description follows the ``[padding_mode]`` line in each docstring).
+# The `padding_mode` parameter of conv2d, conv2d_backward, nn.Conv2d and
+# rconv.dask.conv2d/conv2d_backward: the one place the padding modes are listed and described.
 _PADDING_MODE_DOC = """\
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        How the padding is filled, as ``torch.nn.Conv2d`` applies it: ``'zeros'`` (default),
+        ``'reflect'`` (mirrored without repeating the edge sample), ``'replicate'`` (the edge
+        sample repeated) or ``'circular'`` (periodic).
 """
 
 
@@ -177,7 +179,6 @@ _CONV_OPTS_DOC = _fill(
     groups : int, optional
         As in :func:`rconv.conv2d`.
     [padding_mode]
-        As in :func:`rconv.conv2d`.
 """,
     padding_mode=_PADDING_MODE_DOC,
 )

@@ -154,7 +154,6 @@ def conv2d(
     groups : int, optional
         Channels are split into `groups` independent convolutions.
     [padding_mode]
-        How the padding is filled, as ``torch.nn.Conv2d`` applies it.
     [out]
 
     Returns
@@ -270,7 +269,6 @@ def conv2d_backward(
     groups : int, optional
         As in :func:`conv2d`.
     [padding_mode]
-        As in :func:`conv2d`.
     out : tuple of 3 (numpy.ndarray or None), optional
         Keyword-only destinations ``(grad_input, grad_weight, grad_bias)``, ``None`` where a
         new array is wanted. Each given array is checked as ``out`` of :func:`conv2d`

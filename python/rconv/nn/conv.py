@@ -44,7 +44,6 @@ class Conv2d(Module):
     bias : bool, optional
         Learn an additive bias (default True).
     [padding_mode]
-        As in :func:`rconv.conv2d`.
     rng : numpy.random.Generator, optional
         Source of the initial weights (default: a new unseeded generator).
     dtype : dtype, optional
