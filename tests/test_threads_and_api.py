@@ -188,20 +188,9 @@ def _public_classes():
     return out
 
 
-# nn/loss.py is annotated separately: remove the mark when it is (strict: an XPASS fails).
-_LOSS_UNANNOTATED = pytest.mark.xfail(strict=True, reason="nn/loss.py is not annotated yet")
-
-
 @pytest.mark.parametrize(
     "cls",
-    [
-        pytest.param(
-            c,
-            id=c.__name__,
-            marks=[_LOSS_UNANNOTATED] if c.__module__ == "rconv.nn.loss" else [],
-        )
-        for c in _public_classes()
-    ],
+    [pytest.param(c, id=c.__name__) for c in _public_classes()],
 )
 def test_public_methods_are_annotated(cls):
     # every public method, inherited ones included, and the constructor and __call__

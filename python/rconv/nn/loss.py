@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -34,13 +34,14 @@ class CrossEntropyLoss(Module):
            [ 0.125,  0.125,  0.125, -0.375]])
     """
 
-    def __init__(self):
-        self._p = self._t = None
+    def __init__(self) -> None:
+        self._p: Optional[np.ndarray] = None
+        self._t: Optional[np.ndarray] = None
 
-    def __call__(self, logits, targets):
+    def __call__(self, logits: Any, targets: Any) -> float:  # type: ignore[override]
         return self.forward(logits, targets)
 
-    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:  # type: ignore[override]
+    def forward(self, logits: Any, targets: Any) -> float:  # type: ignore[override]
         logits = np.asarray(logits)
         t = np.asarray(targets)
         if logits.ndim != 2 or t.shape != (logits.shape[0],):
@@ -65,8 +66,8 @@ class CrossEntropyLoss(Module):
         self._p, self._t = np.exp(logp), t
         return float(-logp[np.arange(len(t)), t].mean())
 
-    def backward(self, grad=None, input_grad=True) -> np.ndarray:
-        if self._p is None:
+    def backward(self, grad: Any = None, input_grad: bool = True) -> np.ndarray:
+        if self._p is None or self._t is None:
             raise RuntimeError("CrossEntropyLoss.backward called before forward")
         g = self._p.copy()
         g[np.arange(len(self._t)), self._t] -= 1
@@ -98,7 +99,7 @@ class MSELoss(Module):
     array([ 0., -2.])
     """
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(
                 f"MSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
@@ -106,10 +107,10 @@ class MSELoss(Module):
         self.reduction = reduction
         self._d: Optional[np.ndarray] = None
 
-    def __call__(self, input, target):
+    def __call__(self, input: Any, target: Any) -> Union[float, np.ndarray]:  # type: ignore[override]
         return self.forward(input, target)
 
-    def forward(self, input, target):  # type: ignore[override]
+    def forward(self, input: Any, target: Any) -> Union[float, np.ndarray]:  # type: ignore[override]
         a, t = _float_input("MSELoss", input), np.asarray(target)
         if a.shape != t.shape:
             raise ValueError(
@@ -122,8 +123,8 @@ class MSELoss(Module):
             return sq
         return float(sq.mean() if self.reduction == "mean" else sq.sum())
 
-    def backward(self, grad=None, input_grad=True):
-        d = self._need(self._d, "input")
+    def backward(self, grad: Any = None, input_grad: bool = True) -> np.ndarray:
+        d: np.ndarray = self._need(self._d, "input")
         k = 2.0 / d.size if self.reduction == "mean" and d.size else 2.0
         if grad is None:
             return d * d.dtype.type(k)

@@ -5,7 +5,7 @@
 //! - [`im2col`]: tiled im2col + GEMM, the general engine;
 //! - [`depthwise`]: direct kernels for stride-1 depthwise layers;
 //! - [`winograd`]: F(2x2, 3x3) for large 3x3 stride-1 layers;
-//! - [`pad`]: the non-zero padding modes (reflect, replicate, circular) and their adjoints.
+//! - [`pad`]: the non-zero padding modes ([`params::PadMode`]) and their adjoints.
 //!
 //! This module chooses the engine; the engines know nothing of each other.
 
