@@ -39,10 +39,12 @@ def _doc(**parts: str) -> Callable[[_T], _T]:
 # The `padding_mode` parameter of conv2d, conv2d_backward, nn.Conv2d and
 # rconv.dask.conv2d/conv2d_backward: the one place the padding modes are listed and described.
 _PADDING_MODE_DOC = """\
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}, optional
         How the padding is filled, as ``torch.nn.Conv2d`` applies it: ``'zeros'`` (default),
         ``'reflect'`` (mirrored without repeating the edge sample), ``'replicate'`` (the edge
-        sample repeated) or ``'circular'`` (periodic).
+        sample repeated) or ``'circular'`` (periodic); or ``'symmetric'``, NumPy's
+        ``np.pad`` mode that torch lacks (mirrored with the edge sample repeated; any padding
+        width).
 """
 
 

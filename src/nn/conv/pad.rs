@@ -1,4 +1,5 @@
-//! The non-zero padding modes of torch.nn.Conv2d (`reflect`, `replicate`, `circular`): the
+//! The non-zero padding modes of torch.nn.Conv2d (`reflect`, `replicate`, `circular`) and
+//! NumPy's `symmetric`: the
 //! explicit padding of an NCHW input, and its adjoint (every padded cell's gradient added back
 //! into the cell it was copied from). Parallel over the N x C planes.
 
@@ -25,6 +26,10 @@ fn source(mode: PadMode, v: isize, len: usize) -> usize {
             }
             let m = v.rem_euclid(period);
             (if m < n { m } else { period - m }) as usize
+        }
+        PadMode::Symmetric => {
+            let m = v.rem_euclid(2 * n);
+            (if m < n { m } else { 2 * n - 1 - m }) as usize
         }
     }
 }
@@ -93,8 +98,12 @@ mod tests {
 
     #[test]
     fn modes_match_numpy_pad() {
-        // np.pad(arange(4), (3, 3), mode): reflect / edge / wrap
+        // np.pad(arange(4), (3, 3), mode): reflect / edge / wrap / symmetric
         let idx = |m| sources(m, 3, 3, 4);
+        assert_eq!(idx(PadMode::Symmetric), vec![2, 1, 0, 0, 1, 2, 3, 3, 2, 1]);
+        // np.pad(arange(2), (5, 5), 'symmetric'): the reflection repeats
+        let wide = sources(PadMode::Symmetric, 5, 5, 2);
+        assert_eq!(wide, vec![0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
         assert_eq!(idx(PadMode::Reflect), vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
         assert_eq!(idx(PadMode::Replicate), vec![0, 0, 0, 0, 1, 2, 3, 3, 3, 3]);
         assert_eq!(idx(PadMode::Circular), vec![1, 2, 3, 0, 1, 2, 3, 0, 1, 2]);
@@ -107,7 +116,8 @@ mod tests {
         let pads = (2, 1, 3, 2);
         let x: Vec<f64> = (0..24).map(|v| (v * 7 % 11) as f64).collect();
         let g: Vec<f64> = (0..2 * 6 * 9).map(|v| (v * 5 % 13) as f64 - 6.0).collect();
-        for mode in [PadMode::Reflect, PadMode::Replicate, PadMode::Circular] {
+        let modes = [PadMode::Reflect, PadMode::Replicate, PadMode::Circular, PadMode::Symmetric];
+        for mode in modes {
             let mut px = vec![0.0; g.len()];
             pad(&x, shape, pads, mode, &mut px);
             let mut ag = vec![0.0; x.len()];

@@ -205,6 +205,9 @@ pub enum PadMode {
     Replicate,
     /// Periodic (needs padding <= input size).
     Circular,
+    /// Mirror repeating the edge sample, as `np.pad(mode='symmetric')` (torch has no such
+    /// mode); any padding, the reflection repeats.
+    Symmetric,
 }
 
 impl Choice for PadMode {
@@ -213,6 +216,7 @@ impl Choice for PadMode {
         ("reflect", PadMode::Reflect),
         ("replicate", PadMode::Replicate),
         ("circular", PadMode::Circular),
+        ("symmetric", PadMode::Symmetric),
     ];
 }
 
