@@ -78,6 +78,20 @@ def pool_out(size, k, s, p, d, ceil):
     return out
 
 
+def _window_max(x, taps, seed):
+    """torch's running max over the taps (iy, ix) of one window, in order: a value replaces
+    the max if greater or NaN; the index starts at `seed`. Returns (max, flat index)."""
+    n, c, h, w = x.shape
+    best = np.full((n, c), -np.inf, x.dtype)
+    idx = np.full((n, c), seed, np.int64)
+    for iy, ix in taps:
+        v = x[:, :, iy, ix]
+        upd = (v > best) | np.isnan(v)
+        best = np.where(upd, v, best)
+        idx = np.where(upd, iy * w + ix, idx)
+    return best, idx
+
+
 def max_pool2d(x, k, s, p, d, ceil):
     """Returns (out, indices): torch's rule, first in-bound element seeds the index, a value
     replaces the running max if greater or NaN."""
@@ -87,7 +101,6 @@ def max_pool2d(x, k, s, p, d, ceil):
     ind = np.zeros((n, c, oh, ow), np.int64)
     for y in range(oh):
         for xx in range(ow):
-            best = np.full((n, c), -np.inf, x.dtype)
             # torch seeds the index with the first tap at or after the padding, even when
             # that tap lies past the input (a window with no element gives -inf there)
             iy0, ix0 = y * s[0] - p[0], xx * s[1] - p[1]
@@ -95,21 +108,10 @@ def max_pool2d(x, k, s, p, d, ceil):
                 iy0 += d[0]
             while ix0 < 0:
                 ix0 += d[1]
-            idx = np.full((n, c), iy0 * w + ix0, np.int64)
-            for i in range(k[0]):
-                iy = y * s[0] - p[0] + i * d[0]
-                if not 0 <= iy < h:
-                    continue
-                for j in range(k[1]):
-                    ix = xx * s[1] - p[1] + j * d[1]
-                    if not 0 <= ix < w:
-                        continue
-                    v = x[:, :, iy, ix]
-                    upd = (v > best) | np.isnan(v)
-                    best = np.where(upd, v, best)
-                    idx = np.where(upd, iy * w + ix, idx)
-            out[:, :, y, xx] = best
-            ind[:, :, y, xx] = idx
+            rows = [y * s[0] - p[0] + i * d[0] for i in range(k[0])]
+            cols = [xx * s[1] - p[1] + j * d[1] for j in range(k[1])]
+            taps = [(iy, ix) for iy in rows if 0 <= iy < h for ix in cols if 0 <= ix < w]
+            out[:, :, y, xx], ind[:, :, y, xx] = _window_max(x, taps, iy0 * w + ix0)
     return out, ind
 
 
@@ -157,16 +159,8 @@ def adaptive_max_pool2d(x, oh, ow):
     ind = np.zeros((n, c, oh, ow), np.int64)
     for y, (y0, y1) in enumerate(adaptive_windows(h, oh)):
         for xx, (x0, x1) in enumerate(adaptive_windows(w, ow)):
-            best = np.full((n, c), -np.inf, x.dtype)
-            idx = np.full((n, c), y0 * w + x0, np.int64)
-            for iy in range(y0, y1):
-                for ix in range(x0, x1):
-                    v = x[:, :, iy, ix]
-                    upd = (v > best) | np.isnan(v)
-                    best = np.where(upd, v, best)
-                    idx = np.where(upd, iy * w + ix, idx)
-            out[:, :, y, xx] = best
-            ind[:, :, y, xx] = idx
+            taps = [(iy, ix) for iy in range(y0, y1) for ix in range(x0, x1)]
+            out[:, :, y, xx], ind[:, :, y, xx] = _window_max(x, taps, y0 * w + x0)
     return out, ind
 
 
