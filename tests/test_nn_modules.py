@@ -507,30 +507,11 @@ class Residual(nn.Module):
 def test_custom_module_discovery_names_and_modes():
     rng = rng_for("custom-module")
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=rng, dtype=np.float64), Residual(2, rng))
-    assert list(net.params()) == [
-        "0.weight",
-        "0.bias",
-        "1.conv1.weight",
-        "1.conv1.bias",
-        "1.bn.weight",
-        "1.bn.bias",
-    ]
-    assert list(net.buffers()) == [
-        "1.bn.running_mean",
-        "1.bn.running_var",
-        "1.bn.num_batches_tracked",
-    ]
-    assert list(net.state_dict()) == [
-        "0.weight",
-        "0.bias",
-        "1.conv1.weight",
-        "1.conv1.bias",
-        "1.bn.weight",
-        "1.bn.bias",
-        "1.bn.running_mean",
-        "1.bn.running_var",
-        "1.bn.num_batches_tracked",
-    ]
+    params = ["0.weight", "0.bias", "1.conv1.weight", "1.conv1.bias", "1.bn.weight", "1.bn.bias"]
+    buffers = ["1.bn.running_mean", "1.bn.running_var", "1.bn.num_batches_tracked"]
+    assert list(net.params()) == params
+    assert list(net.buffers()) == buffers
+    assert list(net.state_dict()) == params + buffers  # the parameters, then the buffers
     names = [n for n, _ in net.named_modules()]
     assert names == ["", "0", "1", "1.conv1", "1.bn", "1.acts.0", "1.acts.1", "1.extra.drop"]
     net.eval()
