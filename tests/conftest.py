@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 import rconv
 
@@ -43,6 +44,11 @@ INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uin
 FLOAT_DTYPES = [np.float32, np.float64]
 COMPLEX_DTYPES = [np.complex64, np.complex128]
 ALL_DTYPES = INT_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
+
+# the signal functions' options
+MODES = ["full", "same", "valid"]
+FUNCS = ["correlate2d", "convolve2d"]
+BOUNDARY_ALIASES = ["fill", "pad", "symm", "symmetric", "wrap", "circular"]
 
 
 def seed_for(*key) -> int:
@@ -90,3 +96,38 @@ def assert_matches_reference(out, ref, in1, in2):
     scale = (np.abs(in1).max(initial=0) + 1) * (np.abs(in2).max(initial=0) + 1)
     tol = 8 * eps * n_terms * scale
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol, equal_nan=True)
+
+
+def random_pair(rng: np.random.Generator, s1, s2, dtype) -> tuple:
+    """An image of shape `s1`, then a kernel of shape `s2`, both by :func:`random_array`."""
+    return random_array(rng, s1, dtype), random_array(rng, s2, dtype)
+
+
+def valid_ok(s1, s2) -> bool:
+    """Whether mode 'valid' accepts the shapes: one at least as large as the other in every
+    dimension."""
+    return all(a >= b for a, b in zip(s1, s2)) or all(a <= b for a, b in zip(s1, s2))
+
+
+def mode_shapes(mode, pairs) -> list:
+    """The (s1, s2) shape pairs of `pairs` that `mode` accepts, in order."""
+    return [(s1, s2) for s1, s2 in pairs if mode != "valid" or valid_ok(s1, s2)]
+
+
+def shapes_2d(lo, hi):
+    """Hypothesis strategy: a 2-D shape, each side in [lo, hi]."""
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+
+
+def signal_cases(s1, s2, boundaries) -> dict:
+    """Hypothesis strategies for `@given(**signal_cases(...))`: shapes ``s1`` and ``s2`` with
+    sides in the ranges `s1` and `s2` (lo, hi), a mode, a boundary of `boundaries`, a
+    function of FUNCS and a 32-bit seed."""
+    return dict(
+        s1=shapes_2d(*s1),
+        s2=shapes_2d(*s2),
+        mode=st.sampled_from(MODES),
+        boundary=st.sampled_from(boundaries),
+        func=st.sampled_from(FUNCS),
+        seed=st.integers(0, 2**32 - 1),
+    )

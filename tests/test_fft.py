@@ -8,11 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rconv
-from conftest import random_array
+from conftest import FUNCS, MODES, mode_shapes, random_pair, signal_cases
 
-MODES = ["full", "same", "valid"]
 BOUNDARIES = ["fill", "symm", "wrap"]
-FUNCS = ["correlate2d", "convolve2d"]
 
 
 def fft_bound(a, b, func, mode, boundary, fill, dtype):
@@ -39,13 +37,9 @@ def fft_bound(a, b, func, mode, boundary, fill, dtype):
 def test_fft_agrees_with_direct(func, mode, boundary, dtype):
     rng = np.random.default_rng(0)
     f = getattr(rconv, func)
-    for s1, s2 in [((40, 53), (7, 6)), ((9, 70), (4, 5)), ((5, 6), (9, 11)), ((31, 30), (31, 30))]:
-        if mode == "valid" and not (
-            all(x >= y for x, y in zip(s1, s2)) or all(x <= y for x, y in zip(s1, s2))
-        ):
-            continue
-        a = random_array(rng, s1, dtype)
-        b = random_array(rng, s2, dtype)
+    pairs = [((40, 53), (7, 6)), ((9, 70), (4, 5)), ((5, 6), (9, 11)), ((31, 30), (31, 30))]
+    for s1, s2 in mode_shapes(mode, pairs):
+        a, b = random_pair(rng, s1, s2, dtype)
         fill = 0.5
         direct = f(a, b, mode, boundary, fill, method="direct")
         fft = f(a, b, mode, boundary, fill, method="fft")
@@ -55,18 +49,11 @@ def test_fft_agrees_with_direct(func, mode, boundary, dtype):
 
 
 @given(
-    s1=st.tuples(st.integers(1, 40), st.integers(1, 40)),
-    s2=st.tuples(st.integers(1, 20), st.integers(1, 20)),
-    mode=st.sampled_from(MODES),
-    boundary=st.sampled_from(BOUNDARIES),
-    func=st.sampled_from(FUNCS),
+    **signal_cases((1, 40), (1, 20), BOUNDARIES),
     dtype=st.sampled_from([np.float32, np.float64, np.complex128]),
-    seed=st.integers(0, 2**32 - 1),
 )
 def test_property_fft_matches_direct(s1, s2, mode, boundary, func, dtype, seed):
-    rng = np.random.default_rng(seed)
-    a = random_array(rng, s1, dtype)
-    b = random_array(rng, s2, dtype)
+    a, b = random_pair(np.random.default_rng(seed), s1, s2, dtype)
     f = getattr(rconv, func)
     try:
         direct = f(a, b, mode, boundary, 2.0, method="direct")
@@ -80,9 +67,7 @@ def test_property_fft_matches_direct(s1, s2, mode, boundary, func, dtype, seed):
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.uint64])
 def test_integer_fft_rounds_back_exactly(dtype):
-    rng = np.random.default_rng(1)
-    a = random_array(rng, (37, 41), dtype)
-    b = random_array(rng, (6, 5), dtype)
+    a, b = random_pair(np.random.default_rng(1), (37, 41), (6, 5), dtype)
     for func in FUNCS:
         for mode in MODES:
             direct = getattr(rconv, func)(a, b, mode, method="direct")

@@ -13,11 +13,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rconv
-from conftest import ALL_DTYPES, assert_matches_reference, random_array, seed_for
-
-MODES = ["full", "same", "valid"]
-BOUNDARIES = ["fill", "pad", "symm", "symmetric", "wrap", "circular"]
-FUNCS = ["correlate2d", "convolve2d"]
+from conftest import (
+    ALL_DTYPES,
+    FUNCS,
+    MODES,
+    assert_matches_reference,
+    mode_shapes,
+    random_pair,
+    seed_for,
+    signal_cases,
+)
+from conftest import BOUNDARY_ALIASES as BOUNDARIES
 
 
 def both(name, *args, **kwargs):
@@ -102,13 +108,9 @@ def test_corr2d_does_not_swap_or_conjugate():
 @pytest.mark.parametrize("func", FUNCS)
 def test_every_mode_boundary_dtype(func, mode, boundary, dtype):
     rng = np.random.default_rng(seed_for(func, mode, boundary, np.dtype(dtype).name))
-    for s1, s2 in [((13, 17), (3, 3)), ((9, 70), (4, 6)), ((5, 6), (7, 2)), ((6, 5), (6, 5))]:
-        if mode == "valid" and not (
-            all(a >= b for a, b in zip(s1, s2)) or all(a <= b for a, b in zip(s1, s2))
-        ):
-            continue
-        a = random_array(rng, s1, dtype)
-        b = random_array(rng, s2, dtype)
+    pairs = [((13, 17), (3, 3)), ((9, 70), (4, 6)), ((5, 6), (7, 2)), ((6, 5), (6, 5))]
+    for s1, s2 in mode_shapes(mode, pairs):
+        a, b = random_pair(rng, s1, s2, dtype)
         fill = 3 if np.dtype(dtype).kind != "c" else 1 - 2j
         out, ref = both(func, a, b, mode, boundary, fill)
         assert_matches_reference(out, ref, a, b)
@@ -182,8 +184,7 @@ def test_lists_and_scalars_like_numpy():
 def test_fillvalue_cast_like_scipy(fill):
     rng = np.random.default_rng(4)
     for dtype in [np.float64, np.float32, np.int64, np.complex64]:
-        a = random_array(rng, (5, 6), dtype)
-        b = random_array(rng, (3, 2), dtype)
+        a, b = random_pair(rng, (5, 6), (3, 2), dtype)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -209,19 +210,12 @@ def test_nan_and_inf_propagate_like_scipy():
 
 
 @given(
-    s1=st.tuples(st.integers(0, 12), st.integers(0, 12)),
-    s2=st.tuples(st.integers(0, 8), st.integers(0, 8)),
-    mode=st.sampled_from(MODES),
-    boundary=st.sampled_from(BOUNDARIES),
-    func=st.sampled_from(FUNCS),
+    **signal_cases((0, 12), (0, 8), BOUNDARIES),
     dtype=st.sampled_from(ALL_DTYPES),
     fill=st.integers(-3, 3),
-    seed=st.integers(0, 2**32 - 1),
 )
 def test_property_matches_scipy(s1, s2, mode, boundary, func, dtype, fill, seed):
-    rng = np.random.default_rng(seed)
-    a = random_array(rng, s1, dtype)
-    b = random_array(rng, s2, dtype)
+    a, b = random_pair(np.random.default_rng(seed), s1, s2, dtype)
     if np.dtype(dtype).kind == "u":
         fill = abs(fill)
     empty_image = 0 in s1 or (mode == "valid" and 0 in s2)
@@ -266,9 +260,7 @@ def _layouts(a):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16, np.complex128])
 def test_any_strides(dtype):
-    rng = np.random.default_rng(5)
-    a = random_array(rng, (37, 41), dtype)
-    b = random_array(rng, (5, 4), dtype)
+    a, b = random_pair(np.random.default_rng(5), (37, 41), (5, 4), dtype)
     for func in FUNCS:
         for mode in MODES:
             ref = getattr(ss, func)(a, b, mode)
@@ -296,9 +288,7 @@ def test_inputs_are_not_modified():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.complex64])
 def test_serial_equals_parallel(threads, dtype):
-    rng = np.random.default_rng(7)
-    a = random_array(rng, (301, 263), dtype)
-    b = random_array(rng, (6, 5), dtype)
+    a, b = random_pair(np.random.default_rng(7), (301, 263), (6, 5), dtype)
     for func in FUNCS:
         for mode in MODES:
             for boundary in ["fill", "symm", "wrap"]:

@@ -7,18 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import rconv
-from conftest import seed_for
-
-MODES = ["full", "same", "valid"]
-BOUNDARIES = ["fill", "pad", "symm", "symmetric", "wrap", "circular"]
-FUNCS = ["correlate2d", "convolve2d"]
-
-
-def valid_ok(s1, s2):
-    return all(a >= b for a, b in zip(s1, s2)) or all(a <= b for a, b in zip(s1, s2))
+from conftest import BOUNDARY_ALIASES as BOUNDARIES
+from conftest import FUNCS, MODES, mode_shapes, seed_for, signal_cases, valid_ok
 
 
 def objective(func, x, k, g, mode, boundary, fill, axes=None):
@@ -43,14 +35,7 @@ def finite_difference(func, x, k, g, mode, boundary, fill, which, h=1e-6, axes=N
     return grad
 
 
-@given(
-    s1=st.tuples(st.integers(1, 6), st.integers(1, 6)),
-    s2=st.tuples(st.integers(1, 8), st.integers(1, 8)),
-    mode=st.sampled_from(MODES),
-    boundary=st.sampled_from(BOUNDARIES),
-    func=st.sampled_from(FUNCS),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**signal_cases((1, 6), (1, 8), BOUNDARIES))
 def test_finite_differences(s1, s2, mode, boundary, func, seed):
     if mode == "valid" and not valid_ok(s1, s2):
         s2 = tuple(min(a, b) for a, b in zip(s1, s2))
@@ -104,9 +89,7 @@ def test_integers_keep_their_dtype_exactly(dtype):
 def test_complex_convention(mode):
     rng = np.random.default_rng(seed_for("complex", mode))
     c = lambda *s: rng.standard_normal(s) + 1j * rng.standard_normal(s)  # noqa: E731
-    for s1, s2 in [((5, 6), (3, 2)), ((2, 3), (4, 5))]:
-        if mode == "valid" and not valid_ok(s1, s2):
-            continue
+    for s1, s2 in mode_shapes(mode, [((5, 6), (3, 2)), ((2, 3), (4, 5))]):
         x, k = c(*s1), c(*s2)
         for func in FUNCS:
             g = c(*getattr(rconv, func)(x, k, mode).shape)
