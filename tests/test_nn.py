@@ -20,6 +20,34 @@ def close(out, want, dtype, scale=1.0):
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol, equal_nan=True)
 
 
+def dot64(a, b) -> float:
+    """<a, b> in float64."""
+    return float(a.astype(np.float64).ravel() @ b.astype(np.float64).ravel())
+
+
+def assert_adjoint(want, b, g, dtype, *pairs):
+    """The backward is the adjoint of the forward without its bias: <want - b, g> = <a, ga>
+    for every (array, its gradient) of `pairs`, within 1e-3 (float32) or 1e-9 (float64) times
+    1 + sum |want| + sum |g|. Returns (tol, scale)."""
+    g64 = g.astype(np.float64)
+    lhs = dot64(want - (0 if b is None else b[None, :, None, None]), g64)
+    tol = 1e-3 if dtype == np.float32 else 1e-9
+    scale = 1 + np.abs(want).sum() + np.abs(g64).sum()
+    for a, ga in pairs:
+        assert abs(lhs - dot64(a, ga)) <= tol * scale
+    return tol, scale
+
+
+def check_gradients_by_fd(fwd, bwd, rng, x, w, b, **kw):
+    """The three gradients `bwd` gives (input, weight, bias) against central differences of
+    `fwd` for a random output gradient."""
+    g = rng.standard_normal(fwd(x, w, b, **kw).shape)
+    gi, gw, gb = bwd(g, x, w, **kw)
+    np.testing.assert_allclose(gi, ref.numeric_grad(lambda v: fwd(v, w, b, **kw), x, g), atol=1e-6)
+    np.testing.assert_allclose(gw, ref.numeric_grad(lambda v: fwd(x, v, b, **kw), w, g), atol=1e-6)
+    np.testing.assert_allclose(gb, ref.numeric_grad(lambda v: fwd(x, w, v, **kw), b, g), atol=1e-6)
+
+
 # ------------------------------------------------------------------ source-material examples
 
 
@@ -183,18 +211,8 @@ def test_conv2d_matches_reference(c):
     gi, gw, gb = rconv.conv2d_backward(g, x, w, **kwargs)
     assert gi.shape == x.shape and gw.shape == w.shape and gb.shape == (w.shape[0],)
     assert gi.dtype == gw.dtype == np.dtype(c["dtype"])
+    tol, scale = assert_adjoint(want, b, g, c["dtype"], (x, gi), (w, gw))
     g64 = g.astype(np.float64)
-    lhs = float((want - (0 if b is None else b[None, :, None, None])).ravel() @ g64.ravel())
-    tol = 1e-3 if c["dtype"] == np.float32 else 1e-9
-    scale = 1 + np.abs(want).sum() + np.abs(g64).sum()
-    assert (
-        abs(lhs - float(x.astype(np.float64).ravel() @ gi.astype(np.float64).ravel()))
-        <= tol * scale
-    )
-    assert (
-        abs(lhs - float(w.astype(np.float64).ravel() @ gw.astype(np.float64).ravel()))
-        <= tol * scale
-    )
     np.testing.assert_allclose(gb, g64.sum(axis=(0, 2, 3)), rtol=tol, atol=tol * scale)
 
 
@@ -247,74 +265,27 @@ def _fd_case(n, groups, cg, og, h, w, k, stride, padding, dilation, padding_mode
     kw = dict(
         stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode
     )
-    out = rconv.conv2d(x, wt, b, **kw)
-    g = rng.standard_normal(out.shape)
-    gi, gw, gb = rconv.conv2d_backward(g, x, wt, **kw)
-    np.testing.assert_allclose(
-        gi, ref.numeric_grad(lambda v: rconv.conv2d(v, wt, b, **kw), x, g), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        gw, ref.numeric_grad(lambda v: rconv.conv2d(x, v, b, **kw), wt, g), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        gb, ref.numeric_grad(lambda v: rconv.conv2d(x, wt, v, **kw), b, g), atol=1e-6
-    )
+    check_gradients_by_fd(rconv.conv2d, rconv.conv2d_backward, rng, x, wt, b, **kw)
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        dict(n=2, groups=1, cg=2, og=3, h=6, w=7, k=(3, 3), stride=1, padding=1, dilation=1),
-        dict(
-            n=1, groups=2, cg=2, og=1, h=7, w=6, k=(2, 3), stride=(2, 1), padding=(1, 0), dilation=1
-        ),
-        dict(n=2, groups=1, cg=3, og=2, h=5, w=5, k=(1, 1), stride=1, padding=0, dilation=1),
-        dict(n=1, groups=3, cg=1, og=1, h=6, w=6, k=(3, 3), stride=1, padding=1, dilation=1),
-        dict(n=1, groups=1, cg=2, og=2, h=8, w=7, k=(3, 2), stride=2, padding="valid", dilation=2),
-        dict(n=1, groups=1, cg=1, og=2, h=6, w=5, k=(4, 2), stride=1, padding="same", dilation=1),
-        dict(
-            n=1,
-            groups=1,
-            cg=2,
-            og=2,
-            h=5,
-            w=6,
-            k=(3, 3),
-            stride=1,
-            padding=1,
-            dilation=1,
-            padding_mode="reflect",
-        ),
-        dict(
-            n=1,
-            groups=1,
-            cg=2,
-            og=1,
-            h=5,
-            w=6,
-            k=(3, 3),
-            stride=2,
-            padding=2,
-            dilation=1,
-            padding_mode="replicate",
-        ),
-        dict(
-            n=1,
-            groups=1,
-            cg=1,
-            og=2,
-            h=4,
-            w=5,
-            k=(3, 3),
-            stride=1,
-            padding=(1, 2),
-            dilation=1,
-            padding_mode="circular",
-        ),
-    ],
-)
+# the arguments of _fd_case, one case a row:
+# n, groups, cg, og, h, w, k, stride, padding, dilation[, padding_mode]
+FD_CASES = [
+    (2, 1, 2, 3, 6, 7, (3, 3), 1, 1, 1),
+    (1, 2, 2, 1, 7, 6, (2, 3), (2, 1), (1, 0), 1),
+    (2, 1, 3, 2, 5, 5, (1, 1), 1, 0, 1),
+    (1, 3, 1, 1, 6, 6, (3, 3), 1, 1, 1),
+    (1, 1, 2, 2, 8, 7, (3, 2), 2, "valid", 2),
+    (1, 1, 1, 2, 6, 5, (4, 2), 1, "same", 1),
+    (1, 1, 2, 2, 5, 6, (3, 3), 1, 1, 1, "reflect"),
+    (1, 1, 2, 1, 5, 6, (3, 3), 2, 2, 1, "replicate"),
+    (1, 1, 1, 2, 4, 5, (3, 3), 1, (1, 2), 1, "circular"),
+]
+
+
+@pytest.mark.parametrize("case", FD_CASES)
 def test_conv2d_gradients_by_finite_differences(case):
-    _fd_case(**case)
+    _fd_case(*case)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -370,19 +341,7 @@ def test_conv_transpose2d_matches_reference(
     g = rng.standard_normal(out.shape).astype(dtype)
     gi, gw, gb = rconv.conv_transpose2d_backward(g, x, wt, stride, padding, op, groups, dilation)
     assert gi.shape == x.shape and gw.shape == wt.shape
-    lhs = float(
-        (want - (0 if b is None else b[None, :, None, None])).ravel() @ g.astype(np.float64).ravel()
-    )
-    tol = 1e-3 if dtype == np.float32 else 1e-9
-    scale = 1 + np.abs(want).sum() + np.abs(g).sum()
-    assert (
-        abs(lhs - float(x.astype(np.float64).ravel() @ gi.astype(np.float64).ravel()))
-        <= tol * scale
-    )
-    assert (
-        abs(lhs - float(wt.astype(np.float64).ravel() @ gw.astype(np.float64).ravel()))
-        <= tol * scale
-    )
+    assert_adjoint(want, b, g, dtype, (x, gi), (wt, gw))
 
 
 def test_conv_transpose2d_gradients_by_finite_differences():
@@ -391,18 +350,8 @@ def test_conv_transpose2d_gradients_by_finite_differences():
     w = rng.standard_normal((4, 3, 3, 2))
     b = rng.standard_normal(6)
     kw = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2, dilation=1)
-    out = rconv.conv_transpose2d(x, w, b, **kw)
-    g = rng.standard_normal(out.shape)
-    gi, gw, gb = rconv.conv_transpose2d_backward(g, x, w, **kw)
-    np.testing.assert_allclose(
-        gi, ref.numeric_grad(lambda v: rconv.conv_transpose2d(v, w, b, **kw), x, g), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        gw, ref.numeric_grad(lambda v: rconv.conv_transpose2d(x, v, b, **kw), w, g), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        gb, ref.numeric_grad(lambda v: rconv.conv_transpose2d(x, w, v, **kw), b, g), atol=1e-6
-    )
+    fwd, bwd = rconv.conv_transpose2d, rconv.conv_transpose2d_backward
+    check_gradients_by_fd(fwd, bwd, rng, x, w, b, **kw)
 
 
 # ------------------------------------------------------------------ pooling
@@ -490,12 +439,8 @@ def test_avg_pool2d_matches_reference(c, cip, div):
     g = rng.standard_normal(out.shape).astype(c["dtype"])
     gi = rconv.avg_pool2d_backward(g, x, *args)
     # avg pooling is linear: its gradient is its adjoint, <avg(x), g> = <x, gi>
-    lhs = float(
-        ref.avg_pool2d(x, c["k"], c["s"], c["p"], c["ceil"], cip, div).ravel()
-        @ g.astype(np.float64).ravel()
-    )
-    rhs = float(x.astype(np.float64).ravel() @ gi.astype(np.float64).ravel())
-    assert abs(lhs - rhs) <= 1e-4 * (1 + np.abs(x).sum() * (1 + np.abs(g).sum()))
+    lhs = dot64(ref.avg_pool2d(x, c["k"], c["s"], c["p"], c["ceil"], cip, div), g)
+    assert abs(lhs - dot64(x, gi)) <= 1e-4 * (1 + np.abs(x).sum() * (1 + np.abs(g).sum()))
 
 
 @given(
@@ -525,10 +470,8 @@ def test_adaptive_pools_match_reference(n, c, h, w, oh, ow, dtype, seed):
             np.add.at(expect[ni, ci], want_ind[ni, ci].ravel(), g[ni, ci].ravel())
     close(gi, expect.reshape(x.shape), dtype)
     ga = rconv.adaptive_avg_pool2d_backward(g, x)
-    lhs = float(ref.adaptive_avg_pool2d(x, oh, ow).ravel() @ g.astype(np.float64).ravel())
-    assert abs(
-        lhs - float(x.astype(np.float64).ravel() @ ga.astype(np.float64).ravel())
-    ) <= 1e-4 * (1 + np.abs(x).sum() * (1 + np.abs(g).sum()))
+    lhs = dot64(ref.adaptive_avg_pool2d(x, oh, ow), g)
+    assert abs(lhs - dot64(x, ga)) <= 1e-4 * (1 + np.abs(x).sum() * (1 + np.abs(g).sum()))
 
 
 def test_pool_gradients_by_finite_differences():
