@@ -114,9 +114,15 @@ def mode_shapes(mode, pairs) -> list:
     return [(s1, s2) for s1, s2 in pairs if mode != "valid" or valid_ok(s1, s2)]
 
 
-def shapes_2d(lo, hi):
-    """Hypothesis strategy: a 2-D shape, each side in [lo, hi]."""
+def int_pairs(lo, hi):
+    """Hypothesis strategy: a pair of ints, each in [lo, hi] (a 2-D shape, a stride...)."""
     return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+
+
+def int_ranges(**ranges) -> dict:
+    """Hypothesis strategies for `@given(**int_ranges(n=(lo, hi), ...))`: for every keyword,
+    the ints in [lo, hi]."""
+    return {name: st.integers(lo, hi) for name, (lo, hi) in ranges.items()}
 
 
 def signal_cases(s1, s2, boundaries) -> dict:
@@ -124,8 +130,8 @@ def signal_cases(s1, s2, boundaries) -> dict:
     sides in the ranges `s1` and `s2` (lo, hi), a mode, a boundary of `boundaries`, a
     function of FUNCS and a 32-bit seed."""
     return dict(
-        s1=shapes_2d(*s1),
-        s2=shapes_2d(*s2),
+        s1=int_pairs(*s1),
+        s2=int_pairs(*s2),
         mode=st.sampled_from(MODES),
         boundary=st.sampled_from(boundaries),
         func=st.sampled_from(FUNCS),

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rconv
+from conftest import int_pairs, int_ranges
 
 DTYPES = [np.float32, np.float64]
 
@@ -139,19 +140,11 @@ def test_corr2d_backward_and_learning_a_kernel():
 
 conv_cases = st.fixed_dictionaries(
     {
-        "n": st.integers(0, 2),
-        "groups": st.integers(1, 3),
-        "cg": st.integers(1, 3),
-        "og": st.integers(1, 3),
-        "h": st.integers(1, 9),
-        "w": st.integers(1, 9),
-        "kh": st.integers(1, 4),
-        "kw": st.integers(1, 4),
-        "stride": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-        "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2)),
-        "padding": st.one_of(
-            st.tuples(st.integers(0, 2), st.integers(0, 2)), st.sampled_from(["same", "valid"])
-        ),
+        **int_ranges(n=(0, 2), groups=(1, 3), cg=(1, 3), og=(1, 3)),
+        **int_ranges(h=(1, 9), w=(1, 9), kh=(1, 4), kw=(1, 4)),
+        "stride": int_pairs(1, 3),
+        "dilation": int_pairs(1, 2),
+        "padding": st.one_of(int_pairs(0, 2), st.sampled_from(["same", "valid"])),
         "bias": st.booleans(),
         "dtype": st.sampled_from(DTYPES),
         "seed": st.integers(0, 2**31),
@@ -306,17 +299,12 @@ def test_conv2d_input_and_weight_agree_with_backward(dtype):
 
 
 @given(
-    n=st.integers(1, 2),
-    groups=st.integers(1, 2),
-    cg=st.integers(1, 3),
-    og=st.integers(1, 3),
-    h=st.integers(1, 6),
-    w=st.integers(1, 6),
-    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    op=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    **int_ranges(n=(1, 2), groups=(1, 2), cg=(1, 3), og=(1, 3), h=(1, 6), w=(1, 6)),
+    k=int_pairs(1, 4),
+    stride=int_pairs(1, 3),
+    padding=int_pairs(0, 2),
+    dilation=int_pairs(1, 2),
+    op=int_pairs(0, 2),
     bias=st.booleans(),
     dtype=st.sampled_from(DTYPES),
     seed=st.integers(0, 2**31),
@@ -359,14 +347,11 @@ def test_conv_transpose2d_gradients_by_finite_differences():
 
 pool_cases = st.fixed_dictionaries(
     {
-        "n": st.integers(0, 2),
-        "c": st.integers(1, 3),
-        "h": st.integers(1, 10),
-        "w": st.integers(1, 10),
-        "k": st.tuples(st.integers(1, 4), st.integers(1, 4)),
-        "s": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-        "p": st.tuples(st.integers(0, 2), st.integers(0, 2)),
-        "d": st.tuples(st.integers(1, 2), st.integers(1, 2)),
+        **int_ranges(n=(0, 2), c=(1, 3), h=(1, 10), w=(1, 10)),
+        "k": int_pairs(1, 4),
+        "s": int_pairs(1, 3),
+        "p": int_pairs(0, 2),
+        "d": int_pairs(1, 2),
         "ceil": st.booleans(),
         "dtype": st.sampled_from(DTYPES),
         "seed": st.integers(0, 2**31),
@@ -444,12 +429,7 @@ def test_avg_pool2d_matches_reference(c, cip, div):
 
 
 @given(
-    n=st.integers(0, 2),
-    c=st.integers(1, 3),
-    h=st.integers(1, 9),
-    w=st.integers(1, 9),
-    oh=st.integers(1, 10),
-    ow=st.integers(1, 10),
+    **int_ranges(n=(0, 2), c=(1, 3), h=(1, 9), w=(1, 9), oh=(1, 10), ow=(1, 10)),
     dtype=st.sampled_from(DTYPES),
     seed=st.integers(0, 2**31),
 )

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rconv
+from conftest import int_ranges
 
 RNG = np.random.default_rng(11)
 
@@ -160,13 +161,7 @@ def test_out_of_integer_and_complex_signal_results():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n=st.integers(1, 3),
-    cin=st.integers(1, 4),
-    cout=st.integers(1, 4),
-    h=st.integers(3, 12),
-    w=st.integers(3, 12),
-    k=st.integers(1, 3),
-    pad=st.integers(0, 1),
+    **int_ranges(n=(1, 3), cin=(1, 4), cout=(1, 4), h=(3, 12), w=(3, 12), k=(1, 3), pad=(0, 1)),
     f32=st.booleans(),
 )
 def test_conv2d_out_property(n, cin, cout, h, w, k, pad, f32):
