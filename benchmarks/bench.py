@@ -278,9 +278,33 @@ class Table:
         print(" ".join(cells), flush=True)
 
 
+def rconv_table(
+    case_width: int, *columns, case="case", rconv="rconv ms", rconv_width=9, unit="ms"
+) -> Table:
+    """A Table of timing rows: the case (`case_width` wide, headed `case`), rconv's time,
+    then `columns`."""
+    return Table(
+        [(case, "case", case_width, "s"), (rconv, f"rconv_{unit}", rconv_width, "f"), *columns]
+    )
+
+
+def versus(lib: str, label=None, ratio_label=None, width=9, ratio_width=17, unit="ms") -> list:
+    """The two columns of a reference library `lib`: its time and the ratio lib / rconv."""
+    return [
+        (label or f"{lib} {unit}", f"{lib}_{unit}", width, "f"),
+        (ratio_label or f"vs {lib}", f"vs_{lib}", ratio_width, "r"),
+    ]
+
+
 def _emit(rows: list, table: Table, row: dict) -> None:
     rows.append(row)
     table.row(row)
+
+
+def timed_row(group: str, case: str, fns: dict, ratios=None, **timing) -> dict:
+    """The row of `group` and `case`: `fns` timed by :func:`time_blocks` (keywords `timing`)
+    and reported (`ratios` as in :func:`report`)."""
+    return report({"group": group, "case": case}, time_blocks(fns, **timing), ratios=ratios)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,17 +320,12 @@ def _set_threads(n: int):
 
 
 def bench_signal(rows: list, quick: bool) -> None:
-    table = Table(
-        [
-            ("case", "case", 46, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("GF/s", "gflops", 6, "f"),
-            ("Nthr/1", "threads_speedup", 17, "r"),
-            ("cv2 ms", "cv2_ms", 7, "f"),
-            ("vs cv2", "vs_cv2", 17, "r"),
-            ("scipy ms", "scipy_ms", 9, "f"),
-            ("vs scipy", "vs_scipy", 17, "r"),
-        ]
+    table = rconv_table(
+        46,
+        ("GF/s", "gflops", 6, "f"),
+        ("Nthr/1", "threads_speedup", 17, "r"),
+        *versus("cv2", width=7),
+        *versus("scipy"),
     )
     table.header("signal: correlate2d 'same' 'fill' (Nthr/1 = 1-thread time / N-thread time)")
     size = 1024 if quick else 2048
@@ -342,14 +361,7 @@ def bench_signal(rows: list, quick: bool) -> None:
         calls={"d2l_loop": 1},
     )
     row = report({"group": "signal", "case": "corr2d valid 128x128 3x3 float64"}, t)
-    table = Table(
-        [
-            ("case", "case", 46, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("d2l ms", "d2l_loop_ms", 9, "f"),
-            ("vs d2l loop", "vs_d2l_loop", 17, "r"),
-        ]
-    )
+    table = rconv_table(46, *versus("d2l_loop", "d2l ms", "vs d2l loop"))
     table.header()
     _emit(rows, table, row)
 
@@ -358,15 +370,7 @@ def bench_beyond(rows: list, quick: bool) -> None:
     """Beyond scipy: a stack of images in one call (``axes=``) against a Python loop of
     cv2.filter2D, and a separable Gaussian (``method='auto'``) against cv2.sepFilter2D and
     rconv's own direct method."""
-    table = Table(
-        [
-            ("case", "case", 52, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("ref ms", "ref_ms", 9, "f"),
-            ("vs ref", "vs_ref", 17, "r"),
-            ("vs direct", "vs_direct", 17, "r"),
-        ]
-    )
+    table = rconv_table(52, *versus("ref"), ("vs direct", "vs_direct", 17, "r"))
     table.header("beyond: stacks (axes=) and separable kernels, 'same' 'fill', float32")
     rng = np.random.default_rng(5)
     n = 64 if quick else 256
@@ -380,8 +384,8 @@ def bench_beyond(rows: list, quick: bool) -> None:
             return np.stack([cv2.filter2D(im, -1, k, borderType=cv2.BORDER_CONSTANT) for im in x])
 
         fns["ref"] = cv2_loop
-    row = {"group": "beyond", "case": f"stack ({n},128,128) 5x5 vs loop of cv2.filter2D"}
-    _emit(rows, table, report(row, time_blocks(fns), ratios=("ref",) if cv2 else ()))
+    case = f"stack ({n},128,128) 5x5 vs loop of cv2.filter2D"
+    _emit(rows, table, timed_row("beyond", case, fns, ratios=("ref",) if cv2 else ()))
     size = 1024 if quick else 2048
     img = rng.standard_normal((size, size)).astype(np.float32)
     for ks in (5, 15):
@@ -394,25 +398,19 @@ def bench_beyond(rows: list, quick: bool) -> None:
         }
         if cv2 is not None:
             fns["ref"] = partial(cv2.sepFilter2D, img, -1, g, g, borderType=cv2.BORDER_CONSTANT)
-        row = {
-            "group": "beyond",
-            "case": f"gaussian {size}x{size} {ks}x{ks} auto "
-            f"({rconv.choose_conv_method(img, w, 'same')}) vs cv2.sepFilter2D",
-        }
+        case = (
+            f"gaussian {size}x{size} {ks}x{ks} auto "
+            f"({rconv.choose_conv_method(img, w, 'same')}) vs cv2.sepFilter2D"
+        )
         ratios = ("ref", "direct") if cv2 else ("direct",)
-        _emit(rows, table, report(row, time_blocks(fns), ratios=ratios))
+        _emit(rows, table, timed_row("beyond", case, fns, ratios=ratios))
 
 
 def bench_fft(rows: list, quick: bool) -> None:
     """Large kernels: rconv (method='auto') against scipy's FFT path and OpenCV, then the
     'auto' sweep: its time against the faster of 'direct' and 'fft' (same round)."""
-    table = Table(
-        [
-            ("case", "case", 52, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("vs fftconvolve", "vs_scipy_fft", 17, "r"),
-            ("vs cv2", "vs_cv2", 17, "r"),
-        ]
+    table = rconv_table(
+        52, ("vs fftconvolve", "vs_scipy_fft", 17, "r"), ("vs cv2", "vs_cv2", 17, "r")
     )
     table.header("fft: large kernels, method='auto', 'same' 'fill'")
     rng = np.random.default_rng(2)
@@ -428,12 +426,11 @@ def bench_fft(rows: list, quick: bool) -> None:
             fns["scipy_fft"] = partial(ss.fftconvolve, x, w[::-1, ::-1].copy(), "same")
         if cv2 is not None:
             fns["cv2"] = partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT)
-        row = {
-            "group": "fft",
-            "case": f"auto same fill {n}x{n} {k}x{k} {np.dtype(dt).name} "
-            f"({rconv.choose_conv_method(x, w, 'same')})",
-        }
-        _emit(rows, table, report(row, time_blocks(fns)))
+        case = (
+            f"auto same fill {n}x{n} {k}x{k} {np.dtype(dt).name} "
+            f"({rconv.choose_conv_method(x, w, 'same')})"
+        )
+        _emit(rows, table, timed_row("fft", case, fns))
     sizes = [64, 256, 1024] + ([] if quick else [4096])
     kernels = [3, 7, 15, 31, 63, 127]
     print(
@@ -477,26 +474,30 @@ def bench_fft(rows: list, quick: bool) -> None:
     print(f"worst auto / best: {worst:.2f}")
 
 
-def bench_huge(rows: list) -> None:
-    """16384x16384 float32 with 5x5 and 63x63 kernels ('auto'): peak memory growth of the
-    call (VmHWM, fresh process) against input + output. One call per process: no ratio."""
-    table = Table(
-        [
-            ("case", "case", 52, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("extraMiB", "extra_mib", 9, "f"),
-            ("outMiB", "output_mib", 8, "f"),
-        ]
-    )
-    table.header("huge: memory high-water of one call (fresh process)")
-    for k in (5, 63):
-        code = f"""
+def fresh_process(body: str) -> list:
+    """Run `body` in a fresh Python process and return the words it prints. The process has
+    imported time, numpy as np and rconv (on THREADS threads), and has ``hwm()``: its peak
+    resident memory so far in bytes (VmHWM: unlike ru_maxrss it is not inherited from the
+    parent across fork/exec)."""
+    code = f"""
 import time, numpy as np, rconv
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 rconv.set_num_threads({THREADS})
+{body}"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return res.stdout.split()
+
+
+def bench_huge(rows: list) -> None:
+    """16384x16384 float32 with 5x5 and 63x63 kernels ('auto'): peak memory growth of the
+    call (VmHWM, fresh process) against input + output. One call per process: no ratio."""
+    table = rconv_table(52, ("extraMiB", "extra_mib", 9, "f"), ("outMiB", "output_mib", 8, "f"))
+    table.header("huge: memory high-water of one call (fresh process)")
+    for k in (5, 63):
+        grow, nin, nout, t, method = fresh_process(f"""
 x = np.ones((16384, 16384), np.float32)
 w = np.ones(({k}, {k}), np.float32) / {k * k}
 before = hwm()
@@ -504,11 +505,7 @@ t = time.perf_counter()
 out = rconv.correlate2d(x, w, "same")
 t = time.perf_counter() - t
 print(hwm() - before, x.nbytes, out.nbytes, t, rconv.choose_conv_method(x, w, "same"))
-"""
-        res = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        grow, nin, nout, t, method = res.stdout.split()
+""")
         row = {
             "group": "huge",
             "case": f"16384x16384 float32 {k}x{k} same ({method})",
@@ -540,40 +537,28 @@ def _matmul():
 
 
 def peak_extra_memory(layer) -> dict:
-    """RSS high-water growth of one conv2d call, measured in a fresh process (VmHWM: unlike
-    ru_maxrss it is not inherited from the parent across fork/exec)."""
+    """RSS high-water growth of one conv2d call, measured in a fresh process (VmHWM)."""
     name, n, cin, cout, size, k, s, p, g = layer
-    code = f"""
-import numpy as np, rconv
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-rconv.set_num_threads({THREADS})
+    words = fresh_process(f"""
 x = np.ones(({n}, {cin}, {size}, {size}), np.float32)
 w = np.ones(({cout}, {cin // g}, {k}, {k}), np.float32)
 rconv.conv2d(x[:1, :, :{k}, :{k}], w, padding={p}, groups={g})  # load everything once
 before = hwm()
 out = rconv.conv2d(x, w, stride={s}, padding={p}, groups={g})
 print(hwm() - before, out.nbytes)
-"""
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    grow, out_bytes = (int(v) for v in res.stdout.split())
+""")
+    grow, out_bytes = (int(v) for v in words)
     return {"extra_mib": grow / 2**20, "output_mib": out_bytes / 2**20}
 
 
-NN_TABLE = Table(
-    [
-        ("case", "case", 44, "s"),
-        ("rconv ms", "rconv_ms", 9, "f"),
-        ("GF/s", "gflops", 6, "f"),
-        ("torch ms", "torch_ms", 9, "f"),
-        ("vs torch", "vs_torch", 17, "r"),
-        ("%matmul", "pct_matmul", 7, "f"),
-        ("%bw", "pct_bw", 5, "f"),
-        ("extraMiB", "extra_mib", 9, "f"),
-        ("outMiB", "output_mib", 7, "f"),
-    ]
+NN_TABLE = rconv_table(
+    44,
+    ("GF/s", "gflops", 6, "f"),
+    *versus("torch"),
+    ("%matmul", "pct_matmul", 7, "f"),
+    ("%bw", "pct_bw", 5, "f"),
+    ("extraMiB", "extra_mib", 9, "f"),
+    ("outMiB", "output_mib", 7, "f"),
 )
 
 
@@ -603,6 +588,22 @@ def _torch_conv_backward(dyt, xt, wt, s, p, g, transposed_pad=None):
         [op, op],
         g,
         [True, True, True],
+    )
+
+
+def _torch_max_pool_backward(g, x, k: int, s: int, p: int, indices):
+    """torch's max_pool2d backward from saved `indices` (square kernel, stride and padding,
+    dilation 1, floor mode), as a call with no arguments."""
+    return partial(
+        torch.ops.aten.max_pool2d_with_indices_backward,
+        g,
+        x,
+        [k, k],
+        [s, s],
+        [p, p],
+        [1, 1],
+        False,
+        indices,
     )
 
 
@@ -705,17 +706,7 @@ def bench_nn(rows: list, quick: bool) -> None:
             if pool == "max":
                 fwd_fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1)
                 _, ind = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
-                bwd_fns["torch"] = partial(
-                    torch.ops.aten.max_pool2d_with_indices_backward,
-                    dyt,
-                    xt,
-                    [3, 3],
-                    [2, 2],
-                    [1, 1],
-                    [1, 1],
-                    False,
-                    ind,
-                )
+                bwd_fns["torch"] = _torch_max_pool_backward(dyt, xt, 3, 2, 1, ind)
             else:
                 fwd_fns["torch"] = partial(F.avg_pool2d, xt, 2, 2)
                 bwd_fns["torch"] = partial(
@@ -730,8 +721,8 @@ def bench_nn(rows: list, quick: bool) -> None:
                     None,
                 )
         shape = "(8,64,112,112)"
-        fwd = report({"group": "nn", "case": f"{name} fwd {shape}"}, time_blocks(fwd_fns))
-        bwd = report({"group": "nn", "case": f"{name} bwd {shape}"}, time_blocks(bwd_fns))
+        fwd = timed_row("nn", f"{name} fwd {shape}", fwd_fns)
+        bwd = timed_row("nn", f"{name} bwd {shape}", bwd_fns)
         extra = []
         if pool == "max":
             # backward from saved indices (torch's backward always takes them)
@@ -740,13 +731,13 @@ def bench_nn(rows: list, quick: bool) -> None:
             if torch is not None:
                 fns["torch"] = bwd_fns["torch"]
             case = f"{name} bwd, saved indices"
-            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
+            extra.append(timed_row("nn", case, fns))
             # the training forward: values and indices (torch's max_pool2d_with_indices)
             fns = {"rconv": partial(rconv.max_pool2d, x, 3, 2, 1, return_indices=True)}
             if torch is not None:
                 fns["torch"] = partial(F.max_pool2d, xt, 3, 2, 1, return_indices=True)
             case = f"{name} fwd with indices"
-            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
+            extra.append(timed_row("nn", case, fns))
             # rconv's backward without indices (the argmax recomputed) against what torch
             # needs for the same gradient: the forward with indices, then its backward
             fns = {"rconv": partial(rconv.max_pool2d_backward, dy, x, 3, 2, 1)}
@@ -760,7 +751,7 @@ def bench_nn(rows: list, quick: bool) -> None:
 
                 fns["torch"] = torch_both
             case = f"{name} bwd recomputed vs torch fwd+bwd"
-            extra.append(report({"group": "nn", "case": case}, time_blocks(fns)))
+            extra.append(timed_row("nn", case, fns))
         # out= into a reused array: no first touch of a fresh gradient; its share of the
         # memory bandwidth (bytes read and written over a large np.copyto's, same rounds)
         gx = np.empty_like(x)
@@ -787,19 +778,14 @@ def bench_nn(rows: list, quick: bool) -> None:
     fns = {"rconv": partial(rconv.adaptive_avg_pool2d, xg, 1)}
     if torch is not None:
         fns["torch"] = partial(F.adaptive_avg_pool2d, torch.from_numpy(xg), 1)
-    case = "adaptive_avg_pool2d 1x1 (8,256,28,28)"
-    _emit(rows, NN_TABLE, report({"group": "nn", "case": case}, time_blocks(fns)))
+    _emit(rows, NN_TABLE, timed_row("nn", "adaptive_avg_pool2d 1x1 (8,256,28,28)", fns))
 
 
-ONE_TABLE = Table(
-    [
-        ("case", "case", 48, "s"),
-        ("rconv ms", "rconv_ms", 9, "f"),
-        ("ref ms", "ref_ms", 8, "f"),
-        ("vs ref", "vs_ref", 17, "r"),
-        ("rconv Nthr/1", "rconv_scaling", 12, "f"),
-        ("ref Nthr/1", "ref_scaling", 10, "f"),
-    ]
+ONE_TABLE = rconv_table(
+    48,
+    *versus("ref", width=8),
+    ("rconv Nthr/1", "rconv_scaling", 12, "f"),
+    ("ref Nthr/1", "ref_scaling", 10, "f"),
 )
 
 
@@ -840,7 +826,7 @@ def bench_one_thread(rows: list, quick: bool) -> None:
         if cv2 is not None:
             fns["cv2"] = partial(cv2.filter2D, x, -1, w, borderType=cv2.BORDER_CONSTANT)
         case = f"correlate2d same fill {size}x{size} 7x7 float32"
-        out.append(report({"group": "one_thread", "case": case}, time_blocks(fns)))
+        out.append(timed_row("one_thread", case, fns))
     finally:
         _all_threads(THREADS)
     for row in out:
@@ -866,14 +852,7 @@ def bench_dask(rows: list, quick: bool) -> None:
     except ImportError:
         print("\n(dask is not importable: install the 'dask' extra for the dask rows)")
         return
-    table = Table(
-        [
-            ("case", "case", 52, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("in-mem ms", "in_memory_ms", 9, "f"),
-            ("vs mem", "vs_in_memory", 17, "r"),
-        ]
-    )
+    table = rconv_table(52, *versus("in_memory", "in-mem ms", "vs mem"))
     table.header("dask: chunked (tasks x rconv threads per task) against in memory")
     size, chunk = (4096, 1024) if quick else (8192, 2048)
     rng = np.random.default_rng(3)
@@ -929,13 +908,12 @@ OVERHEAD_TARGET_US, OVERHEAD_STRETCH_US = 8.0, 5.0
 # --------------------------------------------------------------------------------------------
 # training: whole SGD steps of two networks, rconv.nn against torch's autograd loop
 
-TRAIN_TABLE = Table(
-    [
-        ("network (float32, SGD momentum 0.9)", "case", 40, "s"),
-        ("rconv ms/step", "rconv_ms", 14, "f"),
-        ("torch ms/step", "torch_ms", 14, "f"),
-        ("vs torch", "vs_torch", 20, "r"),
-    ]
+TRAIN_TABLE = rconv_table(
+    40,
+    *versus("torch", "torch ms/step", width=14, ratio_width=20),
+    case="network (float32, SGD momentum 0.9)",
+    rconv="rconv ms/step",
+    rconv_width=14,
 )
 
 
@@ -1003,14 +981,7 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-LAYER_TABLE = Table(
-    [
-        ("layer", "case", 44, "s"),
-        ("rconv ms", "rconv_ms", 9, "f"),
-        ("torch ms", "torch_ms", 9, "f"),
-        ("vs torch", "vs_torch", 20, "r"),
-    ]
-)
+LAYER_TABLE = rconv_table(44, *versus("torch", ratio_width=20), case="layer")
 
 
 def _torch_layer(layer, x, y, g, first):
@@ -1048,18 +1019,7 @@ def _torch_layer(layer, x, y, g, first):
         k = layer.conf["kernel_size"]
         _, ind = torch.ops.aten.max_pool2d_with_indices(x, [k, k], [k, k])
         fwd = partial(torch.ops.aten.max_pool2d_with_indices, x, [k, k], [k, k])
-        bwd = partial(
-            torch.ops.aten.max_pool2d_with_indices_backward,
-            g,
-            x,
-            [k, k],
-            [k, k],
-            [0, 0],
-            [1, 1],
-            False,
-            ind,
-        )
-        return fwd, bwd
+        return fwd, _torch_max_pool_backward(g, x, k, k, 0, ind)
     if isinstance(layer, rnn.Linear):
         w, b = torch.from_numpy(layer.weight), torch.from_numpy(layer.bias)
 
@@ -1104,17 +1064,14 @@ def _layer_rows(rows: list, name: str, net, x, quick: bool) -> None:
             if tl is not None:
                 fns["torch"] = tl[k]
             number = 20 if xi.size < 200_000 else 1
-            t = time_blocks(fns, rounds=rounds, calls=calls, number=number)
-            _emit(rows, LAYER_TABLE, report({"group": "train_layer", "case": f"{label} {kind}"}, t))
+            row = timed_row(
+                "train_layer", f"{label} {kind}", fns, rounds=rounds, calls=calls, number=number
+            )
+            _emit(rows, LAYER_TABLE, row)
 
 
-GRID_TABLE = Table(
-    [
-        ("conv3x3-ReLU-MaxPool2d block: cin->cout @px, N", "case", 46, "s"),
-        ("rconv ms", "rconv_ms", 9, "f"),
-        ("torch ms", "torch_ms", 9, "f"),
-        ("vs torch", "vs_torch", 20, "r"),
-    ]
+GRID_TABLE = rconv_table(
+    46, *versus("torch", ratio_width=20), case="conv3x3-ReLU-MaxPool2d block: cin->cout @px, N"
 )
 
 
@@ -1164,9 +1121,8 @@ def _grid(rows: list, quick: bool) -> None:
                         fns["torch"] = t_step
                     work = n * cin * cout * px * px
                     number = 20 if work < 2_000_000 else 1
-                    t = time_blocks(fns, rounds=3, calls=3, number=number)
                     case = f"{cin}->{cout} @{px}, N={n}"
-                    row = report({"group": "train_grid", "case": case}, t)
+                    row = timed_row("train_grid", case, fns, rounds=3, calls=3, number=number)
                     _emit(rows, GRID_TABLE, row)
                     if "vs_torch" in row:
                         ratios.append(row["vs_torch"])
@@ -1209,8 +1165,8 @@ def bench_train(rows: list, quick: bool) -> None:
             tnet = build(torch.nn)
             topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
             fns["torch"] = _torch_step(tnet, topt, torch.from_numpy(x), torch.from_numpy(y))
-        t = time_blocks(fns, rounds=3 if quick else ROUNDS, calls=3 if quick else 5)
-        _emit(rows, TRAIN_TABLE, report({"group": "train", "case": name}, t))
+        timing = dict(rounds=3 if quick else ROUNDS, calls=3 if quick else 5)
+        _emit(rows, TRAIN_TABLE, timed_row("train", name, fns, **timing))
         nets.append((name, net, x, step))
     for name, net, x, _ in nets:
         LAYER_TABLE.header(f"train, per layer: {name}")
@@ -1253,14 +1209,9 @@ def bench_overhead(rows: list, quick: bool) -> None:
     repeats, number = 5, 2000
     peers_cols = []
     for lib in ("cv2", "scipy", "torch"):
-        peers_cols += [(f"{lib} us", f"{lib}_us", 8, "f"), (f"vs {lib}", f"vs_{lib}", 17, "r")]
-    table = Table(
-        [
-            ("case", "case", 34, "s"),
-            ("rconv us", "rconv_us", 8, "f"),
-            ("target", "target", 12, "s"),
-            *peers_cols,
-        ]
+        peers_cols += versus(lib, width=8, unit="us")
+    table = rconv_table(
+        34, ("target", "target", 12, "s"), *peers_cols, rconv="rconv us", rconv_width=8, unit="us"
     )
     print(
         f"\noverhead: median per-call time, {repeats} rounds x {number} calls per library; "
@@ -1317,17 +1268,10 @@ def bench_overhead(rows: list, quick: bool) -> None:
                 cv2.filter2D(img, -1, k5, borderType=cv2.BORDER_CONSTANT)
 
         fns["cv2"] = cv2_loop
-    loop_table = Table(
-        [
-            ("case", "case", 46, "s"),
-            ("rconv ms", "rconv_ms", 9, "f"),
-            ("cv2 ms", "cv2_ms", 8, "f"),
-            ("vs cv2", "vs_cv2", 17, "r"),
-        ]
-    )
+    loop_table = rconv_table(46, *versus("cv2", width=8))
     loop_table.header()
     case = "loop of correlate2d same: 256 x 128x128 5x5 f32"
-    _emit(rows, loop_table, report({"group": "overhead", "case": case}, time_blocks(fns)))
+    _emit(rows, loop_table, timed_row("overhead", case, fns))
 
 
 # --------------------------------------------------------------------------------------------
