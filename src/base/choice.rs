@@ -1,6 +1,41 @@
 //! Options spelled as strings (`mode='same'`, `padding_mode='reflect'`): each enum lists its
-//! names once, beside its definition, through [`Choice`]; parsing, canonical names and the
-//! "must be one of" text of errors all come from that one table.
+//! names once, in its definition, through [`Choice`] (written by the [`choice!`] macro, which
+//! defines the enum and its table together); parsing, canonical names and the "must be one
+//! of" text of errors all come from that one table.
+
+/// Defines an enum whose values are chosen by name, and its [`Choice`] table: each variant
+/// with its canonical name and any aliases (`Fill = "fill" | "pad"`). Variants after
+/// `@private` are accepted but never listed in messages.
+///
+/// ```ignore
+/// choice! {
+///     /// Output size rule.
+///     pub enum Mode { Full = "full", Valid = "valid", Same = "same" }
+/// }
+/// ```
+#[macro_export]
+macro_rules! choice {
+    (
+        $(#[$m:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vm:meta])* $v:ident = $($s:literal)|+,)+
+            $(@private $($(#[$pm:meta])* $pv:ident = $ps:literal,)+)?
+        }
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vm])* $v,)+
+            $($($(#[$pm])* $pv,)+)?
+        }
+
+        impl $crate::base::choice::Choice for $name {
+            const NAMES: &'static [(&'static str, Self)] =
+                &[$($(($s, $name::$v),)+)+ $($(($ps, $name::$pv),)+)?];
+            const PUBLIC: usize = [$($($s,)+)+].len();
+        }
+    };
+}
 
 /// An enum whose values are chosen by name.
 pub trait Choice: Copy + PartialEq + Sized + 'static {
@@ -41,25 +76,19 @@ pub trait Choice: Copy + PartialEq + Sized + 'static {
 mod tests {
     use super::Choice;
 
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum Abc {
-        A,
-        B,
-    }
-    impl Choice for Abc {
-        const NAMES: &'static [(&'static str, Self)] = &[
-            ("a", Abc::A),
-            ("b", Abc::B),
-            ("bee", Abc::B),
-            ("secret", Abc::A),
-        ];
-        const PUBLIC: usize = 3;
+    crate::choice! {
+        enum Abc {
+            A = "a",
+            B = "b" | "bee",
+            @private
+            Secret = "secret",
+        }
     }
 
     #[test]
     fn one_table_parses_names_and_lists_them() {
         assert_eq!(Abc::parse("bee"), Some(Abc::B));
-        assert_eq!(Abc::parse("secret"), Some(Abc::A));
+        assert_eq!(Abc::parse("secret"), Some(Abc::Secret));
         assert_eq!(Abc::parse("A"), None);
         assert_eq!(Abc::B.name(), "b");
         assert_eq!(Abc::expected(), "'a', 'b' or 'bee'");

@@ -13,7 +13,7 @@ use crate::dispatch;
 use crate::nn::activation;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(relu, m)?)?;
+    add_functions! { m: relu }
     Ok(())
 }
 

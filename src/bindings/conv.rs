@@ -21,15 +21,10 @@ use crate::nn::conv::{self, pad, ConvParams};
 use crate::signal::row_kernels::RowKernel;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(conv2d, m)?)?;
-    m.add_function(wrap_pyfunction!(conv2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(conv2d_input, m)?)?;
-    m.add_function(wrap_pyfunction!(conv2d_weight, m)?)?;
-    m.add_function(wrap_pyfunction!(conv_transpose2d, m)?)?;
-    m.add_function(wrap_pyfunction!(conv_transpose2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(conv_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(conv_transpose_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(conv2d_layer, m)?)?;
+    add_functions! {
+        m: conv2d, conv2d_backward, conv2d_input, conv2d_weight, conv_transpose2d,
+            conv_transpose2d_backward, conv_geometry, conv_transpose_geometry, conv2d_layer
+    }
     Ok(())
 }
 

@@ -128,6 +128,14 @@ fn items<'py>(ob: &Borrowed<'_, 'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
     None
 }
 
+/// The items of any iterable but a string (an `axes=` or a shape), or `None`.
+fn sequence<'py>(ob: &Borrowed<'_, 'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+    if ob.is_instance_of::<PyString>() {
+        return None;
+    }
+    ob.try_iter().ok()?.collect::<PyResult<_>>().ok()
+}
+
 /// A non-negative int (`groups`, a size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub usize);
@@ -260,14 +268,7 @@ impl FromPyObject<'_, '_> for Axes {
 
     fn extract(ob: Borrowed<'_, '_, PyAny>) -> Result<Self, OptError> {
         let bad = || OptError::value(format!("must be a pair of two ints, got {}", repr(&ob)));
-        if ob.is_instance_of::<PyString>() {
-            return Err(bad());
-        }
-        let vals: Vec<Bound<'_, PyAny>> = ob
-            .try_iter()
-            .map_err(|_| bad())?
-            .collect::<PyResult<_>>()
-            .map_err(|_| bad())?;
+        let vals = sequence(&ob).ok_or_else(bad)?;
         let [a, b] = vals.as_slice() else {
             return Err(bad());
         };
@@ -289,18 +290,12 @@ impl FromPyObject<'_, '_> for Shape {
 
     fn extract(ob: Borrowed<'_, '_, PyAny>) -> Result<Self, OptError> {
         let bad = || OptError::type_(format!("must be a sequence of ints, got {}", repr(&ob)));
-        if ob.is_instance_of::<PyString>() {
-            return Err(bad());
-        }
-        let vals: Vec<Bound<'_, PyAny>> = ob
-            .try_iter()
-            .map_err(|_| bad())?
-            .collect::<PyResult<_>>()
-            .map_err(|_| bad())?;
-        let ints = vals
-            .iter()
-            .map(|v| index(&v.as_borrowed()))
-            .collect::<Option<Vec<i64>>>()
+        let ints = sequence(&ob)
+            .and_then(|vals| {
+                vals.iter()
+                    .map(|v| index(&v.as_borrowed()))
+                    .collect::<Option<Vec<i64>>>()
+            })
             .ok_or_else(bad)?;
         ints.iter()
             .map(|&e| usize::try_from(e))
@@ -377,31 +372,21 @@ impl FromPyObject<'_, '_> for OutputSize {
     }
 }
 
-/// `method=` of the signal functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Auto,
-    Direct,
-    Fft,
-    /// Two 1-D passes (a kernel of rank 1).
-    Separable,
-    /// `rconv.dask`'s blocks of an image for which 'auto' chose the FFT: the FFT unless the
-    /// block holds NaN or Inf (private).
-    FftIfFinite,
-    /// The same for the separable passes (private).
-    SeparableIfFinite,
-}
-
-impl Choice for Method {
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("auto", Method::Auto),
-        ("direct", Method::Direct),
-        ("fft", Method::Fft),
-        ("separable", Method::Separable),
-        ("fft-if-finite", Method::FftIfFinite),
-        ("separable-if-finite", Method::SeparableIfFinite),
-    ];
-    const PUBLIC: usize = 4;
+crate::choice! {
+    /// `method=` of the signal functions.
+    pub enum Method {
+        Auto = "auto",
+        Direct = "direct",
+        Fft = "fft",
+        /// Two 1-D passes (a kernel of rank 1).
+        Separable = "separable",
+        @private
+        /// `rconv.dask`'s blocks of an image for which 'auto' chose the FFT: the FFT unless
+        /// the block holds NaN or Inf.
+        FftIfFinite = "fft-if-finite",
+        /// The same for the separable passes.
+        SeparableIfFinite = "separable-if-finite",
+    }
 }
 
 /// A choice by name: the interned Python strings of its table are compared by identity first

@@ -16,8 +16,7 @@ use crate::nn::linear::{
 };
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(linear, m)?)?;
-    m.add_function(wrap_pyfunction!(linear_backward, m)?)?;
+    add_functions! { m: linear, linear_backward }
     Ok(())
 }
 

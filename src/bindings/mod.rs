@@ -14,6 +14,13 @@
 //! error that the reference raises as one). The one way to write an output, a new array or
 //! the caller's `out=`, is [`Dest`] with [`with_output`].
 
+/// Register the `#[pyfunction]`s named in the braces on the module `m`.
+macro_rules! add_functions {
+    ($m:ident: $($f:ident),+ $(,)?) => {{
+        $($m.add_function(pyo3::wrap_pyfunction!($f, $m)?)?;)+
+    }};
+}
+
 pub mod activation;
 pub mod conv;
 pub mod convert;

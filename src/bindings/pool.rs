@@ -18,20 +18,12 @@ use crate::nn::pool::ops;
 use crate::nn::pool::{AdaptiveParams, AvgOptions, PoolParams, PoolSpec, UnpoolParams};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(max_pool2d, m)?)?;
-    m.add_function(wrap_pyfunction!(max_pool2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(avg_pool2d, m)?)?;
-    m.add_function(wrap_pyfunction!(avg_pool2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_avg_pool2d, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_avg_pool2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_max_pool2d, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_max_pool2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(max_unpool2d, m)?)?;
-    m.add_function(wrap_pyfunction!(pool_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(unpool_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(pool_layer, m)?)?;
-    m.add_function(wrap_pyfunction!(adaptive_output_size, m)?)?;
+    add_functions! {
+        m: max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d,
+            adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward,
+            max_unpool2d, pool_geometry, adaptive_geometry, unpool_geometry, pool_layer,
+            adaptive_output_size
+    }
     Ok(())
 }
 

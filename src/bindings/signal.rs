@@ -19,13 +19,10 @@ use crate::signal::params::{Boundary, Corr2dParams, Mode, Op, StackParams};
 use crate::signal::stack::{plane, run_stack, StackJob};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
-    m.add_function(wrap_pyfunction!(choose_method, m)?)?;
-    m.add_function(wrap_pyfunction!(correlate2d_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(stack_geometry, m)?)?;
-    m.add_function(wrap_pyfunction!(signal_options, m)?)?;
-    m.add_function(wrap_pyfunction!(auto_plan, m)?)?;
+    add_functions! {
+        m: correlate2d, choose_method, correlate2d_backward, geometry, stack_geometry,
+            signal_options, auto_plan
+    }
     // the names of boundary='fill' (Python converts `fillvalue` only for them)
     let fill: Vec<&str> = Boundary::NAMES
         .iter()
@@ -181,7 +178,10 @@ fn correlate2d<'py>(
             .map(|t| t.get("fft_terms"))
             .transpose()?
             .map(|s| s.0);
-        let run_args = Run {
+        let run = Run {
+            in1,
+            in2,
+            op: r.op,
             fill,
             method,
             terms,
@@ -189,15 +189,18 @@ fn correlate2d<'py>(
         };
         if let Some(axes) = axes {
             let (dt, p) = validate_stack(&r, in1, in2, axes.get("axes")?.0)?;
-            return dispatch!(all: dt, T => run_stacked::<T>(py, [in1, in2], &p, &r, run_args));
+            return dispatch!(all: dt, T => run.stack::<T>(py, &p));
         }
         let (dt, p) = validate(&r, in1, in2)?;
-        dispatch!(all: dt, T => run::<T>(py, [in1, in2], &p, &r, run_args))
+        dispatch!(all: dt, T => run.plane::<T>(py, &p))
     })
 }
 
-/// What a call computes with besides the inputs and shapes.
+/// One forward call, converted: its inputs and what it computes with besides the shapes.
 struct Run<'a, 'py> {
+    in1: &'a Bound<'py, PyAny>,
+    in2: &'a Bound<'py, PyAny>,
+    op: Op,
     fill: Option<&'a Bound<'py, PyAny>>,
     method: Method,
     terms: Option<usize>,
@@ -228,66 +231,63 @@ fn pick<T: SignalElem>(method: Method) -> impl Fn(&Job<'_, T>) -> Engine + Sync 
     }
 }
 
-fn run_stacked<'py, T: SignalElem + Element>(
-    py: Python<'py>,
-    [in1, in2]: [&Bound<'py, PyAny>; 2],
-    p: &StackParams,
-    r: &Rule,
-    a: Run<'_, 'py>,
-) -> BResult<Bound<'py, PyAny>> {
-    let (n1, n2) = names(r.op);
-    let (a1, a2) = (readonly_dyn::<T>(n1, in1)?, readonly_dyn::<T>(n2, in2)?);
-    let fill = fill_value::<T>(a.fill, p.plane.boundary)?;
-    let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
-    let job = StackJob {
-        in1: p.batch_order(a1.as_array(), false),
-        in2: p.batch_order(a2.as_array(), true),
-        params: p,
-        fill,
-        threads: threads::for_work(p.count() * oh * ow * kh * kw),
-        fft_terms: a.terms,
-    };
-    let chooser = pick::<T>(a.method);
-    let inputs = [in1, in2];
-    let dest = Dest::of("out", a.out, &inputs);
-    let out = with_output::<T, _>(py, &p.out_shape(), dest, |os| run_stack(&job, &chooser, os))?;
-    Ok(out.into_any())
+impl<'py> Run<'_, 'py> {
+    /// A stacked call (`axes=`).
+    fn stack<T: SignalElem + Element>(self, py: Python<'py>, p: &StackParams) -> Out<'py> {
+        let (n1, n2) = names(self.op);
+        let a1 = readonly_dyn::<T>(n1, self.in1)?;
+        let a2 = readonly_dyn::<T>(n2, self.in2)?;
+        let fill = fill_value::<T>(self.fill, p.plane.boundary)?;
+        let ((kh, kw), (oh, ow)) = (p.plane.kernel, p.plane.out_shape());
+        let job = StackJob {
+            in1: p.batch_order(a1.as_array(), false),
+            in2: p.batch_order(a2.as_array(), true),
+            params: p,
+            fill,
+            threads: threads::for_work(p.count() * oh * ow * kh * kw),
+            fft_terms: self.terms,
+        };
+        let chooser = pick::<T>(self.method);
+        let inputs = [self.in1, self.in2];
+        let dest = Dest::of("out", self.out, &inputs);
+        let out =
+            with_output::<T, _>(py, &p.out_shape(), dest, |os| run_stack(&job, &chooser, os))?;
+        Ok(out.into_any())
+    }
+
+    /// A 2-D call (scipy's contract).
+    fn plane<T: SignalElem + Element>(self, py: Python<'py>, p: &Corr2dParams) -> Out<'py> {
+        let (n1, n2) = names(self.op);
+        let (x, k) = (
+            readonly::<T, 2>(n1, self.in1)?,
+            readonly::<T, 2>(n2, self.in2)?,
+        );
+        let (image, kernel) = if p.swapped { (k, x) } else { (x, k) };
+        let fill = fill_value::<T>(self.fill, p.boundary)?;
+        let (oh, ow) = p.out_shape();
+        let job = Job {
+            image: image.as_array(),
+            kernel: kernel.as_array(),
+            params: p,
+            fill,
+            threads: threads::for_work(oh * ow * p.kernel.0 * p.kernel.1),
+            fft_terms: self.terms,
+        };
+        let chooser = pick::<T>(self.method);
+        let inputs = [self.in1, self.in2];
+        let dest = Dest::of("out", self.out, &inputs);
+        // no zeroing pass for a caller's `out`: every engine writes every output element
+        let out = with_output::<T, _>(py, &[oh, ow], dest, |os| {
+            let view = ndarray::ArrayViewMut2::from_shape((oh, ow), os)
+                .map_err(|_| ConvError::internal("output shape"))?;
+            engine::run(chooser(&job), &job, view)
+        })?;
+        Ok(out.into_any())
+    }
 }
 
-fn run<'py, T: SignalElem + Element>(
-    py: Python<'py>,
-    [in1, in2]: [&Bound<'py, PyAny>; 2],
-    p: &Corr2dParams,
-    r: &Rule,
-    a: Run<'_, 'py>,
-) -> BResult<Bound<'py, PyAny>> {
-    let (n1, n2) = names(r.op);
-    let (image, kernel) = if p.swapped {
-        (readonly::<T, 2>(n2, in2)?, readonly::<T, 2>(n1, in1)?)
-    } else {
-        (readonly::<T, 2>(n1, in1)?, readonly::<T, 2>(n2, in2)?)
-    };
-    let fill = fill_value::<T>(a.fill, p.boundary)?;
-    let (oh, ow) = p.out_shape();
-    let job = Job {
-        image: image.as_array(),
-        kernel: kernel.as_array(),
-        params: p,
-        fill,
-        threads: threads::for_work(oh * ow * p.kernel.0 * p.kernel.1),
-        fft_terms: a.terms,
-    };
-    let chooser = pick::<T>(a.method);
-    let inputs = [in1, in2];
-    let dest = Dest::of("out", a.out, &inputs);
-    // no zeroing pass for a caller's `out`: every engine writes every output element
-    let out = with_output::<T, _>(py, &[oh, ow], dest, |os| {
-        let view = ndarray::ArrayViewMut2::from_shape((oh, ow), os)
-            .map_err(|_| ConvError::internal("output shape"))?;
-        engine::run(chooser(&job), &job, view)
-    })?;
-    Ok(out.into_any())
-}
+/// A binding's array result.
+type Out<'py> = BResult<Bound<'py, PyAny>>;
 
 /// Gradients behind `correlate2d_backward`, `convolve2d_backward` and `corr2d_backward`:
 /// `(grad_in1, grad_in2)` of `sum(forward(in1, in2) * grad_output)`, arrays of the inputs'

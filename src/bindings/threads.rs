@@ -7,10 +7,7 @@ use crate::base::error::ConvError;
 use crate::base::{simd, threads};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
-    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    add_functions! { m: set_num_threads, get_num_threads, simd_level, build_info }
     m.add("MAX_THREADS", threads::MAX_THREADS)?;
     Ok(())
 }

@@ -5,46 +5,28 @@
 
 use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, RawData};
 
-use crate::base::choice::Choice;
 use crate::base::error::{ConvError, Result};
 use crate::base::scalar::Elem;
 
-/// Output size rule, as in `scipy.signal.correlate2d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Full,
-    Same,
-    Valid,
+crate::choice! {
+    /// Output size rule, as in `scipy.signal.correlate2d`.
+    pub enum Mode {
+        Full = "full",
+        Valid = "valid",
+        Same = "same",
+    }
 }
 
-impl Choice for Mode {
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("full", Mode::Full),
-        ("valid", Mode::Valid),
-        ("same", Mode::Same),
-    ];
-}
-
-/// How the image is extended beyond its edges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Boundary {
-    /// Pad with the fill value.
-    Fill,
-    /// Mirror including the edge sample (`symm`/`symmetric`).
-    Symm,
-    /// Periodic (`wrap`/`circular`).
-    Wrap,
-}
-
-impl Choice for Boundary {
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("fill", Boundary::Fill),
-        ("pad", Boundary::Fill),
-        ("symm", Boundary::Symm),
-        ("symmetric", Boundary::Symm),
-        ("wrap", Boundary::Wrap),
-        ("circular", Boundary::Wrap),
-    ];
+crate::choice! {
+    /// How the image is extended beyond its edges.
+    pub enum Boundary {
+        /// Pad with the fill value.
+        Fill = "fill" | "pad",
+        /// Mirror including the edge sample.
+        Symm = "symm" | "symmetric",
+        /// Periodic.
+        Wrap = "wrap" | "circular",
+    }
 }
 
 impl Boundary {
@@ -66,23 +48,17 @@ impl Boundary {
     }
 }
 
-/// Which scipy function's semantics to follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `correlate2d`: conjugate `in2`; in 'valid' mode swap a larger `in2` and reverse the output.
-    Correlate,
-    /// `convolve2d`: flip `in2`; in 'valid' mode swap a larger `in2`.
-    Convolve,
-    /// d2l `corr2d`: 'valid' correlation without the swap (a larger kernel is an error).
-    Corr2d,
-}
-
-impl Choice for Op {
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("correlate", Op::Correlate),
-        ("convolve", Op::Convolve),
-        ("corr2d", Op::Corr2d),
-    ];
+crate::choice! {
+    /// Which scipy function's semantics to follow.
+    pub enum Op {
+        /// `correlate2d`: conjugate `in2`; in 'valid' mode swap a larger `in2` and reverse
+        /// the output.
+        Correlate = "correlate",
+        /// `convolve2d`: flip `in2`; in 'valid' mode swap a larger `in2`.
+        Convolve = "convolve",
+        /// d2l `corr2d`: 'valid' correlation without the swap (a larger kernel is an error).
+        Corr2d = "corr2d",
+    }
 }
 
 /// Shapes and offsets of one 2-D correlation/convolution call.

@@ -116,7 +116,12 @@ mod tests {
         let pads = (2, 1, 3, 2);
         let x: Vec<f64> = (0..24).map(|v| (v * 7 % 11) as f64).collect();
         let g: Vec<f64> = (0..2 * 6 * 9).map(|v| (v * 5 % 13) as f64 - 6.0).collect();
-        let modes = [PadMode::Reflect, PadMode::Replicate, PadMode::Circular, PadMode::Symmetric];
+        let modes = [
+            PadMode::Reflect,
+            PadMode::Replicate,
+            PadMode::Circular,
+            PadMode::Symmetric,
+        ];
         for mode in modes {
             let mut px = vec![0.0; g.len()];
             pad(&x, shape, pads, mode, &mut px);

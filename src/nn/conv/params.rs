@@ -195,29 +195,20 @@ pub enum Padding {
     Explicit(Pair),
 }
 
-/// How the padding is filled (`torch.nn.Conv2d`'s `padding_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PadMode {
-    Zeros,
-    /// Mirror without repeating the edge sample (needs padding < input size).
-    Reflect,
-    /// Repeat the edge sample.
-    Replicate,
-    /// Periodic (needs padding <= input size).
-    Circular,
-    /// Mirror repeating the edge sample, as `np.pad(mode='symmetric')` (torch has no such
-    /// mode); any padding, the reflection repeats.
-    Symmetric,
-}
-
-impl Choice for PadMode {
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("zeros", PadMode::Zeros),
-        ("reflect", PadMode::Reflect),
-        ("replicate", PadMode::Replicate),
-        ("circular", PadMode::Circular),
-        ("symmetric", PadMode::Symmetric),
-    ];
+crate::choice! {
+    /// How the padding is filled (`torch.nn.Conv2d`'s `padding_mode`).
+    pub enum PadMode {
+        Zeros = "zeros",
+        /// Mirror without repeating the edge sample (needs padding < input size).
+        Reflect = "reflect",
+        /// Repeat the edge sample.
+        Replicate = "replicate",
+        /// Periodic (needs padding <= input size).
+        Circular = "circular",
+        /// Mirror repeating the edge sample, as `np.pad(mode='symmetric')` (torch has no
+        /// such mode); any padding, the reflection repeats.
+        Symmetric = "symmetric",
+    }
 }
 
 /// The options of one conv2d-family call, as torch.nn.functional takes them.
