@@ -31,26 +31,9 @@ dask
     ``dask`` extra): images and batches larger than memory, or spread over a cluster.
 """
 
-from . import kernels, nn, optim  # nn before optim (see nn/__init__.py)
+from . import _nn, kernels, nn, optim  # nn before optim (see nn/__init__.py)
 from ._info import show_config
-from ._nn import (
-    adaptive_avg_pool2d,
-    adaptive_avg_pool2d_backward,
-    adaptive_max_pool2d,
-    adaptive_max_pool2d_backward,
-    avg_pool2d,
-    avg_pool2d_backward,
-    conv2d,
-    conv2d_backward,
-    conv2d_input,
-    conv2d_weight,
-    conv_transpose2d,
-    conv_transpose2d_backward,
-    corr2d_backward,
-    max_pool2d,
-    max_pool2d_backward,
-    max_unpool2d,
-)
+from ._nn import *  # noqa: F403 (the names of _nn.__all__)
 from ._rconv import __version__
 from ._signal import (
     choose_conv_method,
@@ -64,23 +47,7 @@ from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
 
 __all__ = [
     "__version__",
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool2d_backward",
-    "adaptive_max_pool2d",
-    "adaptive_max_pool2d_backward",
-    "avg_pool2d",
-    "avg_pool2d_backward",
     "choose_conv_method",
-    "conv2d",
-    "conv2d_backward",
-    "conv2d_input",
-    "conv2d_weight",
-    "conv_transpose2d",
-    "conv_transpose2d_backward",
-    "corr2d_backward",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "max_unpool2d",
     "convolve2d",
     "convolve2d_backward",
     "corr2d",
@@ -93,5 +60,6 @@ __all__ = [
     "set_num_threads",
     "show_config",
 ]
+__all__ += _nn.__all__
 
 _register_threadpoolctl()

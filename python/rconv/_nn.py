@@ -8,7 +8,7 @@ refused with a ``TypeError``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence, Tuple, Union, overload
+from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -1433,7 +1433,7 @@ def corr2d_backward(
     return _backward("corr2d_backward", "corr2d", grad_output, x, k, "valid", "fill", 0, None)
 
 
-__all__: Sequence[str] = [
+__all__ = [
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",

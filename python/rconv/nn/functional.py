@@ -37,49 +37,14 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from .. import _nn, _rconv
-from .._nn import (
-    adaptive_avg_pool2d,
-    adaptive_avg_pool2d_backward,
-    adaptive_max_pool2d,
-    adaptive_max_pool2d_backward,
-    avg_pool2d,
-    avg_pool2d_backward,
-    conv2d,
-    conv2d_backward,
-    conv2d_input,
-    conv2d_weight,
-    conv_transpose2d,
-    conv_transpose2d_backward,
-    corr2d_backward,
-    max_pool2d,
-    max_pool2d_backward,
-    max_unpool2d,
-)
+from .._nn import *  # noqa: F403 (the names of _nn.__all__)
 from ._util import _linear_out, _linear_rows
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = [
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool2d_backward",
-    "adaptive_max_pool2d",
-    "adaptive_max_pool2d_backward",
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "conv2d",
-    "conv2d_backward",
-    "conv2d_input",
-    "conv2d_weight",
-    "conv_transpose2d",
-    "conv_transpose2d_backward",
-    "corr2d_backward",
-    "linear",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "max_unpool2d",
-    "relu",
-]
+__all__ = ["linear", "relu"]
+__all__ += _nn.__all__
 
 
 def relu(input: ArrayLike) -> np.ndarray:
