@@ -22,11 +22,11 @@ def _best(f, reps: int = 3) -> float:
 
 
 def _d2l_corr2d(x, k):
+    """d2l's ``corr2d``: one window product and sum per output element, in Python."""
     h, w = k.shape
     y = np.zeros((x.shape[0] - h + 1, x.shape[1] - w + 1))
-    for i in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            y[i, j] = (x[i : i + h, j : j + w] * k).sum()
+    for i, j in np.ndindex(*y.shape):
+        y[i, j] = (x[i : i + h, j : j + w] * k).sum()
     return y
 
 
