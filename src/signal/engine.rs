@@ -303,14 +303,8 @@ fn complex_fft<R: FftReal>(
     job: &Job<'_, Complex<R>>,
     out: ArrayViewMut2<Complex<R>>,
 ) -> Result<()> {
-    let Job {
-        image,
-        kernel,
-        params: p,
-        fill,
-        threads,
-        ..
-    } = *job;
+    let (image, kernel, p) = (job.image, job.kernel, job.params);
+    let (fill, threads) = (job.fill, job.threads);
     let conj = p.op == Op::Correlate;
     let (ir, ii) = (image.mapv(|v| v.re), image.mapv(|v| v.im));
     let kr = kernel.mapv(|v| v.re);

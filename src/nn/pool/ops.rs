@@ -685,6 +685,13 @@ fn avg_window(o: usize, s: usize, p: usize, k: usize, len: usize) -> (isize, isi
     (start.max(0), end.min(len as isize), pool)
 }
 
+/// The averaging window of every output column (the same for every row and plane).
+fn avg_columns(p: &PoolParams) -> Vec<(isize, isize, usize)> {
+    (0..p.ow)
+        .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
+        .collect()
+}
+
 /// Average pooling forward (dilation is 1 for avg_pool2d): for each output row the window
 /// rows are summed column by column (vectorisable), then over the window columns.
 pub fn avg_pool2d_forward<T: Real>(
@@ -695,9 +702,7 @@ pub fn avg_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    let cols: Vec<(isize, isize, usize)> = (0..p.ow)
-        .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
-        .collect();
+    let cols = avg_columns(p);
     run_planes(threads, out, plane_out, |i, o| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
         let mut colsum = vec![T::ZERO; p.w];
@@ -740,9 +745,7 @@ pub fn avg_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-    let cols: Vec<(isize, isize, usize)> = (0..p.ow)
-        .map(|ox| avg_window(ox, p.sw, p.pw, p.kw, p.w))
-        .collect();
+    let cols = avg_columns(p);
     // Every window's divisor, once for all planes (1 where the window is empty): per plane
     // the quotients are then one vectorised division per row, where a scalar division per
     // window took ~45% of the time.
