@@ -422,10 +422,11 @@ def conv2d_input(
     g = _float_array(f, "grad_output", grad_output)
     g, unbatched = _batched(f, "grad_output", g)
     dt = _common(w, g)
-    gi = _rconv.conv2d_input(
+    gi = _rconv.conv2d_grad(
         _c(g, dt),
         _c(w, dt),
         input_shape,
+        "input",
         stride,
         padding,
         dilation,
@@ -495,8 +496,8 @@ def conv2d_weight(
     x, unbatched = _batched(f, "input", x)
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, g)
-    gw = _rconv.conv2d_weight(
-        _c(x, dt), _c(g, dt), weight_shape, stride, padding, dilation, groups, out, f
+    gw = _rconv.conv2d_grad(
+        _c(g, dt), _c(x, dt), weight_shape, "weight", stride, padding, dilation, groups, out, f
     )
     return gw if out is None else out
 

@@ -124,27 +124,17 @@ def conv2d_backward(
     out: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]] = None,
     name: str = "conv2d_backward",
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-def conv2d_input(
+def conv2d_grad(
     grad_output: np.ndarray,
-    weight: np.ndarray,
-    input_shape: Shape,
+    operand: np.ndarray,
+    shape: Shape,
+    wrt: Literal["input", "weight"],
     stride: IntPair,
     padding: Padding,
     dilation: IntPair,
     groups: int,
     out: Optional[np.ndarray] = None,
-    name: str = "conv2d_input",
-) -> np.ndarray: ...
-def conv2d_weight(
-    input: np.ndarray,
-    grad_output: np.ndarray,
-    weight_shape: Shape,
-    stride: IntPair,
-    padding: Padding,
-    dilation: IntPair,
-    groups: int,
-    out: Optional[np.ndarray] = None,
-    name: str = "conv2d_weight",
+    name: str = "conv2d_grad",
 ) -> np.ndarray: ...
 def conv_transpose2d(
     input: np.ndarray,

@@ -9,7 +9,7 @@
 use numpy::{Element, PyReadonlyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::convert::{Arg, Padding, Pair, Shape, Size};
+use super::convert::{Arg, Padding, Pair, Shape, Size, Wrt};
 use super::dtype::DType;
 use super::{named, readonly, untyped, with_output, BResult, Dest};
 use crate::base::error::ConvError;
@@ -22,7 +22,7 @@ use crate::signal::row_kernels::RowKernel;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_functions! {
-        m: conv2d, conv2d_backward, conv2d_input, conv2d_weight, conv_transpose2d,
+        m: conv2d, conv2d_backward, conv2d_grad, conv_transpose2d,
             conv_transpose2d_backward, conv_geometry, conv_transpose_geometry, conv2d_layer
     }
     Ok(())
@@ -263,16 +263,19 @@ fn conv2d_backward<'py>(
     })
 }
 
-/// `torch.nn.grad.conv2d_input`: the input gradient for an input of `input_shape` (3 or 4
-/// sizes; 3 is one unbatched sample).
+/// One gradient of conv2d from the other operand (`torch.nn.grad.conv2d_input` and
+/// `conv2d_weight`): with `wrt='input'`, `operand` is the weight and `shape` the input's
+/// shape (3 or 4 sizes; 3 is one unbatched sample); with `wrt='weight'`, `operand` is the
+/// input and `shape` the weight's.
 #[pyfunction]
-#[pyo3(signature = (grad_output, weight, input_shape, stride, padding, dilation, groups, out=None, name="conv2d_input"))]
+#[pyo3(signature = (grad_output, operand, shape, wrt, stride, padding, dilation, groups, out=None, name="conv2d_grad"))]
 #[allow(clippy::too_many_arguments)]
-fn conv2d_input<'py>(
+fn conv2d_grad<'py>(
     py: Python<'py>,
     grad_output: &Bound<'py, PyAny>,
-    weight: &Bound<'py, PyAny>,
-    input_shape: Arg<Shape>,
+    operand: &Bound<'py, PyAny>,
+    shape: Arg<Shape>,
+    wrt: Arg<Wrt>,
     stride: Arg<Pair>,
     padding: Arg<Padding>,
     dilation: Arg<Pair>,
@@ -282,52 +285,27 @@ fn conv2d_input<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     named(name, || {
         let s = spec(stride, padding, dilation, groups, PadMode::Zeros.into())?;
-        let shape = input_shape.get("input_shape")?.batched("input_shape")?;
+        let wrt = wrt.get("wrt")?;
+        let (arg, shape_name) = match wrt {
+            Wrt::Input => ("weight", "input_shape"),
+            Wrt::Weight => ("input", "weight_shape"),
+        };
+        let shape = shape.get(shape_name)?;
         dispatch!(real: real_dtype("grad_output", grad_output)?, T => {
-            let wa = readonly::<T, 4>("weight", weight)?;
             let ga = readonly::<T, 4>("grad_output", grad_output)?;
-            let plan = s.plan(shape, shape4(&wa))?;
+            let oa = readonly::<T, 4>(arg, operand)?;
+            let plan = match wrt {
+                Wrt::Input => s.plan(shape.batched(shape_name)?, shape4(&oa))?,
+                Wrt::Weight => s.plan(shape4(&oa), four(shape, shape_name)?)?,
+            };
             check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
-            let (ws, gs) = (data("weight", &wa)?, data("grad_output", &ga)?);
-            let inputs = [grad_output, weight];
-            input_grad::<T>(py, &plan, gs, ws, Dest::of("out", out, &inputs))
-        }, else => Err(ConvError::internal("not a float dtype").into()))
-    })
-}
-
-/// `torch.nn.grad.conv2d_weight`: the weight gradient for a weight of `weight_shape`.
-#[pyfunction]
-#[pyo3(signature = (input, grad_output, weight_shape, stride, padding, dilation, groups, out=None, name="conv2d_weight"))]
-#[allow(clippy::too_many_arguments)]
-fn conv2d_weight<'py>(
-    py: Python<'py>,
-    input: &Bound<'py, PyAny>,
-    grad_output: &Bound<'py, PyAny>,
-    weight_shape: Arg<Shape>,
-    stride: Arg<Pair>,
-    padding: Arg<Padding>,
-    dilation: Arg<Pair>,
-    groups: Arg<Size>,
-    out: Option<&Bound<'py, PyAny>>,
-    name: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    named(name, || {
-        let s = spec(stride, padding, dilation, groups, PadMode::Zeros.into())?;
-        let ws = weight_shape.get("weight_shape")?;
-        let ws: [usize; 4] = ws.0.as_slice().try_into().map_err(|_| {
-            ConvError::value(format!(
-                "weight_shape must hold 4 sizes, got {}",
-                ws.0.len()
-            ))
-        })?;
-        dispatch!(real: real_dtype("input", input)?, T => {
-            let xa = readonly::<T, 4>("input", input)?;
-            let ga = readonly::<T, 4>("grad_output", grad_output)?;
-            let plan = s.plan(shape4(&xa), ws)?;
-            check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
-            let (xs, gs) = (data("input", &xa)?, data("grad_output", &ga)?);
-            let inputs = [input, grad_output];
-            weight_grad::<T>(py, &plan, xs, gs, Dest::of("out", out, &inputs))
+            let (os, gs) = (data(arg, &oa)?, data("grad_output", &ga)?);
+            let inputs = [grad_output, operand];
+            let dest = Dest::of("out", out, &inputs);
+            match wrt {
+                Wrt::Input => input_grad::<T>(py, &plan, gs, os, dest),
+                Wrt::Weight => weight_grad::<T>(py, &plan, os, gs, dest),
+            }
         }, else => Err(ConvError::internal("not a float dtype").into()))
     })
 }

@@ -389,6 +389,14 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// Which gradient `conv2d_grad` computes.
+    pub enum Wrt {
+        Input = "input",
+        Weight = "weight",
+    }
+}
+
 /// A choice by name: the interned Python strings of its table are compared by identity first
 /// (string literals are interned, so a call from the wrappers never decodes a string).
 fn choice<T: Choice>(
@@ -426,4 +434,4 @@ macro_rules! choices {
     )*};
 }
 
-choices!(Mode, Boundary, Op, PadMode, Method);
+choices!(Mode, Boundary, Op, PadMode, Method, Wrt);
