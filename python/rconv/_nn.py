@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _rconv
 from ._docs import _OUT_DOC, _PADDING_MODE_DOC, _ZERO_PAD_OPTS_DOC, _doc
+from ._named import _named
 from ._signal import _backward
 
 if TYPE_CHECKING:
@@ -119,10 +120,16 @@ def _grad_output(func: str, g: Any, unbatched: bool) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- convolution
+# The functions rconv.dask applies to batch chunks are written once, with the name their
+# errors carry as a first argument; @_named makes the public function without it (rconv.dask
+# calls the implementation, inspect.unwrap(f), with its own name).
 
 
+@_named
 @_doc(padding_mode=_PADDING_MODE_DOC, out=_OUT_DOC)
 def conv2d(
+    name: str,
+    /,
     input: ArrayLike,
     weight: ArrayLike,
     bias: Optional[ArrayLike] = None,
@@ -197,25 +204,6 @@ def conv2d(
     array([[[ 56.,  72.],
             [104., 120.]]])
     """
-
-    return _conv2d(
-        input, weight, bias, stride, padding, dilation, groups, padding_mode, out, "conv2d"
-    )
-
-
-def _conv2d(
-    input: ArrayLike,
-    weight: ArrayLike,
-    bias: Optional[ArrayLike],
-    stride: IntPair,
-    padding: Padding,
-    dilation: IntPair,
-    groups: int,
-    padding_mode: PaddingMode,
-    out: Optional[np.ndarray],
-    name: str,
-) -> np.ndarray:
-    """:func:`conv2d` with errors named `name` (``rconv.dask`` passes its own)."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
     b = None if bias is None else _float_array(name, "bias", bias)
@@ -238,8 +226,11 @@ def _conv2d(
     return res[0] if unbatched else res
 
 
+@_named
 @_doc(padding_mode=_PADDING_MODE_DOC)
 def conv2d_backward(
+    name: str,
+    /,
     grad_output: ArrayLike,
     input: ArrayLike,
     weight: ArrayLike,
@@ -319,34 +310,6 @@ def conv2d_backward(
     >>> gb
     array([4.])
     """
-
-    return _conv2d_backward(
-        grad_output,
-        input,
-        weight,
-        stride,
-        padding,
-        dilation,
-        groups,
-        padding_mode,
-        out,
-        "conv2d_backward",
-    )
-
-
-def _conv2d_backward(
-    grad_output: ArrayLike,
-    input: ArrayLike,
-    weight: ArrayLike,
-    stride: IntPair,
-    padding: Padding,
-    dilation: IntPair,
-    groups: int,
-    padding_mode: PaddingMode,
-    out: Optional[Out3],
-    name: str,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`conv2d_backward` with errors named `name`."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
     x, unbatched = _batched(name, "input", x)
@@ -707,7 +670,10 @@ def max_pool2d(
     *,
     out: Union[None, np.ndarray, Out2] = None,
 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+@_named
 def max_pool2d(
+    name: str,
+    /,
     input: ArrayLike,
     kernel_size: IntPair,
     stride: Optional[IntPair] = None,
@@ -774,32 +740,6 @@ def max_pool2d(
     array([[ 5.,  7.],
            [13., 15.]])
     """
-
-    return _max_pool2d(
-        input,
-        kernel_size,
-        stride,
-        padding,
-        dilation,
-        ceil_mode,
-        return_indices,
-        out,
-        "max_pool2d",
-    )
-
-
-def _max_pool2d(
-    input: ArrayLike,
-    kernel_size: IntPair,
-    stride: Optional[IntPair],
-    padding: IntPair,
-    dilation: IntPair,
-    ceil_mode: bool,
-    return_indices: bool,
-    out: Union[None, np.ndarray, Out2],
-    name: str,
-) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-    """:func:`max_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     opts = (kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
@@ -813,8 +753,11 @@ def _max_pool2d(
     return out if isinstance(out, np.ndarray) else _unbatch(res, unbatched)
 
 
+@_named
 @_doc(out=_OUT_DOC)
 def max_pool2d_backward(
+    name: str,
+    /,
     grad_output: ArrayLike,
     input: ArrayLike,
     kernel_size: IntPair,
@@ -879,34 +822,6 @@ def max_pool2d_backward(
     array([[[ 0.,  0.],
             [10.,  0.]]])
     """
-
-    return _max_pool2d_backward(
-        grad_output,
-        input,
-        kernel_size,
-        stride,
-        padding,
-        dilation,
-        ceil_mode,
-        indices,
-        out,
-        "max_pool2d_backward",
-    )
-
-
-def _max_pool2d_backward(
-    grad_output: ArrayLike,
-    input: ArrayLike,
-    kernel_size: IntPair,
-    stride: Optional[IntPair],
-    padding: IntPair,
-    dilation: IntPair,
-    ceil_mode: bool,
-    indices: Optional[ArrayLike],
-    out: Optional[np.ndarray],
-    name: str,
-) -> np.ndarray:
-    """:func:`max_pool2d_backward` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     g = _grad_output(name, grad_output, unbatched)
     dt = _common(x, g)
@@ -985,8 +900,11 @@ def max_unpool2d(
     return _unbatch(res, unbatched)
 
 
+@_named
 @_doc(out=_OUT_DOC)
 def avg_pool2d(
+    name: str,
+    /,
     input: ArrayLike,
     kernel_size: IntPair,
     stride: Optional[IntPair] = None,
@@ -1042,32 +960,6 @@ def avg_pool2d(
     array([[[2., 3.],
             [5., 6.]]])
     """
-
-    return _avg_pool2d(
-        input,
-        kernel_size,
-        stride,
-        padding,
-        ceil_mode,
-        count_include_pad,
-        divisor_override,
-        out,
-        "avg_pool2d",
-    )
-
-
-def _avg_pool2d(
-    input: ArrayLike,
-    kernel_size: IntPair,
-    stride: Optional[IntPair],
-    padding: IntPair,
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Optional[int],
-    out: Optional[np.ndarray],
-    name: str,
-) -> np.ndarray:
-    """:func:`avg_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     res = _rconv.avg_pool2d(
         x,
@@ -1083,8 +975,11 @@ def _avg_pool2d(
     return _unbatch(res, unbatched) if out is None else out
 
 
+@_named
 @_doc(out=_OUT_DOC)
 def avg_pool2d_backward(
+    name: str,
+    /,
     grad_output: ArrayLike,
     input: ArrayLike,
     kernel_size: IntPair,
@@ -1140,34 +1035,6 @@ def avg_pool2d_backward(
     array([[[1., 1.],
             [1., 1.]]])
     """
-
-    return _avg_pool2d_backward(
-        grad_output,
-        input,
-        kernel_size,
-        stride,
-        padding,
-        ceil_mode,
-        count_include_pad,
-        divisor_override,
-        out,
-        "avg_pool2d_backward",
-    )
-
-
-def _avg_pool2d_backward(
-    grad_output: ArrayLike,
-    input: ArrayLike,
-    kernel_size: IntPair,
-    stride: Optional[IntPair],
-    padding: IntPair,
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Optional[int],
-    out: Optional[np.ndarray],
-    name: str,
-) -> np.ndarray:
-    """:func:`avg_pool2d_backward` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     g = _grad_output(name, grad_output, unbatched)
     dt = _common(x, g)
@@ -1186,7 +1053,8 @@ def _avg_pool2d_backward(
     return _unbatch(res, unbatched) if out is None else out
 
 
-def adaptive_avg_pool2d(input: ArrayLike, output_size: OutputSize) -> np.ndarray:
+@_named
+def adaptive_avg_pool2d(name: str, /, input: ArrayLike, output_size: OutputSize) -> np.ndarray:
     """Adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     Parameters
@@ -1221,12 +1089,6 @@ def adaptive_avg_pool2d(input: ArrayLike, output_size: OutputSize) -> np.ndarray
     array([[[ 2.5,  4.5],
             [10.5, 12.5]]])
     """
-
-    return _adaptive_avg_pool2d(input, output_size, "adaptive_avg_pool2d")
-
-
-def _adaptive_avg_pool2d(input: ArrayLike, output_size: OutputSize, name: str) -> np.ndarray:
-    """:func:`adaptive_avg_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     return _unbatch(_rconv.adaptive_avg_pool2d(x, output_size, name), unbatched)
 
@@ -1285,8 +1147,9 @@ def adaptive_max_pool2d(
 def adaptive_max_pool2d(
     input: ArrayLike, output_size: OutputSize, return_indices: bool = False
 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+@_named
 def adaptive_max_pool2d(
-    input: ArrayLike, output_size: OutputSize, return_indices: bool = False
+    name: str, /, input: ArrayLike, output_size: OutputSize, return_indices: bool = False
 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
 
@@ -1324,14 +1187,6 @@ def adaptive_max_pool2d(
     array([[[ 5.,  7.],
             [13., 15.]]])
     """
-
-    return _adaptive_max_pool2d(input, output_size, return_indices, "adaptive_max_pool2d")
-
-
-def _adaptive_max_pool2d(
-    input: ArrayLike, output_size: OutputSize, return_indices: bool, name: str
-) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-    """:func:`adaptive_max_pool2d` with errors named `name`."""
     x, unbatched = _pool_input(name, input)
     out, ind = _rconv.adaptive_max_pool2d(x, output_size, name)
     if return_indices:

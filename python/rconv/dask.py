@@ -515,42 +515,38 @@ def _sum_in_order(parts: Sequence[np.ndarray]) -> np.ndarray:
     return total
 
 
-def _max_pool_backward(
-    grad_output: np.ndarray,
-    input: np.ndarray,
-    indices: Optional[np.ndarray] = None,
-    **kwargs: Any,
-) -> np.ndarray:
-    """:func:`rconv.max_pool2d_backward` with `indices` as a third positional block."""
-    return _nn._max_pool2d_backward(grad_output, input, indices=indices, out=None, **kwargs)
+def _block(
+    inner: Callable[..., Any], name: str, keys: Sequence[str], kwargs: Dict[str, Any], *arrays: Any
+) -> Any:
+    """The in-memory implementation `inner` on the arrays of one batch chunk (the chunks,
+    then the weights), passed by name, with its errors named `name`."""
+    return inner(name, **dict(zip(keys, arrays)), **kwargs)
 
 
 _OPTIONAL = ("indices",)
 
 
 def _batchwise(
-    func: str,
-    inner: Callable[..., Any],
+    public: Callable[..., Any],
     params: Dict[str, Any],
     batched: Sequence[str],
     shared: Sequence[str] = (),
     reduced: Sequence[int] = (),
 ) -> Any:
-    """Apply the in-memory `inner` to every batch chunk.
+    """Apply the in-memory function `public` (its implementation, which names the errors
+    after this module's function) to every batch chunk.
 
-    `params` are the public function's arguments: those named in `batched` are the chunked
-    arrays, passed first to `inner` in that order ("input" sets the batch chunks), those in
-    `shared` (weights) follow and are held in memory, once in the graph; the others are
-    passed by keyword. The outputs listed in `reduced` are summed over the batch (in chunk
-    order), the others are concatenated along it. Shapes, dtypes and argument errors come
-    from one call of `inner` on a zero-length batch, when the graph is built.
+    `params` are this module's function's arguments: those named in `batched` are the
+    chunked arrays ("input" sets the batch chunks), those in `shared` (weights) are held in
+    memory, once in the graph; the others are passed as they are. The outputs listed in
+    `reduced` are summed over the batch (in chunk order), the others are concatenated along
+    it. Shapes, dtypes and argument errors come from one call on a zero-length batch, when
+    the graph is built.
     """
-    name = f"rconv.dask.{func}"
+    name = f"rconv.dask.{public.__name__}"
     kwargs = {k: v for k, v in params.items() if k not in batched and k not in shared}
-    if "out" in inspect.signature(inner).parameters:
+    if "out" in inspect.signature(public).parameters:
         kwargs["out"] = None
-    # the in-memory implementation, its errors named after this function
-    fn = functools.partial(inner, **kwargs, name=name)
     arrays = []
     for n in batched:
         if params[n] is None:
@@ -558,6 +554,8 @@ def _batchwise(
                 continue  # an omitted trailing argument (indices=None)
             raise TypeError(f"{name}: {n} must be an array, got None")
         arrays.append((n, _as_dask(name, n, params[n])))
+    keys = [n for n, _ in arrays] + list(shared)
+    fn = functools.partial(_block, inspect.unwrap(public), name, keys, kwargs)
     unbatched = dict(arrays)["input"].ndim == 3
     if unbatched:
         arrays = [(n, a[None]) for n, a in arrays]
@@ -677,7 +675,7 @@ def conv2d(
     >>> np.array_equal(y.compute(), rconv.conv2d(x, w, padding=1))
     True
     """
-    return _batchwise("conv2d", _nn._conv2d, locals(), ["input"], ["weight", "bias"])
+    return _batchwise(_nn.conv2d, locals(), ["input"], ["weight", "bias"])
 
 
 @_doc(conv_opts=_CONV_OPTS_DOC)
@@ -733,11 +731,7 @@ def conv2d_backward(
     >>> np.array_equal(gx, rx), np.allclose(gw, rw, rtol=1e-12), gb
     (True, True, array([216., 216., 216., 216.]))
     """
-    params = locals()  # the arguments, and nothing else
-    batched = ["grad_output", "input"]
-    return _batchwise(
-        "conv2d_backward", _nn._conv2d_backward, params, batched, ["weight"], reduced=(1, 2)
-    )
+    return _batchwise(_nn.conv2d_backward, locals(), ["grad_output", "input"], ["weight"], (1, 2))
 
 
 @overload
@@ -816,7 +810,7 @@ def max_pool2d(
            [[21., 23.],
             [29., 31.]]])
     """
-    return _batchwise("max_pool2d", _nn._max_pool2d, locals(), ["input"])
+    return _batchwise(_nn.max_pool2d, locals(), ["input"])
 
 
 @_doc(max_window=_MAX_WINDOW_DOC)
@@ -866,9 +860,7 @@ def max_pool2d_backward(
            [0., 0., 0., 0.],
            [0., 1., 0., 1.]])
     """
-    params = locals()  # the arguments, and nothing else
-    batched = ["grad_output", "input", "indices"]
-    return _batchwise("max_pool2d_backward", _max_pool_backward, params, batched)
+    return _batchwise(_nn.max_pool2d_backward, locals(), ["grad_output", "input", "indices"])
 
 
 @_doc(avg_opts=_AVG_OPTS_DOC)
@@ -908,7 +900,7 @@ def avg_pool2d(
     array([[18.5, 20.5],
            [26.5, 28.5]])
     """
-    return _batchwise("avg_pool2d", _nn._avg_pool2d, locals(), ["input"])
+    return _batchwise(_nn.avg_pool2d, locals(), ["input"])
 
 
 @_doc(avg_opts=_AVG_OPTS_DOC)
@@ -951,9 +943,7 @@ def avg_pool2d_backward(
            [0.25, 0.25, 0.25, 0.25],
            [0.25, 0.25, 0.25, 0.25]])
     """
-    params = locals()  # the arguments, and nothing else
-    batched = ["grad_output", "input"]
-    return _batchwise("avg_pool2d_backward", _nn._avg_pool2d_backward, params, batched)
+    return _batchwise(_nn.avg_pool2d_backward, locals(), ["grad_output", "input"])
 
 
 def adaptive_avg_pool2d(input: Chunked, output_size: OutputSize) -> da.Array:
@@ -984,7 +974,7 @@ def adaptive_avg_pool2d(input: Chunked, output_size: OutputSize) -> da.Array:
     >>> rconv.dask.adaptive_avg_pool2d(x, 1).compute().ravel()
     array([ 7.5, 23.5])
     """
-    return _batchwise("adaptive_avg_pool2d", _nn._adaptive_avg_pool2d, locals(), ["input"])
+    return _batchwise(_nn.adaptive_avg_pool2d, locals(), ["input"])
 
 
 @overload
@@ -1034,4 +1024,4 @@ def adaptive_max_pool2d(
     >>> out.compute().ravel(), idx.compute().ravel()
     (array([15., 31.]), array([15, 15]))
     """
-    return _batchwise("adaptive_max_pool2d", _nn._adaptive_max_pool2d, locals(), ["input"])
+    return _batchwise(_nn.adaptive_max_pool2d, locals(), ["input"])

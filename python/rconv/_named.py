@@ -1,0 +1,85 @@
+""":func:`_named`: a public function made from the implementation that names its errors.
+
+The implementations take the name their errors carry as their first argument (positional;
+``rconv.dask`` passes its own, ``"rconv.dask.conv2d"``) and, for a family of functions, the
+member as the second (``"correlate"``/``"convolve"``). The public function is that
+implementation with these leading arguments fixed: written once, with the rest of its
+parameters (names, defaults, annotations) and its docstring, and no other Python frame
+between the caller and the implementation than today's one wrapper.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import types
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, overload
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    _P = ParamSpec("_P")
+
+_R = TypeVar("_R")
+_A = TypeVar("_A")
+
+
+@overload
+def _named(impl: Callable[Concatenate[str, _P], _R], /) -> Callable[_P, _R]: ...
+@overload
+def _named(
+    impl: Callable[Concatenate[str, _A, _P], _R], name: str, member: _A, /, *, doc: str
+) -> Callable[_P, _R]: ...
+def _named(impl: Callable[..., Any], *lead: Any, doc: Optional[str] = None) -> Callable[..., Any]:
+    """The public function of `impl`: ``impl(*lead, ...)`` with `impl`'s other parameters.
+
+    As a decorator (no `lead`), the public function takes `impl`'s name and docstring and
+    fixes the first argument to that name; `impl` stays reachable as ``__wrapped__`` (and
+    so by ``inspect.unwrap``, which rconv.dask uses, and by pickle). Called with `lead`, the
+    first of them is the public function's name and `doc` its docstring.
+
+    The forwarding function is compiled from a ``def`` with exactly the public parameters,
+    so that a call costs what a hand-written wrapper costs and a wrong call raises the
+    TypeError Python raises for it; its defaults and annotations are `impl`'s.
+    """
+    decorated = not lead
+    lead = lead or (impl.__name__,)
+    name = lead[0]
+    code = impl.__code__
+    names = code.co_varnames[len(lead) : code.co_argcount]
+    kw = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    params = ", ".join([*names, *(("*", *kw) if kw else ())])
+    args = ", ".join([*map(repr, lead), *names, *kw])
+    tree = ast.parse(
+        f"def make(impl):\n def {name}({params}):\n  return impl({args})\n return {name}"
+    )
+    for node in ast.walk(tree):  # tracebacks point at the implementation's definition
+        if "lineno" in node._attributes:
+            node.lineno = node.end_lineno = code.co_firstlineno  # type: ignore[attr-defined]
+            node.col_offset, node.end_col_offset = 0, 1000  # type: ignore[attr-defined]
+    # `impl` taking its keyword-only parameters positionally too (the same code otherwise):
+    # the public function passes them so, a keyword argument costing a call some 30 ns
+    argcount = code.co_argcount + code.co_kwonlyargcount
+    flat = types.FunctionType(
+        code.replace(co_argcount=argcount, co_kwonlyargcount=0),
+        impl.__globals__,
+        impl.__name__,
+        None,
+        impl.__closure__,
+    )
+    space: dict = {}
+    exec(compile(tree, code.co_filename, "exec"), impl.__globals__, space)
+    public = space["make"](flat)
+    public.__defaults__ = impl.__defaults__
+    public.__kwdefaults__ = None if impl.__kwdefaults__ is None else dict(impl.__kwdefaults__)
+    fixed = code.co_varnames[: len(lead)]
+    public.__annotations__ = {k: v for k, v in impl.__annotations__.items() if k not in fixed}
+    public.__module__ = impl.__module__
+    public.__qualname__ = name
+    public.__doc__ = impl.__doc__ if decorated else doc
+    sig = inspect.signature(impl)
+    public.__signature__ = sig.replace(parameters=list(sig.parameters.values())[len(lead) :])
+    if decorated:
+        public.__wrapped__ = impl
+        impl.__qualname__ = f"{name}.__wrapped__"  # where pickle finds it
+    return public
