@@ -102,7 +102,7 @@ def get(name: str, dtype: Any = np.float64) -> np.ndarray:
     Parameters
     ----------
     name : str
-        A key of :data:`named` (``"sobel_x"``, ``"blur"``, ...).
+        A key of the dict ``rconv.kernels.named`` (``"sobel_x"``, ``"blur"``, ...).
     dtype : dtype, optional
         A floating-point dtype; default float64.
 
