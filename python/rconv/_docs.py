@@ -97,6 +97,26 @@ _METHOD_DOC = """\
 """
 
 
+# The parameters that correlate2d and convolve2d describe alike: in1, and the options after
+# boundary.
+_IN1_DOC = """\
+    in1 : array_like
+        First input, 2-D.
+"""
+_SIGNAL_OPTS_DOC = _fill(
+    """\
+    fillvalue : scalar, optional
+        Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
+    [method]
+    [axes]
+    [out]
+""",
+    method=_METHOD_DOC,
+    axes=_axes_doc("in1", "in2"),
+    out=_OUT_DOC,
+)
+
+
 # The text of correlate2d_backward and convolve2d_backward after their summary line
 # (str.format fields: fwd, see_also, complex).
 _BACKWARD_DOC = """
@@ -148,12 +168,19 @@ _BACKWARD_DOC = """
 """
 
 
-def _see_also(fwd: str, other: str, what: str) -> str:
-    return f"""    See Also
+def _backward_doc(fwd: str, other: str, what: str, complex: str, examples: str) -> str:
+    """The docstring of the backward function of `fwd`: `other` is the backward function of
+    the same for `what`, `complex` the last words of the Notes."""
+    see_also = f"""    See Also
     --------
     {fwd} : The forward.
     {other} : The same for {what}.
 """
+    return (
+        f"Compute the gradients of :func:`{fwd}`: ``(grad_in1, grad_in2)``."
+        + _BACKWARD_DOC.format(fwd=fwd, see_also=see_also, complex=complex)
+        + examples
+    )
 
 
 # The options of the gradient functions that take no padding_mode (conv2d_input/_weight).

@@ -21,14 +21,13 @@ if TYPE_CHECKING:
     _P = ParamSpec("_P")
 
 _R = TypeVar("_R")
-_A = TypeVar("_A")
 
 
 @overload
 def _named(impl: Callable[Concatenate[str, _P], _R], /) -> Callable[_P, _R]: ...
 @overload
 def _named(
-    impl: Callable[Concatenate[str, _A, _P], _R], name: str, member: _A, /, *, doc: str
+    impl: Callable[Concatenate[str, Any, _P], _R], name: str, member: Any, /, *, doc: str
 ) -> Callable[_P, _R]: ...
 def _named(impl: Callable[..., Any], *lead: Any, doc: Optional[str] = None) -> Callable[..., Any]:
     """The public function of `impl`: ``impl(*lead, ...)`` with `impl`'s other parameters.

@@ -1286,7 +1286,7 @@ def corr2d_backward(
     array([[ 8., 12.],
            [20., 24.]])
     """
-    return _backward("corr2d_backward", "corr2d", grad_output, x, k, "valid", "fill", 0, None)
+    return _backward("corr2d_backward", "corr2d", grad_output, x, k, "valid")
 
 
 __all__ = [

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _rconv
-from ._docs import _BACKWARD_DOC, _METHOD_DOC, _OUT_DOC, _axes_doc, _doc, _see_also
+from ._docs import (
+    _IN1_DOC,
+    _OUT_DOC,
+    _SIGNAL_OPTS_DOC,
+    _axes_doc,
+    _backward_doc,
+    _doc,
+    _fill,
+)
+from ._named import _named
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -163,8 +172,10 @@ def choose_conv_method(
     return _rconv.choose_method(a1, a2, mode, axes, f)
 
 
-@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
-def correlate2d(
+def _correlate(
+    name: str,
+    op: Op,
+    /,
     in1: ArrayLike,
     in2: ArrayLike,
     mode: Mode = "full",
@@ -175,12 +186,23 @@ def correlate2d(
     axes: Optional[Axes] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
+    """correlate2d (`op` 'correlate') and convolve2d ('convolve'), their errors named `name`:
+    :func:`_run` for the public options."""
+    a1, a2, dt = _inputs(name, ("in1", "in2"), in1, in2)
+    fill = _fill_array(name, fillvalue, dt) if _is_fill(boundary) else None
+    return _rconv.correlate2d(a1, a2, fill, op, mode, boundary, method, None, out, axes, name)
+
+
+correlate2d = _named(
+    _correlate,
+    "correlate2d",
+    "correlate",
+    doc=_fill(
+        """Cross-correlate two 2-D arrays, exactly as :func:`scipy.signal.correlate2d`.
 
     Parameters
     ----------
-    in1 : array_like
-        First input, 2-D.
+    [in1]
     in2 : array_like
         Second input, 2-D. It is conjugated (for complex input) and slid over `in1`.
     mode : {'full', 'valid', 'same'}, optional
@@ -195,11 +217,7 @@ def correlate2d(
         ``'symm'``/``'symmetric'`` by mirroring (the edge sample repeated),
         ``'wrap'``/``'circular'`` periodically. Kernels larger than the image repeat the
         reflection or wrap.
-    fillvalue : scalar, optional
-        Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    [method]
-    [axes]
-    [out]
+    [options]
 
     Returns
     -------
@@ -252,30 +270,22 @@ def correlate2d(
     >>> rgb = np.ones((4, 5, 3))
     >>> rconv.correlate2d(rgb, np.ones((3, 3)) / 9, "same", axes=(0, 1)).shape
     (4, 5, 3)
-    """
-    return _run(
-        "correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, None, out, axes
-    )
+    """,
+        in1=_IN1_DOC,
+        options=_SIGNAL_OPTS_DOC,
+    ),
+)
 
-
-@_doc(axes=_axes_doc("in1", "in2"), method=_METHOD_DOC, out=_OUT_DOC)
-def convolve2d(
-    in1: ArrayLike,
-    in2: ArrayLike,
-    mode: Mode = "full",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    *,
-    method: Method = "auto",
-    axes: Optional[Axes] = None,
-    out: Optional[np.ndarray] = None,
-) -> np.ndarray:
-    """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
+convolve2d = _named(
+    _correlate,
+    "convolve2d",
+    "convolve",
+    doc=_fill(
+        """Convolve two 2-D arrays, exactly as :func:`scipy.signal.convolve2d`.
 
     Parameters
     ----------
-    in1 : array_like
-        First input, 2-D.
+    [in1]
     in2 : array_like
         Second input, 2-D; it is flipped in both axes and slid over `in1`.
     mode : {'full', 'valid', 'same'}, optional
@@ -284,11 +294,7 @@ def convolve2d(
         is swapped with `in1` (convolution is commutative, so no reversal is needed).
     boundary : {'fill', 'pad', 'symm', 'symmetric', 'wrap', 'circular'}, optional
         How `in1` is extended beyond its edges; see :func:`correlate2d`.
-    fillvalue : scalar, optional
-        Value to pad with when ``boundary='fill'``; cast to the result dtype. Default 0.
-    [method]
-    [axes]
-    [out]
+    [options]
 
     Returns
     -------
@@ -324,10 +330,11 @@ def convolve2d(
     array([[4, 3, 4],
            [2, 4, 3],
            [2, 3, 4]])
-    """
-    return _run(
-        "convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, None, out, axes
-    )
+    """,
+        in1=_IN1_DOC,
+        options=_SIGNAL_OPTS_DOC,
+    ),
+)
 
 
 @_doc(axes=_axes_doc("x", "k"), out=_OUT_DOC)
@@ -382,16 +389,18 @@ def corr2d(
 def _backward(
     name: str,
     op: Op,
+    /,
     grad_output: ArrayLike,
     in1: ArrayLike,
     in2: ArrayLike,
-    mode: Mode,
-    boundary: Boundary,
-    fillvalue: Any,
-    axes: Optional[Axes],
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    axes: Optional[Axes] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """The shared entry point of the backward functions: the three arrays in their common
-    dtype, the rest checked in Rust."""
+    """The backward functions (correlate2d_backward, convolve2d_backward, corr2d_backward):
+    the three arrays in their common dtype, the rest checked in Rust."""
     names = ("x", "k") if op == "corr2d" else ("in1", "in2")
     a1, a2, dt = _inputs(name, names, in1, in2)
     g = _as_array(name, "grad_output", grad_output)
@@ -410,65 +419,21 @@ def _backward(
     return _rconv.correlate2d_backward(g, a1, a2, fill, op, mode, boundary, axes, name)
 
 
-def correlate2d_backward(
-    grad_output: ArrayLike,
-    in1: ArrayLike,
-    in2: ArrayLike,
-    mode: Mode = "full",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    *,
-    axes: Optional[Axes] = None,
-) -> Tuple[np.ndarray, np.ndarray]:
-    return _backward(
-        "correlate2d_backward",
-        "correlate",
-        grad_output,
-        in1,
-        in2,
-        mode,
-        boundary,
-        fillvalue,
-        axes,
-    )
-
-
-def convolve2d_backward(
-    grad_output: ArrayLike,
-    in1: ArrayLike,
-    in2: ArrayLike,
-    mode: Mode = "full",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    *,
-    axes: Optional[Axes] = None,
-) -> Tuple[np.ndarray, np.ndarray]:
-    return _backward(
+correlate2d_backward = _named(
+    _backward,
+    "correlate2d_backward",
+    "correlate",
+    doc=_backward_doc(
+        "correlate2d",
         "convolve2d_backward",
-        "convolve",
-        grad_output,
-        in1,
-        in2,
-        mode,
-        boundary,
-        fillvalue,
-        axes,
-    )
-
-
-correlate2d_backward.__doc__ = (
-    """Compute the gradients of :func:`correlate2d`: ``(grad_in1, grad_in2)``."""
-    + _BACKWARD_DOC.format(
-        fwd="correlate2d",
-        see_also=_see_also("correlate2d", "convolve2d_backward", "convolution"),
+        "convolution",
         complex=(
             "correlate2d is linear in the image and conjugate-linear in the kernel it slides "
             "(`in2`, or `in1` after the 'valid' swap): the gradient of the image is "
             "``dS/d(image)``, that of the conjugated kernel ``dS/d(conj(kernel))``, the only "
             "non-zero Wirtinger derivatives. For real inputs both are the ordinary gradients."
         ),
-    )
-    + """
+        examples="""
     Examples
     --------
     Learning a kernel: the gradient of a squared error with respect to it.
@@ -483,17 +448,20 @@ correlate2d_backward.__doc__ = (
     ((4, 4), (2, 2))
     >>> bool(np.isclose((2 * y * y).sum(), (gk * k).sum()))
     True
-    """
+    """,
+    ),
 )
 
-convolve2d_backward.__doc__ = (
-    """Compute the gradients of :func:`convolve2d`: ``(grad_in1, grad_in2)``."""
-    + _BACKWARD_DOC.format(
-        fwd="convolve2d",
-        see_also=_see_also("convolve2d", "correlate2d_backward", "correlation"),
+convolve2d_backward = _named(
+    _backward,
+    "convolve2d_backward",
+    "convolve",
+    doc=_backward_doc(
+        "convolve2d",
+        "correlate2d_backward",
+        "correlation",
         complex="convolve2d is linear in both arguments: both gradients are ``dS/d(arg)``.",
-    )
-    + """
+        examples="""
     Examples
     --------
     >>> import numpy as np
@@ -505,5 +473,6 @@ convolve2d_backward.__doc__ = (
     >>> g2
     array([[2., 2.],
            [2., 2.]])
-    """
+    """,
+    ),
 )
