@@ -1,34 +1,47 @@
 """The docstring texts that several functions and classes share, and :func:`_doc`, which puts
 them in place: each text is written once here.
 
-A docstring names a shared text by a line ``[name]`` (indented as a parameter, 4 spaces) and
+A docstring names a shared text by a line ``[name]`` (indented as the text's first line) and
 its function or class is decorated with ``@_doc(name=TEXT)``; the rendered docstring is the
-same as if the text were written out there. The texts end with a newline.
+same as if the text were written out there. The texts are written for a function's
+docstring (indented by 4 spaces; a method's placeholder, at 8, indents them by 4 more) and
+end with a newline.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
+import textwrap
 from typing import Callable, TypeVar
 
 _T = TypeVar("_T")
 
 
 def _fill(doc: str, **parts: str) -> str:
-    """`doc` with each line ``    [name]`` replaced by ``parts[name]``."""
+    """`doc` with each line ``[name]`` replaced by ``parts[name]``, at its indentation."""
     for name, text in parts.items():
-        doc = doc.replace(f"    [{name}]\n", text)
+        pattern = re.compile(rf"^( *)\[{name}\]\n", re.M)
+        doc = pattern.sub(functools.partial(_indented, textwrap.dedent(text)), doc)
     return doc
+
+
+def _indented(text: str, placeholder: re.Match[str]) -> str:
+    return textwrap.indent(text, placeholder[1])
 
 
 def _doc(**parts: str) -> Callable[[_T], _T]:
     """Fill the ``[name]`` lines of a docstring with the shared parameter texts (one copy of
-    each, for the functions that share them)."""
+    each, for the functions that share them); those of a class's methods too."""
 
     def apply(f: _T) -> _T:
-        doc = f.__doc__
-        if doc is None:  # python -OO strips docstrings
-            return f
-        f.__doc__ = _fill(doc, **parts)
+        methods = (
+            [m for m in vars(f).values() if inspect.isfunction(m)] if isinstance(f, type) else []
+        )
+        for obj in (f, *methods):
+            if obj.__doc__ is not None:  # python -OO strips docstrings
+                obj.__doc__ = _fill(obj.__doc__, **parts)
         return f
 
     return apply
@@ -226,6 +239,29 @@ _AVG_OPTS_DOC = """\
         As in :func:`rconv.avg_pool2d`.
     divisor_override : int, optional
         As in :func:`rconv.avg_pool2d`.
+"""
+
+
+# How the examples of rconv.nn's layers and of rconv.optim begin.
+_NN_EXAMPLES_DOC = """\
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn
+"""
+_OPTIM_EXAMPLES_DOC = """\
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv import nn, optim
+"""
+
+# rconv.nn.Module's methods that return the module (train, eval).
+_RETURNS_SELF_DOC = """\
+    Returns
+    -------
+    self : Module
+        This module.
 """
 
 

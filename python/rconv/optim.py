@@ -26,13 +26,14 @@ from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
-from ._docs import _ADAM_DOC, _MODEL_DOC, _doc
+from ._docs import _ADAM_DOC, _MODEL_DOC, _OPTIM_EXAMPLES_DOC, _doc
 from .nn._util import _int, _real
 from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW"]
 
 
+@_doc(examples=_OPTIM_EXAMPLES_DOC)
 class _Optimizer:
     """What every optimizer shares: the model, its hyperparameters (``_hyper``, restored by
     ``load_state_dict``) and per-parameter state keyed by parameter name."""
@@ -79,10 +80,7 @@ class _Optimizer:
             state keyed by parameter name (copied), for ``load_state_dict`` to resume a
             run.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn, optim
+        [examples]
         >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
         >>> opt = optim.SGD(lin, lr=0.1, momentum=0.9)
         >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
@@ -115,10 +113,7 @@ class _Optimizer:
         ValueError
             A wrong hyperparameter value or a state array of the wrong shape.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn, optim
+        [examples]
         >>> lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
         >>> opt = optim.Adam(lin, lr=0.01)
         >>> _ = lin.backward(np.ones((1, 1)) + 0 * lin.forward(np.ones((1, 2))))
@@ -171,7 +166,7 @@ def _check_lr(name: str, lr: Any, strict: bool) -> float:
     return lr
 
 
-@_doc(model=_MODEL_DOC)
+@_doc(examples=_OPTIM_EXAMPLES_DOC, model=_MODEL_DOC)
 class SGD(_Optimizer):
     """Stochastic gradient descent (``torch.optim.SGD``), in place.
 
@@ -193,10 +188,7 @@ class SGD(_Optimizer):
     nesterov : bool, optional
         Keyword-only, default False; needs ``momentum > 0`` and ``dampening == 0``.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn, optim
+    [examples]
     >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
     >>> lin.weight[:] = 1.0
     >>> lin.grad_weight = np.array([[2.0]])
@@ -246,10 +238,7 @@ class SGD(_Optimizer):
 
         Parameters without a gradient (``None``) are left alone.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn, optim
+        [examples]
         >>> lin = nn.Linear(2, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
         >>> lin.weight[:] = 1.0
         >>> opt = optim.SGD(lin, lr=0.5, momentum=0.9)
@@ -274,7 +263,7 @@ class SGD(_Optimizer):
             p -= d * p.dtype.type(lr)
 
 
-@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
+@_doc(examples=_OPTIM_EXAMPLES_DOC, model=_MODEL_DOC, adam=_ADAM_DOC)
 class Adam(_Optimizer):
     """Adam (``torch.optim.Adam``, without amsgrad), in place.
 
@@ -289,10 +278,7 @@ class Adam(_Optimizer):
     weight_decay : float, optional
         L2 penalty added to the gradient, default 0.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn, optim
+    [examples]
     >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
     >>> lin.weight[:] = 1.0
     >>> lin.grad_weight = np.array([[2.0]])
@@ -384,7 +370,7 @@ class Adam(_Optimizer):
             p -= (m / denom) * t(step_size)
 
 
-@_doc(model=_MODEL_DOC, adam=_ADAM_DOC)
+@_doc(examples=_OPTIM_EXAMPLES_DOC, model=_MODEL_DOC, adam=_ADAM_DOC)
 class AdamW(Adam):
     """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
 
@@ -398,10 +384,7 @@ class AdamW(Adam):
     weight_decay : float, optional
         Decoupled weight decay, default 1e-2.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn, optim
+    [examples]
     >>> lin = nn.Linear(1, 1, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
     >>> lin.weight[:] = 1.0
     >>> lin.grad_weight = np.array([[0.0]])

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .. import _nn, _rconv
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _float_input, _real
 from .functional import relu
 from .module import Module
@@ -15,6 +16,28 @@ from .module import Module
 __all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Tanh"]
 
 
+def _backward(
+    layer: Module,
+    saved: Optional[np.ndarray],
+    what: str,
+    grad: Any,
+    input_grad: bool,
+    rule: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Optional[np.ndarray]:
+    """An activation's backward pass: ``rule(g, s)`` of the checked gradient `g` and the
+    array the forward pass saved, `s` (its `what`: the layer's input or output)."""
+    s = layer._need(saved, what)
+    g = layer._check_grad(grad, s.shape)
+    return rule(g, s) if input_grad else None
+
+
+def _relu_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if g.dtype is out.dtype and (out.dtype is _nn._F32 or out.dtype is _nn._F64):
+        return _rconv.relu(out.reshape(-1), _nn._c(g).reshape(-1)).reshape(g.shape)
+    return np.where(out <= 0, 0, g).astype(g.dtype, copy=False)
+
+
+@_doc(examples=_NN_EXAMPLES_DOC)
 class ReLU(Module):
     """Rectified linear unit, ``max(x, 0)`` (``torch.nn.ReLU``).
 
@@ -25,10 +48,7 @@ class ReLU(Module):
     is a new array; backward reads the saved output, so modifying the input in place
     between the passes does not change the gradient.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> relu = nn.ReLU()
     >>> relu.forward(np.array([-1.0, 2.0, np.nan])), relu.backward(np.array([5.0, 5.0, 5.0]))
     (array([ 0.,  2., nan]), array([0., 5., 5.]))
@@ -43,15 +63,10 @@ class ReLU(Module):
         return out
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        out = self._need(self._out, "output")
-        g = self._check_grad(grad, out.shape)
-        if not input_grad:
-            return None
-        if g.dtype is out.dtype and (out.dtype is _nn._F32 or out.dtype is _nn._F64):
-            return _rconv.relu(out.reshape(-1), _nn._c(g).reshape(-1)).reshape(g.shape)
-        return np.where(out <= 0, 0, g).astype(g.dtype, copy=False)
+        return _backward(self, self._out, "output", grad, input_grad, _relu_grad)
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class LeakyReLU(Module):
     """Leaky rectified linear unit (``torch.nn.LeakyReLU``).
 
@@ -63,10 +78,7 @@ class LeakyReLU(Module):
     negative_slope : float, optional
         Slope for negative inputs (default 0.01).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> act = nn.LeakyReLU(0.1)
     >>> act.forward(np.array([-2.0, 0.0, 3.0])), act.backward(np.ones(3))
     (array([-0.2,  0. ,  3. ]), array([0.1, 0.1, 1. ]))
@@ -90,22 +102,19 @@ class LeakyReLU(Module):
         return out
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        x = self._need(self._x, "input")
-        g = self._check_grad(grad, x.shape)
-        if not input_grad:
-            return None
+        return _backward(self, self._x, "input", grad, input_grad, self._input_grad)
+
+    def _input_grad(self, g: np.ndarray, x: np.ndarray) -> np.ndarray:
         out = (g * self.negative_slope).astype(np.result_type(g, x), copy=False)
         np.copyto(out, g, where=x > 0, casting="unsafe")
         return out
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Sigmoid(Module):
     """``1 / (1 + exp(-x))`` (``torch.nn.Sigmoid``); the gradient is ``y (1 - y)``.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> s = nn.Sigmoid()
     >>> s.forward(np.array([0.0, 1000.0, -1000.0])), s.backward(np.ones(3))
     (array([0.5, 1. , 0. ]), array([0.25, 0.  , 0.  ]))
@@ -124,20 +133,16 @@ class Sigmoid(Module):
         return out
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        y = self._need(self._out, "output")
-        g = self._check_grad(grad, y.shape)
-        if not input_grad:
-            return None
-        return g * (y * (1 - y))
+        return _backward(
+            self, self._out, "output", grad, input_grad, lambda g, y: g * (y * (1 - y))
+        )
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Tanh(Module):
     """Hyperbolic tangent (``torch.nn.Tanh``); the gradient is ``1 - y**2``.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> t = nn.Tanh()
     >>> t.forward(np.array([0.0, 20.0])), t.backward(np.ones(2))
     (array([0., 1.]), array([1., 0.]))
@@ -152,8 +157,4 @@ class Tanh(Module):
         return out
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        y = self._need(self._out, "output")
-        g = self._check_grad(grad, y.shape)
-        if not input_grad:
-            return None
-        return g * (1 - y * y)
+        return _backward(self, self._out, "output", grad, input_grad, lambda g, y: g * (1 - y * y))

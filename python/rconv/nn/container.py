@@ -6,12 +6,14 @@ from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _backward
 from .module import Module
 
 __all__ = ["Sequential"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Sequential(Module):
     """Layers applied in order (``torch.nn.Sequential``).
 
@@ -25,10 +27,7 @@ class Sequential(Module):
     *layers : Module
         The layers, applied first to last.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
     >>> net
     Sequential(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import numpy as np
 
 from .. import _nn, _rconv
-from .._docs import _PADDING_MODE_DOC, _doc
+from .._docs import _NN_EXAMPLES_DOC, _PADDING_MODE_DOC, _doc
 from ._util import _kaiming_uniform, _layer_dtype, _shown_pair
 from .module import Module
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Conv2d"]
 
 
-@_doc(padding_mode=_PADDING_MODE_DOC)
+@_doc(examples=_NN_EXAMPLES_DOC, padding_mode=_PADDING_MODE_DOC)
 class Conv2d(Module):
     """2-D convolution layer (``torch.nn.Conv2d``).
 
@@ -49,10 +49,7 @@ class Conv2d(Module):
     dtype : dtype, optional
         The parameters' dtype: float32 (default) or float64.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> conv = nn.Conv2d(3, 8, 3, padding=1, rng=np.random.default_rng(0))
     >>> conv
     Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))

@@ -6,12 +6,14 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _float_input, _real
 from .module import Module
 
 __all__ = ["Dropout"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Dropout(Module):
     """Randomly zero values in training (``torch.nn.Dropout``).
 
@@ -27,10 +29,7 @@ class Dropout(Module):
     rng : numpy.random.Generator, optional
         Source of the masks (default: a new unseeded generator).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> drop = nn.Dropout(0.5, rng=np.random.default_rng(0))
     >>> y = drop.forward(np.ones(10))
     >>> sorted(set(y.tolist())), bool(np.array_equal(drop.backward(np.ones(10)), y))

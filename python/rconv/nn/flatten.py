@@ -6,18 +6,17 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from .module import Module
 
 __all__ = ["Flatten"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Flatten(Module):
     """Flatten every axis after the first (``torch.nn.Flatten``).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> nn.Flatten().forward(np.zeros((2, 3, 4, 4))).shape
     (2, 48)
     """

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple
 import numpy as np
 
 from .. import _nn, _rconv
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _kaiming_uniform, _layer_dtype, _linear_out, _linear_rows
 from .module import Module
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Linear"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class Linear(Module):
     """Fully connected layer (``torch.nn.Linear``): ``y = x W^T + b``.
 
@@ -34,10 +36,7 @@ class Linear(Module):
     dtype : dtype, optional
         The parameters' dtype: float32 (default) or float64.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> lin = nn.Linear(4, 2, rng=np.random.default_rng(0))
     >>> lin
     Linear(in_features=4, out_features=2, bias=True)

@@ -7,12 +7,14 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _float_input
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class CrossEntropyLoss(Module):
     """Softmax and negative log-likelihood, averaged over the batch.
 
@@ -22,10 +24,7 @@ class CrossEntropyLoss(Module):
     and returns the mean loss; ``backward()`` returns its gradient with respect to the logits,
     ``(softmax(logits) - onehot(targets)) / N``.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> loss = nn.CrossEntropyLoss()
     >>> bool(abs(loss.forward(np.zeros((2, 4)), np.array([1, 3])) - np.log(4)) < 1e-12)
     True
@@ -75,6 +74,7 @@ class CrossEntropyLoss(Module):
         return (g * (scale / len(self._t))).astype(self._p.dtype, copy=False)
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class MSELoss(Module):
     """Mean squared error (``torch.nn.MSELoss``): ``mean((input - target) ** 2)``.
 
@@ -88,10 +88,7 @@ class MSELoss(Module):
     reduction : {'mean', 'sum', 'none'}, optional
         Average (default), sum, or the elementwise squared errors.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> mse = nn.MSELoss()
     >>> mse.forward(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
     2.0

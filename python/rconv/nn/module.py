@@ -6,6 +6,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _RETURNS_SELF_DOC, _doc
+
 __all__ = ["Module"]
 
 Arrays = Dict[str, np.ndarray]
@@ -17,6 +19,7 @@ def _addindent(s: str, n: int) -> str:
     return "\n".join([first] + [" " * n + line for line in rest])
 
 
+@_doc(examples=_NN_EXAMPLES_DOC, returns_self=_RETURNS_SELF_DOC)
 class Module:
     """Base class of every layer and of user models.
 
@@ -88,10 +91,7 @@ class Module:
         y : numpy.ndarray
             The output.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> nn.ReLU().forward(np.array([-1.0, 2.0]))
         array([0., 2.])
         """
@@ -117,10 +117,7 @@ class Module:
             Gradient with respect to the last forward's input; None when `input_grad` is
             false.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> relu = nn.ReLU()
         >>> _ = relu.forward(np.array([-1.0, 2.0]))
         >>> relu.backward(np.array([5.0, 5.0]))
@@ -145,10 +142,7 @@ class Module:
         text : str
             The settings, or ``""``.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> nn.Linear(4, 2, rng=np.random.default_rng(0)).extra_repr()
         'in_features=4, out_features=2, bias=True'
         >>> nn.Sequential(nn.ReLU()).extra_repr()
@@ -257,10 +251,7 @@ class Module:
         params : dict of str to numpy.ndarray
             The live arrays, not copies: the optimizers update them in place.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> net = nn.Sequential(nn.Linear(3, 2, rng=np.random.default_rng(0)), nn.ReLU())
         >>> {k: v.shape for k, v in net.params().items()}
         {'0.weight': (2, 3), '0.bias': (2,)}
@@ -291,10 +282,7 @@ class Module:
         grads : dict of str to numpy.ndarray
             One gradient per parameter, with the keys of :meth:`params`.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> lin = nn.Linear(3, 2, rng=np.random.default_rng(0))
         >>> _ = lin.backward(np.ones((4, 2)) + 0 * lin.forward(np.ones((4, 3))))
         >>> lin.grads()["bias"]
@@ -310,10 +298,7 @@ class Module:
         mode : bool, optional
             True (the default) for training mode, False for evaluation mode.
 
-        Returns
-        -------
-        self : Module
-            This module.
+        [returns_self]
 
         Examples
         --------
@@ -332,15 +317,9 @@ class Module:
         In evaluation mode BatchNorm uses its running statistics and Dropout is the
         identity.
 
-        Returns
-        -------
-        self : Module
-            This module.
+        [returns_self]
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> drop = nn.Dropout(0.5).eval()
         >>> drop.forward(np.ones(3))
         array([1., 1., 1.])
@@ -358,10 +337,7 @@ class Module:
             The live arrays (``"1.running_mean"``, ``"1.num_batches_tracked"``), as torch
             returns them, so ``np.savez(path, **net.state_dict())`` saves a model.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, rng=np.random.default_rng(0)),
         ...                     nn.BatchNorm2d(2))
         >>> list(net.state_dict())  # doctest: +NORMALIZE_WHITESPACE
@@ -397,10 +373,7 @@ class Module:
         TypeError
             `state_dict` is not a mapping, or an array is not numeric.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from rconv import nn
+        [examples]
         >>> a = nn.Linear(3, 2, rng=np.random.default_rng(0))
         >>> b = nn.Linear(3, 2, rng=np.random.default_rng(1))
         >>> b.load_state_dict(a.state_dict())

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _float_input, _int, _layer_dtype, _real
 from .module import Module
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchNorm2d"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class BatchNorm2d(Module):
     """Batch normalisation over ``(N, H, W)`` per channel (``torch.nn.BatchNorm2d``).
 
@@ -47,10 +49,7 @@ class BatchNorm2d(Module):
         A non-4-D input or a wrong channel count; one value per channel when the batch
         statistics are used (as torch).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> bn = nn.BatchNorm2d(1, dtype=np.float64)
     >>> bn
     BatchNorm2d(1, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import numpy as np
 
 from .. import _nn, _rconv
+from .._docs import _NN_EXAMPLES_DOC, _doc
 from .module import Module
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class MaxPool2d(Module):
     """Max pooling (``torch.nn.MaxPool2d``).
 
@@ -31,10 +33,7 @@ class MaxPool2d(Module):
     ceil_mode : bool, optional
         As in :func:`rconv.max_pool2d`.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> pool = nn.MaxPool2d(2)
     >>> pool
     MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
@@ -92,6 +91,7 @@ class MaxPool2d(Module):
         return _nn.max_pool2d_backward(grad, x, indices=self._ind, **self.conf)
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class AvgPool2d(Module):
     """Average pooling (``torch.nn.AvgPool2d``), by :func:`rconv.avg_pool2d`.
 
@@ -106,10 +106,7 @@ class AvgPool2d(Module):
     divisor_override : int, optional
         As in :func:`rconv.avg_pool2d`.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> nn.AvgPool2d(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
     array([[ 2.5,  4.5],
            [10.5, 12.5]])
@@ -162,6 +159,7 @@ class AvgPool2d(Module):
         return _nn.avg_pool2d_backward(grad, x, **self.conf)
 
 
+@_doc(examples=_NN_EXAMPLES_DOC)
 class AdaptiveAvgPool2d(Module):
     """Adaptive average pooling to a fixed output size (``torch.nn.AdaptiveAvgPool2d``).
 
@@ -172,10 +170,7 @@ class AdaptiveAvgPool2d(Module):
     output_size : int or (int or None, int or None)
         As in :func:`rconv.adaptive_avg_pool2d`.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from rconv import nn
+    [examples]
     >>> gap = nn.AdaptiveAvgPool2d(1)
     >>> gap.forward(np.arange(8.0).reshape(1, 2, 2, 2)).ravel()
     array([1.5, 5.5])
