@@ -1,6 +1,7 @@
-"""Private helpers shared by the layer modules of :mod:`rconv.nn` (argument checks, torch's
-default initialisation, the forward pass that Linear and functional.linear share, and the
-``backward(grad, input_grad=False)`` dispatch of containers).
+"""Private helpers shared by the layer modules of :mod:`rconv.nn` (argument checks, a layer's
+options from its arguments, torch's default initialisation, the forward pass that Linear and
+functional.linear share, and the ``backward(grad, input_grad=False)`` dispatch of
+containers).
 
 The only module of the package whose underscore names the other modules use.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -62,6 +63,14 @@ def _shown_pair(v: Any) -> Tuple[int, int]:
     if len(vals) == 1:
         vals = vals * 2
     return int(vals[0]), int(vals[1])
+
+
+def _arguments(scope: Mapping[str, Any], *names: str) -> Dict[str, Any]:
+    """A constructor's arguments by name, from its ``locals()``: the `names`, or all but
+    ``self`` (the options a layer keeps in ``conf`` and passes to its functional form)."""
+    return (
+        {k: scope[k] for k in names} if names else {k: v for k, v in scope.items() if k != "self"}
+    )
 
 
 def _kaiming_uniform(

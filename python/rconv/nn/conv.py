@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _nn, _rconv
 from .._docs import _NN_EXAMPLES_DOC, _PADDING_MODE_DOC, _doc
-from ._util import _kaiming_uniform, _layer_dtype, _shown_pair
+from ._util import _arguments, _kaiming_uniform, _layer_dtype, _shown_pair
 from .module import Module
 
 if TYPE_CHECKING:
@@ -90,12 +90,8 @@ class Conv2d(Module):
         self.bias: Optional[np.ndarray] = (
             rng.uniform(-bound, bound, out_channels).astype(dtype) if bias else None
         )
-        self.conf: Dict[str, Any] = dict(
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            padding_mode=padding_mode,
+        self.conf: Dict[str, Any] = _arguments(
+            locals(), "stride", "padding", "dilation", "groups", "padding_mode"
         )
         self._x: Optional[np.ndarray] = None
         self.grad_weight = np.zeros_like(self.weight)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _nn, _rconv
 from .._docs import _NN_EXAMPLES_DOC, _doc
+from ._util import _arguments
 from .module import Module
 
 if TYPE_CHECKING:
@@ -55,16 +56,10 @@ class MaxPool2d(Module):
         dilation: IntPair = 1,
         ceil_mode: bool = False,
     ) -> None:
-        self.conf: Dict[str, Any] = dict(
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            ceil_mode=ceil_mode,
-        )
+        self.conf: Dict[str, Any] = _arguments(locals())
         # checked now, as the functional form checks them
         _rconv.pool_layer(
-            kernel_size, stride, padding, dilation, ceil_mode, True, None, "MaxPool2d"
+            **self.conf, count_include_pad=True, divisor_override=None, name="MaxPool2d"
         )
         self._x: Optional[np.ndarray] = None
         self._ind: Optional[np.ndarray] = None
@@ -121,24 +116,8 @@ class AvgPool2d(Module):
         count_include_pad: bool = True,
         divisor_override: Optional[int] = None,
     ) -> None:
-        self.conf: Dict[str, Any] = dict(
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            ceil_mode=ceil_mode,
-            count_include_pad=count_include_pad,
-            divisor_override=divisor_override,
-        )
-        _rconv.pool_layer(
-            kernel_size,
-            stride,
-            padding,
-            1,
-            ceil_mode,
-            count_include_pad,
-            divisor_override,
-            "AvgPool2d",
-        )
+        self.conf: Dict[str, Any] = _arguments(locals())
+        _rconv.pool_layer(**self.conf, dilation=1, name="AvgPool2d")
         self._x: Optional[np.ndarray] = None
 
     def extra_repr(self) -> str:
