@@ -14,7 +14,7 @@ import functools
 import inspect
 import re
 import textwrap
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, Union
 
 _T = TypeVar("_T")
 
@@ -31,9 +31,10 @@ def _indented(text: str, placeholder: re.Match[str]) -> str:
     return textwrap.indent(text, placeholder[1])
 
 
-def _doc(**parts: str) -> Callable[[_T], _T]:
+def _doc(**parts: Union[str, Callable[[str], str]]) -> Callable[[_T], _T]:
     """Fill the ``[name]`` lines of a docstring with the shared parameter texts (one copy of
-    each, for the functions that share them); those of a class's methods too."""
+    each, for the functions that share them); those of a class's methods too. A text may be
+    given as a function of the documented function's name."""
 
     def apply(f: _T) -> _T:
         methods = (
@@ -41,10 +42,16 @@ def _doc(**parts: str) -> Callable[[_T], _T]:
         )
         for obj in (f, *methods):
             if obj.__doc__ is not None:  # python -OO strips docstrings
-                obj.__doc__ = _fill(obj.__doc__, **parts)
+                obj.__doc__ = _filled(obj.__doc__, getattr(obj, "__name__", ""), **parts)
         return f
 
     return apply
+
+
+def _filled(doc: str, name: str, **parts: Union[str, Callable[[str], str]]) -> str:
+    """`doc`, the docstring of `name`, with the texts of `parts` in place (a function of the
+    name giving its text)."""
+    return _fill(doc, **{k: v if isinstance(v, str) else v(name) for k, v in parts.items()})
 
 
 # --------------------------------------------------------------------------- parameters
@@ -208,6 +215,50 @@ _ZERO_PAD_OPTS_DOC = """\
         As in :func:`conv2d`.
 """
 
+
+# rconv.dask
+
+
+def _built(name: str) -> str:
+    """The Raises section of the rconv.dask function `name`: its in-memory namesake's errors,
+    raised when the graph is built."""
+    return f"""\
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`rconv.{name}`, when the graph is built.
+"""
+
+
+# what the examples of rconv.dask import (the functions of rconv.dask and of rconv compared)
+_DASK_IMPORTS_DOC = """\
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import rconv
+    >>> import rconv.dask
+"""
+
+# the pools of rconv.dask: their input, output and the input gradient
+_BATCH_INPUT_DOC = """\
+    input : dask.array.Array or array_like
+        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+"""
+_POOLED_GRAD_DOC = """\
+    grad_output, input : dask.array.Array or array_like
+        The pooled gradient and the forward input (rechunked to the input's batch chunks).
+"""
+_POOLED_DOC = """\
+    out : dask.array.Array
+        The pooled batch, chunked like `input` along N.
+"""
+_ADAPTIVE_POOLED_DOC = """\
+    out : dask.array.Array
+        ``(N, C, OH, OW)``, chunked like `input` along N.
+"""
+_BATCH_GRAD_INPUT_DOC = """\
+    grad_input : dask.array.Array
+        Shape of `input`.
+"""
 
 # rconv.dask: parameter texts shared by the docstrings of two functions each.
 _CONV_OPTS_DOC = _fill(

@@ -63,7 +63,21 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("rconv.dask needs Dask: pip install 'rconv[dask]' (or dask[array])") from e
 
 from . import _nn, _rconv, _signal
-from ._docs import _AVG_OPTS_DOC, _CONV_OPTS_DOC, _MAX_WINDOW_DOC, _doc
+from ._docs import (
+    _ADAPTIVE_POOLED_DOC,
+    _AVG_OPTS_DOC,
+    _BATCH_GRAD_INPUT_DOC,
+    _BATCH_INPUT_DOC,
+    _CONV_OPTS_DOC,
+    _DASK_IMPORTS_DOC,
+    _MAX_WINDOW_DOC,
+    _POOLED_DOC,
+    _POOLED_GRAD_DOC,
+    _built,
+    _doc,
+    _filled,
+)
+from ._named import _named
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -98,6 +112,17 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
 ]
+
+
+#: The docstring texts this module's functions share (placeholders a function lacks are
+#: ignored); ``[raises]`` names the function's in-memory namesake.
+_BATCH_DOCS: Dict[str, Any] = dict(
+    raises=_built,
+    imports=_DASK_IMPORTS_DOC,
+    input=_BATCH_INPUT_DOC,
+    grads=_POOLED_GRAD_DOC,
+    grad_input=_BATCH_GRAD_INPUT_DOC,
+)
 
 
 def _as_dask(func: str, name: str, x: Any) -> da.Array:
@@ -272,14 +297,17 @@ _IF_FINITE: Dict[Engine, PlanMethod] = {
 def _correlate(
     func: str,
     op: Op,
+    /,
     in1: Chunked,
     in2: Chunked,
-    mode: Mode,
-    boundary: Boundary,
-    fillvalue: Scalar,
-    method: Method,
+    mode: Mode = "full",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    *,
+    method: Method = "auto",
     axes: Optional[Axes] = None,
 ) -> da.Array:
+    """correlate2d (`op` 'correlate') and convolve2d ('convolve') of this module."""
     name = f"rconv.dask.{func}"
     # validated and named canonically by the in-memory functions' own parser
     mode, boundary, method = _rconv.signal_options(mode, boundary, method, name)
@@ -376,17 +404,12 @@ def _correlate(
     )
 
 
-def correlate2d(
-    in1: Chunked,
-    in2: Chunked,
-    mode: Mode = "full",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    *,
-    method: Method = "auto",
-    axes: Optional[Axes] = None,
-) -> da.Array:
-    """Cross-correlate a chunked 2-D Dask array with an in-memory kernel.
+correlate2d = _named(
+    _correlate,
+    "correlate2d",
+    "correlate",
+    doc=_filled(
+        """Cross-correlate a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.correlate2d`: same arguments, same result, computed block by
     block with :func:`dask.array.map_overlap`.
@@ -429,10 +452,7 @@ def correlate2d(
 
     Examples
     --------
-    >>> import dask.array as da
-    >>> import numpy as np
-    >>> import rconv
-    >>> import rconv.dask
+    [imports]
     >>> img = np.arange(48.0).reshape(6, 8)
     >>> x = da.from_array(img, chunks=(3, 4))
     >>> k = np.array([[1.0, 0.0], [0.0, -1.0]])
@@ -441,21 +461,19 @@ def correlate2d(
     ((3, 3), (4, 4))
     >>> np.array_equal(y.compute(), rconv.correlate2d(img, k, "same", "symm"))
     True
-    """
-    return _correlate("correlate2d", "correlate", in1, in2, mode, boundary, fillvalue, method, axes)
+    """,
+        "correlate2d",
+        **_BATCH_DOCS,
+    ),
+)
 
 
-def convolve2d(
-    in1: Chunked,
-    in2: Chunked,
-    mode: Mode = "full",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    *,
-    method: Method = "auto",
-    axes: Optional[Axes] = None,
-) -> da.Array:
-    """Convolve a chunked 2-D Dask array with an in-memory kernel.
+convolve2d = _named(
+    _correlate,
+    "convolve2d",
+    "convolve",
+    doc=_filled(
+        """Convolve a chunked 2-D Dask array with an in-memory kernel.
 
     The chunked :func:`rconv.convolve2d` (:func:`scipy.signal.convolve2d` semantics): same
     arguments and result as :func:`correlate2d` here, with the kernel flipped.
@@ -483,17 +501,11 @@ def convolve2d(
     out : dask.array.Array
         Lazy result with the in-memory call's shape and dtype.
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.convolve2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
-    >>> import dask.array as da
-    >>> import numpy as np
-    >>> import rconv
-    >>> import rconv.dask
+    [imports]
     >>> img = np.random.default_rng(0).random((300, 200))
     >>> x = da.from_array(img, chunks=100)
     >>> y = rconv.dask.convolve2d(x, rconv.kernels.gaussian(5, 1.0), mode="full")
@@ -501,8 +513,11 @@ def convolve2d(
     ((304, 204), ((100, 100, 104), (100, 104)))
     >>> np.array_equal(y.compute(), rconv.convolve2d(img, rconv.kernels.gaussian(5, 1.0)))
     True
-    """
-    return _correlate("convolve2d", "convolve", in1, in2, mode, boundary, fillvalue, method, axes)
+    """,
+        "convolve2d",
+        **_BATCH_DOCS,
+    ),
+)
 
 
 # --------------------------------------------------------------------------- batch axis
@@ -626,7 +641,7 @@ def _batchwise(
     return finish(outs)
 
 
-@_doc(conv_opts=_CONV_OPTS_DOC)
+@_doc(**_BATCH_DOCS, conv_opts=_CONV_OPTS_DOC)
 def conv2d(
     input: Chunked,
     weight: Chunked,
@@ -655,17 +670,11 @@ def conv2d(
     out : dask.array.Array
         ``(N, C_out, OH, OW)`` with the chunks of `input` along N.
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.conv2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
-    >>> import dask.array as da
-    >>> import numpy as np
-    >>> import rconv
-    >>> import rconv.dask
+    [imports]
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((10, 3, 16, 16)).astype(np.float32)
     >>> w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
@@ -678,7 +687,7 @@ def conv2d(
     return _batchwise(_nn.conv2d, locals(), ["input"], ["weight", "bias"])
 
 
-@_doc(conv_opts=_CONV_OPTS_DOC)
+@_doc(**_BATCH_DOCS, conv_opts=_CONV_OPTS_DOC)
 def conv2d_backward(
     grad_output: Chunked,
     input: Chunked,
@@ -717,10 +726,7 @@ def conv2d_backward(
     Examples
     --------
     >>> import dask
-    >>> import dask.array as da
-    >>> import numpy as np
-    >>> import rconv
-    >>> import rconv.dask
+    [imports]
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((6, 2, 8, 8))
     >>> w = rng.standard_normal((4, 2, 3, 3))
@@ -765,7 +771,7 @@ def max_pool2d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ) -> Union[da.Array, Tuple[da.Array, da.Array]]: ...
-@_doc(max_window=_MAX_WINDOW_DOC)
+@_doc(**_BATCH_DOCS, max_window=_MAX_WINDOW_DOC, out=_POOLED_DOC)
 def max_pool2d(
     input: Chunked,
     kernel_size: IntPair,
@@ -779,23 +785,18 @@ def max_pool2d(
 
     Parameters
     ----------
-    input : dask.array.Array or array_like
-        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    [input]
     [max_window]
     ceil_mode, return_indices : bool, optional
         As in :func:`rconv.max_pool2d`.
 
     Returns
     -------
-    out : dask.array.Array
-        The pooled batch, chunked like `input` along N.
+    [out]
     indices : dask.array.Array
         With ``return_indices=True``: int64 flat indices into each ``H * W`` plane.
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.max_pool2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
@@ -813,7 +814,7 @@ def max_pool2d(
     return _batchwise(_nn.max_pool2d, locals(), ["input"])
 
 
-@_doc(max_window=_MAX_WINDOW_DOC)
+@_doc(**_BATCH_DOCS, max_window=_MAX_WINDOW_DOC)
 def max_pool2d_backward(
     grad_output: Chunked,
     input: Chunked,
@@ -828,8 +829,7 @@ def max_pool2d_backward(
 
     Parameters
     ----------
-    grad_output, input : dask.array.Array or array_like
-        The pooled gradient and the forward input (rechunked to the input's batch chunks).
+    [grads]
     [max_window]
     ceil_mode : bool, optional
         As in :func:`rconv.max_pool2d`.
@@ -839,13 +839,9 @@ def max_pool2d_backward(
 
     Returns
     -------
-    grad_input : dask.array.Array
-        Shape of `input`.
+    [grad_input]
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.max_pool2d_backward`, when the graph is built.
+    [raises]
 
     Examples
     --------
@@ -863,7 +859,7 @@ def max_pool2d_backward(
     return _batchwise(_nn.max_pool2d_backward, locals(), ["grad_output", "input", "indices"])
 
 
-@_doc(avg_opts=_AVG_OPTS_DOC)
+@_doc(**_BATCH_DOCS, avg_opts=_AVG_OPTS_DOC, out=_POOLED_DOC)
 def avg_pool2d(
     input: Chunked,
     kernel_size: IntPair,
@@ -877,19 +873,14 @@ def avg_pool2d(
 
     Parameters
     ----------
-    input : dask.array.Array or array_like
-        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    [input]
     [avg_opts]
 
     Returns
     -------
-    out : dask.array.Array
-        The pooled batch, chunked like `input` along N.
+    [out]
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.avg_pool2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
@@ -903,7 +894,7 @@ def avg_pool2d(
     return _batchwise(_nn.avg_pool2d, locals(), ["input"])
 
 
-@_doc(avg_opts=_AVG_OPTS_DOC)
+@_doc(**_BATCH_DOCS, avg_opts=_AVG_OPTS_DOC)
 def avg_pool2d_backward(
     grad_output: Chunked,
     input: Chunked,
@@ -918,19 +909,14 @@ def avg_pool2d_backward(
 
     Parameters
     ----------
-    grad_output, input : dask.array.Array or array_like
-        The pooled gradient and the forward input (rechunked to the input's batch chunks).
+    [grads]
     [avg_opts]
 
     Returns
     -------
-    grad_input : dask.array.Array
-        Shape of `input`.
+    [grad_input]
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.avg_pool2d_backward`, when the graph is built.
+    [raises]
 
     Examples
     --------
@@ -946,25 +932,21 @@ def avg_pool2d_backward(
     return _batchwise(_nn.avg_pool2d_backward, locals(), ["grad_output", "input"])
 
 
+@_doc(**_BATCH_DOCS, out=_ADAPTIVE_POOLED_DOC)
 def adaptive_avg_pool2d(input: Chunked, output_size: OutputSize) -> da.Array:
     """:func:`rconv.adaptive_avg_pool2d` over a batch chunked along its first axis.
 
     Parameters
     ----------
-    input : dask.array.Array or array_like
-        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    [input]
     output_size : int or (int or None, int or None)
         As :func:`rconv.adaptive_avg_pool2d`.
 
     Returns
     -------
-    out : dask.array.Array
-        ``(N, C, OH, OW)``, chunked like `input` along N.
+    [out]
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.adaptive_avg_pool2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
@@ -989,6 +971,7 @@ def adaptive_max_pool2d(
 def adaptive_max_pool2d(
     input: Chunked, output_size: OutputSize, return_indices: bool = False
 ) -> Union[da.Array, Tuple[da.Array, da.Array]]: ...
+@_doc(**_BATCH_DOCS, out=_ADAPTIVE_POOLED_DOC)
 def adaptive_max_pool2d(
     input: Chunked, output_size: OutputSize, return_indices: bool = False
 ) -> Union[da.Array, Tuple[da.Array, da.Array]]:
@@ -996,8 +979,7 @@ def adaptive_max_pool2d(
 
     Parameters
     ----------
-    input : dask.array.Array or array_like
-        ``(N, C, H, W)`` chunked along N, or ``(C, H, W)``.
+    [input]
     output_size : int or (int or None, int or None)
         As :func:`rconv.adaptive_max_pool2d`.
     return_indices : bool, optional
@@ -1005,15 +987,11 @@ def adaptive_max_pool2d(
 
     Returns
     -------
-    out : dask.array.Array
-        ``(N, C, OH, OW)``, chunked like `input` along N.
+    [out]
     indices : dask.array.Array
         With ``return_indices=True``.
 
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`rconv.adaptive_max_pool2d`, when the graph is built.
+    [raises]
 
     Examples
     --------
