@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Dict, Iterator, Mapping, Tuple
+import types
+from typing import Any, Callable, Dict, Iterator, Mapping, Tuple, TypeVar
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from .nn._util import _int, _real
 from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW"]
+
+_C = TypeVar("_C", bound=type)
 
 
 @_doc(examples=_OPTIM_EXAMPLES_DOC)
@@ -157,6 +160,29 @@ class _Optimizer:
         for k, v in hyper.items():
             setattr(self, k, v)
         self.state = new
+
+
+def _defaults(**defaults: Any) -> Callable[[_C], _C]:
+    """Give the decorated class its base class's constructor (the same code and types) with
+    other defaults for the parameters named."""
+
+    def apply(cls: _C) -> _C:
+        klass: Any = cls
+        init = klass.__init__
+        code = init.__code__
+        names = code.co_varnames[: code.co_argcount]
+        old = init.__defaults__ or ()
+        named = names[len(names) - len(old) :]
+        if set(defaults) - set(named):
+            raise TypeError(f"{cls.__name__}: no parameter with a default among {defaults}")
+        new = tuple(defaults.get(n, d) for n, d in zip(named, old))
+        own = types.FunctionType(code, init.__globals__, "__init__", new, init.__closure__)
+        own.__kwdefaults__, own.__annotations__ = init.__kwdefaults__, dict(init.__annotations__)
+        own.__module__, own.__qualname__ = cls.__module__, f"{cls.__qualname__}.__init__"
+        klass.__init__ = own
+        return cls
+
+    return apply
 
 
 def _check_lr(name: str, lr: Any, strict: bool) -> float:
@@ -370,6 +396,7 @@ class Adam(_Optimizer):
             p -= (m / denom) * t(step_size)
 
 
+@_defaults(weight_decay=1e-2)
 @_doc(examples=_OPTIM_EXAMPLES_DOC, model=_MODEL_DOC, adam=_ADAM_DOC)
 class AdamW(Adam):
     """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
@@ -394,13 +421,3 @@ class AdamW(Adam):
     """
 
     _decoupled = True
-
-    def __init__(
-        self,
-        model: Module,
-        lr: float = 1e-3,
-        betas: Tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-    ) -> None:
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
