@@ -102,7 +102,8 @@ fn repr(ob: &Borrowed<'_, '_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// A Python int (or any object with `__index__`, such as NumPy's integers; never a bool).
+/// A Python int, or any `numbers.Integral` (NumPy's integers); never a bool (NumPy 1.x gives
+/// `numpy.bool_` an `__index__`, but it is no `Integral`).
 fn index(ob: &Borrowed<'_, '_, PyAny>) -> Option<i64> {
     if ob.is_exact_instance_of::<PyInt>() {
         return ob.extract::<i64>().ok();
@@ -110,11 +111,20 @@ fn index(ob: &Borrowed<'_, '_, PyAny>) -> Option<i64> {
     if ob.is_instance_of::<PyBool>() {
         return None;
     }
-    let i = ob.call_method0(pyo3::intern!(ob.py(), "__index__")).ok()?;
-    if i.is_instance_of::<PyBool>() {
+    static INTEGRAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = ob.py();
+    let integral = INTEGRAL
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("numbers")?.getattr("Integral")?.unbind())
+        })
+        .ok()?;
+    if !ob.is_instance(integral.bind(py)).unwrap_or(false) {
         return None;
     }
-    i.extract::<i64>().ok()
+    ob.call_method0(pyo3::intern!(py, "__index__"))
+        .ok()?
+        .extract::<i64>()
+        .ok()
 }
 
 /// The items of a tuple or list (other sequences are not options' shapes).
