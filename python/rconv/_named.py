@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import types
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def _named(impl: Callable[..., Any], *lead: Any, doc: Optional[str] = None) -> C
     names = code.co_varnames[len(lead) : code.co_argcount]
     kw = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     params = ", ".join([*names, *(("*", *kw) if kw else ())])
-    args = ", ".join([*map(repr, lead), *names, *kw])
+    args = ", ".join([*map(repr, lead), *names, *(f"{k}={k}" for k in kw)])
     tree = ast.parse(
         f"def make(impl):\n def {name}({params}):\n  return impl({args})\n return {name}"
     )
@@ -56,19 +55,9 @@ def _named(impl: Callable[..., Any], *lead: Any, doc: Optional[str] = None) -> C
         if "lineno" in node._attributes:
             node.lineno = node.end_lineno = code.co_firstlineno  # type: ignore[attr-defined]
             node.col_offset, node.end_col_offset = 0, 1000  # type: ignore[attr-defined]
-    # `impl` taking its keyword-only parameters positionally too (the same code otherwise):
-    # the public function passes them so, a keyword argument costing a call some 30 ns
-    argcount = code.co_argcount + code.co_kwonlyargcount
-    flat = types.FunctionType(
-        code.replace(co_argcount=argcount, co_kwonlyargcount=0),
-        impl.__globals__,
-        impl.__name__,
-        None,
-        impl.__closure__,
-    )
     space: dict = {}
     exec(compile(tree, code.co_filename, "exec"), impl.__globals__, space)
-    public = space["make"](flat)
+    public = space["make"](impl)
     public.__defaults__ = impl.__defaults__
     public.__kwdefaults__ = None if impl.__kwdefaults__ is None else dict(impl.__kwdefaults__)
     fixed = code.co_varnames[: len(lead)]
