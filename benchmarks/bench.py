@@ -1092,7 +1092,7 @@ def _grid(rows: list, quick: bool) -> None:
                     net = rnn.Sequential(
                         rnn.Conv2d(cin, cout, 3, padding=1, rng=rng), rnn.ReLU(), rnn.MaxPool2d(2)
                     )
-                    opt = rnn.SGD(net, lr=0.01, momentum=0.9)
+                    opt = rconv.optim.SGD(net, lr=0.01, momentum=0.9)
                     g = np.full(
                         (n, cout, px // 2, px // 2), 1.0 / (n * cout * px * px // 4), np.float32
                     )
@@ -1159,7 +1159,9 @@ def bench_train(rows: list, quick: bool) -> None:
         x = rng.standard_normal(shape, dtype=np.float32)
         y = rng.integers(0, 10, shape[0])
         net = build(rnn, np.random.default_rng(1))
-        step = _rconv_step(net, rnn.CrossEntropyLoss(), rnn.SGD(net, lr=0.01, momentum=0.9), x, y)
+        step = _rconv_step(
+            net, rnn.CrossEntropyLoss(), rconv.optim.SGD(net, lr=0.01, momentum=0.9), x, y
+        )
         fns = {"rconv": step}
         if torch is not None:
             tnet = build(torch.nn)

@@ -8,7 +8,7 @@ import pytest
 
 import rconv
 from conftest import seed_for
-from rconv import kernels, nn
+from rconv import kernels, nn, optim
 
 
 def small_net(rng, dtype=np.float64):
@@ -91,7 +91,7 @@ def test_training_run_loss_falls():
         nn.Linear(4 * 3 * 3, 2, rng=rng, dtype=np.float64),
     )
     loss_fn = nn.CrossEntropyLoss()
-    opt = nn.SGD(net, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt = optim.SGD(net, lr=0.1, momentum=0.9, weight_decay=1e-4)
     losses = []
     for _ in range(30):
         losses.append(loss_fn.forward(net.forward(x), y))
@@ -107,7 +107,7 @@ def test_sgd_update_rule():
     p0 = lin.weight.copy()
     lin.grad_weight = np.ones_like(lin.weight)
     lin.grad_bias = np.zeros_like(lin.bias)
-    opt = nn.SGD(lin, lr=0.5, momentum=0.9, weight_decay=0.1)
+    opt = optim.SGD(lin, lr=0.5, momentum=0.9, weight_decay=0.1)
     opt.step()
     v1 = 1 + 0.1 * p0
     np.testing.assert_allclose(lin.weight, p0 - 0.5 * v1)
@@ -115,7 +115,7 @@ def test_sgd_update_rule():
     opt.step()
     np.testing.assert_allclose(lin.weight, p1 - 0.5 * (0.9 * v1 + 1 + 0.1 * p1))
     with pytest.raises(ValueError, match="SGD: lr"):
-        nn.SGD(lin, lr=0)
+        optim.SGD(lin, lr=0)
 
 
 def test_layer_errors():

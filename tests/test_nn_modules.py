@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import seed_for
-from rconv import nn
+from rconv import nn, optim
 
 
 def rng_for(*key):
@@ -356,7 +356,7 @@ SGD_CASES = [
 def test_sgd_matches_reference_over_several_steps(kw):
     lin, p0 = _linear_pair()
     grads = _grads(6, str(kw))
-    traj = _run(nn.SGD(lin, **kw), lin, grads)
+    traj = _run(optim.SGD(lin, **kw), lin, grads)
     want = ref.sgd(p0, grads, **kw)
     for got, exp in zip(traj, want):
         for a, b in zip(got, exp):
@@ -366,10 +366,10 @@ def test_sgd_matches_reference_over_several_steps(kw):
 @pytest.mark.parametrize(
     "cls,kw",
     [
-        (nn.Adam, dict()),
-        (nn.Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
-        (nn.AdamW, dict()),
-        (nn.AdamW, dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.3)),
+        (optim.Adam, dict()),
+        (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+        (optim.AdamW, dict()),
+        (optim.AdamW, dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.3)),
     ],
     ids=str,
 )
@@ -378,8 +378,8 @@ def test_adam_adamw_match_reference_over_several_steps(cls, kw):
     grads = _grads(7, cls.__name__ + str(kw))
     traj = _run(cls(lin, **kw), lin, grads)
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    defaults["weight_decay"] = 1e-2 if cls is nn.AdamW else 0.0
-    want = ref.adam(p0, grads, decoupled=cls is nn.AdamW, **{**defaults, **kw})
+    defaults["weight_decay"] = 1e-2 if cls is optim.AdamW else 0.0
+    want = ref.adam(p0, grads, decoupled=cls is optim.AdamW, **{**defaults, **kw})
     for got, exp in zip(traj, want):
         for a, b in zip(got, exp):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
@@ -388,9 +388,9 @@ def test_adam_adamw_match_reference_over_several_steps(cls, kw):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda m: nn.SGD(m, lr=0.1, momentum=0.9, nesterov=True),
-        lambda m: nn.Adam(m, lr=0.01),
-        lambda m: nn.AdamW(m, lr=0.01),
+        lambda m: optim.SGD(m, lr=0.1, momentum=0.9, nesterov=True),
+        lambda m: optim.Adam(m, lr=0.01),
+        lambda m: optim.AdamW(m, lr=0.01),
     ],
 )
 def test_optimizer_state_dict_resumes_a_run(make):
@@ -415,7 +415,7 @@ def test_optimizer_state_dict_resumes_a_run(make):
 
 def test_optimizer_lr_is_mutable_and_params_without_grads_are_skipped():
     lin, p0 = _linear_pair()
-    opt = nn.SGD(lin, lr=0.1)
+    opt = optim.SGD(lin, lr=0.1)
     lin.grad_weight, lin.grad_bias = np.ones((2, 3)), None
     opt.lr = 0.5
     opt.step()
@@ -430,22 +430,22 @@ def test_optimizer_lr_is_mutable_and_params_without_grads_are_skipped():
 def test_optimizer_errors():
     lin, _ = _linear_pair()
     with pytest.raises(ValueError, match="SGD: nesterov needs momentum > 0 and dampening"):
-        nn.SGD(lin, lr=0.1, nesterov=True)
+        optim.SGD(lin, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="SGD: nesterov needs"):
-        nn.SGD(lin, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
+        optim.SGD(lin, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
     with pytest.raises(ValueError, match="SGD: momentum must be >= 0"):
-        nn.SGD(lin, lr=0.1, momentum=-1)
+        optim.SGD(lin, lr=0.1, momentum=-1)
     with pytest.raises(TypeError, match="positional arguments"):
-        nn.SGD(lin, 0.1, 0.9, 0.0, 0.1)  # dampening is keyword-only
+        optim.SGD(lin, 0.1, 0.9, 0.0, 0.1)  # dampening is keyword-only
     with pytest.raises(ValueError, match=r"Adam: betas\[1\] must be in \[0, 1\)"):
-        nn.Adam(lin, betas=(0.9, 1.0))
+        optim.Adam(lin, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="AdamW: lr must be >= 0"):
-        nn.AdamW(lin, lr=-0.1)
+        optim.AdamW(lin, lr=-0.1)
     with pytest.raises(ValueError, match="Adam: eps must be >= 0"):
-        nn.Adam(lin, eps=-1)
+        optim.Adam(lin, eps=-1)
     with pytest.raises(TypeError, match="Adam: model must be an rconv.nn.Module"):
-        nn.Adam([lin.weight])
-    opt = nn.Adam(lin)
+        optim.Adam([lin.weight])
+    opt = optim.Adam(lin)
     lin.grad_weight, lin.grad_bias = np.ones((2, 3)), np.ones(2)
     opt.step()
     sd = opt.state_dict()
@@ -479,7 +479,7 @@ def test_sgd_property_matches_reference(lr, mu, wd, seed):
     lin = nn.Linear(3, 2, rng=rng, dtype=np.float64)
     p0 = [lin.weight.copy(), lin.bias.copy()]
     grads = [[rng.standard_normal((2, 3)), rng.standard_normal(2)] for _ in range(3)]
-    traj = _run(nn.SGD(lin, lr=lr, momentum=mu, weight_decay=wd), lin, grads)
+    traj = _run(optim.SGD(lin, lr=lr, momentum=mu, weight_decay=wd), lin, grads)
     want = ref.sgd(p0, grads, lr, mu, wd)
     np.testing.assert_allclose(traj[-1][0], want[-1][0], rtol=1e-12, atol=1e-14)
 
@@ -524,7 +524,7 @@ def test_custom_module_discovery_names_and_modes():
     fd_check(net, x, g, atol=1e-5)
     assert set(net.grads()) == set(net.params())
     # buffers stay out of the optimizers
-    opt = nn.SGD(net, lr=0.1)
+    opt = optim.SGD(net, lr=0.1)
     rv = net.buffers()["1.bn.running_var"].copy()
     opt.step()
     np.testing.assert_array_equal(net.buffers()["1.bn.running_var"], rv)
