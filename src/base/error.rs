@@ -96,3 +96,27 @@ pub fn positive(name: &str, v: (usize, usize)) -> Result<()> {
 
 /// Result type of the Rust core.
 pub type Result<T> = std::result::Result<T, ConvError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_no_function_and_only_internal_asks_to_be_reported() {
+        let user = [
+            ConvError::value("stride must be >= 1"),
+            ConvError::type_("input has unsupported dtype"),
+            ConvError::runtime("sequence argument must have length equal to input rank"),
+        ];
+        for e in &user {
+            assert!(!e.message().contains("internal error"), "{e:?}");
+            assert!(!e.message().contains(": "), "{e:?}");
+        }
+        let bug = ConvError::internal("output is not contiguous");
+        assert_eq!(
+            bug.message(),
+            "internal error (please report it): output is not contiguous"
+        );
+        assert_eq!(bug.to_string(), bug.message());
+    }
+}
