@@ -160,3 +160,37 @@ def test_dask_errors_come_through_the_same_naming():
         rconv.dask.max_pool2d(x, "a")
     with pytest.raises(ValueError, match=r"^rconv.dask.correlate2d: mode must be"):
         rconv.dask.correlate2d(da.ones((6, 6), chunks=3), np.ones((3, 3)), mode="nope")
+
+
+def test_conv2d_backward_refuses_one_buffer_for_two_gradients():
+    # every destination shares no memory with the inputs nor with the ones before it
+    x = np.ones((1, 1, 4, 4))
+    w = np.ones((1, 1, 4, 4))
+    g = np.ones((1, 1, 1, 1))
+    buf = np.empty((1, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"conv2d_backward: out\[1\] must not share memory"):
+        rconv.conv2d_backward(g, x, w, out=(buf, buf, None))
+    gi, gw, gb = rconv.conv2d_backward(g, x, w, out=(buf, np.empty((1, 1, 4, 4)), None))
+    assert gi is buf and gw is not buf
+
+
+def test_conv2d_input_ties_the_shape_to_grad_output():
+    w = np.ones((1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"conv2d_input: input_shape must hold 3 sizes"):
+        rconv.conv2d_input((1, 1, 3, 3), w, np.ones((1, 2, 2)))
+    with pytest.raises(ValueError, match=r"conv2d_input: input_shape must hold 4 sizes"):
+        rconv.conv2d_input((1, 3, 3), w, np.ones((1, 1, 2, 2)))
+    assert rconv.conv2d_input((1, 3, 3), w, np.ones((1, 2, 2))).shape == (1, 3, 3)
+
+
+def test_a_str_subclass_boundary_is_fill_everywhere():
+    a = np.ones((3, 3))
+    want = rconv.correlate2d(a, a, "same", "fill", 5.0)
+    got = rconv.correlate2d(a, a, "same", np.str_("fill"), 5.0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_huge_padding_is_a_value_error():
+    x = np.ones((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: padding is too large"):
+        rconv.conv2d(x, np.ones((1, 1, 1, 1)), padding=2**63 - 1, padding_mode="symmetric")

@@ -4,8 +4,8 @@ The implementations take the name their errors carry as their first argument (po
 ``rconv.dask`` passes its own, ``"rconv.dask.conv2d"``) and, for a family of functions, the
 member as the second (``"correlate"``/``"convolve"``). The public function is that
 implementation with these leading arguments fixed: written once, with the rest of its
-parameters (names, defaults, annotations) and its docstring, and no other Python frame
-between the caller and the implementation than today's one wrapper.
+parameters (names, defaults, annotations) and its docstring, with one Python frame (the
+public function's) between the caller and the implementation.
 """
 
 from __future__ import annotations
@@ -44,12 +44,16 @@ def _named(impl: Callable[..., Any], *lead: Any, doc: Optional[str] = None) -> C
     lead = lead or (impl.__name__,)
     name = lead[0]
     code = impl.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or not name.isidentifier():
+        raise TypeError(f"_named: {impl.__qualname__} must take named parameters only")
     names = code.co_varnames[len(lead) : code.co_argcount]
     kw = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     params = ", ".join([*names, *(("*", *kw) if kw else ())])
     args = ", ".join([*map(repr, lead), *names, *(f"{k}={k}" for k in kw)])
+    # `_named_impl` cannot collide with a parameter: the implementations' are public names
     tree = ast.parse(
-        f"def make(impl):\n def {name}({params}):\n  return impl({args})\n return {name}"
+        f"def make(_named_impl):\n def {name}({params}):\n  return _named_impl({args})\n"
+        f" return {name}"
     )
     for node in ast.walk(tree):  # tracebacks point at the implementation's definition
         if "lineno" in node._attributes:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     Out3 = Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
 
 # --------------------------------------------------------------------------- argument helpers
-# Python converts types (array-likes, dtype promotion, int-or-pair, unbatched inputs); every
-# check on the values, and every shape rule, is made in Rust by the op family's params struct.
+# Python converts arrays (array-likes, dtype promotion, unbatched inputs) and passes every
+# option through; the options' types and values, and every shape rule, are checked in Rust.
 
 
 def _float_array(func: str, name: str, x: Any) -> np.ndarray:
@@ -395,6 +395,7 @@ def conv2d_input(
         dilation,
         groups,
         _out(out, unbatched),
+        unbatched,
         f,
     )
     return _unbatch(gi, unbatched) if out is None else out
@@ -460,7 +461,17 @@ def conv2d_weight(
     g = _grad_output(f, grad_output, unbatched)
     dt = _common(x, g)
     gw = _rconv.conv2d_grad(
-        _c(g, dt), _c(x, dt), weight_shape, "weight", stride, padding, dilation, groups, out, f
+        _c(g, dt),
+        _c(x, dt),
+        weight_shape,
+        "weight",
+        stride,
+        padding,
+        dilation,
+        groups,
+        out,
+        False,
+        f,
     )
     return gw if out is None else out
 

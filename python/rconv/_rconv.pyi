@@ -134,6 +134,7 @@ def conv2d_grad(
     dilation: IntPair,
     groups: int,
     out: Optional[np.ndarray] = None,
+    unbatched: bool = False,
     name: str = "conv2d_grad",
 ) -> np.ndarray: ...
 def conv_transpose2d(

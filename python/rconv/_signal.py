@@ -99,7 +99,7 @@ def _inputs(
 
 def _is_fill(boundary: Any) -> bool:
     """Whether `boundary` names 'fill' (the names come from Rust's one table)."""
-    return type(boundary) is str and boundary in _rconv.FILL_BOUNDARIES
+    return isinstance(boundary, str) and boundary in _rconv.FILL_BOUNDARIES
 
 
 def _run(
@@ -186,8 +186,8 @@ def _correlate(
     axes: Optional[Axes] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """correlate2d (`op` 'correlate') and convolve2d ('convolve'), their errors named `name`:
-    :func:`_run` for the public options."""
+    """correlate2d (`op` 'correlate') and convolve2d ('convolve'), their errors named
+    `name` (the public options of :func:`_run`)."""
     a1, a2, dt = _inputs(name, ("in1", "in2"), in1, in2)
     fill = _fill_array(name, fillvalue, dt) if _is_fill(boundary) else None
     return _rconv.correlate2d(a1, a2, fill, op, mode, boundary, method, None, out, axes, name)

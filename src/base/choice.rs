@@ -39,8 +39,8 @@ macro_rules! choice {
 
 /// An enum whose values are chosen by name.
 pub trait Choice: Copy + PartialEq + Sized + 'static {
-    /// Every accepted spelling and its value: the canonical name of each value first, then
-    /// any aliases (`'pad'` for `'fill'`).
+    /// Every accepted spelling and its value, each value's canonical name before its aliases
+    /// (`("fill", Fill), ("pad", Fill), ("symm", Symm), ...`); messages list the aliases too.
     const NAMES: &'static [(&'static str, Self)];
     /// How many leading entries of [`Choice::NAMES`] are public: the rest are private
     /// spellings of rconv's own (accepted, never listed in messages).

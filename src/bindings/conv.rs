@@ -247,10 +247,13 @@ fn conv2d_backward<'py>(
             check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
             let (xs, ws, gs) = (data("input", &xa)?, data("weight", &wa)?, data("grad_output", &ga)?);
             let (oi, ow, ob) = out.unwrap_or((None, None, None));
-            let inputs = [grad_output, input, weight];
-            let di = Dest::of("out[0]", oi.as_ref(), &inputs);
-            let dw = Dest::of("out[1]", ow.as_ref(), &inputs);
-            let db = Dest::of("out[2]", ob.as_ref(), &inputs);
+            // each destination shares no memory with the inputs nor with the ones before it
+            let in_i = vec![grad_output, input, weight];
+            let in_w: Vec<_> = in_i.iter().copied().chain(oi.as_ref()).collect();
+            let in_b: Vec<_> = in_w.iter().copied().chain(ow.as_ref()).collect();
+            let di = Dest::of("out[0]", oi.as_ref(), &in_i);
+            let dw = Dest::of("out[1]", ow.as_ref(), &in_w);
+            let db = Dest::of("out[2]", ob.as_ref(), &in_b);
             // every destination checked before any is written (no half-applied out=)
             di.check::<T>(&plan.input)?;
             dw.check::<T>(&plan.conv.weight_shape())?;
@@ -265,10 +268,10 @@ fn conv2d_backward<'py>(
 
 /// One gradient of conv2d from the other operand (`torch.nn.grad.conv2d_input` and
 /// `conv2d_weight`): with `wrt='input'`, `operand` is the weight and `shape` the input's
-/// shape (3 or 4 sizes; 3 is one unbatched sample); with `wrt='weight'`, `operand` is the
-/// input and `shape` the weight's.
+/// shape (3 sizes for one unbatched sample, with `unbatched` true, else 4); with
+/// `wrt='weight'`, `operand` is the input and `shape` the weight's.
 #[pyfunction]
-#[pyo3(signature = (grad_output, operand, shape, wrt, stride, padding, dilation, groups, out=None, name="conv2d_grad"))]
+#[pyo3(signature = (grad_output, operand, shape, wrt, stride, padding, dilation, groups, out=None, unbatched=false, name="conv2d_grad"))]
 #[allow(clippy::too_many_arguments)]
 fn conv2d_grad<'py>(
     py: Python<'py>,
@@ -281,6 +284,7 @@ fn conv2d_grad<'py>(
     dilation: Arg<Pair>,
     groups: Arg<Size>,
     out: Option<&Bound<'py, PyAny>>,
+    unbatched: bool,
     name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     named(name, || {
@@ -295,7 +299,18 @@ fn conv2d_grad<'py>(
             let ga = readonly::<T, 4>("grad_output", grad_output)?;
             let oa = readonly::<T, 4>(arg, operand)?;
             let plan = match wrt {
-                Wrt::Input => s.plan(shape.batched(shape_name)?, shape4(&oa))?,
+                Wrt::Input => {
+                    // an unbatched grad_output (3-D) goes with a 3-size input_shape
+                    let want = if unbatched { 3 } else { 4 };
+                    if shape.0.len() != want {
+                        return Err(ConvError::value(format!(
+                            "input_shape must hold {want} sizes for a {}-D grad_output, got {:?}",
+                            want, shape.0
+                        ))
+                        .into());
+                    }
+                    s.plan(shape.batched(shape_name)?, shape4(&oa))?
+                }
                 Wrt::Weight => s.plan(shape4(&oa), four(shape, shape_name)?)?,
             };
             check_shape("grad_output", shape4(&ga), plan.conv.output_shape())?;
@@ -344,7 +359,7 @@ fn conv_transpose2d<'py>(
             let inputs: Vec<&Bound<'py, PyAny>> = [Some(input), Some(weight), bias].into_iter().flatten().collect();
             let dest = Dest::of("out", out, &inputs);
             let out = with_output::<T, _>(py, &tp.output, dest, |o| {
-                // the input gradient writes every element (conv2d_input's out= relies on it)
+                // the input gradient writes every element (conv2d_grad's out= relies on it)
                 conv::conv2d_backward_input(tp.conv(), xs, ws, o, nt)?;
                 if let Some(b) = bs {
                     conv::add_bias(o, b, tp.output);

@@ -165,7 +165,8 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         # torch/nn/modules/pooling.py, _AdaptiveAvgPoolNd.extra_repr: output_size as given
-        return f"output_size={self._given_size}"
+        # (a layer pickled before _given_size existed shows its converted size)
+        return f"output_size={getattr(self, '_given_size', self.output_size)}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x

@@ -330,7 +330,12 @@ impl ConvSpec {
                 self.pad_mode.name()
             )));
         }
-        let padded = [n, c, h + t + b, w + l + r];
+        let grow = |len: usize, a: usize, z: usize| {
+            len.checked_add(a)
+                .and_then(|v| v.checked_add(z))
+                .ok_or_else(|| ConvError::value("padding is too large: shape arithmetic overflows"))
+        };
+        let padded = [n, c, grow(h, t, b)?, grow(w, l, r)?];
         let conv = ConvParams::new(
             padded,
             weight,
