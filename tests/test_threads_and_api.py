@@ -202,3 +202,24 @@ def test_public_methods_are_annotated(cls):
     assert methods
     missing = {name: m for name, f in methods if (m := _unannotated(f))}
     assert not missing, f"{cls.__name__}: parameters without annotations: {missing}"
+
+
+def test_stub_literals_are_the_rust_tables():
+    # Each choice's names live once, in its Rust enum (choice!); the stub's Literals, which
+    # type the Python signatures, must list exactly those names.
+    import ast
+
+    tree = ast.parse(open(os.path.join(os.path.dirname(rconv.__file__), "_rconv.pyi")).read())
+    literals = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript):
+            sub = node.value
+            if isinstance(sub.value, ast.Name) and sub.value.id == "Literal":
+                elts = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+                literals[node.targets[0].id] = [e.value for e in elts]
+    stub_name = {"Mode": "Mode", "Boundary": "Boundary", "Op": "Op", "PadMode": "PaddingMode"}
+    stub_name["Method"] = "Method"
+    for enum, names in rconv._rconv.CHOICES.items():
+        if enum in stub_name:
+            assert literals[stub_name[enum]] == list(names), enum
+    assert set(stub_name) <= set(rconv._rconv.CHOICES)

@@ -7,13 +7,14 @@ wrappers pass options positionally: pyo3's keyword matching costs about 0.1 us p
 on the abi3 (Python 3.9) build.
 """
 
-from typing import List, Literal, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __version__: str
 MAX_THREADS: int
 FILL_BOUNDARIES: Tuple[str, ...]
+CHOICES: Dict[str, List[str]]
 
 Shape = Sequence[int]
 IntPair = Union[int, Sequence[int]]

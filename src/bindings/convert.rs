@@ -445,3 +445,19 @@ macro_rules! choices {
 }
 
 choices!(Mode, Boundary, Op, PadMode, Method, Wrt);
+
+/// The public names of every choice, by enum (`{"Mode": ("full", "valid", "same"), ...}`),
+/// so that the tests can hold the stub's Literals to the one table of each enum.
+pub fn choice_names(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    fn public<T: Choice>() -> Vec<&'static str> {
+        T::NAMES[..T::PUBLIC].iter().map(|(n, _)| *n).collect()
+    }
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("Mode", public::<Mode>())?;
+    d.set_item("Boundary", public::<Boundary>())?;
+    d.set_item("Op", public::<Op>())?;
+    d.set_item("PadMode", public::<PadMode>())?;
+    d.set_item("Method", public::<Method>())?;
+    d.set_item("Wrt", public::<Wrt>())?;
+    Ok(d)
+}

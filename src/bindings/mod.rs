@@ -384,6 +384,7 @@ fn dtype_name(arr: &Bound<'_, PyUntypedArray>) -> String {
 
 /// Register every function of the compiled module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("CHOICES", convert::choice_names(m.py())?)?;
     signal::register(m)?;
     conv::register(m)?;
     pool::register(m)?;
