@@ -361,12 +361,23 @@ fn adaptive_max_pool2d_backward<'py>(
     })
 }
 
-/// The sizes of `max_unpool2d`'s `output_size` (None: the default).
-fn unpool_size(output_size: Option<Arg<Shape>>) -> Result<Option<Vec<usize>>, ConvError> {
-    Ok(output_size
-        .map(|s| s.get("output_size"))
-        .transpose()?
-        .map(|s| s.0))
+/// max_unpool2d's options, converted: the pooling window it inverts and the sizes of its
+/// `output_size` (None: the default).
+fn unpool_options(
+    kernel_size: Arg<Pair>,
+    stride: Arg<PoolStride>,
+    padding: Arg<Pair>,
+    output_size: Option<Arg<Shape>>,
+) -> Result<(PoolSpec, Option<Vec<usize>>), ConvError> {
+    let window = spec(
+        kernel_size,
+        stride,
+        padding,
+        Pair((1, 1)).into(),
+        Flag(false).into(),
+    )?;
+    let size = output_size.map(|s| s.get("output_size")).transpose()?;
+    Ok((window, size.map(|s| s.0)))
 }
 
 /// max_unpool2d: `input` and `indices` `[n, c, h, w]`; `output_size` None or a sequence of
@@ -385,14 +396,7 @@ fn max_unpool2d<'py>(
     name: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     named(name, || {
-        let s = spec(
-            kernel_size,
-            stride,
-            padding,
-            Pair((1, 1)).into(),
-            Flag(false).into(),
-        )?;
-        let size = unpool_size(output_size)?;
+        let (s, size) = unpool_options(kernel_size, stride, padding, output_size)?;
         dispatch!(real: real_dtype("input", input)?, T => {
             let xa = readonly::<T, 4>("input", input)?;
             let ia = readonly::<i64, 4>("indices", indices)?;
@@ -483,14 +487,7 @@ fn unpool_geometry(
     name: &str,
 ) -> PyResult<[usize; 4]> {
     named(name, || {
-        let s = spec(
-            kernel_size,
-            stride,
-            padding,
-            Pair((1, 1)).into(),
-            Flag(false).into(),
-        )?;
-        let size = unpool_size(output_size)?;
+        let (s, size) = unpool_options(kernel_size, stride, padding, output_size)?;
         let shape = input_shape.get("input_shape")?.batched("input_shape")?;
         let p = UnpoolParams::new(shape, s.kernel, s.stride, s.padding, size.as_deref())?;
         Ok(p.output_shape())
