@@ -617,6 +617,31 @@ def test_serial_equals_parallel(threads, dtype):
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 1, 1), (5, 7, 3, 5), (32, 96, 8, 8)])
+def test_global_average_pooling(threads, dtype, shape):
+    """Output 1x1 (global average pooling, its own loop over planes): the reference's means,
+    each plane's gradient its quotient, the same bits on 1, 2 and 3 threads (the last shape
+    spans several groups of planes)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape[:2] + (1, 1)).astype(dtype)
+    g.flat[:1] = -0.0  # a -0.0 gradient spreads +0.0, as the general path's accumulation
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append((rconv.adaptive_avg_pool2d(x, 1), rconv.adaptive_avg_pool2d_backward(g, x)))
+    out, gi = results[0]
+    close(out, ref.adaptive_avg_pool2d(x, 1, 1), dtype)
+    want = np.broadcast_to(g / dtype(shape[2] * shape[3]), shape) + dtype(0)
+    np.testing.assert_array_equal(gi, want)
+    if gi.size:
+        assert not np.signbit(gi[0, 0]).any()
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
 # ------------------------------------------------------------------ errors
 
 

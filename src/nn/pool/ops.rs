@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::params::{AdaptiveParams, AvgOptions, PoolParams};
 use crate::base::error::{ConvError, Result};
+use crate::base::par::for_each_chunk;
 use crate::base::real::{select, Real};
 use crate::base::simd::avx2_twin;
 
@@ -134,6 +135,7 @@ fn plane_sum<T: Real>(v: &[T]) -> T {
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn sum_f32_avx2(v: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -817,6 +819,66 @@ pub fn avg_pool2d_backward<T: Real>(
     });
 }
 
+/// Planes per task of global average pooling: about 16K input elements per task.
+fn global_group(plane: usize) -> usize {
+    ((1 << 14) / plane.max(1)).max(1)
+}
+
+/// The means of the consecutive `plane`-element planes of `x`, one per element of `out`
+/// (`plane` > 0): each plane summed as [`plane_sum`] sums it, in one loop over the planes
+/// (a call per plane cost more than the sum of a small plane).
+fn plane_means<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        unsafe fn means_f32(x: &[f32], plane: usize, out: &mut [f32]) {
+            let div = plane as f32;
+            for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
+                // SAFETY: this function's caller checked that the CPU has AVX2.
+                *o = unsafe { sum_f32_avx2(v) } / div;
+            }
+        }
+        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
+        // layout, both slices reinterpreted with their lengths); the CPU has AVX2 (checked).
+        unsafe {
+            let x32 = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+            let o32 = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
+            means_f32(x32, plane, o32);
+        }
+        return;
+    }
+    plane_means_lanes(x, plane, out)
+}
+
+avx2_twin! {
+    /// [`plane_means`] through [`lane_sum`] (float64, or a CPU without AVX2).
+    fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
+        let div = T::from_usize(plane);
+        for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
+            *o = lane_sum(v) / div;
+        }
+    }
+}
+
+/// Global average pooling (`p.oh == p.ow == 1`, non-empty planes): every plane's mean, in
+/// fixed groups of planes.
+fn global_avg_pool2d_forward<T: Real>(p: &AdaptiveParams, x: &[T], out: &mut [T], threads: usize) {
+    let plane = p.h * p.w;
+    let group = global_group(plane);
+    for_each_chunk(
+        threads > 1,
+        out,
+        group,
+        || (),
+        |_, (i, o)| {
+            let start = i * group * plane;
+            plane_means(&x[start..start + o.len() * plane], plane, o);
+        },
+    );
+}
+
 /// Adaptive average pooling forward.
 pub fn adaptive_avg_pool2d_forward<T: Real>(
     p: &AdaptiveParams,
@@ -825,6 +887,11 @@ pub fn adaptive_avg_pool2d_forward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if plane_out == 1 && plane_in > 0 {
+        return crate::base::threads::run(threads, || {
+            global_avg_pool2d_forward(p, x, out, threads)
+        });
+    }
     let min_planes = (1 << 14) / plane_in.max(1);
     run_planes_grouped(threads, out, plane_out, min_planes, |i, o| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
@@ -855,6 +922,25 @@ pub fn adaptive_avg_pool2d_backward<T: Real>(
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if plane_out == 1 && plane_in > 0 {
+        // global pooling: each plane is its gradient over the plane's size (`+ 0`: a -0.0
+        // quotient gives +0.0, as the accumulation below does)
+        let group = global_group(plane_in);
+        let div = T::from_usize(plane_in);
+        return crate::base::threads::run(threads, || {
+            for_each_chunk(
+                threads > 1,
+                dx,
+                group * plane_in,
+                || (),
+                |_, (i, d)| {
+                    for (d, &g) in d.chunks_exact_mut(plane_in).zip(&dy[i * group..]) {
+                        d.fill(g / div + T::ZERO);
+                    }
+                },
+            )
+        });
+    }
     // several small planes per task (about 16K input elements each)
     let group = (16_384 / plane_in).max(1);
     run_planes_grouped(threads, dx, plane_in, group, |i, d| {
