@@ -2,8 +2,9 @@
 //! `RCONV_NUM_THREADS`.
 //!
 //! rayon's global pool does not survive `fork()` (the child has no worker threads and would hang
-//! waiting for them), so rconv owns its pool and remembers the process id it was built in: a
-//! forked child builds a fresh pool on its first call and never touches the parent's.
+//! waiting for them), so rconv owns its pools and remembers the process id they were built in:
+//! a forked child builds a fresh pool on its first call and never touches the parent's. The
+//! first pool has the calling thread as a worker (see [`pool_for`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +20,12 @@ struct PoolState {
     pool: Arc<ThreadPool>,
 }
 
+/// The ordinary pool (any thread count but the caller pool's, or a thread other than its
+/// builder's first call).
 static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
+
+/// The pool whose worker 0 is the thread that first needed a pool (see [`pool_for`]).
+static CALLER_POOL: Mutex<Option<PoolState>> = Mutex::new(None);
 
 /// The default thread count: `RCONV_NUM_THREADS` if it holds a positive integer, else the
 /// number of CPUs available to the process.
@@ -79,30 +85,55 @@ pub fn for_work(work: usize) -> usize {
 }
 
 /// The pool for `threads` workers in this process, building it if needed.
+///
+/// The first pool is built with the calling thread as its worker 0 (rayon's
+/// `use_current_thread`), and kept for the life of the process: when that thread (usually
+/// Python's main thread) calls in, it splits the work and runs its own share while the
+/// other workers steal the rest, instead of handing the whole call to the pool and sleeping
+/// until a worker wakes it (on 2 cores that handoff cost as much as a ReLU of 1M elements
+/// on one thread). Other threads, and other thread counts, use an ordinary pool.
 fn pool_for(threads: usize) -> Option<Arc<ThreadPool>> {
     let pid = std::process::id();
+    let mut caller = CALLER_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(state) = caller.as_ref() {
+        if state.pid == pid && state.threads == threads {
+            return Some(Arc::clone(&state.pool));
+        }
+    }
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(state) = guard.as_ref() {
         if state.pid == pid && state.threads == threads {
             return Some(Arc::clone(&state.pool));
         }
     }
-    let old = guard.take();
-    if let Some(old) = old {
-        if old.pid != pid {
+    for slot in [&mut *caller, &mut *guard] {
+        if let Some(old) = slot.take_if(|old| old.pid != pid) {
             // A forked child: the parent's workers do not exist here. Dropping the pool would
             // try to signal them; leak it instead (a few bytes, once per fork).
             std::mem::forget(old);
         }
-        // Same process, other size: dropping our Arc is safe; calls still running on the
-        // old pool hold their own Arc and finish there.
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("rconv-{i}"))
-        .build()
-        .ok()?;
-    let pool = Arc::new(pool);
+    let builder = || {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rconv-{i}"))
+    };
+    // A thread can be worker 0 of one pool only (a forked child's thread may still be the
+    // parent's): then, or if the build fails, an ordinary pool.
+    if caller.is_none() && rayon::current_thread_index().is_none() {
+        if let Ok(pool) = builder().use_current_thread().build() {
+            let pool = Arc::new(pool);
+            *caller = Some(PoolState {
+                pid,
+                threads,
+                pool: Arc::clone(&pool),
+            });
+            return Some(pool);
+        }
+    }
+    // Same process, other size: dropping the old ordinary pool's Arc is safe; calls still
+    // running on it hold their own Arc and finish there.
+    let pool = Arc::new(builder().build().ok()?);
     *guard = Some(PoolState {
         pid,
         threads,
