@@ -204,6 +204,26 @@ def conv2d(
     array([[[ 56.,  72.],
             [104., 120.]]])
     """
+    return _conv2d(
+        name, input, weight, bias, stride, padding, dilation, groups, padding_mode, out, False
+    )
+
+
+def _conv2d(
+    name: str,
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike],
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    out: Optional[np.ndarray],
+    relu: bool,
+) -> np.ndarray:
+    """:func:`conv2d`, and with `relu` ``relu(conv2d(...))`` with the ReLU fused into the
+    convolution's output pass (``rconv.nn.Sequential``'s Conv2d-ReLU pairs)."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
     b = None if bias is None else _float_array(name, "bias", bias)
@@ -220,6 +240,7 @@ def conv2d(
         padding_mode,
         _out(out, unbatched),
         name,
+        relu,
     )
     if out is not None:
         return out

@@ -112,6 +112,7 @@ def conv2d(
     padding_mode: PaddingMode,
     out: Optional[np.ndarray] = None,
     name: str = "conv2d",
+    relu: bool = False,
 ) -> np.ndarray: ...
 def conv2d_backward(
     grad_output: np.ndarray,

@@ -31,6 +31,12 @@ pub fn select<T>(cond: bool, a: T, b: T) -> T {
     std::hint::select_unpredictable(cond, a, b)
 }
 
+/// `max(v, 0)` with NaN passed through, as torch's ReLU (branch-free).
+#[inline(always)]
+pub fn relu<T: Real>(v: T) -> T {
+    select((v > T::ZERO) | v.is_nan(), v, T::ZERO)
+}
+
 macro_rules! impl_real {
     ($($t:ty),*) => {$(
         impl Real for $t {

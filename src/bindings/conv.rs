@@ -115,9 +115,10 @@ fn padded<T: Real>(plan: &ConvPlan, x: &[T]) -> Option<Vec<T>> {
 }
 
 /// conv2d: `input` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias`
-/// `[cout]` or None.
+/// `[cout]` or None; `relu`: `relu(conv2d(...))`, the ReLU fused into the output pass (for
+/// `rconv.nn.Sequential`'s Conv2d-ReLU pairs).
 #[pyfunction]
-#[pyo3(signature = (input, weight, bias, stride, padding, dilation, groups, padding_mode, out=None, name="conv2d"))]
+#[pyo3(signature = (input, weight, bias, stride, padding, dilation, groups, padding_mode, out=None, name="conv2d", relu=false))]
 #[allow(clippy::too_many_arguments)]
 fn conv2d<'py>(
     py: Python<'py>,
@@ -131,6 +132,7 @@ fn conv2d<'py>(
     padding_mode: Arg<PadMode>,
     out: Option<&Bound<'py, PyAny>>,
     name: &str,
+    relu: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     named(name, || {
         let s = spec(stride, padding, dilation, groups, padding_mode)?;
@@ -150,7 +152,7 @@ fn conv2d<'py>(
             let out = with_output::<T, _>(py, &plan.conv.output_shape(), dest, |o| {
                 let buf = padded(&plan, xs);
                 let x = buf.as_deref().unwrap_or(xs);
-                let op = conv::Operands { x, weight: ws, bias: bs };
+                let op = conv::Operands { x, weight: ws, bias: bs, relu };
                 conv::conv2d_forward(&plan.conv, op, o, nt)
             })?;
             Ok(out.into_any())
@@ -400,7 +402,7 @@ fn conv_transpose2d_backward<'py>(
             let c = tp.conv();
             let nt = threads::for_work(work(c));
             let gi = with_output::<T, _>(py, &tp.input, Dest::fresh(), |o| {
-                conv::conv2d_forward(c, conv::Operands { x: gs, weight: ws, bias: None }, o, nt)
+                conv::conv2d_forward(c, conv::Operands::plain(gs, ws), o, nt)
             })?;
             let gw = with_output::<T, _>(py, &c.weight_shape(), Dest::fresh(), |o| {
                 conv::conv2d_backward_weight(c, gs, xs, o, nt)

@@ -15,7 +15,7 @@ pub(crate) fn depthwise_forward<T: Real + RowKernel>(
     out: &mut [T],
     threads: usize,
 ) {
-    let Operands { x, weight, bias } = op;
+    let (x, weight) = (op.x, op.weight);
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
     let geom = PlaneGeom {
         input: (p.h, p.w),
@@ -27,12 +27,7 @@ pub(crate) fn depthwise_forward<T: Real + RowKernel>(
         let c = idx % p.cin;
         let img = &x[idx * plane_in..(idx + 1) * plane_in];
         depthwise_plane(&geom, img, &weight[c * kk..(c + 1) * kk], o, buf);
-        if let Some(b) = bias {
-            // the plane was just written: still in cache
-            for e in o.iter_mut() {
-                *e += b[c];
-            }
-        }
+        op.finish_row(c, o); // the plane was just written: still in cache
     };
     for_each_chunk(threads > 1, out, plane_out, Vec::new, run);
 }

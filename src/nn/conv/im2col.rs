@@ -231,27 +231,26 @@ fn col2im_add<T: Real>(
     }
 }
 
-/// Add `bias[o0 + r]` to row `r` of the `rows x n` block at element `start` of `out` (row
-/// stride `ld`), while the block is still in cache.
+/// The output pass ([`Operands::finish_row`]: bias, fused ReLU) of row `r` of the `rows x n`
+/// block at element `start` of `out` (row stride `ld`), channel `o0 + r`, while the block is
+/// still in cache.
 ///
 /// # Safety
 /// The block must be this task's alone (as for [`DisjointSlice::range`]).
-unsafe fn add_bias_rows<T: Real>(
-    bias: Option<&[T]>,
+unsafe fn finish_rows<T: Real>(
+    op: &Operands<'_, T>,
     o0: usize,
     out: &DisjointSlice<'_, T>,
     start: usize,
     (rows, n): (usize, usize),
     ld: usize,
 ) {
-    if let Some(b) = bias {
-        for r in 0..rows {
-            let v = b[o0 + r];
-            // SAFETY: row r of the block is ours alone (the caller's contract).
-            for e in unsafe { out.range(start + r * ld, n) } {
-                *e += v;
-            }
-        }
+    if op.bias.is_none() && !op.relu {
+        return;
+    }
+    for r in 0..rows {
+        // SAFETY: row r of the block is ours alone (the caller's contract).
+        op.finish_row(o0 + r, unsafe { out.range(start + r * ld, n) });
     }
 }
 
@@ -264,7 +263,11 @@ pub(crate) fn gemm_forward_for_tests<T: Real>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    gemm_forward(p, Operands { x, weight, bias }, out, 1)
+    let op = Operands {
+        bias,
+        ..Operands::plain(x, weight)
+    };
+    gemm_forward(p, op, out, 1)
 }
 
 pub(crate) fn gemm_forward<T: Real>(
@@ -276,7 +279,7 @@ pub(crate) fn gemm_forward<T: Real>(
     if runs_applies(p) {
         return runs_forward(p, op, out, threads);
     }
-    let Operands { x, weight, bias } = op;
+    let (x, weight) = (op.x, op.weight);
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let outs = DisjointSlice::new(out);
@@ -300,7 +303,7 @@ pub(crate) fn gemm_forward<T: Real>(
                 MatRef::new(&xb[p0..], (cin_g, np), (plane_in, 1)),
             );
             // SAFETY: the same block, after the product is done with it.
-            unsafe { add_bias_rows(bias, g * cout_g, &outs, start, (cout_g, np), plane_out) };
+            unsafe { finish_rows(&op, g * cout_g, &outs, start, (cout_g, np), plane_out) };
         };
         let n_tasks = p.n * p.groups * tiles;
         if threads <= 1 {
@@ -334,7 +337,7 @@ pub(crate) fn gemm_forward<T: Real>(
             MatRef::new(col, (k, tp), (tp, 1)),
         );
         // SAFETY: the same block, after the product is done with it.
-        unsafe { add_bias_rows(bias, g * cout_g, &outs, start, (cout_g, tp), plane_out) };
+        unsafe { finish_rows(&op, g * cout_g, &outs, start, (cout_g, tp), plane_out) };
     };
     let n_tasks = p.n * p.groups * tiles;
     for_each_task(threads > 1, n_tasks, Vec::new, run);
@@ -370,7 +373,7 @@ const RUNS_MAX_OW: usize = 32;
 /// (with the bias). The extra columns cost `wp / ow` more GEMM work and save one copy per
 /// (channel, tap, output row).
 fn runs_forward<T: Real>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
-    let Operands { x, weight, bias } = op;
+    let (x, weight) = (op.x, op.weight);
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let wp = p.w + p.pl + p.pr;
@@ -439,11 +442,9 @@ fn runs_forward<T: Real>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], thr
                 // channels g*cout_g .. of its images (the tasks partition the output).
                 let dst = unsafe { outs.range(start, nr * p.ow) };
                 let src = &prod[co * ncol + b * run_len..];
-                let v = bias.map_or(T::ZERO, |bv| bv[o]);
                 for (y, d) in dst.chunks_exact_mut(p.ow).enumerate() {
-                    for (e, s) in d.iter_mut().zip(&src[y * wp..y * wp + p.ow]) {
-                        *e = *s + v;
-                    }
+                    d.copy_from_slice(&src[y * wp..y * wp + p.ow]);
+                    op.finish_row(o, d);
                 }
             }
         }
@@ -865,11 +866,7 @@ mod runs_tests {
                 let want = naive(&p, &x, &wt);
                 for threads in [1, 2] {
                     let mut got = vec![f64::NAN; want.len()];
-                    let op = Operands {
-                        x: &x,
-                        weight: &wt,
-                        bias: None,
-                    };
+                    let op = Operands::plain(&x, &wt);
                     crate::base::threads::run(threads, || runs_forward(&p, op, &mut got, threads));
                     assert_eq!(got, want, "{p:?}"); // small integers: exact
                 }

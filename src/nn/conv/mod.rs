@@ -31,11 +31,10 @@ pub fn conv2d_forward<T: Real + RowKernel>(
     out: &mut [T],
     threads: usize,
 ) -> Result<()> {
-    let Operands { x, weight, bias } = op;
-    check_len("input", x, p.input_shape().iter().product())?;
-    check_len("weight", weight, p.weight_shape().iter().product())?;
+    check_len("input", op.x, p.input_shape().iter().product())?;
+    check_len("weight", op.weight, p.weight_shape().iter().product())?;
     check_len("output", out, p.output_shape().iter().product())?;
-    if let Some(b) = bias {
+    if let Some(b) = op.bias {
         check_len("bias", b, p.cout)?;
     }
     if out.is_empty() {
@@ -89,11 +88,7 @@ pub fn conv2d_backward_input<T: Real + RowKernel>(
         // The same identity for any stride-1 ungrouped layer: on small planes the forward's
         // row-run im2col beats col2im's one scatter per (channel, tap, row).
         let wr = rotated_transposed(p, weight);
-        let op = Operands {
-            x: dy,
-            weight: &wr,
-            bias: None,
-        };
+        let op = Operands::plain(dy, &wr);
         crate::base::threads::run(threads, || gemm_forward(&q, op, dx, threads));
         return Ok(());
     }

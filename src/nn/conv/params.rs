@@ -4,6 +4,7 @@
 
 use crate::base::choice::Choice;
 use crate::base::error::{check_shapes, positive, ConvError, Result};
+use crate::base::real::{relu, Real};
 
 /// Shapes of one convolution: input `(n, cin, h, w)`, weight `(cout, cin / groups, kh, kw)`,
 /// output `(n, cout, oh, ow)`, with zero padding `pt, pb` (rows) and `pl, pr` (columns).
@@ -445,12 +446,42 @@ impl ConvTransposeParams {
 }
 
 /// The operands of a forward convolution: contiguous NCHW input, `(cout, cin / groups, kh,
-/// kw)` weight, optional bias of `cout`.
+/// kw)` weight, optional bias of `cout`, and whether a ReLU follows in the output pass
+/// (`relu(conv + bias)`, fused where each output block is written, while it is in cache).
 #[derive(Clone, Copy)]
 pub struct Operands<'a, T> {
     pub x: &'a [T],
     pub weight: &'a [T],
     pub bias: Option<&'a [T]>,
+    pub relu: bool,
+}
+
+impl<'a, T: Real> Operands<'a, T> {
+    /// A convolution of `x` with `weight` alone: no bias, no ReLU.
+    pub fn plain(x: &'a [T], weight: &'a [T]) -> Self {
+        Operands {
+            x,
+            weight,
+            bias: None,
+            relu: false,
+        }
+    }
+
+    /// The output pass of channel `o` over `row`, which holds the bare convolution: the bias
+    /// added, then the fused ReLU (nothing to do without either).
+    #[inline(always)]
+    pub fn finish_row(&self, o: usize, row: &mut [T]) {
+        let b = self.bias.map_or(T::ZERO, |b| b[o]);
+        if self.relu {
+            for e in row {
+                *e = relu(*e + b);
+            }
+        } else if self.bias.is_some() {
+            for e in row {
+                *e += b;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
 use crate::base::par::{for_each_chunk, for_each_task, DisjointSlice};
-use crate::base::real::Real;
+use crate::base::real::{relu, Real};
 use crate::base::simd::avx2_twin;
 use crate::nn::conv::params::{ConvParams, Operands};
 
@@ -281,6 +281,8 @@ struct Job<'a, T> {
     /// `U[co][xi][ci]`.
     u: &'a [T],
     bias: Option<&'a [T]>,
+    /// A ReLU fused into the output transform.
+    relu: bool,
     out: DisjointSlice<'a, T>,
     /// One block at a time, its 16 products in parallel.
     inner_parallel: bool,
@@ -348,6 +350,11 @@ unsafe fn transform_output<T: Real>(
                     *e0 = a + b1 + b2 + b;
                     *e1 = b1 - b2 - d + b;
                 }
+                if job.relu {
+                    for e in y0.iter_mut().chain(y1.iter_mut()) {
+                        *e = relu(*e);
+                    }
+                }
                 // SAFETY: output row oy of channel co of image img is in this block's tile
                 // rows, which no other task writes (the caller's contract).
                 let row = unsafe { job.out.range(((img * cout + co) * oh + oy) * ow, ow) };
@@ -408,9 +415,8 @@ avx2_twin! {
 
 /// The forward convolution of `p` (see [`applies`]) by Winograd F(2x2, 3x3).
 pub(crate) fn forward<T: Real>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
-    let Operands { x, weight, bias } = op;
-    let u = transform_weights(p, weight, false, threads);
-    convolve(p, x, &u, bias, out, threads)
+    let u = transform_weights(p, op.weight, false, threads);
+    convolve(p, op.x, &u, (op.bias, op.relu), out, threads)
 }
 
 /// The 3x3 convolution `p` whose kernels are those of `weight` `(p.cin, p.cout, 3, 3)`
@@ -424,7 +430,7 @@ pub(crate) fn forward_adjoint<T: Real>(
     threads: usize,
 ) {
     let u = transform_weights(p, weight, true, threads);
-    convolve(p, grad_output, &u, None, grad_input, threads)
+    convolve(p, grad_output, &u, (None, false), grad_input, threads)
 }
 
 /// The convolution with transformed kernels `u`.
@@ -432,7 +438,7 @@ fn convolve<T: Real>(
     p: &ConvParams,
     x: &[T],
     u: &[T],
-    bias: Option<&[T]>,
+    (bias, relu): (Option<&[T]>, bool),
     out: &mut [T],
     threads: usize,
 ) {
@@ -448,6 +454,7 @@ fn convolve<T: Real>(
         x,
         u,
         bias,
+        relu,
         out: DisjointSlice::new(out),
         // Few blocks (a small batch of small images): one block at a time, its 16 products
         // in parallel; otherwise the blocks in parallel. The same arithmetic either way.
@@ -494,9 +501,8 @@ mod tests {
             crate::nn::conv::im2col::gemm_forward_for_tests(&p, &x, &wt, b, &mut want);
             let mut serial = vec![f64::NAN; len];
             let op = Operands {
-                x: &x,
-                weight: &wt,
                 bias: b,
+                ..Operands::plain(&x[..], &wt[..])
             };
             forward(&p, op, &mut serial, 1);
             for (g, e) in serial.iter().zip(&want) {
@@ -516,9 +522,8 @@ mod tests {
             let b32: Vec<f32> = bias.iter().map(|&v| v as f32).collect();
             let mut got = vec![f32::NAN; len];
             let op = Operands {
-                x: &x32,
-                weight: &w32,
                 bias: b.map(|_| &b32[..]),
+                ..Operands::plain(&x32[..], &w32[..])
             };
             forward(&p, op, &mut got, 1);
             for (g, e) in got.iter().zip(&want) {
