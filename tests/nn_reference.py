@@ -204,6 +204,42 @@ def batch_stats(x):
     return mean, ss / m, ss / (m - 1)
 
 
+def batch_norm_backward(g, x, weight, mean, var, eps, training):
+    """The gradients of batch_norm, loop by loop (torch's batch_norm_backward), in float64:
+    (grad_input, grad_weight, grad_bias) with xhat = (x - mean) / sqrt(var + eps) and
+    grad_input = w / std * (g - mean(g) - xhat * mean(g * xhat)) when `training` (the batch
+    statistics depend on x), else g * w / std."""
+    g, x = np.asarray(g, np.float64), np.asarray(x, np.float64)
+    c = x.shape[1]
+    gx = np.empty(x.shape, np.float64)
+    gw, gb = np.empty(c), np.empty(c)
+    for ch in range(c):
+        std = np.sqrt(float(var[ch]) + eps)
+        inv = 1.0 / std if std != 0 else 0.0
+        xhat = (x[:, ch] - float(mean[ch])) * inv
+        gc = g[:, ch]
+        w = 1.0 if weight is None else float(weight[ch])
+        gb[ch] = gc.sum()
+        gw[ch] = (gc * xhat).sum()
+        if training:
+            m = gc.size
+            gx[:, ch] = w * inv * (gc - gb[ch] / m - xhat * gw[ch] / m)
+        else:
+            gx[:, ch] = gc * w * inv
+    return gx, gw, gb
+
+
+def running_stats(running_mean, running_var, x, momentum):
+    """torch's running-statistics update after one training batch `x` (N, C, ...):
+    (1 - momentum) * running + momentum * batch, with the unbiased batch variance."""
+    per = np.moveaxis(np.asarray(x, np.float64), 1, 0).reshape(x.shape[1], -1)
+    mean = per.mean(axis=1)
+    var_u = ((per - mean[:, None]) ** 2).sum(axis=1) / (per.shape[1] - 1)
+    rm = (1 - momentum) * np.asarray(running_mean, np.float64) + momentum * mean
+    rv = (1 - momentum) * np.asarray(running_var, np.float64) + momentum * var_u
+    return rm, rv
+
+
 def sgd(params, grads_per_step, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
     """torch.optim.SGD's algorithm, one parameter array at a time; returns the trajectory."""
     p = [np.array(a, np.float64) for a in params]

@@ -100,6 +100,30 @@ def linear_backward(
     name: str = "linear_backward",
 ) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]: ...
 
+# batch normalisation (a C-contiguous 4-D input; 1-D per-channel arrays of its dtype)
+def batch_norm2d(
+    input: np.ndarray,
+    weight: Optional[np.ndarray] = None,
+    bias: Optional[np.ndarray] = None,
+    running_mean: Optional[np.ndarray] = None,
+    running_var: Optional[np.ndarray] = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    name: str = "batch_norm2d",
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def batch_norm2d_backward(
+    grad_output: np.ndarray,
+    input: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    weight: Optional[np.ndarray] = None,
+    training: bool = True,
+    input_grad: bool = True,
+    param_grads: bool = True,
+    name: str = "batch_norm2d_backward",
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
+
 # convolution
 def conv2d(
     input: np.ndarray,

@@ -8,8 +8,8 @@
 //! `"conv2d: stride must be an int or a pair of ints, got 'a'"`, from every entry point.
 //!
 //! The option types: [`Pair`] (an int or a pair of ints), [`Size`] (a non-negative int),
-//! [`Padding`], [`Axes`], [`Shape`], [`OutputSize`], [`Flag`], [`Int`], and the string
-//! choices of the core ([`Mode`], [`Boundary`], [`Op`], [`PadMode`], [`Method`]), whose names
+//! [`Padding`], [`Axes`], [`Shape`], [`OutputSize`], [`Flag`], [`Int`], [`Float`], and the
+//! string choices of the core ([`Mode`], [`Boundary`], [`Op`], [`PadMode`], [`Method`]), whose names
 //! are listed once beside each enum ([`Choice`]).
 
 use std::convert::Infallible;
@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyInt, PyList, PyString, PyStringMethods, PyTuple};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyStringMethods, PyTuple};
 
 use crate::base::choice::Choice;
 use crate::base::error::ConvError;
@@ -187,6 +187,36 @@ impl FromPyObject<'_, '_> for Flag {
         ob.is_truthy()
             .map(Flag)
             .map_err(|_| OptError::type_(format!("must be a bool, got {}", repr(&ob))))
+    }
+}
+
+/// A real number (`momentum`, `eps`): a Python int or float, or any `numbers.Real` (NumPy's
+/// floats and integers); never a bool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Float(pub f64);
+
+impl FromPyObject<'_, '_> for Float {
+    type Error = OptError;
+
+    fn extract(ob: Borrowed<'_, '_, PyAny>) -> Result<Self, OptError> {
+        let bad = || OptError::type_(format!("must be a real number, got {}", repr(&ob)));
+        if ob.is_exact_instance_of::<PyFloat>() || ob.is_exact_instance_of::<PyInt>() {
+            return ob.extract::<f64>().map(Float).map_err(|_| bad());
+        }
+        if ob.is_instance_of::<PyBool>() {
+            return Err(bad());
+        }
+        static REAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let py = ob.py();
+        let real = REAL
+            .get_or_try_init(py, || {
+                Ok::<_, PyErr>(py.import("numbers")?.getattr("Real")?.unbind())
+            })
+            .map_err(|_| bad())?;
+        if !ob.is_instance(real.bind(py)).unwrap_or(false) {
+            return Err(bad());
+        }
+        ob.extract::<f64>().map(Float).map_err(|_| bad())
     }
 }
 

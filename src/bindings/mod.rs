@@ -4,8 +4,8 @@
 //!   boundary, method and padding-mode enums, axes, shapes) implements `FromPyObject` there,
 //!   once; each compiled function takes its options as named parameters of those types;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
-//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`threads`]: one file per
-//!   domain.
+//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`threads`]: one
+//!   file per domain.
 //!
 //! Every compute call releases the GIL (`py.detach`). A function's body returns
 //! [`BindError`]; [`named`] attaches the calling function's name (each compiled function takes
@@ -26,11 +26,12 @@ pub mod conv;
 pub mod convert;
 pub mod dtype;
 pub mod linear;
+pub mod norm;
 pub mod pool;
 pub mod signal;
 pub mod threads;
 
-use numpy::npyffi::{self, npy_intp, NPY_ARRAY_C_CONTIGUOUS, PY_ARRAY_API};
+use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{
     Element, PyArray, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray, PyUntypedArray,
 };
@@ -112,7 +113,8 @@ pub(crate) fn new_array<'py, T: Element>(
                 dims.as_mut_ptr(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                NPY_ARRAY_C_CONTIGUOUS,
+                // with no data given, a nonzero `flags` asks NumPy for Fortran order: 0 is C
+                0,
                 std::ptr::null_mut(),
             )
         }
@@ -313,9 +315,24 @@ pub(crate) fn with_fresh_1d<'py, T: Element + Send, F>(
 where
     F: FnOnce(&mut [std::mem::MaybeUninit<T>]) + Send,
 {
-    let out = new_array::<T>(py, &[len], false)?;
+    Ok(with_fresh(py, &[len], f)?.0)
+}
+
+/// A new uninitialised C-contiguous array of `shape`, and `f` run on its elements as
+/// write-only memory with the GIL released; returns the array and `f`'s result. `f` must
+/// write every element.
+pub(crate) fn with_fresh<'py, T: Element + Send, R: Send, F>(
+    py: Python<'py>,
+    shape: &[usize],
+    f: F,
+) -> BResult<(Bound<'py, PyArrayDyn<T>>, R)>
+where
+    F: FnOnce(&mut [std::mem::MaybeUninit<T>]) -> R + Send,
+{
+    let out = new_array::<T>(py, shape, false)?;
+    let len = out.len();
     let ptr = out.data() as usize;
-    py.detach(|| {
+    let r = py.detach(|| {
         // SAFETY: `out` is a fresh C-contiguous array of `len` elements that nothing else
         // references until we return it; `MaybeUninit<T>` has no validity requirement, so
         // its uninitialised memory may be viewed (write-only) as `[MaybeUninit<T>]`.
@@ -323,7 +340,7 @@ where
             unsafe { std::slice::from_raw_parts_mut(ptr as *mut std::mem::MaybeUninit<T>, len) };
         f(s)
     });
-    Ok(out)
+    Ok((out, r))
 }
 
 /// `ob` as a NumPy array, or a `TypeError` naming the argument.
@@ -390,5 +407,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool::register(m)?;
     activation::register(m)?;
     linear::register(m)?;
+    norm::register(m)?;
     threads::register(m)
 }

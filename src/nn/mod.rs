@@ -3,14 +3,17 @@
 //! - [`conv`]: conv2d, its gradients and the transposed convolution;
 //! - [`pool`]: max, average, adaptive pooling, unpooling and their gradients;
 //! - [`activation`]: elementwise activations and their gradients;
-//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients.
+//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients;
+//! - [`norm`]: batch normalisation (batch statistics, running statistics, the output pass,
+//!   eval mode) and its gradients.
 //!
-//! Homes for what comes next: more activations and fused kernels in `activation`, `norm`
-//! (batch normalisation) and `optim` (optimizer steps in place) go beside these.
+//! Homes for what comes next: more activations and fused kernels in `activation`, and `optim`
+//! (optimizer steps in place) go beside these.
 
 pub mod activation;
 pub mod conv;
 pub mod linear;
+pub mod norm;
 pub mod pool;
 
 /// For window tap `j` along one axis (dilation `d`, padding `pad`, stride `stride`): its

@@ -3,7 +3,8 @@
 The convolution and pooling functions and their gradients are the functions of :mod:`rconv`
 itself (``rconv.nn.functional.conv2d is rconv.conv2d``), here under the names and in the
 place torch has them; :func:`relu` and :func:`linear` are the forward passes of
-:class:`rconv.nn.ReLU` and :class:`rconv.nn.Linear`.
+:class:`rconv.nn.ReLU` and :class:`rconv.nn.Linear`, :func:`batch_norm` that of
+:class:`rconv.nn.BatchNorm2d` (for any ``(N, C, *)`` input).
 
 Functions
 ---------
@@ -19,6 +20,8 @@ relu
     ``max(x, 0)``.
 linear
     ``x @ weight.T + bias``.
+batch_norm
+    Batch normalisation per channel (the forward pass).
 
 Examples
 --------
@@ -32,7 +35,7 @@ array([[ 1.,  3.],
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -43,7 +46,7 @@ from ._util import _linear_out, _linear_rows
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["linear", "relu"]
+__all__ = ["batch_norm", "linear", "relu"]
 __all__ += _nn.__all__
 
 
@@ -125,3 +128,122 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     b = None if bias is None else _nn._float_array("linear", "bias", bias)
     x, x2, dt = _linear_rows("linear", input, w, b)
     return _linear_out(x, x2, dt, w, b)
+
+
+def _running(func: str, name: str, a: Any, dt: np.dtype, update: bool) -> np.ndarray:
+    """A running statistic as the kernel takes it: read-only, or updated in place (`a` itself
+    when it is a C-contiguous array of the computing dtype, else a copy written back)."""
+    if not update:
+        return _nn._c(_nn._float_array(func, name, a), dt)
+    if not isinstance(a, np.ndarray):
+        raise TypeError(
+            f"{func}: {name} must be a NumPy array (updated in place when training), got "
+            f"{type(a).__name__}"
+        )
+    if not a.flags.writeable:
+        raise ValueError(f"{func}: {name} must be writeable (updated in place when training)")
+    if a.dtype.kind != "f":
+        raise TypeError(f"{func}: {name} must be a floating-point array, got dtype {a.dtype}")
+    if a.dtype is dt and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.ascontiguousarray(a, dtype=dt).copy()
+
+
+def batch_norm(
+    input: ArrayLike,
+    running_mean: Optional[np.ndarray],
+    running_var: Optional[np.ndarray],
+    weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray:
+    """Batch normalisation per channel, axis 1 (``torch.nn.functional.batch_norm``).
+
+    ``(input - mean) / sqrt(var + eps) * weight + bias``: with the batch's mean and biased
+    variance over every axis but 1 when `training` (the running statistics, if given, are
+    then updated in place: ``running = (1 - momentum) * running + momentum * batch``, with
+    the unbiased variance), else with `running_mean` and `running_var`. The forward pass of
+    :class:`rconv.nn.BatchNorm2d`, as parallel Rust kernels (statistics accumulated in
+    float64). float32 and float64 are computed natively, a float32/float64 mix of `input`,
+    `weight` and `bias` in float64; integer arrays are converted to float64.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, *)``: at least 2-D.
+    running_mean, running_var : numpy.ndarray or None
+        ``(C,)``; both or neither. Required when not `training`; updated in place when
+        `training`.
+    weight, bias : array_like, optional
+        ``(C,)`` (default None: 1 and 0).
+    training : bool, optional
+        Normalise with the batch's statistics (default False).
+    momentum : float, optional
+        Weight of the batch in the running statistics (default 0.1).
+    eps : float, optional
+        Added to the variance inside the square root (default 1e-5).
+
+    Returns
+    -------
+    out : numpy.ndarray
+        A new array of `input`'s shape.
+
+    Raises
+    ------
+    ValueError
+        `input` has fewer than 2 dimensions; a per-channel array has the wrong shape; one
+        value per channel when `training`; no running statistics when not; a negative
+        `eps`.
+    TypeError
+        An array of an unsupported dtype; running statistics to update that are not NumPy
+        arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rconv.nn import functional as F
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> rm, rv = np.zeros(2), np.ones(2)
+    >>> F.batch_norm(x, rm, rv, training=True, eps=0.0)
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    >>> rm, rv
+    (array([0.2, 2. ]), array([ 1.1, 20.9]))
+    >>> F.batch_norm(x, np.array([2.0, 20.0]), np.array([1.0, 100.0]), eps=0.0)
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    """
+    f = "batch_norm"
+    x = _nn._float_array(f, "input", input)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{f}: input must have at least 2 dimensions (N, C, *), got {x.ndim} dimension(s)"
+        )
+    w = None if weight is None else _nn._float_array(f, "weight", weight)
+    b = None if bias is None else _nn._float_array(f, "bias", bias)
+    dt = _nn._common(x, w, b)
+    n, c = x.shape[:2]
+    length = int(np.prod(x.shape[2:], dtype=np.int64))
+    if training and n * length <= 1:
+        raise ValueError(
+            f"{f}: expected more than 1 value per channel when training, got input of shape "
+            f"{x.shape}"
+        )
+    update = bool(training)
+    rm = None if running_mean is None else _running(f, "running_mean", running_mean, dt, update)
+    rv = None if running_var is None else _running(f, "running_var", running_var, dt, update)
+    x4 = _nn._c(x, dt).reshape(n, c, 1, length)
+    wk = None if w is None else _nn._c(w, dt)
+    bk = None if b is None else _nn._c(b, dt)
+    y, _, _ = _rconv.batch_norm2d(x4, wk, bk, rm, rv, training, momentum, eps, f)
+    if update:
+        # written back only now that the kernel succeeded
+        if rm is not None and rm is not running_mean:
+            assert isinstance(running_mean, np.ndarray)
+            running_mean[...] = rm
+        if rv is not None and rv is not running_var:
+            assert isinstance(running_var, np.ndarray)
+            running_var[...] = rv
+    return y.reshape(x.shape)

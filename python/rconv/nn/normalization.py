@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
+from .. import _nn, _rconv
 from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _float_input, _int, _layer_dtype, _real
 from .module import Module
@@ -14,6 +15,14 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
 __all__ = ["BatchNorm2d"]
+
+
+def _kernel_buffer(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """A running-statistics buffer as the compiled kernel updates it in place: `a` itself,
+    or (another dtype, or not C-contiguous) a copy that the caller writes back."""
+    if a.dtype is dt and a.flags.c_contiguous and a.flags.aligned and a.flags.writeable:
+        return a
+    return np.ascontiguousarray(a, dtype=dt).copy()
 
 
 @_doc(examples=_NN_EXAMPLES_DOC)
@@ -26,6 +35,12 @@ class BatchNorm2d(Module):
     variance (``momentum=None``: the cumulative average). ``num_batches_tracked`` (0-d int64)
     counts the training forwards. Evaluation uses the running statistics, or the batch's
     when they are not tracked.
+
+    float32 and float64 run as parallel Rust kernels (the statistics in one read of the
+    input, accumulated in float64; the output in a second); other floating dtypes through
+    NumPy. A float32/float64 mix computes in float64. Backward reads the saved input: as
+    with torch (and :class:`Conv2d`), modifying the input in place between forward and
+    backward is not supported.
 
     Parameters
     ----------
@@ -96,7 +111,9 @@ class BatchNorm2d(Module):
         self.num_batches_tracked: Optional[np.ndarray] = (
             np.array(0, np.int64) if track_running_stats else None
         )
-        self._saved: Optional[Tuple[np.ndarray, np.ndarray, bool]] = None
+        # (input, mean, invstd, batch statistics) for the kernels; (xhat, None, invstd,
+        # batch statistics) for the NumPy path of other dtypes
+        self._saved: Optional[Tuple[np.ndarray, Optional[np.ndarray], np.ndarray, bool]] = None
 
     def extra_repr(self) -> str:
         # torch/nn/modules/batchnorm.py, _NormBase.extra_repr
@@ -114,8 +131,47 @@ class BatchNorm2d(Module):
             )
         w, b = self.weight, self.bias  # None without `affine`
         dt = np.result_type(x.dtype, w.dtype if w is not None else x.dtype)
-        x = x.astype(dt, copy=False)
+        if dt != _nn._F32 and dt != _nn._F64:
+            return self._forward_numpy(x.astype(dt, copy=False))
+        dt = _nn._F64 if dt == _nn._F64 else _nn._F32
+        xc = _nn._c(x, dt)
+        wk = None if w is None else _nn._c(w, dt)
+        bk = None if b is None else _nn._c(b, dt)
         rm, rv = self.running_mean, self.running_var  # None without `track_running_stats`
+        nbt = self.num_batches_tracked
+        if self.training or rm is None or rv is None:
+            batch = True
+            if self.training and rm is not None and rv is not None and nbt is not None:
+                # momentum None: the cumulative average over the batches, this one included
+                mom = self.momentum
+                if mom is None:
+                    mom = 1.0 / float(int(nbt) + 1)
+                rmk, rvk = _kernel_buffer(rm, dt), _kernel_buffer(rv, dt)
+                y, mean, invstd = _rconv.batch_norm2d(xc, wk, bk, rmk, rvk, True, mom, self.eps, f)
+                # nothing changes before the kernel succeeded
+                if rmk is not rm:
+                    rm[...] = rmk
+                if rvk is not rv:
+                    rv[...] = rvk
+                nbt += 1
+            else:
+                y, mean, invstd = _rconv.batch_norm2d(
+                    xc, wk, bk, None, None, True, 0.0, self.eps, f
+                )
+        else:
+            batch = False
+            y, mean, invstd = _rconv.batch_norm2d(
+                xc, wk, bk, _nn._c(rm, dt), _nn._c(rv, dt), False, 0.0, self.eps, f
+            )
+        self._saved = (xc, mean, invstd, batch)
+        return y
+
+    def _forward_numpy(self, x: np.ndarray) -> np.ndarray:
+        """The forward pass of a dtype the kernels do not take (float16, longdouble)."""
+        f = "BatchNorm2d"
+        dt = x.dtype
+        w, b = self.weight, self.bias
+        rm, rv = self.running_mean, self.running_var
         axes = (0, 2, 3)
         if self.training or rm is None or rv is None:
             batch = True
@@ -147,13 +203,36 @@ class BatchNorm2d(Module):
         invstd = (1.0 / np.sqrt(var + self.eps)).astype(dt, copy=False)
         xhat = xc
         xhat *= invstd[:, None, None]
-        self._saved = (xhat, invstd, batch)
+        self._saved = (xhat, None, invstd, batch)
         if w is None or b is None:
             return xhat.copy()
         return xhat * w.astype(dt)[:, None, None] + b.astype(dt)[:, None, None]
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
-        xhat, invstd, batch = self._need(self._saved, "input")
+        x, mean, invstd, batch = self._need(self._saved, "input")
+        if mean is None:
+            return self._backward_numpy(grad, input_grad)
+        g = _nn._c(self._check_grad(grad, x.shape), x.dtype)
+        w, b = self.weight, self.bias  # None without `affine`
+        affine = w is not None and b is not None
+        gi, gw, gb = _rconv.batch_norm2d_backward(
+            g,
+            x,
+            mean,
+            invstd,
+            None if w is None else _nn._c(w, x.dtype),
+            batch,
+            input_grad,
+            affine,
+            "BatchNorm2d.backward",
+        )
+        if w is not None and b is not None and gw is not None and gb is not None:
+            self.grad_weight = gw.astype(w.dtype, copy=False)
+            self.grad_bias = gb.astype(b.dtype, copy=False)
+        return gi
+
+    def _backward_numpy(self, grad: np.ndarray, input_grad: bool) -> Optional[np.ndarray]:
+        xhat, _, invstd, batch = self._need(self._saved, "input")
         g = self._check_grad(grad, xhat.shape).astype(xhat.dtype, copy=False)
         axes = (0, 2, 3)
         gb = g.sum(axis=axes)
