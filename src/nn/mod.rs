@@ -3,7 +3,8 @@
 //! - [`conv`]: conv2d, its gradients and the transposed convolution;
 //! - [`pool`]: max, average, adaptive pooling, unpooling and their gradients;
 //! - [`activation`]: elementwise activations and their gradients;
-//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients.
+//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients;
+//! - [`loss`]: cross-entropy and mean squared error, and their gradients.
 //!
 //! Homes for what comes next: more activations and fused kernels in `activation`, `norm`
 //! (batch normalisation) and `optim` (optimizer steps in place) go beside these.
@@ -11,6 +12,7 @@
 pub mod activation;
 pub mod conv;
 pub mod linear;
+pub mod loss;
 pub mod pool;
 
 /// For window tap `j` along one axis (dilation `d`, padding `pad`, stride `stride`): its
