@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Literal, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -202,13 +202,15 @@ def _tanh_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 _I64 = np.dtype(np.int64)
-_REDUCTIONS = ("mean", "sum", "none")
+_Reduction = Literal["mean", "sum", "none"]
+_REDUCTIONS: Tuple[_Reduction, ...] = ("mean", "sum", "none")
 
 
-def _reduction(func: str, reduction: Any) -> str:
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return reduction
+def _reduction(func: str, reduction: Any) -> _Reduction:
+    for r in _REDUCTIONS:
+        if reduction == r and isinstance(reduction, str):
+            return r
+    raise ValueError(f"{func}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _cross_entropy(
@@ -265,7 +267,7 @@ def _cross_entropy_grad(p: np.ndarray, t64: np.ndarray, scale: float) -> np.ndar
 
 
 def _mse(
-    func: str, input: Any, target: Any, reduction: str
+    func: str, input: Any, target: Any, reduction: _Reduction
 ) -> Tuple[Union[float, np.ndarray], np.ndarray]:
     """The squared errors of `input` and `target` reduced by `reduction`, and ``input -
     target`` (what the gradient needs)."""
@@ -280,7 +282,7 @@ def _mse(
             _nn._c(a, dt).reshape(-1), _nn._c(t, dt).reshape(-1), reduction, name=func
         )
         d = d.reshape(a.shape)
-        return (loss.reshape(a.shape) if reduction == "none" else loss), d
+        return (np.asarray(loss).reshape(a.shape) if reduction == "none" else loss), d
     d = a - t
     sq = d * d
     if reduction == "none":
@@ -288,7 +290,7 @@ def _mse(
     return float(sq.mean() if reduction == "mean" else sq.sum()), d
 
 
-def _mse_grad(func: str, d: np.ndarray, reduction: str, grad: Any) -> np.ndarray:
+def _mse_grad(func: str, d: np.ndarray, reduction: _Reduction, grad: Any) -> np.ndarray:
     """The gradient of :func:`_mse` with respect to its input, from ``d = input - target``:
     ``2 d grad`` (divided by ``d.size`` for 'mean'); `grad` a number, or for 'none' an
     array of ``d.shape``, default 1."""
@@ -302,7 +304,7 @@ def _mse_grad(func: str, d: np.ndarray, reduction: str, grad: Any) -> np.ndarray
             return _rconv.mse_loss_backward(_flat(d), reduction, _flat(g)).reshape(d.shape)
         return g * d * 2.0
     if _native(d):
-        g = None if grad is None else float(grad)
-        return _rconv.mse_loss_backward(_flat(d), reduction, g).reshape(d.shape)
+        k = None if grad is None else float(grad)
+        return _rconv.mse_loss_backward(_flat(d), reduction, k).reshape(d.shape)
     k = 2.0 / d.size if reduction == "mean" and d.size else 2.0
     return d * d.dtype.type(k if grad is None else k * float(grad))

@@ -199,9 +199,9 @@ def tanh(input: ArrayLike) -> np.ndarray:
 def cross_entropy(input: ArrayLike, target: ArrayLike) -> float:
     """Mean cross-entropy of class scores (``torch.nn.functional.cross_entropy``).
 
-    With torch's defaults (mean over the batch, no weights). The forward pass of :class:`rconv.nn.CrossEntropyLoss`: ``-log softmax(input)[n,
-    target[n]]`` averaged over the batch. float32/float64 scores run in Rust, others
-    through NumPy.
+    With torch's defaults (mean over the batch, no weights). The forward pass of
+    :class:`rconv.nn.CrossEntropyLoss`: ``-log softmax(input)[n, target[n]]`` averaged
+    over the batch. float32/float64 scores run in Rust, others through NumPy.
 
     Parameters
     ----------
