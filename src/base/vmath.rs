@@ -55,20 +55,25 @@ impl MulAdd for Unfused {
 /// The elementwise functions, for the two real types, with `a * b + c` evaluated as `M`
 /// says.
 pub trait VMath: Real + std::ops::Neg<Output = Self> {
+    /// The smallest argument of [`VMath::exp_normal`] (without `NEG`) whose result is
+    /// right: below it, `e^x` is below the smallest normal number.
+    const EXP_NORMAL_MIN: Self;
     /// `a * b + c` with one rounding (`mul_add`).
     fn fused_mul_add(self, b: Self, c: Self) -> Self;
     /// `e^x`, over the whole range (subnormal results included).
     fn exp_v<M: MulAdd>(self) -> Self;
-    /// `e^x` for the sigmoid and tanh: as [`VMath::exp_v`] down to about twice the smallest
-    /// normal number (e^-86.6 for f32, e^-707.6 for f64), below which it returns that
-    /// value instead of a smaller one; one scaling multiply fewer.
-    fn exp_normal<M: MulAdd>(self) -> Self;
+    /// `e^x` (`e^-x` with `NEG`) for the sigmoid and tanh, where only normal results
+    /// matter: as accurate as [`VMath::exp_v`] between the smallest normal number and half
+    /// the largest (below, it returns about the smallest normal number instead of a
+    /// subnormal or 0; above, inf a little early, for `x > 127.5 ln2` (f32) or
+    /// `1023.5 ln2` (f64)); fewer operations.
+    fn exp_normal<M: MulAdd, const NEG: bool>(self) -> Self;
     /// `tanh(x)`.
     fn tanh_v<M: MulAdd>(self) -> Self;
     /// `1 / (1 + e^{-x})`.
     #[inline(always)]
     fn sigmoid_v<M: MulAdd>(self) -> Self {
-        Self::ONE / (Self::ONE + (-self).exp_normal::<M>())
+        Self::ONE / (Self::ONE + self.exp_normal::<M, true>())
     }
 }
 
@@ -109,15 +114,40 @@ macro_rules! impl_vmath {
                 (t, M::mul_add(n, -$ln2lo, r))
             }
 
+            /// The coefficients of `q`: `e^r = 1 + r + r^2 q(r)`.
+            pub(super) const Q: [$t; $expq.len()] = $expq;
+
+            /// `e^r` as one polynomial, `1 + r + q0 r^2 + ...` (the coefficients of odd powers
+            /// negated with `neg`, for `e^-r`).
+            const fn full(neg: bool) -> [$t; Q.len() + 2] {
+                let mut a = [1.0; Q.len() + 2];
+                let mut i = 0;
+                while i < Q.len() {
+                    a[i + 2] = Q[i];
+                    i += 1;
+                }
+                if neg {
+                    let mut i = 1;
+                    while i < a.len() {
+                        a[i] = -a[i];
+                        i += 2;
+                    }
+                }
+                a
+            }
+            pub(super) const E_POS: [$t; Q.len() + 2] = full(false);
+            pub(super) const E_NEG: [$t; Q.len() + 2] = full(true);
+
             /// `e^r - 1` for `|r| <= ln2/2` (a little beyond is fine).
             #[inline(always)]
             pub(super) fn expm1_poly<M: MulAdd>(r: $t) -> $t {
-                const Q: [$t; $expq.len()] = $expq;
                 M::mul_add(r * r, horner::<$t, M, { Q.len() }>(r, &Q), r)
             }
         }
 
         impl VMath for $t {
+            const EXP_NORMAL_MIN: $t = $nlo;
+
             #[inline(always)]
             fn fused_mul_add(self, b: $t, c: $t) -> $t {
                 self.mul_add(b, c)
@@ -147,18 +177,29 @@ macro_rules! impl_vmath {
             }
 
             #[inline(always)]
-            fn exp_normal<M: MulAdd>(self) -> $t {
-                /// `((bias - 1) << mantissa) - (MAGIC << mantissa)`, wrapping: added to the
-                /// bits of `t` shifted, it gives those of `2^(n-1)`.
-                const SCALE: $bits = ((<$t>::MAX_EXP as $bits - 2) << $mant)
+            fn exp_normal<M: MulAdd, const NEG: bool>(self) -> $t {
+                /// `(bias << mantissa) - (MAGIC << mantissa)`, wrapping: added to the bits of
+                /// `t` shifted, it gives those of `2^n` (inf for n = max_exp).
+                const SCALE: $bits = ((<$t>::MAX_EXP as $bits - 1) << $mant)
                     .wrapping_sub($m::MAGIC.to_bits() << $mant);
-                // the clamp keeps n - 1 in the normal exponents; 2 e^r 2^(n-1) overflows to
-                // inf exactly where e^x does
-                let x = select(self < $nlo, $nlo, self);
-                let x = select(x > $nhi, $nhi, x);
-                let (t, r) = $m::exp_reduce::<M>(x);
-                let two_e = M::mul_add($m::expm1_poly::<M>(r), 2.0, 2.0);
-                two_e * <$t>::from_bits((t.to_bits() << $mant).wrapping_add(SCALE))
+                // s x with s = -1 for NEG, clamped so that n stays in min_exp - 1 ..= max_exp
+                // (the clamp is on x: the bounds flip with the sign)
+                let (lo, hi, s) = if NEG {
+                    (-$nhi, -$nlo, -1.0)
+                } else {
+                    ($nlo, $nhi, 1.0)
+                };
+                let x = select(self < lo, lo, self);
+                let x = select(x > hi, hi, x);
+                let t = M::mul_add(x, s * std::f64::consts::LOG2_E as $t, $m::MAGIC);
+                let n = t - $m::MAGIC;
+                // u = s r, with s x = n ln2 + r: the polynomial in u has the odd powers' signs
+                // flipped for NEG (no negation of x)
+                let u = M::mul_add(n, -s * $ln2hi, x);
+                let u = M::mul_add(n, -s * $ln2lo, u);
+                let c = if NEG { $m::E_NEG } else { $m::E_POS };
+                let e = horner::<$t, M, { $m::E_POS.len() }>(u, &c);
+                e * <$t>::from_bits((t.to_bits() << $mant).wrapping_add(SCALE))
             }
 
             #[inline(always)]
@@ -167,7 +208,7 @@ macro_rules! impl_vmath {
                 let a = self.abs();
                 let z = a * a;
                 let small = M::mul_add(a, z * horner::<$t, M, { P.len() }>(z, &P), a);
-                let big = 1.0 - 2.0 / ((a + a).exp_normal::<M>() + 1.0);
+                let big = 1.0 - 2.0 / ((a + a).exp_normal::<M, false>() + 1.0);
                 select(a < 0.625, small, big).copysign(self)
             }
         }
@@ -179,8 +220,9 @@ impl_vmath!(
     mantissa: 23,
     magic: 12582912.0,
     clamp: (-104.0, 89.0),
-    normal_clamp: (-86.6, 88.75),
-    ln2: (0.693359375, -2.1219444e-4),
+    normal_clamp: (-87.3, 88.75),
+    // ln2 = 355/512 (exact in f32, so n * 355/512 is exact) + the rest
+    ln2: ((355.0 / 512.0), -2.1219444e-4),
     exp_q: [5.0e-1, 1.6666578e-1, 4.1666556e-2, 8.363173e-3, 1.3926176e-3],
     tanh_p: [-3.3333328e-1, 1.333277e-1, -5.3850908e-2, 2.099718e-2, -6.096714e-3],
 );
@@ -190,7 +232,7 @@ impl_vmath!(
     mantissa: 52,
     magic: 6755399441055744.0,
     clamp: (-746.0, 710.0),
-    normal_clamp: (-707.6, 709.9),
+    normal_clamp: (-708.3, 709.9),
     ln2: (0.6931471803691238, 1.9082149292705877e-10),
     exp_q: [
         5.000000000000001e-1,
@@ -236,24 +278,31 @@ mod tests {
     }
 
     fn exp_f32<M: MulAdd>() {
-        let mut worst = 0.0f64;
+        let (mut worst, mut worst_n) = (0.0f64, 0.0f64);
         for x in spread(-87.0, 88.7, 200_001).chain(spread(-1.0, 1.0, 10_001)) {
             let x = x as f32;
             worst = worst.max(ulps32(x.exp_v::<M>(), (x as f64).exp()));
-            if x > -86.0 {
-                worst = worst.max(ulps32(x.exp_normal::<M>(), (x as f64).exp()));
+            if x > -87.0 && x < 88.3 {
+                let want = (x as f64).exp();
+                worst_n = worst_n.max(ulps32(x.exp_normal::<M, false>(), want));
+                worst_n = worst_n.max(ulps32((-x).exp_normal::<M, true>(), want));
             }
         }
         assert!(worst <= 1.05, "exp f32: {worst} ulp");
+        // one polynomial, without the separate `1 + r`: a little less accurate
+        assert!(worst_n <= 1.2, "exp_normal f32: {worst_n} ulp");
         assert_eq!(0.0f32.exp_v::<M>(), 1.0);
         assert_eq!(f32::INFINITY.exp_v::<M>(), f32::INFINITY);
         assert_eq!(f32::NEG_INFINITY.exp_v::<M>(), 0.0);
         assert_eq!(89.0f32.exp_v::<M>(), f32::INFINITY);
-        assert_eq!(88.73f32.exp_normal::<M>(), f32::INFINITY);
-        assert_eq!(f32::INFINITY.exp_normal::<M>(), f32::INFINITY);
-        assert!(88.7f32.exp_normal::<M>().is_finite());
+        assert_eq!(88.73f32.exp_normal::<M, false>(), f32::INFINITY);
+        assert_eq!((-88.73f32).exp_normal::<M, true>(), f32::INFINITY);
+        assert_eq!(f32::INFINITY.exp_normal::<M, false>(), f32::INFINITY);
+        assert_eq!(f32::NEG_INFINITY.exp_normal::<M, true>(), f32::INFINITY);
+        assert!(88.3f32.exp_normal::<M, false>().is_finite());
+        assert!((1e-38f32..1.3e-38).contains(&(-1000.0f32).exp_normal::<M, false>()));
         assert_eq!((-1000.0f32).exp_v::<M>(), 0.0);
-        assert!(f32::NAN.exp_v::<M>().is_nan() && f32::NAN.exp_normal::<M>().is_nan());
+        assert!(f32::NAN.exp_v::<M>().is_nan() && f32::NAN.exp_normal::<M, true>().is_nan());
         // subnormal results, as libm rounds them
         for x in [-88.0f32, -95.5, -100.0, -103.2] {
             assert_eq!(x.exp_v::<M>(), (x as f64).exp() as f32, "exp({x})");
@@ -261,17 +310,19 @@ mod tests {
     }
 
     fn exp_f64<M: MulAdd>() {
-        for x in spread(-700.0, 709.0, 20_001).chain([-1.0f64, 0.5, 1.0, 10.0, 709.7]) {
+        for x in spread(-700.0, 709.0, 20_001).chain([-1.0f64, 0.5, 1.0, 10.0, 709.4]) {
             let want = x.exp();
             assert!((x.exp_v::<M>() - want).abs() <= 3.4e-16 * want, "exp({x})");
-            assert!(
-                (x.exp_normal::<M>() - want).abs() <= 3.4e-16 * want,
-                "exp({x})"
-            );
+            let pos = x.exp_normal::<M, false>();
+            let neg = (-x).exp_normal::<M, true>();
+            assert!((pos - want).abs() <= 3.4e-16 * want, "exp({x})");
+            assert!((neg - want).abs() <= 3.4e-16 * want, "exp(-{x})");
         }
+        assert!((709.7f64.exp_v::<M>() / 709.7f64.exp() - 1.0).abs() < 3.4e-16);
         assert_eq!(0.0f64.exp_v::<M>(), 1.0);
         assert_eq!(710.0f64.exp_v::<M>(), f64::INFINITY);
-        assert_eq!(709.8f64.exp_normal::<M>(), f64::INFINITY);
+        assert_eq!(709.8f64.exp_normal::<M, false>(), f64::INFINITY);
+        assert!(f64::NAN.exp_normal::<M, false>().is_nan());
         assert_eq!(f64::INFINITY.exp_v::<M>(), f64::INFINITY);
         assert_eq!(f64::NEG_INFINITY.exp_v::<M>(), 0.0);
         assert_eq!((-746.0f64).exp_v::<M>(), 0.0);
@@ -293,7 +344,9 @@ mod tests {
             if want > f32::MIN_POSITIVE as f64 {
                 worst = worst.max(ulps32(x.sigmoid_v::<M>(), want));
             } else {
-                assert!(((x.sigmoid_v::<M>() as f64) - want).abs() <= 1.5e-45, "{x}");
+                // subnormal results: within the smallest normal number (see exp_normal)
+                let got = x.sigmoid_v::<M>() as f64;
+                assert!((got - want).abs() <= f32::MIN_POSITIVE as f64, "{x}");
             }
         }
         assert!(worst <= 2.5, "sigmoid f32: {worst} ulp");

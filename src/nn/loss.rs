@@ -10,7 +10,8 @@
 //! Cross-entropy follows torch's `log_softmax` + `nll_loss` (mean): per row `m = max(z)`,
 //! `s = sum(exp(z - m))`, `log p[t] = (z[t] - m) - ln(s)`, all in the logits' type, the loss
 //! the mean over rows of `-log p[t]` (summed in f64, rounded to the logits' type). The
-//! forward saves the probabilities `exp(z - m) / s`; the gradient is `p * k` with `k`
+//! forward saves the probabilities `exp(z - m) * (1 / s)` (0 below the smallest normal
+//! number); the gradient is `p * k` with `k`
 //! subtracted at the target, `k = grad / N`, as torch's `_log_softmax_backward_data` of
 //! `nll_loss_backward` computes it. A NaN in a row, or an infinite maximum, makes the row
 //! NaN, as in torch.
@@ -36,28 +37,43 @@ crate::choice! {
 
 /// Elements per parallel task (cross-entropy: whole rows of about this many elements).
 const CHUNK: usize = 1 << 14;
-/// Independent accumulators of the vectorised row reductions.
-const LANES: usize = 8;
+/// Independent accumulators of the vectorised reductions: several vector registers, so
+/// that the adds' latency is hidden.
+const LANES: usize = 32;
 
-/// `f(index, chunk)` for the consecutive `size`-element chunks of `out` (in parallel when
-/// `parallel`), each returning a partial sum; the partial sums are added in chunk order.
-fn sum_chunks<T, F>(parallel: bool, out: &mut [T], size: usize, f: F) -> f64
+/// The sum of the accumulators, in order (a pairwise tree defeats the vectoriser of the
+/// loop before it: measured 3.5 times slower).
+#[inline(always)]
+fn fold_lanes<T: Copy + std::ops::Add<Output = T>>(acc: [T; LANES]) -> T {
+    let mut s = acc[0];
+    for &v in &acc[1..] {
+        s = s + v;
+    }
+    s
+}
+
+/// `f(scratch, index, chunk)` for the consecutive `size`-element chunks of `out` (in
+/// parallel when `parallel`, each worker making its scratch with `init`), each returning a
+/// partial sum; the partial sums are added in chunk order.
+fn sum_chunks<T, S, I, F>(parallel: bool, out: &mut [T], size: usize, init: I, f: F) -> f64
 where
     T: Send,
-    F: Fn(usize, &mut [T]) -> f64 + Send + Sync,
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, usize, &mut [T]) -> f64 + Send + Sync,
 {
     if parallel {
         use rayon::prelude::*;
         let parts: Vec<f64> = out
             .par_chunks_mut(size)
             .enumerate()
-            .map(|(i, c)| f(i, c))
+            .map_init(init, |s, (i, c)| f(s, i, c))
             .collect();
-        parts.iter().sum()
+        parts.iter().fold(0.0, |a, p| a + p)
     } else {
+        let mut s = init();
         out.chunks_mut(size)
             .enumerate()
-            .map(|(i, c)| f(i, c))
+            .map(|(i, c)| f(&mut s, i, c))
             .fold(0.0, |a, p| a + p)
     }
 }
@@ -114,8 +130,8 @@ fn row_max<T: Real>(r: &[T]) -> T {
             acc[k] = select(c[k] > acc[k], c[k], acc[k]);
         }
     }
-    let mut m = T::NEG_INFINITY;
-    for &v in acc.iter().chain(it.remainder()) {
+    let mut m = acc[0];
+    for &v in acc[1..].iter().chain(it.remainder()) {
         m = select(v > m, v, m);
     }
     m
@@ -131,17 +147,67 @@ fn row_sum<T: Real>(r: &[T]) -> T {
             acc[k] += c[k];
         }
     }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let mut s = fold_lanes(acc);
     for &v in it.remainder() {
         s += v;
     }
     s
 }
 
+/// `-log p[t]` of a row, from its target logit, maximum and sum of exponentials, in
+/// torch's order: `log p[t] = (z[t] - m) - ln(s)`.
+#[inline(always)]
+fn row_loss<T: Real>(zt: T, m: T, s: T) -> f64 {
+    let ls = T::from_f64(s.to_f64().ln());
+    -((zt - m) - ls).to_f64()
+}
+
+/// Row length from which a row is processed on its own (its passes vectorise); shorter
+/// rows are processed a chunk at a time.
+const WIDE: usize = 32;
+
 avx2_twin! {
-    /// Rows of the cross-entropy forward pass: the probabilities into `p`, the sum of the
-    /// rows' losses returned. `e` is scratch of `x.len()` elements.
-    fn ce_rows<T: VMath, M: MulAdd>(
+    /// [`row_max`], compiled for AVX2 where the CPU has it.
+    fn row_max_t<T: Real>(r: &[T]) -> T = row_max;
+}
+
+avx2_twin! {
+    /// [`row_sum`], compiled for AVX2 where the CPU has it.
+    fn row_sum_t<T: Real>(r: &[T]) -> T = row_sum;
+}
+
+/// `exp(u)` for `u = z - max(row) <= 0` (or NaN): exact as [`VMath::exp_v`] down to the
+/// smallest normal number, 0 below (a probability under 1e-38, or 2e-308 in f64, is 0
+/// here where torch may keep a subnormal); fewer operations than the full-range exp.
+#[inline(always)]
+fn exp_nonpositive<T: VMath, M: MulAdd>(u: T) -> T {
+    select(u < T::EXP_NORMAL_MIN, T::ZERO, u.exp_normal::<M, false>())
+}
+
+avx2_twin! {
+    /// `e = exp(z - m)`.
+    fn exp_shifted<T: VMath, M: MulAdd>(_m: M, z: &[T], m: T, e: &mut [T]) {
+        for (ev, &zv) in e.iter_mut().zip(z) {
+            *ev = exp_nonpositive::<T, M>(zv - m);
+        }
+    }
+}
+
+avx2_twin! {
+    /// `p = e * (1 / s)` (a multiply: the division cost a sixth of the forward pass).
+    fn normalise<T: Real>(e: &[T], s: T, p: &mut [MaybeUninit<T>]) {
+        let inv = T::ONE / s;
+        for (pv, &ev) in p.iter_mut().zip(e) {
+            pv.write(ev * inv);
+        }
+    }
+}
+
+avx2_twin! {
+    /// Short rows of the cross-entropy forward pass (fewer than [`WIDE`] classes): `z -
+    /// max(row)` for the whole chunk into `e`, one exp pass over it, then per row the sum
+    /// and the division. Returns the sum of the rows' losses.
+    fn ce_short_rows<T: VMath, M: MulAdd>(
         _m: M,
         x: &[T],
         classes: usize,
@@ -149,36 +215,66 @@ avx2_twin! {
         p: &mut [MaybeUninit<T>],
         e: &mut [T],
     ) -> f64 {
-        let rows = targets.len();
-        let mut maxes = Vec::with_capacity(rows);
-        // e = z - max(row), then exp over the whole chunk (vectorised for any row length)
+        let mut loss = 0.0f64;
         for (zr, er) in x.chunks_exact(classes).zip(e.chunks_exact_mut(classes)) {
             let m = row_max(zr);
-            maxes.push(m);
             for (ev, &zv) in er.iter_mut().zip(zr) {
                 *ev = zv - m;
             }
         }
         for ev in e.iter_mut() {
-            *ev = ev.exp_v::<M>();
+            *ev = exp_nonpositive::<T, M>(*ev);
         }
-        let mut loss = 0.0f64;
-        for (r, ((er, pr), &t)) in e
+        for ((zr, (er, pr)), &t) in x
             .chunks_exact(classes)
-            .zip(p.chunks_exact_mut(classes))
+            .zip(e.chunks_exact(classes).zip(p.chunks_exact_mut(classes)))
             .zip(targets)
-            .enumerate()
         {
             let s = row_sum(er);
+            let inv = T::ONE / s;
             for (pv, &ev) in pr.iter_mut().zip(er) {
-                pv.write(ev / s);
+                pv.write(ev * inv);
             }
-            let ls = T::from_f64(s.to_f64().ln());
-            let logp = (x[r * classes + t as usize] - maxes[r]) - ls;
-            loss -= logp.to_f64();
+            // the row's maximum again (cheap for short rows)
+            loss += row_loss(zr[t as usize], row_max(zr), s);
         }
         loss
     }
+}
+
+/// Rows of the cross-entropy forward pass: the probabilities into `p`, the sum of the
+/// rows' losses returned. `e` is scratch (grown as needed, kept across calls). A long row
+/// is processed on its own, each pass a small vectorised function (all in L1); short rows
+/// a chunk at a time.
+fn ce_rows<T: VMath, M: MulAdd>(
+    m: M,
+    x: &[T],
+    classes: usize,
+    targets: &[i64],
+    p: &mut [MaybeUninit<T>],
+    e: &mut Vec<T>,
+) -> f64 {
+    let need = if classes >= WIDE { classes } else { x.len() };
+    if e.len() < need {
+        e.resize(need, T::ZERO);
+    }
+    if classes < WIDE {
+        return ce_short_rows(m, x, classes, targets, p, &mut e[..need]);
+    }
+    let er = &mut e[..classes];
+    let mut loss = 0.0f64;
+    for ((zr, pr), &t) in x
+        .chunks_exact(classes)
+        .zip(p.chunks_exact_mut(classes))
+        .zip(targets)
+    {
+        let mx = row_max_t(zr);
+        exp_shifted(m, zr, mx, er);
+        let s = row_sum_t(er);
+        normalise(er, s, pr);
+        loss += row_loss(zr[t as usize], mx, s);
+    }
+    loss
 }
 
 /// Cross-entropy of the `n x classes` row-major logits `x` against the class indices
@@ -218,17 +314,16 @@ fn ce_forward_with<T: VMath, M: MulAdd>(
     threads: usize,
 ) -> f64 {
     let rows = rows_per_chunk(classes);
-    sum_chunks(threads > 1, probs, rows * classes, |i, p| {
+    sum_chunks(threads > 1, probs, rows * classes, Vec::new, |e, i, p| {
         let r0 = i * rows;
         let nr = p.len() / classes;
-        let mut e = vec![T::ZERO; p.len()];
         ce_rows(
             m,
             &x[r0 * classes..r0 * classes + p.len()],
             classes,
             &targets[r0..r0 + nr],
             p,
-            &mut e,
+            e,
         )
     })
 }
@@ -309,7 +404,7 @@ avx2_twin! {
             }
         }
         let tail = n - n % LANES;
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        let mut s = fold_lanes(acc);
         for ((dv, &xv), &tv) in dc.into_remainder().iter_mut().zip(&x[tail..]).zip(&t[tail..]) {
             let v = xv - tv;
             dv.write(v);
@@ -351,10 +446,16 @@ pub fn mse_forward<T: Real>(
     }
     let par = threads > 1;
     Ok(match squares {
-        None => sum_chunks(par, diff, CHUNK, |i, d| {
-            let a = i * CHUNK;
-            mse_sum_chunk(&x[a..a + d.len()], &t[a..a + d.len()], d)
-        }),
+        None => sum_chunks(
+            par,
+            diff,
+            CHUNK,
+            || (),
+            |_, i, d| {
+                let a = i * CHUNK;
+                mse_sum_chunk(&x[a..a + d.len()], &t[a..a + d.len()], d)
+            },
+        ),
         Some(sq) => {
             for_each_chunk2(par, diff, sq, CHUNK, |i, d, s| {
                 let a = i * CHUNK;
