@@ -1,21 +1,24 @@
 //! Elementwise `exp`, `tanh` and `sigmoid` for f32 and f64, written for loops that
-//! auto-vectorise: no branches, no libm calls, plain IEEE multiplies and adds (no fused
-//! multiply-add, so both twins of `avx2_twin!` give the same bits on every CPU).
+//! auto-vectorise: no branches, no libm calls. Every `a * b + c` goes through [`MulAdd`]:
+//! fused in the AVX2+FMA twins of `avx2_twin!`, a multiply and an add elsewhere.
 //!
-//! - exp: `x = n ln2 + r` with `|r| <= ln2/2` (`n` rounded to nearest by the magic-number
-//!   addition, `r` by Cody-Waite with a two-part `ln2` whose high part times `n` is exact);
-//!   `e^r = 1 + (r + r^2 q(r))` with `q` a Chebyshev fit of `(e^r - 1 - r) / r^2` (degree 4
-//!   for f32, 9 for f64); the result is scaled by `2^n` as the product of two powers of two,
-//!   so that overflow gives inf and an underflow rounds once into the subnormals (exp(-745)
-//!   is the smallest f64 subnormal, as in libm). Arguments are clamped first, NaN passes.
-//!   Measured maximum error over 10^6 arguments spread over the whole range: 1.01 ulp (f32),
-//!   1.02 ulp (f64).
+//! - exp ([`VMath::exp_v`]): `x = n ln2 + r` with `|r| <= ln2/2` (`n` rounded to nearest by
+//!   the magic-number addition, `r` by Cody-Waite with a two-part `ln2` whose high part
+//!   times `n` is exact); `e^r = 1 + (r + r^2 q(r))` with `q` a Chebyshev fit of
+//!   `(e^r - 1 - r) / r^2` (degree 4 for f32, 9 for f64); the result is scaled by `2^n` as
+//!   the product of two powers of two, so that overflow gives inf and an underflow rounds
+//!   once into the subnormals (exp(-745) is the smallest f64 subnormal, as in libm).
+//!   Arguments are clamped first, NaN passes. Measured maximum error over 10^6 arguments
+//!   spread over the whole range: 1.01 ulp (f32), 1.02 ulp (f64), fused or not.
+//! - [`VMath::exp_normal`], for the sigmoid, tanh and softmax: the same reduction, `e^r` as
+//!   one polynomial and one scaling (results below the normal range, and above
+//!   `2^127.5` for f32 or `2^1023.5` for f64, are not exact); 1.16 ulp (f32).
 //! - tanh: `|x| < 0.625`: `x + x z P(z)`, `z = x^2`, `P` a Chebyshev fit of
 //!   `(tanh(x)/x - 1) / z` (degree 4 / 10), so small arguments keep their full precision;
 //!   else `1 - 2 / (e^{2|x|} + 1)` (inf for large `|x|` gives exactly 1); the sign is copied
 //!   back (tanh(-0) = -0, NaN stays NaN). Maximum error 1.3 ulp (both types).
 //! - sigmoid: `1 / (1 + e^{-x})`, the expression torch evaluates: sigmoid(-1000) = 0,
-//!   sigmoid(1000) = 1.
+//!   sigmoid(1000) = 1; 2.4 ulp (f32), as torch's.
 //!
 //! The coefficients are Chebyshev fits computed with mpmath at 50 digits and rounded to the
 //! type; the errors above were measured against a higher-precision reference.
