@@ -203,10 +203,22 @@ avx2_twin! {
     }
 }
 
+/// The maximum of a short row, in order.
+#[inline(always)]
+fn short_max<T: Real>(r: &[T]) -> T {
+    r.iter().fold(T::NEG_INFINITY, |m, &v| select(v > m, v, m))
+}
+
+/// The sum of a short row, in order.
+#[inline(always)]
+fn short_sum<T: Real>(r: &[T]) -> T {
+    r.iter().fold(T::ZERO, |s, &v| s + v)
+}
+
 avx2_twin! {
     /// Short rows of the cross-entropy forward pass (fewer than [`WIDE`] classes): `z -
     /// max(row)` for the whole chunk into `e`, one exp pass over it, then per row the sum
-    /// and the division. Returns the sum of the rows' losses.
+    /// and the normalisation. Returns the sum of the rows' losses.
     fn ce_short_rows<T: VMath, M: MulAdd>(
         _m: M,
         x: &[T],
@@ -217,7 +229,7 @@ avx2_twin! {
     ) -> f64 {
         let mut loss = 0.0f64;
         for (zr, er) in x.chunks_exact(classes).zip(e.chunks_exact_mut(classes)) {
-            let m = row_max(zr);
+            let m = short_max(zr);
             for (ev, &zv) in er.iter_mut().zip(zr) {
                 *ev = zv - m;
             }
@@ -230,13 +242,13 @@ avx2_twin! {
             .zip(e.chunks_exact(classes).zip(p.chunks_exact_mut(classes)))
             .zip(targets)
         {
-            let s = row_sum(er);
+            let s = short_sum(er);
             let inv = T::ONE / s;
             for (pv, &ev) in pr.iter_mut().zip(er) {
                 pv.write(ev * inv);
             }
-            // the row's maximum again (cheap for short rows)
-            loss += row_loss(zr[t as usize], row_max(zr), s);
+            // the row's maximum again (cheaper than keeping it)
+            loss += row_loss(zr[t as usize], short_max(zr), s);
         }
         loss
     }
