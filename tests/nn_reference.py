@@ -282,3 +282,93 @@ def adam(
             p[i] = p[i] - lr * mhat / denom
         out.append([a.copy() for a in p])
     return out
+
+
+# ------------------------------------------------------------ activations and losses
+# Element by element (row by row) in float64 (longdouble for exp and tanh, so that the
+# reference's own rounding is far below the kernels'), from torch's documented formulas.
+
+
+def leaky_relu(x, slope):
+    """x if x > 0 else slope * x (NaN propagates: NaN > 0 is false, NaN * slope is NaN)."""
+    out = np.empty(x.shape, np.float64)
+    for i in np.ndindex(x.shape):
+        v = float(x[i])
+        out[i] = v if v > 0 else slope * v
+    return out
+
+
+def leaky_relu_grad(g, x, slope):
+    """g if x > 0 else slope * g (the gradient at 0 and at NaN is slope * g)."""
+    out = np.empty(x.shape, np.float64)
+    for i in np.ndindex(x.shape):
+        out[i] = float(g[i]) if float(x[i]) > 0 else slope * float(g[i])
+    return out
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), in long double."""
+    xl = np.asarray(x, np.longdouble)
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-xl))).astype(np.float64)
+
+
+def sigmoid_grad(g, y):
+    """g * (1 - y) * y from the forward's output y."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(g, np.float64) * (1 - np.asarray(y, np.float64)) * y
+
+
+def tanh(x):
+    return np.tanh(np.asarray(x, np.longdouble)).astype(np.float64)
+
+
+def tanh_grad(g, y):
+    """g * (1 - y^2) from the forward's output y."""
+    y = np.asarray(y, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(g, np.float64) * (1 - y * y)
+
+
+def cross_entropy(z, t):
+    """Mean over rows of -log softmax(z)[t] and the softmax, row by row (long double):
+    log p = (z - max z) - log(sum exp(z - max z))."""
+    n, c = z.shape
+    p = np.empty((n, c), np.float64)
+    total = np.longdouble(0)
+    for r in range(n):
+        row = np.asarray(z[r], np.longdouble)
+        m = row.max()
+        e = np.exp(row - m)
+        s = e.sum()
+        p[r] = e / s
+        total += np.log(s) - (row[t[r]] - m)
+    return float(total / n) if n else float("nan"), p
+
+
+def cross_entropy_grad(p, t, grad=1.0):
+    """(p - onehot(t)) * grad / N."""
+    n = len(t)
+    out = np.array(p, np.float64)
+    for r in range(n):
+        out[r, t[r]] -= 1
+    return out * (grad / n)
+
+
+def mse(x, t, reduction):
+    """(x - t)^2, reduced: mean, sum or none."""
+    d = np.asarray(x, np.float64) - np.asarray(t, np.float64)
+    sq = d * d
+    if reduction == "none":
+        return sq
+    total = float(np.sum(sq, dtype=np.longdouble))
+    if reduction == "mean":
+        return total / d.size if d.size else float("nan")
+    return total
+
+
+def mse_grad(x, t, reduction, grad=1.0):
+    """2 (x - t) grad, divided by the size for 'mean' (grad an array for 'none')."""
+    d = np.asarray(x, np.float64) - np.asarray(t, np.float64)
+    k = 2.0 / d.size if reduction == "mean" and d.size else 2.0
+    return k * d * np.asarray(grad, np.float64)

@@ -29,6 +29,7 @@ Engine = Literal["direct", "fft", "separable"]
 # chose for the whole image, kept direct for a block holding NaN or Inf.
 PlanMethod = Union[Method, Literal["fft-if-finite", "separable-if-finite"]]
 Op = Literal["correlate", "convolve", "corr2d"]
+Reduction = Literal["mean", "sum", "none"]
 OutputSize = Union[int, None, Sequence[Optional[int]]]
 Axes = Sequence[int]
 
@@ -86,6 +87,38 @@ def auto_plan(
 # activations (flat C-contiguous float arrays)
 def relu(
     input: np.ndarray, grad: Optional[np.ndarray] = None, name: Optional[str] = None
+) -> np.ndarray: ...
+def leaky_relu(
+    input: np.ndarray,
+    negative_slope: Optional[float] = None,
+    grad: Optional[np.ndarray] = None,
+    name: Optional[str] = None,
+) -> np.ndarray: ...
+def sigmoid(
+    input: np.ndarray, grad: Optional[np.ndarray] = None, name: Optional[str] = None
+) -> np.ndarray: ...
+def tanh(
+    input: np.ndarray, grad: Optional[np.ndarray] = None, name: Optional[str] = None
+) -> np.ndarray: ...
+
+# losses (C-contiguous float arrays of one dtype; int64 class indices)
+def cross_entropy(
+    input: np.ndarray, target: np.ndarray, name: Optional[str] = None
+) -> Tuple[float, np.ndarray]: ...
+def cross_entropy_backward(
+    probs: np.ndarray,
+    target: np.ndarray,
+    grad: Optional[float] = None,
+    name: Optional[str] = None,
+) -> np.ndarray: ...
+def mse_loss(
+    input: np.ndarray, target: np.ndarray, reduction: Reduction, name: Optional[str] = None
+) -> Tuple[Union[float, np.ndarray], np.ndarray]: ...
+def mse_loss_backward(
+    diff: np.ndarray,
+    reduction: Reduction,
+    grad: Union[float, np.ndarray, None] = None,
+    name: Optional[str] = None,
 ) -> np.ndarray: ...
 
 # fully connected (C-contiguous 2-D arrays of one float dtype)

@@ -1,6 +1,7 @@
 //! The base every domain builds on: scalar traits ([`scalar`], [`real`]), the thread pool
 //! ([`threads`]), helpers for parallel writers ([`par`]), CPU feature detection ([`simd`]), the
-//! GEMM glue ([`gemm`]), the one error type ([`error`]) and the named options ([`choice`]). Nothing here knows an engine or
+//! GEMM glue ([`gemm`]), the one error type ([`error`]), the named options ([`choice`]) and
+//! vectorisable exp/tanh/sigmoid ([`vmath`]). Nothing here knows an engine or
 //! Python.
 
 pub mod choice;
@@ -13,3 +14,4 @@ pub mod simd;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod threads;
+pub mod vmath;

@@ -4,17 +4,153 @@
 
 use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
+use pyo3::types::PyBool;
 
 use super::conv::{data, real_dtype};
-use super::{named, readonly, with_fresh_1d};
+use super::{named, readonly, with_fresh_1d, BResult};
 use crate::base::error::ConvError;
+use crate::base::real::Real;
 use crate::base::threads;
 use crate::dispatch;
-use crate::nn::activation;
+use crate::nn::activation::{self, Activation};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions! { m: relu }
+    add_functions! { m: relu, leaky_relu, sigmoid, tanh }
     Ok(())
+}
+
+/// A real-number argument (a Python or NumPy int or float, not a bool) as f64.
+pub(crate) fn real_arg(arg: &str, ob: &Bound<'_, PyAny>) -> Result<f64, ConvError> {
+    let v = if ob.is_instance_of::<PyBool>() {
+        None
+    } else {
+        ob.extract::<f64>().ok()
+    };
+    v.ok_or_else(|| {
+        let r = ob
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into());
+        ConvError::type_(format!("{arg} must be a real number, got {r}"))
+    })
+}
+
+/// `act` (of parameters in f64) in the element type.
+fn cast<T: Real>(act: Activation<f64>) -> Activation<T> {
+    match act {
+        Activation::LeakyRelu { negative_slope } => Activation::LeakyRelu {
+            negative_slope: T::from_f64(negative_slope),
+        },
+        Activation::Sigmoid => Activation::Sigmoid,
+        Activation::Tanh => Activation::Tanh,
+    }
+}
+
+/// The forward pass of `act` on a flat array, or with `grad` its backward pass (`input`
+/// then being what [`Activation::saved`] names).
+fn apply<'py>(
+    py: Python<'py>,
+    act: Activation<f64>,
+    input: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+) -> BResult<Bound<'py, PyAny>> {
+    dispatch!(real: real_dtype("input", input)?, T => {
+        let act = cast::<T>(act);
+        let xa = readonly::<T, 1>("input", input)?;
+        let xs = data("input", &xa)?;
+        let out = match grad {
+            None => {
+                // exp and tanh cost about 8 times a comparison per element
+                let work = match act {
+                    Activation::LeakyRelu { .. } => xs.len() / 8,
+                    _ => xs.len(),
+                };
+                let nt = threads::for_work(work);
+                with_fresh_1d::<T, _>(py, xs.len(), |os| {
+                    threads::run(nt, || activation::forward(act, xs, os, nt))
+                })?
+            }
+            Some(g) => {
+                let ga = readonly::<T, 1>("grad_output", g)?;
+                if ga.len() != xs.len() {
+                    let msg = format!("grad_output has {} elements, input {}", ga.len(), xs.len());
+                    return Err(ConvError::value(msg).into());
+                }
+                let gs = data("grad_output", &ga)?;
+                let nt = threads::for_work(xs.len() / 8);
+                with_fresh_1d::<T, _>(py, xs.len(), |os| {
+                    threads::run(nt, || activation::backward(act, gs, xs, os, nt))
+                })?
+            }
+        };
+        Ok(out.into_any())
+    }, else => Err(ConvError::internal("not a float dtype").into()))
+}
+
+/// LeakyReLU of a flat array, `x` where `x > 0`, else `negative_slope * x` (torch's
+/// expression: NaN propagates); with `grad`, instead the gradient at the forward's input
+/// `input` (or its output, when `negative_slope >= 0`: the same elements are `> 0`).
+#[pyfunction]
+#[pyo3(signature = (input, negative_slope=None, grad=None, name=None))]
+fn leaky_relu<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    negative_slope: Option<&Bound<'py, PyAny>>,
+    grad: Option<&Bound<'py, PyAny>>,
+    name: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let default = if grad.is_some() {
+        "leaky_relu_backward"
+    } else {
+        "leaky_relu"
+    };
+    named(name.unwrap_or(default), || {
+        let negative_slope = match negative_slope {
+            None => 0.01,
+            Some(s) => real_arg("negative_slope", s)?,
+        };
+        apply(py, Activation::LeakyRelu { negative_slope }, input, grad)
+    })
+}
+
+/// Sigmoid of a flat array, `1 / (1 + exp(-x))`; with `grad`, instead the gradient
+/// `grad * (1 - y) * y` at the forward's output `input` (`y`).
+#[pyfunction]
+#[pyo3(signature = (input, grad=None, name=None))]
+fn sigmoid<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+    name: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let default = if grad.is_some() {
+        "sigmoid_backward"
+    } else {
+        "sigmoid"
+    };
+    named(name.unwrap_or(default), || {
+        apply(py, Activation::Sigmoid, input, grad)
+    })
+}
+
+/// tanh of a flat array; with `grad`, instead the gradient `grad * (1 - y * y)` at the
+/// forward's output `input` (`y`).
+#[pyfunction]
+#[pyo3(signature = (input, grad=None, name=None))]
+fn tanh<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+    name: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let default = if grad.is_some() {
+        "tanh_backward"
+    } else {
+        "tanh"
+    };
+    named(name.unwrap_or(default), || {
+        apply(py, Activation::Tanh, input, grad)
+    })
 }
 
 /// `max(x, 0)` of a flat array (NaN propagates, as torch's); with `grad`, instead the

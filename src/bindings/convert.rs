@@ -9,7 +9,8 @@
 //!
 //! The option types: [`Pair`] (an int or a pair of ints), [`Size`] (a non-negative int),
 //! [`Padding`], [`Axes`], [`Shape`], [`OutputSize`], [`Flag`], [`Int`], [`Float`], and the
-//! string choices of the core ([`Mode`], [`Boundary`], [`Op`], [`PadMode`], [`Method`]), whose names
+//! string choices of the core ([`Mode`], [`Boundary`], [`Op`], [`PadMode`], [`Method`],
+//! [`Reduction`]), whose names
 //! are listed once beside each enum ([`Choice`]).
 
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyStringMethods, PyT
 use crate::base::choice::Choice;
 use crate::base::error::ConvError;
 use crate::nn::conv::params::{self, PadMode};
+use crate::nn::loss::Reduction;
 use crate::signal::params::{Boundary, Mode, Op};
 
 /// Why a value is not of an option's type: the kind of error and the end of its message
@@ -474,7 +476,7 @@ macro_rules! choices {
     )*};
 }
 
-choices!(Mode, Boundary, Op, PadMode, Method, Wrt);
+choices!(Mode, Boundary, Op, PadMode, Method, Wrt, Reduction);
 
 /// The public names of every choice, by enum (`{"Mode": ("full", "valid", "same"), ...}`),
 /// so that the tests can hold the stub's Literals to the one table of each enum.
@@ -489,5 +491,6 @@ pub fn choice_names(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> 
     d.set_item("PadMode", public::<PadMode>())?;
     d.set_item("Method", public::<Method>())?;
     d.set_item("Wrt", public::<Wrt>())?;
+    d.set_item("Reduction", public::<Reduction>())?;
     Ok(d)
 }

@@ -4,8 +4,8 @@
 //!   boundary, method and padding-mode enums, axes, shapes) implements `FromPyObject` there,
 //!   once; each compiled function takes its options as named parameters of those types;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
-//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`threads`]: one
-//!   file per domain.
+//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`loss`],
+//!   [`threads`]: one file per domain.
 //!
 //! Every compute call releases the GIL (`py.detach`). A function's body returns
 //! [`BindError`]; [`named`] attaches the calling function's name (each compiled function takes
@@ -26,6 +26,7 @@ pub mod conv;
 pub mod convert;
 pub mod dtype;
 pub mod linear;
+pub mod loss;
 pub mod norm;
 pub mod pool;
 pub mod signal;
@@ -113,7 +114,7 @@ pub(crate) fn new_array<'py, T: Element>(
                 dims.as_mut_ptr(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                // with no data given, a nonzero `flags` asks NumPy for Fortran order: 0 is C
+                // 0: C order (with no data, any nonzero flags make a Fortran-ordered array)
                 0,
                 std::ptr::null_mut(),
             )
@@ -318,29 +319,52 @@ where
     Ok(with_fresh(py, &[len], f)?.0)
 }
 
-/// A new uninitialised C-contiguous array of `shape`, and `f` run on its elements as
-/// write-only memory with the GIL released; returns the array and `f`'s result. `f` must
-/// write every element.
-pub(crate) fn with_fresh<'py, T: Element + Send, R: Send, F>(
+/// A new uninitialised C-contiguous array of `shape`, and `f` run on it as write-only memory
+/// with the GIL released; returns the array and what `f` returned. `f` must write every
+/// element unless it fails (the array is then dropped).
+pub(crate) fn with_fresh<'py, T, R, F>(
     py: Python<'py>,
     shape: &[usize],
     f: F,
 ) -> BResult<(Bound<'py, PyArrayDyn<T>>, R)>
 where
+    T: Element + Send,
+    R: Send,
     F: FnOnce(&mut [std::mem::MaybeUninit<T>]) -> R + Send,
 {
-    let out = new_array::<T>(py, shape, false)?;
-    let len = out.len();
-    let ptr = out.data() as usize;
-    let r = py.detach(|| {
-        // SAFETY: `out` is a fresh C-contiguous array of `len` elements that nothing else
-        // references until we return it; `MaybeUninit<T>` has no validity requirement, so
-        // its uninitialised memory may be viewed (write-only) as `[MaybeUninit<T>]`.
-        let s =
-            unsafe { std::slice::from_raw_parts_mut(ptr as *mut std::mem::MaybeUninit<T>, len) };
-        f(s)
-    });
+    let ([out], r) = with_fresh_n::<T, R, 1>(py, shape, |[s]| f(s))?;
     Ok((out, r))
+}
+
+/// [`with_fresh`] with `K` new arrays of the same shape, handed to `f` together.
+pub(crate) fn with_fresh_n<'py, T, R, const K: usize>(
+    py: Python<'py>,
+    shape: &[usize],
+    f: impl FnOnce([&mut [std::mem::MaybeUninit<T>]; K]) -> R + Send,
+) -> BResult<([Bound<'py, PyArrayDyn<T>>; K], R)>
+where
+    T: Element + Send,
+    R: Send,
+{
+    let mut outs = Vec::with_capacity(K);
+    for _ in 0..K {
+        outs.push(new_array::<T>(py, shape, false)?);
+    }
+    let outs: [Bound<'py, PyArrayDyn<T>>; K] = outs
+        .try_into()
+        .map_err(|_| ConvError::internal("with_fresh_n: array count"))?;
+    let len = outs[0].len();
+    let ptrs = outs.each_ref().map(|o| o.data() as usize);
+    let r = py.detach(|| {
+        // SAFETY: each pointer is a distinct fresh C-contiguous array of `len` elements that
+        // nothing else references until we return them; `MaybeUninit<T>` has no validity
+        // requirement, so the uninitialised memory may be viewed (write-only) as such.
+        let slices = ptrs.map(|p| unsafe {
+            std::slice::from_raw_parts_mut(p as *mut std::mem::MaybeUninit<T>, len)
+        });
+        f(slices)
+    });
+    Ok((outs, r))
 }
 
 /// `ob` as a NumPy array, or a `TypeError` naming the argument.
@@ -408,5 +432,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     activation::register(m)?;
     linear::register(m)?;
     norm::register(m)?;
+    loss::register(m)?;
     threads::register(m)
 }

@@ -5,7 +5,8 @@
 //! - [`activation`]: elementwise activations and their gradients;
 //! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients;
 //! - [`norm`]: batch normalisation (batch statistics, running statistics, the output pass,
-//!   eval mode) and its gradients.
+//!   eval mode) and its gradients;
+//! - [`loss`]: cross-entropy and mean squared error, and their gradients.
 //!
 //! Homes for what comes next: more activations and fused kernels in `activation`, and `optim`
 //! (optimizer steps in place) go beside these.
@@ -13,6 +14,7 @@
 pub mod activation;
 pub mod conv;
 pub mod linear;
+pub mod loss;
 pub mod norm;
 pub mod pool;
 

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .._docs import _NN_EXAMPLES_DOC, _doc
-from ._util import _float_input
+from ._util import _cross_entropy, _cross_entropy_grad, _mse, _mse_grad, _reduction
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]
@@ -24,6 +24,11 @@ class CrossEntropyLoss(Module):
     and returns the mean loss; ``backward()`` returns its gradient with respect to the logits,
     ``(softmax(logits) - onehot(targets)) / N``.
 
+    float32/float64 logits run as parallel Rust kernels (torch's log-softmax: the row
+    maximum, then the log of the sum of exponentials, each in the logits' dtype; the mean
+    over the batch summed in float64, rounded to the dtype); other dtypes through NumPy.
+    The forward pass saves the softmax probabilities for backward.
+
     [examples]
     >>> loss = nn.CrossEntropyLoss()
     >>> bool(abs(loss.forward(np.zeros((2, 4)), np.array([1, 3])) - np.log(4)) < 1e-12)
@@ -36,42 +41,20 @@ class CrossEntropyLoss(Module):
     def __init__(self) -> None:
         self._p: Optional[np.ndarray] = None
         self._t: Optional[np.ndarray] = None
+        self._t64: Optional[np.ndarray] = None
 
     def __call__(self, logits: Any, targets: Any) -> float:  # type: ignore[override]
         return self.forward(logits, targets)
 
     def forward(self, logits: Any, targets: Any) -> float:  # type: ignore[override]
-        logits = np.asarray(logits)
-        t = np.asarray(targets)
-        if logits.ndim != 2 or t.shape != (logits.shape[0],):
-            raise ValueError(
-                f"CrossEntropyLoss: expected logits (N, C) and targets (N,), got "
-                f"{logits.shape} and {t.shape}"
-            )
-        c = logits.shape[1]
-        if t.dtype.kind not in "iu":
-            hint = " (convert them with targets.astype(np.int64))" if t.dtype.kind in "fb" else ""
-            raise ValueError(
-                f"CrossEntropyLoss: targets must be integer class indices in [0, {c}) for the "
-                f"{c} classes of the logits, got dtype {t.dtype}{hint}"
-            )
-        if t.size and (t.min() < 0 or t.max() >= c):
-            raise ValueError(
-                f"CrossEntropyLoss: targets must be class indices in [0, {c}) for the {c} "
-                f"classes of the logits, got values from {t.min()} to {t.max()}"
-            )
-        z = logits - logits.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        self._p, self._t = np.exp(logp), t
-        return float(-logp[np.arange(len(t)), t].mean())
+        loss, self._p, self._t, self._t64 = _cross_entropy("CrossEntropyLoss", logits, targets)
+        return loss
 
     def backward(self, grad: Any = None, input_grad: bool = True) -> np.ndarray:
-        if self._p is None or self._t is None:
+        if self._p is None or self._t64 is None:
             raise RuntimeError("CrossEntropyLoss.backward called before forward")
-        g = self._p.copy()
-        g[np.arange(len(self._t)), self._t] -= 1
         scale = 1.0 if grad is None else float(grad)
-        return (g * (scale / len(self._t))).astype(self._p.dtype, copy=False)
+        return _cross_entropy_grad(self._p, self._t64, scale)
 
 
 @_doc(examples=_NN_EXAMPLES_DOC)
@@ -82,6 +65,10 @@ class MSELoss(Module):
     ``'none'``). ``backward(grad=None)`` returns the gradient with respect to `input`,
     ``2 (input - target) / input.size`` for ``'mean'``, times `grad` (a number, or for
     ``'none'`` an array of the input's shape; default 1).
+
+    float32/float64 run as parallel Rust kernels (one pass each way: the forward pass
+    saves ``input - target``, its squares summed in float64); other floating dtypes
+    through NumPy.
 
     Parameters
     ----------
@@ -97,34 +84,16 @@ class MSELoss(Module):
     """
 
     def __init__(self, reduction: str = "mean") -> None:
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(
-                f"MSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
-            )
-        self.reduction = reduction
+        self.reduction = _reduction("MSELoss", reduction)
         self._d: Optional[np.ndarray] = None
 
     def __call__(self, input: Any, target: Any) -> Union[float, np.ndarray]:  # type: ignore[override]
         return self.forward(input, target)
 
     def forward(self, input: Any, target: Any) -> Union[float, np.ndarray]:  # type: ignore[override]
-        a, t = _float_input("MSELoss", input), np.asarray(target)
-        if a.shape != t.shape:
-            raise ValueError(
-                f"MSELoss: input and target must have the same shape, got {a.shape} and {t.shape}"
-            )
-        d = a - t
-        self._d = d
-        sq = d * d
-        if self.reduction == "none":
-            return sq
-        return float(sq.mean() if self.reduction == "mean" else sq.sum())
+        loss, self._d = _mse("MSELoss", input, target, self.reduction)
+        return loss
 
     def backward(self, grad: Any = None, input_grad: bool = True) -> np.ndarray:
         d: np.ndarray = self._need(self._d, "input")
-        k = 2.0 / d.size if self.reduction == "mean" and d.size else 2.0
-        if grad is None:
-            return d * d.dtype.type(k)
-        if self.reduction == "none":
-            return self._check_grad(grad, d.shape) * d * k
-        return d * d.dtype.type(k * float(grad))
+        return _mse_grad("MSELoss.backward", d, self.reduction, grad)
