@@ -3,14 +3,16 @@
 //! - [`conv`]: conv2d, its gradients and the transposed convolution;
 //! - [`pool`]: max, average, adaptive pooling, unpooling and their gradients;
 //! - [`activation`]: elementwise activations and their gradients;
-//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients.
+//! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients;
+//! - [`optim`]: optimizer steps in place (SGD, Adam, AdamW), one pass over all parameters.
 //!
 //! Homes for what comes next: more activations and fused kernels in `activation`, `norm`
-//! (batch normalisation) and `optim` (optimizer steps in place) go beside these.
+//! (batch normalisation) go beside these.
 
 pub mod activation;
 pub mod conv;
 pub mod linear;
+pub mod optim;
 pub mod pool;
 
 /// For window tap `j` along one axis (dilation `d`, padding `pad`, stride `stride`): its
