@@ -240,48 +240,84 @@ def running_stats(running_mean, running_var, x, momentum):
     return rm, rv
 
 
-def sgd(params, grads_per_step, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
-    """torch.optim.SGD's algorithm, one parameter array at a time; returns the trajectory."""
-    p = [np.array(a, np.float64) for a in params]
+def sgd(
+    params,
+    grads_per_step,
+    lr,
+    momentum=0.0,
+    weight_decay=0.0,
+    dampening=0.0,
+    nesterov=False,
+    dtype=np.float64,
+    with_state=False,
+):
+    """torch.optim.SGD's algorithm (``_single_tensor_sgd``), one parameter array at a time,
+    in torch's order of operations, computed in `dtype` with every Python scalar converted
+    to it (as ATen's kernels convert theirs); returns the trajectory (and, `with_state`, the
+    final momentum buffers, None where there are none)."""
+    t = np.dtype(dtype).type
+    p = [np.array(a, dtype) for a in params]
     bufs = [None] * len(p)
     out = []
     for grads in grads_per_step:
         for i, g in enumerate(grads):
-            g = np.array(g, np.float64) + weight_decay * p[i]
+            g = np.array(g, dtype)
+            if weight_decay != 0:
+                g = g + t(weight_decay) * p[i]  # grad.add(param, alpha=weight_decay)
             if momentum != 0:
                 if bufs[i] is None:
                     bufs[i] = g.copy()
-                else:
-                    bufs[i] = momentum * bufs[i] + (1 - dampening) * g
-                g = g + momentum * bufs[i] if nesterov else bufs[i]
-            p[i] = p[i] - lr * g
+                else:  # buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+                    bufs[i] = bufs[i] * t(momentum) + t(1 - dampening) * g
+                g = g + t(momentum) * bufs[i] if nesterov else bufs[i]
+            p[i] = p[i] + t(-lr) * g  # param.add_(grad, alpha=-lr)
         out.append([a.copy() for a in p])
-    return out
+    return (out, bufs) if with_state else out
 
 
 def adam(
-    params, grads_per_step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False
+    params,
+    grads_per_step,
+    lr,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled=False,
+    dtype=np.float64,
+    with_state=False,
 ):
-    """torch.optim.Adam (decoupled=False, L2 decay) / AdamW (decoupled=True)."""
+    """torch.optim.Adam (decoupled=False, L2 decay) / AdamW (decoupled=True) as torch's
+    ``_single_tensor_adam`` computes it, operation by operation (lerp, mul then addcmul,
+    sqrt(v) / sqrt(bias_correction2) + eps, addcdiv), in `dtype` with every Python scalar
+    converted to it; returns the trajectory (and, `with_state`, the final
+    ``(exp_avg, exp_avg_sq)`` of every parameter)."""
     b1, b2 = betas
-    p = [np.array(a, np.float64) for a in params]
+    dt = np.dtype(dtype).type
+    p = [np.array(a, dtype) for a in params]
     m = [np.zeros_like(a) for a in p]
     v = [np.zeros_like(a) for a in p]
+    w = dt(1 - b1)  # exp_avg.lerp_(grad, 1 - beta1): ATen's two-sided lerp formula
     out = []
     for t, grads in enumerate(grads_per_step, start=1):
         for i, g in enumerate(grads):
-            g = np.array(g, np.float64)
-            if decoupled:
-                p[i] = p[i] * (1 - lr * weight_decay)
+            g = np.array(g, dtype)
+            if weight_decay != 0:
+                if decoupled:
+                    p[i] = p[i] * dt(1 - lr * weight_decay)  # param.mul_(1 - lr * wd)
+                else:
+                    g = g + dt(weight_decay) * p[i]  # grad.add(param, alpha=weight_decay)
+            if abs(w) < 0.5:
+                m[i] = m[i] + w * (g - m[i])
             else:
-                g = g + weight_decay * p[i]
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g * g
-            mhat = m[i] / (1 - b1**t)
-            denom = np.sqrt(v[i]) / np.sqrt(1 - b2**t) + eps
-            p[i] = p[i] - lr * mhat / denom
+                m[i] = g - (g - m[i]) * (dt(1) - w)
+            # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            v[i] = v[i] * dt(b2) + (dt(1 - b2) * g) * g
+            step_size = lr / (1 - b1**t)
+            bias_correction2_sqrt = (1 - b2**t) ** 0.5
+            denom = np.sqrt(v[i]) / dt(bias_correction2_sqrt) + dt(eps)
+            p[i] = p[i] + (dt(-step_size) * m[i]) / denom  # addcdiv_(m, denom, -step_size)
         out.append([a.copy() for a in p])
-    return out
+    return (out, list(zip(m, v))) if with_state else out
 
 
 # ------------------------------------------------------------ activations and losses

@@ -357,3 +357,32 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def simd_level() -> str: ...
 def build_info() -> Tuple[str, str, str, bool, int, str]: ...
+
+# optimizer steps in place over lists of arrays (float32/float64, C-contiguous; a parameter's
+# gradient and state have its dtype and shape). Everything is checked before any element is
+# written. A None state entry is a new array (SGD: the gradient; Adam: zeros), returned.
+def sgd_step(
+    params: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    bufs: Optional[Sequence[Optional[np.ndarray]]],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    name: Optional[str] = None,
+) -> Optional[List[np.ndarray]]: ...
+def adam_step(
+    params: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    exp_avgs: Sequence[Optional[np.ndarray]],
+    exp_avg_sqs: Sequence[Optional[np.ndarray]],
+    steps: Sequence[int],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    name: Optional[str] = None,
+) -> Tuple[List[np.ndarray], List[np.ndarray]]: ...

@@ -6,6 +6,11 @@ parameters, as torch's do): each ``step()`` reads the model's ``params()`` and `
 and updates the parameters in place. ``rconv.nn.SGD``, ``rconv.nn.Adam`` and
 ``rconv.nn.AdamW`` are the same classes.
 
+A step updates every float32 and float64 parameter in one compiled call (in parallel, the
+GIL released), operation by operation as torch.optim's single-tensor CPU loop
+(``foreach=False``) does, with its rounding; parameters of other dtypes are updated by
+NumPy. A step that raises has changed no parameter and no state.
+
 Examples
 --------
 >>> import numpy as np
@@ -21,19 +26,32 @@ Examples
 from __future__ import annotations
 
 import copy
-import math
 import types
-from typing import Any, Callable, Dict, Iterator, Mapping, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
+from . import _rconv
 from ._docs import _ADAM_DOC, _MODEL_DOC, _OPTIM_EXAMPLES_DOC, _doc
+from ._nn import _c
 from .nn._util import _int, _real
 from .nn.module import Module
 
 __all__ = ["SGD", "Adam", "AdamW"]
 
 _C = TypeVar("_C", bound=type)
+
+# The dtypes the compiled steps update (native byte order); parameters of any other dtype
+# are updated by NumPy.
+_FUSED = (np.dtype(np.float32), np.dtype(np.float64))
+
+# A parameter of a compiled step: its name, the parameter, the C-contiguous array the
+# compiled step updates (the parameter itself, or a copy written back after the step) and
+# the gradient in the parameter's dtype, C-contiguous.
+_Fused = Tuple[str, np.ndarray, np.ndarray, np.ndarray]
+
+# The new state of a step by key, one entry per parameter.
+_Out = Dict[str, List[Any]]
 
 
 @_doc(examples=_OPTIM_EXAMPLES_DOC)
@@ -59,19 +77,129 @@ class _Optimizer:
     def _validate(self, h: Dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _pairs(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
+    @property
+    def _name(self) -> str:
+        """The name errors of ``step`` carry."""
+        return f"{type(self).__name__}.step"
+
+    def _gather(self) -> Tuple[List[str], List[np.ndarray], List[np.ndarray]]:
+        """Check the hyperparameters, then return the names, parameters and gradients of
+        the parameters that have a gradient (torch skips the others), in ``params()``
+        order, every gradient checked against its parameter's shape."""
         self._validate({k: getattr(self, k) for k in self._hyper})
-        grads = self.model.grads()
-        for name, p in self.model.params().items():
-            g = grads.get(name)
-            if g is None:
-                continue  # no gradient yet: torch skips the parameter too
+        names: List[str] = []
+        params: List[np.ndarray] = []
+        grads: List[np.ndarray] = []
+        model = self.model
+        kind = type(model)
+        if kind.params is Module.params and kind.grads is Module.grads:
+            # one walk of the model instead of two (what params() and grads() collect)
+            for prefix, m in model.named_modules():
+                for n in m._param_names:
+                    p = getattr(m, n, None)
+                    g = getattr(m, f"grad_{n}", None)
+                    if p is not None and g is not None:
+                        names.append(f"{prefix}.{n}" if prefix else n)
+                        params.append(p)
+                        grads.append(g)
+        else:
+            gs = model.grads()
+            for name, p in model.params().items():
+                g = gs.get(name)
+                if g is not None:
+                    names.append(name)
+                    params.append(p)
+                    grads.append(g)
+        for name, p, g in zip(names, params, grads):
             if g.shape != p.shape:
                 raise RuntimeError(
                     f"{type(self).__name__}.step: gradient of {name!r} has shape {g.shape}, "
                     f"the parameter {p.shape}"
                 )
-            yield name, p, g
+        return names, params, grads
+
+    def _run(
+        self,
+        keys: Tuple[str, ...],
+        compiled: Callable[[List[str], List[np.ndarray], List[np.ndarray], List[list]], _Out],
+        numpy_update: Callable[[str, np.ndarray, np.ndarray], Tuple[np.ndarray, Dict[str, Any]]],
+    ) -> None:
+        """One step: ``compiled(names, params, grads, states)`` updates float32/float64
+        parameters in place in one compiled call (``states``: for each of `keys`, the
+        parameters' state arrays, None where absent) and returns the new state by key (one
+        list per key); ``numpy_update(name, p, g)`` computes a parameter of another dtype
+        without writing and returns it with its new state.
+
+        The compiled call checks every array before it writes any, so a call that raises
+        has changed nothing. The arrays go to it as they are when they are already in its
+        form (the usual case); if it refuses them, they are prepared (converted copies) and
+        it runs again. Either way the step updates every parameter and commits the new
+        state, or raises having changed neither."""
+        names, params, grads = self._gather()
+        if not names:
+            return
+        states = [[self.state.get(n, {}).get(k) for n in names] for k in keys]
+        try:
+            out = compiled(names, params, grads, states)
+        except (TypeError, ValueError):
+            pass  # not in the compiled step's form: prepared below
+        else:
+            self._commit(names, out)
+            return
+        fused, other = self._prepare(names, params, grads)
+        # NumPy's updates are computed into new arrays first: an error there changes nothing
+        slow = [(name, p, *numpy_update(name, p, g)) for name, p, g in other]
+        if fused:
+            names = [f[0] for f in fused]
+            works = [f[2] for f in fused]
+            states = [
+                [self._state_array(name, k, w) for name, w in zip(names, works)] for k in keys
+            ]
+            out = compiled(names, works, [f[3] for f in fused], states)
+            for _, p, work, _ in fused:
+                if work is not p:
+                    p[...] = work  # a parameter the compiled step could not update in place
+            self._commit(names, out)
+        for name, p, new_p, st in slow:
+            p[...] = new_p
+            self._commit([name], {k: [v] for k, v in st.items()})
+
+    def _prepare(
+        self, names: List[str], params: List[np.ndarray], grads: List[np.ndarray]
+    ) -> Tuple[List[_Fused], List[Tuple[str, np.ndarray, np.ndarray]]]:
+        """The parameters in the compiled step's form (float32/float64: C-contiguous
+        arrays and gradients of the parameter's dtype, converted copies where needed) and
+        the others (NumPy's). The caller's arrays are never modified."""
+        fused: List[_Fused] = []
+        other: List[Tuple[str, np.ndarray, np.ndarray]] = []
+        for name, p, g in zip(names, params, grads):
+            if not p.flags.writeable:
+                raise ValueError(f"{type(self).__name__}.step: parameter {name!r} is read-only")
+            if p.dtype not in _FUSED:
+                other.append((name, p, g))
+                continue
+            work = _c(p)
+            g = _c(np.asarray(g), p.dtype)
+            if np.may_share_memory(g, work):
+                g = g.copy()  # the compiled step refuses a gradient inside what it writes
+            fused.append((name, p, work, g))
+        return fused, other
+
+    def _state_array(self, name: str, key: str, work: np.ndarray) -> Optional[np.ndarray]:
+        """The state `key` of parameter `name` in the compiled step's form (C-contiguous,
+        of the parameter's dtype; a converted copy if needed), or None if absent."""
+        a = self.state.get(name, {}).get(key)
+        return None if a is None else _c(np.asarray(a), work.dtype)
+
+    def _commit(self, names: List[str], out: _Out) -> None:
+        """Store the new state: ``out[key][i]`` of parameter ``names[i]`` (no entry for a
+        parameter without state, as SGD's without momentum)."""
+        if not out:
+            return
+        for i, name in enumerate(names):
+            st = self.state.setdefault(name, {})
+            for k, values in out.items():
+                st[k] = values[i]
 
     def state_dict(self) -> Dict[str, Any]:
         """Return the hyperparameters and a copy of the per-parameter state.
@@ -148,7 +276,12 @@ class _Optimizer:
             new[pname] = {}
             for k, v in st.items():
                 if k == "step":
-                    new[pname][k] = _int(name, "step", v)
+                    step = _int(name, "step", v)
+                    if step < 0:
+                        raise ValueError(
+                            f"{name}.load_state_dict: {pname!r} step must be >= 0, got {step}"
+                        )
+                    new[pname][k] = step
                     continue
                 a = np.asarray(v)
                 if a.shape != p.shape:
@@ -275,18 +408,38 @@ class SGD(_Optimizer):
         array([[-0.45,  2.45]])
         """
         lr, mu, wd = float(self.lr), float(self.momentum), float(self.weight_decay)
-        for name, p, g in self._pairs():
-            d = g + p * p.dtype.type(wd) if wd else g
-            if mu:
-                st = self.state.setdefault(name, {})
-                buf = st.get("momentum_buffer")
-                if buf is None:
-                    buf = st["momentum_buffer"] = np.array(d, dtype=p.dtype, copy=True)
-                else:
-                    buf *= p.dtype.type(mu)
-                    buf += d * p.dtype.type(1.0 - self.dampening)
-                d = d + buf * p.dtype.type(mu) if self.nesterov else buf
-            p -= d * p.dtype.type(lr)
+        damp, nesterov = float(self.dampening), bool(self.nesterov)
+
+        def compiled(names: List[str], ps: list, gs: list, states: List[list]) -> _Out:
+            bufs = _rconv.sgd_step(
+                ps, gs, states[0] if mu else None, lr, mu, damp, wd, nesterov, self._name
+            )
+            return {} if bufs is None else {"momentum_buffer": bufs}
+
+        self._run(("momentum_buffer",) if mu else (), compiled, self._numpy_update)
+
+    def _numpy_update(
+        self, name: str, p: np.ndarray, g: np.ndarray
+    ) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """The new value of a parameter of a dtype the compiled step does not take, and its
+        new state, computed without writing."""
+        lr, mu, wd = float(self.lr), float(self.momentum), float(self.weight_decay)
+        t = p.dtype.type
+        new_p = np.array(p, copy=True)
+        d = g + new_p * t(wd) if wd else g
+        if not mu:
+            new_p -= d * t(lr)
+            return new_p, {}
+        old = self.state.get(name, {}).get("momentum_buffer")
+        if old is None:
+            buf = np.array(d, dtype=p.dtype, copy=True)
+        else:
+            buf = np.array(old, dtype=p.dtype, copy=True)
+            buf *= t(mu)
+            buf += d * t(1.0 - self.dampening)
+        d = d + buf * t(mu) if self.nesterov else buf
+        new_p -= d * t(lr)
+        return new_p, {"momentum_buffer": buf}
 
 
 @_doc(examples=_OPTIM_EXAMPLES_DOC, model=_MODEL_DOC, adam=_ADAM_DOC)
@@ -369,31 +522,46 @@ class Adam(_Optimizer):
         """
         lr, wd, eps = float(self.lr), float(self.weight_decay), float(self.eps)
         b1, b2 = (float(b) for b in self.betas)
-        for name, p, g in self._pairs():
-            t = p.dtype.type
+        decoupled = self._decoupled
+
+        def compiled(names: List[str], ps: list, gs: list, states: List[list]) -> _Out:
+            steps = [int(self.state.get(n, {}).get("step", 0)) + 1 for n in names]
+            ms, vs = states
+            m, v = _rconv.adam_step(
+                ps, gs, ms, vs, steps, lr, b1, b2, eps, wd, decoupled, self._name
+            )
+            return {"step": steps, "exp_avg": m, "exp_avg_sq": v}
+
+        self._run(("exp_avg", "exp_avg_sq"), compiled, self._numpy_update)
+
+    def _numpy_update(
+        self, name: str, p: np.ndarray, g: np.ndarray
+    ) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """The new value of a parameter of a dtype the compiled step does not take, and its
+        new state, computed without writing (torch's operations)."""
+        lr, wd, eps = float(self.lr), float(self.weight_decay), float(self.eps)
+        b1, b2 = (float(b) for b in self.betas)
+        t = p.dtype.type
+        new_p = np.array(p, copy=True)
+        if wd:
             if self._decoupled:
-                p *= t(1.0 - lr * wd)
-            elif wd:
-                g = g + p * t(wd)
-            st = self.state.get(name)
-            if st is None:
-                st = self.state[name] = {
-                    "step": 0,
-                    "exp_avg": np.zeros_like(p),
-                    "exp_avg_sq": np.zeros_like(p),
-                }
-            st["step"] += 1
-            k = st["step"]
-            m, v = st["exp_avg"], st["exp_avg_sq"]
-            m *= t(b1)
-            m += g * t(1.0 - b1)
-            v *= t(b2)
-            v += np.square(g) * t(1.0 - b2)
-            step_size = lr / (1.0 - b1**k)
-            denom = np.sqrt(v)
-            denom *= t(1.0 / math.sqrt(1.0 - b2**k))
-            denom += t(eps)
-            p -= (m / denom) * t(step_size)
+                new_p *= t(1.0 - lr * wd)
+            else:
+                g = g + new_p * t(wd)
+        st = self.state.get(name, {})
+        k = int(st.get("step", 0)) + 1
+        m, v = (
+            np.zeros(p.shape, p.dtype) if a is None else np.array(a, dtype=p.dtype, copy=True)
+            for a in (st.get("exp_avg"), st.get("exp_avg_sq"))
+        )
+        w = t(1.0 - b1)  # exp_avg.lerp_(grad, 1 - beta1)
+        m = m + w * (g - m) if abs(w) < 0.5 else g - (g - m) * (t(1) - w)
+        v *= t(b2)  # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        v += (t(1.0 - b2) * g) * g
+        step_size = lr / (1.0 - b1**k)
+        denom = np.sqrt(v) / t((1.0 - b2**k) ** 0.5) + t(eps)
+        new_p += (t(-step_size) * m) / denom
+        return new_p, {"step": k, "exp_avg": m.astype(p.dtype, copy=False), "exp_avg_sq": v}
 
 
 @_defaults(weight_decay=1e-2)

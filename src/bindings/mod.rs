@@ -5,7 +5,7 @@
 //!   once; each compiled function takes its options as named parameters of those types;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
 //! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`loss`],
-//!   [`threads`]: one file per domain.
+//!   [`optim`], [`threads`]: one file per domain.
 //!
 //! Every compute call releases the GIL (`py.detach`). A function's body returns
 //! [`BindError`]; [`named`] attaches the calling function's name (each compiled function takes
@@ -28,6 +28,7 @@ pub mod dtype;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod signal;
 pub mod threads;
@@ -178,7 +179,7 @@ impl<'a, 'py> Dest<'a, 'py> {
 }
 
 /// The byte range an array's elements span (for overlap checks), empty for no elements.
-fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
+pub(crate) fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
     // SAFETY: `a` is a live ndarray (we hold the GIL); its data pointer is plain data.
     let base = unsafe { (*a.as_array_ptr()).fields.data } as usize;
     if a.len() == 0 {
@@ -199,7 +200,7 @@ fn extent(a: &Bound<'_, PyUntypedArray>) -> (usize, usize) {
 }
 
 /// `(2, 3)` as Python prints a shape.
-fn tuple(d: &[usize]) -> String {
+pub(crate) fn tuple(d: &[usize]) -> String {
     match d {
         [one] => format!("({one},)"),
         _ => {
@@ -416,7 +417,7 @@ pub(crate) fn readonly_dyn<'py, T: Element>(
         .map_err(|_| ConvError::internal(format!("{arg} is being written elsewhere")))
 }
 
-fn dtype_name(arr: &Bound<'_, PyUntypedArray>) -> String {
+pub(crate) fn dtype_name(arr: &Bound<'_, PyUntypedArray>) -> String {
     arr.dtype()
         .str()
         .map(|s| s.to_string())
@@ -433,5 +434,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     linear::register(m)?;
     norm::register(m)?;
     loss::register(m)?;
+    optim::register(m)?;
     threads::register(m)
 }

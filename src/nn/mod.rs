@@ -6,16 +6,17 @@
 //! - [`linear`]: fully connected layers (one GEMM over the batch) and their gradients;
 //! - [`norm`]: batch normalisation (batch statistics, running statistics, the output pass,
 //!   eval mode) and its gradients;
-//! - [`loss`]: cross-entropy and mean squared error, and their gradients.
+//! - [`loss`]: cross-entropy and mean squared error, and their gradients;
+//! - [`optim`]: optimizer steps in place (SGD, Adam, AdamW), one pass over all parameters.
 //!
-//! Homes for what comes next: more activations and fused kernels in `activation`, and `optim`
-//! (optimizer steps in place) go beside these.
+//! Homes for what comes next: more activations and fused kernels go in `activation`.
 
 pub mod activation;
 pub mod conv;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 
 /// For window tap `j` along one axis (dilation `d`, padding `pad`, stride `stride`): its
