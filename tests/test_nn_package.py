@@ -34,7 +34,16 @@ def test_functional_shares_the_top_level_functions():
     assert nn.functional is F and "functional" in nn.__all__
     assert importlib.import_module("rconv.nn.functional") is F
     # the CNN layers of rconv (its private module _nn) under torch's names, and F's own
-    own_names = {"linear", "relu", "leaky_relu", "sigmoid", "tanh", "cross_entropy", "mse_loss", "batch_norm"}
+    own_names = {
+        "linear",
+        "relu",
+        "leaky_relu",
+        "sigmoid",
+        "tanh",
+        "cross_entropy",
+        "mse_loss",
+        "batch_norm",
+    }
     shared = sorted(set(F.__all__) - own_names)
     assert shared == sorted(rconv._nn.__all__) and set(shared) <= set(rconv.__all__)
     for name in shared:
