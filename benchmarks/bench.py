@@ -88,6 +88,9 @@ except ImportError:  # pragma: no cover
     threadpoolctl = None
 torch = F = None
 
+# the pause before each block, so that the other library's threads park first
+BLOCK_PAUSE_S = 0.02
+
 # rounds per row, timed calls per block (full run, --quick)
 ROUNDS, CALLS = (3, 3) if ARGS.quick else (5, 3)
 
@@ -170,7 +173,8 @@ def time_blocks(
     """Time the callables of `fns` ({library: f}) in alternating blocks.
 
     Each of `rounds` rounds runs one block per library (the order rotates by one library per
-    round): ``setup[lib]()`` if given, `warmup` untimed calls, then `calls` timed samples of
+    round): ``setup[lib]()`` if given, a pause of ``BLOCK_PAUSE_S`` (the previous library's
+    threads park), `warmup` untimed calls, then `calls` timed samples of
     `number` consecutive calls each; the block keeps the median sample divided by `number`.
     `calls` and `warmup` are an int or a {library: int} mapping (missing libraries: `CALLS`,
     and 1 warm-up call). The garbage collector is off while a block runs.
@@ -186,6 +190,9 @@ def time_blocks(
             f = fns[lib]
             if lib in setup:
                 setup[lib]()
+            # the previous library's threads (torch's OpenMP workers spin after a call)
+            # park before this block starts
+            time.sleep(BLOCK_PAUSE_S)
             gc_was = gc.isenabled()
             gc.disable()
             try:
@@ -1803,7 +1810,7 @@ def main() -> None:
         f"{THREADS} thread(s) for every library | {libs} | {date}"
     )
     print(
-        f"timing: alternating blocks, {ROUNDS} rounds x (1 warm-up + {CALLS} calls) per "
+        f"timing: alternating blocks, {ROUNDS} rounds x (20 ms pause, 1 warm-up + {CALLS} calls) per "
         "library, block median; ratio = reference / rconv (> 1: rconv faster), median of "
         "the per-round ratios (min-max)"
     )
