@@ -1810,9 +1810,9 @@ def main() -> None:
         f"{THREADS} thread(s) for every library | {libs} | {date}"
     )
     print(
-        f"timing: alternating blocks, {ROUNDS} rounds x (20 ms pause, 1 warm-up + {CALLS} calls) per "
-        "library, block median; ratio = reference / rconv (> 1: rconv faster), median of "
-        "the per-round ratios (min-max)"
+        f"timing: alternating blocks, {ROUNDS} rounds x (20 ms pause, 1 warm-up + {CALLS} "
+        "calls) per library, block median; ratio = reference / rconv (> 1: rconv faster), "
+        "median of the per-round ratios (min-max)"
     )
     rows: list = []
     only = ARGS.only
