@@ -230,8 +230,10 @@ def test_large_mean_keeps_the_variance_digits():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(2, 3, 100, 100), (16, 32, 8, 8), (64, 5, 7, 7)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 420, 420), (64, 64, 16, 16), (256, 5, 28, 28)], ids=str)
 def test_one_and_two_threads_give_identical_bits(dtype, shape, threads):
+    # at least 1M elements, so that 2 threads are used; planes of many segments, and
+    # tasks of many small planes
     rng = rng_for("bn-threads", dtype, shape)
     x = batch(rng, shape, dtype)
     g = batch(rng, shape, dtype, 1.0, 0.0)
@@ -245,6 +247,19 @@ def test_one_and_two_threads_give_identical_bits(dtype, shape, threads):
         out += [bn.forward(x), bn.backward(g), bn.grad_weight, bn.grad_bias]
         out.append(F.batch_norm(x, None, None, training=True))
         results.append(out)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eval_one_and_two_threads_give_identical_bits(threads):
+    # the eval pass goes parallel from 4M elements
+    rng = rng_for("bn-threads-eval")
+    x = batch(rng, (4, 16, 256, 260), np.float32)
+    results = []
+    for t in (1, 2):
+        threads(t)
+        bn = make_layer(16, np.float32, rng_for("bn-threads-eval-layer")).eval()
+        results.append((bn.forward(x), bn.backward(x), bn.grad_weight))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -21,6 +21,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// The thread-count heuristic's work for a call on `s`, with per-channel sums (`reduces`:
+/// compute-bound, f64 accumulation) or only elementwise (memory-bound). Measured on the
+/// 2-core host (an AMD Zen 5 VM), alternating blocks with 20 ms pauses: a second thread
+/// paid for its wake-up from about 1M elements for the calls with sums, but not even at 2M
+/// for the elementwise eval pass; hence 1M and 4M elements.
+fn work(s: &BnShape, reduces: bool) -> usize {
+    s.len() / if reduces { 16 } else { 64 }
+}
+
 /// `(2, 3)` as Python prints a shape.
 fn shape_str(d: &[usize]) -> String {
     match d {
@@ -161,7 +170,7 @@ fn batch_norm2d<'py>(
             let ws = wa.as_ref().map(|w| elems("weight", w)).transpose()?;
             let bs = ba.as_ref().map(|b| elems("bias", b)).transpose()?;
             let aff = Affine { weight: ws, bias: bs };
-            let nt = threads::for_work(s.len());
+            let nt = threads::for_work(work(&s, training));
             let (y, saved) = if training {
                 // both buffers borrowed for writing before any is written
                 let mut bufs = running
@@ -260,7 +269,7 @@ fn batch_norm2d_backward<'py>(
                 invstd: elems("invstd", &ia)?.to_vec(),
                 batch: training,
             };
-            let nt = threads::for_work(s.len());
+            let nt = threads::for_work(work(&s, training || param_grads));
             let none = || py.None().into_bound(py);
             let (gi, pg) = if input_grad {
                 let (gi, pg) = with_fresh::<T, _, _>(py, &shape, |o| {

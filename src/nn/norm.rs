@@ -7,23 +7,26 @@
 //! sums, then the input gradient), an eval backward once (the sums ride along).
 //!
 //! Numbers follow torch's CPU kernels (`batch_norm_cpu_collect_stats`, `InvStd`,
-//! `batch_norm_cpu_update_stats_template`, `batch_norm_cpu_backward`), with every reduction
-//! in f64 for both dtypes (torch accumulates float32 in double too):
+//! `batch_norm_cpu_update_stats_template`, `batch_norm_cpu_backward`), the reductions
+//! accumulated in f64 for both dtypes (torch accumulates float32 in double too):
 //!
 //! - statistics in one read: per fixed segment of a channel's data, the sums of `x - K` and
-//!   `(x - K)^2` for a shift `K`, the channel's first element, so that the variance does not
-//!   lose digits to a large mean. As `K` is one of the values, the sums lose at most
-//!   `log2(m)` bits; beyond [`CANCEL`] (an outlier as the first element of a huge channel)
-//!   that channel is recomputed in two more reads (the plain mean, then the deviations);
+//!   `(x - K)^2` in f64 for a shift `K`, the channel's first element, so that the variance
+//!   does not lose digits to a large mean. As `K` is one of the values, the sums lose at
+//!   most `log2(m)` bits; beyond `CANCEL` (an outlier as the first element of a huge
+//!   channel) that channel is recomputed in two more reads (the plain mean, then the
+//!   deviations);
 //! - `invstd = 1 / sqrt(var + eps)`, 0 when both are 0 (torch's `InvStd`); the output is
 //!   `x * scale + shift` with `scale = weight * invstd`, `shift = bias - mean * scale`;
 //! - running statistics: `momentum * batch + (1 - momentum) * running`, the unbiased variance
 //!   (`m2 / (m - 1)`) for `running_var`, computed in f64 and rounded once;
-//! - backward: `sum_g = sum(g)`, `dotp = sum((x - mean) g)` per channel;
+//! - backward: `sum_g = sum(g)`, `dotp = sum((x - mean) g)` per channel, each of the 16
+//!   lanes summing `FLUSH` values in the data's type before adding them to its f64 sum
+//!   (the terms are centred: nothing cancels; torch sums whole planes in float32);
 //!   `grad_input = (g - sum_g / m - (x - mean) k) * invstd * weight`, `k = dotp invstd^2 / m`
 //!   (eval: `g * invstd * weight`); `grad_weight = dotp * invstd`, `grad_bias = sum_g`.
 //!
-//! Determinism: the reductions are split into segments of at most [`SEG`] elements of one
+//! Determinism: the reductions are split into segments of at most `SEG` elements of one
 //! plane `(n, c)`, fixed by the shape alone; each segment's sums are formed alone and the
 //! segments of a channel are added in memory order, so results are bit-identical for every
 //! thread count. Elementwise passes are parallel over fixed chunks.
@@ -31,6 +34,7 @@
 //! Outputs are write-only (`MaybeUninit`): every element of a fresh output is written once.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use crate::base::par::{for_each_chunk, DisjointSlice};
 use crate::base::real::Real;
@@ -42,6 +46,9 @@ const SEG: usize = 1 << 13;
 const TASK: usize = 1 << 15;
 /// Independent accumulators of a reduction (breaks the add latency chain; vectorises).
 const LANES: usize = 16;
+/// Blocks of [`LANES`] values that the gradient sums add in the data's type before adding
+/// the partial sums to their f64 lanes.
+const FLUSH: usize = 4;
 /// A variance below `shift_offset^2 / CANCEL` lost too many digits to the shifted sums:
 /// recompute it from the mean (2^-20 of f64's 53 bits leaves 33).
 const CANCEL: f64 = (1u64 << 20) as f64;
@@ -57,7 +64,12 @@ pub struct BnShape {
 impl BnShape {
     /// The shape of an `(n, c, h, w)` input.
     pub fn new([n, c, h, w]: [usize; 4]) -> Self {
-        BnShape { n, c, hw: h * w }
+        Self::of(n, c, h * w)
+    }
+
+    /// `n` images of `c` channels of `hw` values.
+    pub fn of(n: usize, c: usize, hw: usize) -> Self {
+        BnShape { n, c, hw }
     }
 
     /// Elements of the input.
@@ -90,13 +102,23 @@ impl BnShape {
         (TASK / self.hw.clamp(1, SEG)).max(1)
     }
 
-    /// Segment `s`: its channel and element range.
-    fn segment(&self, s: usize) -> (usize, std::ops::Range<usize>) {
-        let sp = self.per_plane();
-        let (p, q) = (s / sp, s % sp);
-        let lo = p * self.hw + q * SEG;
-        let hi = p * self.hw + ((q + 1) * SEG).min(self.hw);
-        (p % self.c, lo..hi)
+    /// The segments from number `first` on, in order: each one's channel and element range
+    /// (no division per segment: small planes are a segment each, and a division costs
+    /// about as much as summing them).
+    fn segments_from(&self, first: usize) -> impl Iterator<Item = (usize, Range<usize>)> + '_ {
+        let sp = self.per_plane().max(1);
+        let (plane, mut q) = (first / sp, first % sp);
+        let (mut c, mut start) = (plane % self.c.max(1), plane * self.hw);
+        std::iter::repeat_with(move || {
+            let item = (c, start + q * SEG..start + ((q + 1) * SEG).min(self.hw));
+            q += 1;
+            if q == sp {
+                q = 0;
+                start += self.hw;
+                c = if c + 1 == self.c { 0 } else { c + 1 };
+            }
+            item
+        })
     }
 }
 
@@ -127,14 +149,7 @@ impl BatchStats {
     /// `1 / sqrt(var + eps)` per channel, 0 where both are 0 (torch's `InvStd`).
     pub fn invstd(&self, eps: f64) -> Vec<f64> {
         (0..self.mean.len())
-            .map(|c| {
-                let v = self.var(c);
-                if v != 0.0 || eps != 0.0 {
-                    1.0 / (v + eps).sqrt()
-                } else {
-                    0.0
-                }
-            })
+            .map(|c| inv_std(self.var(c), eps))
             .collect()
     }
 }
@@ -174,24 +189,39 @@ fn shifted_sums_lanes<T: Real>(x: &[T], k: f64) -> [f64; 2] {
     [lane_sum(a), lane_sum(b)]
 }
 
-/// `(sum(g), sum((x - mean) g))` of one segment, in f64, in lanes as [`shifted_sums_lanes`]
-/// (reproduced by [`avx2::grad_sums_f32`]).
+/// `(sum(g), sum((x - mean) g))` of one segment, in [`LANES`] lanes as
+/// [`shifted_sums_lanes`], each lane summed in `T` over [`FLUSH`] blocks of lanes at a time
+/// and then added to its f64 sum (reproduced by [`avx2::grad_sums_f32`]). The terms are
+/// centred, so the short sums in `T` lose nothing that matters (torch sums whole planes in
+/// float32); they halve the work of the float32 conversions.
 #[inline(always)]
-fn grad_sums_lanes<T: Real>(g: &[T], x: &[T], mean: f64) -> [f64; 2] {
+fn grad_sums_lanes<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
     let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let flush = |a: &mut [f64; LANES], b: &mut [f64; LANES], pa: [T; LANES], pb: [T; LANES]| {
+        for j in 0..LANES {
+            a[j] += pa[j].to_f64();
+            b[j] += pb[j].to_f64();
+        }
+    };
     let (gb, gr) = g.as_chunks::<LANES>();
     let (xb, xr) = x.as_chunks::<LANES>();
-    for (gv, xv) in gb.iter().zip(xb) {
-        for j in 0..LANES {
-            let gj = gv[j].to_f64();
-            a[j] += gj;
-            b[j] += (xv[j].to_f64() - mean) * gj;
+    for (gs, xs) in gb.chunks(FLUSH).zip(xb.chunks(FLUSH)) {
+        let (mut pa, mut pb) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+        for (gv, xv) in gs.iter().zip(xs) {
+            for j in 0..LANES {
+                pa[j] += gv[j];
+                pb[j] += (xv[j] - mean) * gv[j];
+            }
         }
+        flush(&mut a, &mut b, pa, pb);
     }
-    for (j, (&gj, &xj)) in gr.iter().zip(xr).enumerate() {
-        let gj = gj.to_f64();
-        a[j] += gj;
-        b[j] += (xj.to_f64() - mean) * gj;
+    if !gr.is_empty() {
+        let (mut pa, mut pb) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+        for (j, (&gv, &xv)) in gr.iter().zip(xr).enumerate() {
+            pa[j] += gv;
+            pb[j] += (xv - mean) * gv;
+        }
+        flush(&mut a, &mut b, pa, pb);
     }
     [lane_sum(a), lane_sum(b)]
 }
@@ -203,7 +233,7 @@ avx2_twin! {
 
 avx2_twin! {
     /// [`grad_sums_lanes`], compiled for AVX2 where the CPU has it (f64 data vectorises).
-    fn grad_sums_twin<T: Real>(g: &[T], x: &[T], mean: f64) -> [f64; 2] = grad_sums_lanes;
+    fn grad_sums_twin<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] = grad_sums_lanes;
 }
 
 /// `x` as f32 data if `T` is f32.
@@ -231,12 +261,12 @@ fn shifted_sums<T: Real>(x: &[T], k: f64) -> [f64; 2] {
 /// [`grad_sums_lanes`]: float32 through AVX2 intrinsics where the CPU has them (as
 /// [`shifted_sums`]).
 #[inline]
-fn grad_sums<T: Real>(g: &[T], x: &[T], mean: f64) -> [f64; 2] {
+fn grad_sums<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
     if let (Some(g32), Some(x32), true) = (as_f32(g), as_f32(x), crate::base::simd::has_avx2_fma())
     {
-        // SAFETY: the CPU has AVX2 (checked), the only requirement.
-        return unsafe { avx2::grad_sums_f32(g32, x32, mean) };
+        // SAFETY: the CPU has AVX2 (checked), the only requirement; `T` is f32.
+        return unsafe { avx2::grad_sums_f32(g32, x32, mean.to_f64() as f32) };
     }
     grad_sums_twin(g, x, mean)
 }
@@ -248,7 +278,7 @@ fn grad_sums<T: Real>(g: &[T], x: &[T], mean: f64) -> [f64; 2] {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{lane_sum, LANES};
+    use super::{lane_sum, FLUSH, LANES};
 
     /// The lanes of four accumulators, in order.
     #[target_feature(enable = "avx2")]
@@ -259,6 +289,15 @@ mod avx2 {
             unsafe { _mm256_storeu_pd(out.as_mut_ptr().add(4 * q), v) };
         }
         out
+    }
+
+    /// [`lane_sum`] of the lanes of four accumulators, in vectors: the same additions in
+    /// the same order (lanes `i += i + 8`, then `i += i + 4`, `i += i + 2`, `i += i + 1`).
+    #[target_feature(enable = "avx2")]
+    fn hsum(v: [__m256d; 4]) -> f64 {
+        let h = _mm256_add_pd(_mm256_add_pd(v[0], v[2]), _mm256_add_pd(v[1], v[3]));
+        let q = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h));
+        _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)))
     }
 
     /// [`super::shifted_sums_lanes`] of f32 data.
@@ -280,6 +319,9 @@ mod avx2 {
                 b[q] = _mm256_add_pd(b[q], _mm256_mul_pd(v, v));
             }
         }
+        if rest.is_empty() {
+            return [hsum(a), hsum(b)];
+        }
         let (mut a, mut b) = (lanes(a), lanes(b));
         for (j, &e) in rest.iter().enumerate() {
             let v = f64::from(e) - k;
@@ -289,38 +331,63 @@ mod avx2 {
         [lane_sum(a), lane_sum(b)]
     }
 
-    /// [`super::grad_sums_lanes`] of f32 data.
+    /// `acc` (four 4-lane f64 vectors) plus the 16 f32 lanes of `p`, converted.
+    #[target_feature(enable = "avx2")]
+    fn flush(acc: &mut [__m256d; 4], p: [__m256; 2]) {
+        for (h, v) in p.into_iter().enumerate() {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v));
+            acc[2 * h] = _mm256_add_pd(acc[2 * h], lo);
+            acc[2 * h + 1] = _mm256_add_pd(acc[2 * h + 1], hi);
+        }
+    }
+
+    /// 16 floats as two 8-lane vectors.
+    #[target_feature(enable = "avx2")]
+    fn load16(v: &[f32; LANES]) -> [__m256; 2] {
+        // SAFETY: `v` holds 16 floats: `[0 .. 8]` and `[8 .. 16]` are in bounds.
+        unsafe {
+            [
+                _mm256_loadu_ps(v.as_ptr()),
+                _mm256_loadu_ps(v.as_ptr().add(8)),
+            ]
+        }
+    }
+
+    /// [`super::grad_sums_lanes`] of f32 data: the partial sums in two 8-lane f32 vectors
+    /// each, flushed into four 4-lane f64 vectors each.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn grad_sums_f32(g: &[f32], x: &[f32], mean: f64) -> [f64; 2] {
-        let mv = _mm256_set1_pd(mean);
+    pub(super) unsafe fn grad_sums_f32(g: &[f32], x: &[f32], mean: f32) -> [f64; 2] {
+        let mv = _mm256_set1_ps(mean);
         let (mut a, mut b) = ([_mm256_setzero_pd(); 4], [_mm256_setzero_pd(); 4]);
         let (gb, gr) = g.as_chunks::<LANES>();
         let (xb, xr) = x.as_chunks::<LANES>();
-        for (gv, xv) in gb.iter().zip(xb) {
-            for q in 0..4 {
-                // SAFETY: `gv` and `xv` hold 16 floats each: `[4q .. 4q + 4]` is in bounds.
-                let (g4, x4) = unsafe {
-                    (
-                        _mm_loadu_ps(gv.as_ptr().add(4 * q)),
-                        _mm_loadu_ps(xv.as_ptr().add(4 * q)),
-                    )
-                };
-                let gd = _mm256_cvtps_pd(g4);
-                let d = _mm256_sub_pd(_mm256_cvtps_pd(x4), mv);
-                a[q] = _mm256_add_pd(a[q], gd);
-                b[q] = _mm256_add_pd(b[q], _mm256_mul_pd(d, gd));
+        for (gs, xs) in gb.chunks(FLUSH).zip(xb.chunks(FLUSH)) {
+            let (mut pa, mut pb) = ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2]);
+            for (gv, xv) in gs.iter().zip(xs) {
+                let (g8, x8) = (load16(gv), load16(xv));
+                for h in 0..2 {
+                    pa[h] = _mm256_add_ps(pa[h], g8[h]);
+                    let d = _mm256_sub_ps(x8[h], mv);
+                    pb[h] = _mm256_add_ps(pb[h], _mm256_mul_ps(d, g8[h]));
+                }
             }
+            flush(&mut a, pa);
+            flush(&mut b, pb);
         }
-        let (mut a, mut b) = (lanes(a), lanes(b));
-        for (j, (&gj, &xj)) in gr.iter().zip(xr).enumerate() {
-            let gj = f64::from(gj);
-            a[j] += gj;
-            b[j] += (f64::from(xj) - mean) * gj;
+        if !gr.is_empty() {
+            let (mut pa, mut pb) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for (j, (&gv, &xv)) in gr.iter().zip(xr).enumerate() {
+                pa[j] += gv;
+                pb[j] += (xv - mean) * gv;
+            }
+            flush(&mut a, load16(&pa));
+            flush(&mut b, load16(&pb));
         }
-        [lane_sum(a), lane_sum(b)]
+        [hsum(a), hsum(b)]
     }
 }
 
@@ -367,7 +434,7 @@ avx2_twin! {
 fn for_each_run<T, F>(s: &BnShape, out: &mut [T], threads: usize, f: F)
 where
     T: Send,
-    F: Fn(usize, std::ops::Range<usize>, &mut [T]) + Send + Sync,
+    F: Fn(usize, Range<usize>, &mut [T]) + Send + Sync,
 {
     assert_eq!(out.len(), s.len(), "batch_norm: output length mismatch");
     const CHUNK: usize = TASK;
@@ -392,10 +459,10 @@ where
 
 /// Per-channel sums of a reduction: `seg(c, range)` gives a segment's pair, formed in
 /// parallel over groups of whole segments; each channel then adds its segments in memory
-/// order (the same bits for every thread count).
+/// order (the same bits for every thread count, and as [`channel_reduce`]).
 fn reduce<F>(s: &BnShape, threads: usize, seg: F) -> Vec<[f64; 2]>
 where
-    F: Fn(usize, std::ops::Range<usize>) -> [f64; 2] + Send + Sync,
+    F: Fn(usize, Range<usize>) -> [f64; 2] + Send + Sync,
 {
     let mut parts = vec![[0.0f64; 2]; s.segments()];
     let per_task = s.per_task();
@@ -405,8 +472,7 @@ where
         per_task,
         || (),
         |_, (i, ps)| {
-            for (j, p) in ps.iter_mut().enumerate() {
-                let (c, r) = s.segment(i * per_task + j);
+            for (p, (c, r)) in ps.iter_mut().zip(s.segments_from(i * per_task)) {
                 *p = seg(c, r);
             }
         },
@@ -425,28 +491,56 @@ where
     sums
 }
 
+/// Channel `c`'s sums of a reduction: `seg(range)` of each of its segments, added in memory
+/// order: the additions of [`reduce`], so both give the same bits.
+fn channel_reduce<F>(s: &BnShape, c: usize, seg: F) -> [f64; 2]
+where
+    F: Fn(Range<usize>) -> [f64; 2],
+{
+    let mut acc = [0.0f64; 2];
+    for n in 0..s.n {
+        let (mut lo, end) = ((n * s.c + c) * s.hw, (n * s.c + c + 1) * s.hw);
+        while lo < end {
+            let hi = (lo + SEG).min(end);
+            let [a, b] = seg(lo..hi);
+            acc[0] += a;
+            acc[1] += b;
+            lo = hi;
+        }
+    }
+    acc
+}
+
+/// Channel `c`'s mean and sum of squared deviations from its shifted sums `[a, b]` (shift
+/// `k`): `mean = k + a / m`, `m2 = b - a^2 / m`, or, where that cancelled (see [`CANCEL`]),
+/// both recomputed from `x` in two reads of the channel.
+fn finish_stats<T: Real>(s: &BnShape, x: &[T], c: usize, k: f64, [a, b]: [f64; 2]) -> (f64, f64) {
+    let m = s.count() as f64;
+    let d = a / m;
+    let ss = (b - a * d).max(0.0);
+    if d * d > ss / m * CANCEL {
+        let mu = channel_reduce(s, c, |r| shifted_sums(&x[r], 0.0))[0] / m;
+        (mu, channel_reduce(s, c, |r| shifted_sums(&x[r], mu))[1])
+    } else {
+        (k + d, ss)
+    }
+}
+
+/// The shifts of the statistics: each channel's first value.
+fn shifts<T: Real>(s: &BnShape, x: &[T]) -> Vec<f64> {
+    (0..s.c).map(|c| x[c * s.hw].to_f64()).collect()
+}
+
 /// The per-channel mean and sum of squared deviations of `x` (`count() >= 1`), in one read
-/// (see the module doc), plus an exact second read of a channel whose shifted sums cancelled.
+/// (see the module doc), plus two exact reads of a channel whose shifted sums cancelled.
 pub fn batch_stats<T: Real>(s: &BnShape, x: &[T], threads: usize) -> BatchStats {
     assert_eq!(x.len(), s.len(), "batch_stats: length mismatch");
     assert!(s.count() >= 1, "batch_stats: no values per channel");
-    let shift: Vec<f64> = (0..s.c).map(|c| x[c * s.hw].to_f64()).collect();
+    let shift = shifts(s, x);
     let sums = reduce(s, threads, |c, r| shifted_sums(&x[r], shift[c]));
-    let m = s.count() as f64;
-    let mut mean = Vec::with_capacity(s.c);
-    let mut m2 = Vec::with_capacity(s.c);
-    for (c, &[a, b]) in sums.iter().enumerate() {
-        let d = a / m;
-        let ss = (b - a * d).max(0.0);
-        if d * d > ss / m * CANCEL {
-            let mu = channel_sum(s, x, c, 0.0)[0] / m;
-            mean.push(mu);
-            m2.push(channel_sum(s, x, c, mu)[1]);
-        } else {
-            mean.push(shift[c] + d);
-            m2.push(ss);
-        }
-    }
+    let (mean, m2) = (0..s.c)
+        .map(|c| finish_stats(s, x, c, shift[c], sums[c]))
+        .unzip();
     BatchStats {
         mean,
         m2,
@@ -454,18 +548,13 @@ pub fn batch_stats<T: Real>(s: &BnShape, x: &[T], threads: usize) -> BatchStats 
     }
 }
 
-/// [`shifted_sums`] over channel `c`, serially, in the segments' order.
-fn channel_sum<T: Real>(s: &BnShape, x: &[T], c: usize, k: f64) -> [f64; 2] {
-    let mut acc = [0.0; 2];
-    for n in 0..s.n {
-        let plane = &x[(n * s.c + c) * s.hw..][..s.hw];
-        for seg in plane.chunks(SEG) {
-            let [a, b] = shifted_sums(seg, k);
-            acc[0] += a;
-            acc[1] += b;
-        }
+/// `1 / sqrt(var + eps)`, 0 where both are 0 (torch's `InvStd`).
+fn inv_std(var: f64, eps: f64) -> f64 {
+    if var != 0.0 || eps != 0.0 {
+        1.0 / (var + eps).sqrt()
+    } else {
+        0.0
     }
-    acc
 }
 
 /// `running = momentum * batch + (1 - momentum) * running` for the mean and, with the
@@ -489,16 +578,13 @@ pub fn update_running<T: Real>(
     }
 }
 
-/// The output's per-channel `(scale, shift)`: `weight * invstd` and `bias - mean * scale`.
-fn affine_terms<T: Real>(mean: &[f64], invstd: &[f64], aff: Affine<'_, T>) -> Vec<(T, T)> {
-    (0..mean.len())
-        .map(|c| {
-            let w = aff.weight.map_or(1.0, |w| w[c].to_f64());
-            let b = aff.bias.map_or(0.0, |b| b[c].to_f64());
-            let scale = invstd[c] * w;
-            (T::from_f64(scale), T::from_f64(b - mean[c] * scale))
-        })
-        .collect()
+/// Channel `c`'s output terms `(scale, shift)`: `weight * invstd` and
+/// `bias - mean * scale`.
+fn affine_term<T: Real>(c: usize, mean: f64, invstd: f64, aff: Affine<'_, T>) -> (T, T) {
+    let w = aff.weight.map_or(1.0, |w| w[c].to_f64());
+    let b = aff.bias.map_or(0.0, |b| b[c].to_f64());
+    let scale = invstd * w;
+    (T::from_f64(scale), T::from_f64(b - mean * scale))
 }
 
 /// `out = x * scale[c] + shift[c]`.
@@ -536,14 +622,16 @@ pub fn batch_norm_train<T: Real>(
     threads: usize,
 ) -> Saved<T> {
     let stats = batch_stats(s, x, threads);
+    let terms: Vec<(T, T)> = (0..s.c)
+        .map(|c| affine_term(c, stats.mean[c], inv_std(stats.var(c), eps), aff))
+        .collect();
+    normalize(s, x, &terms, out, threads);
     if let Some((rm, rv, momentum)) = running {
         update_running(&stats, rm, rv, momentum);
     }
-    let invstd = stats.invstd(eps);
-    normalize(s, x, &affine_terms(&stats.mean, &invstd, aff), out, threads);
     Saved {
         mean: stats.mean.iter().map(|&v| T::from_f64(v)).collect(),
-        invstd: invstd.iter().map(|&v| T::from_f64(v)).collect(),
+        invstd: stats.invstd(eps).iter().map(|&v| T::from_f64(v)).collect(),
         batch: true,
     }
 }
@@ -560,12 +648,14 @@ pub fn batch_norm_eval<T: Real>(
     out: &mut [MaybeUninit<T>],
     threads: usize,
 ) -> Saved<T> {
-    let mean: Vec<f64> = running_mean.iter().map(|v| v.to_f64()).collect();
     let invstd: Vec<f64> = running_var
         .iter()
         .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
         .collect();
-    normalize(s, x, &affine_terms(&mean, &invstd, aff), out, threads);
+    let terms: Vec<(T, T)> = (0..s.c)
+        .map(|c| affine_term(c, running_mean[c].to_f64(), invstd[c], aff))
+        .collect();
+    normalize(s, x, &terms, out, threads);
     Saved {
         mean: running_mean.to_vec(),
         invstd: invstd.iter().map(|&v| T::from_f64(v)).collect(),
@@ -583,6 +673,9 @@ pub struct ParamGrads<T> {
 /// The backward pass of a forward that normalised with `saved`, for the output gradient `g`
 /// at the input `x`. Writes the input gradient to `grad_input` if given; returns the
 /// parameter gradients if `param_grads`.
+///
+/// In training, two passes: the sums, then the input gradient; in eval one, with the sums
+/// (if wanted) formed segment by segment as the input gradient is written.
 pub fn batch_norm_backward<T: Real>(
     s: &BnShape,
     (g, x): (&[T], &[T]),
@@ -596,14 +689,20 @@ pub fn batch_norm_backward<T: Real>(
         g.len() == s.len() && x.len() == s.len(),
         "batch_norm_backward: length mismatch"
     );
-    let training = saved.batch;
-    let mean: Vec<f64> = saved.mean.iter().map(|v| v.to_f64()).collect();
     let invstd: Vec<f64> = saved.invstd.iter().map(|v| v.to_f64()).collect();
     let w = |c: usize| weight.map_or(1.0, |w| w[c].to_f64());
     let scale: Vec<T> = (0..s.c).map(|c| T::from_f64(invstd[c] * w(c))).collect();
+    let m = s.count() as f64;
+    let seg_sums = |c: usize, r: Range<usize>| grad_sums(&g[r.clone()], &x[r], saved.mean[c]);
+    let terms = |c: usize, sums: [f64; 2]| GradTerms {
+        grad_mean: T::from_f64(sums[0] / m),
+        mean: saved.mean[c],
+        k: T::from_f64(sums[1] * invstd[c] * invstd[c] / m),
+        scale: scale[c],
+    };
     let sums = match grad_input {
-        // eval: the input gradient does not need the sums, which ride along in its pass
-        Some(gi) if !training && param_grads => {
+        Some(gi) if !saved.batch && param_grads => {
+            // eval: the sums ride along in the input gradient's pass, segment by segment
             assert_eq!(
                 gi.len(),
                 s.len(),
@@ -614,32 +713,23 @@ pub fn batch_norm_backward<T: Real>(
                 // SAFETY: `reduce` visits every segment once, and segments are disjoint
                 // element ranges, so no two calls hold overlapping parts of `gis`.
                 let o = unsafe { gis.range(r.start, r.len()) };
-                // the sums read the segment while it is in cache
                 scale_run(&g[r.clone()], o, scale[c]);
-                grad_sums(&g[r.clone()], &x[r], mean[c])
+                seg_sums(c, r)
             })
         }
-        Some(gi) if !training => {
+        Some(gi) if !saved.batch => {
             for_each_run(s, gi, threads, |c, r, o| scale_run(&g[r], o, scale[c]));
             return None;
         }
         Some(gi) => {
-            let sums = reduce(s, threads, |c, r| grad_sums(&g[r.clone()], &x[r], mean[c]));
-            let m = s.count() as f64;
-            let terms: Vec<GradTerms<T>> = (0..s.c)
-                .map(|c| GradTerms {
-                    grad_mean: T::from_f64(sums[c][0] / m),
-                    mean: saved.mean[c],
-                    k: T::from_f64(sums[c][1] * invstd[c] * invstd[c] / m),
-                    scale: scale[c],
-                })
-                .collect();
+            let sums = reduce(s, threads, seg_sums);
+            let t: Vec<GradTerms<T>> = (0..s.c).map(|c| terms(c, sums[c])).collect();
             for_each_run(s, gi, threads, |c, r, o| {
-                grad_train_run(&g[r.clone()], &x[r], o, terms[c])
+                grad_train_run(&g[r.clone()], &x[r], o, t[c])
             });
             sums
         }
-        None if param_grads => reduce(s, threads, |c, r| grad_sums(&g[r.clone()], &x[r], mean[c])),
+        None if param_grads => reduce(s, threads, seg_sums),
         None => return None,
     };
     param_grads.then(|| ParamGrads {
@@ -716,7 +806,7 @@ mod tests {
     #[test]
     fn stats_match_two_pass_reference() {
         for &(n, c, hw) in &[(2, 3, 5), (1, 2, SEG + 7), (3, 1, 1), (4, 5, 64)] {
-            let s = BnShape { n, c, hw };
+            let s = BnShape::of(n, c, hw);
             let x = data(s.len(), 7, 3.0, 100.0);
             let st = batch_stats(&s, &x, 1);
             let (mean, var) = reference_stats(&s, &x);
@@ -731,11 +821,7 @@ mod tests {
     fn outlier_first_element_is_recomputed_exactly() {
         // The shift is a value of the channel, so m2 >= (shift - mean)^2 and the shifted sums
         // lose at most log2(m) bits: a second read is needed only beyond CANCEL values.
-        let s = BnShape {
-            n: 2,
-            c: 1,
-            hw: 3 << 19,
-        };
+        let s = BnShape::of(2, 1, 3 << 19);
         let mut x = data(s.len(), 3, 1.0, 0.0);
         x[0] = 1e12; // the shift: far from every other value
         let st = batch_stats(&s, &x, 2);
@@ -746,7 +832,7 @@ mod tests {
         assert!(close(st.var(0), var[0], 1e-14));
         // a constant channel has zero variance, exactly
         let y = vec![3.25f32; 40];
-        let st = batch_stats(&BnShape { n: 2, c: 2, hw: 10 }, &y, 1);
+        let st = batch_stats(&BnShape::of(2, 2, 10), &y, 1);
         assert_eq!(st.m2, [0.0, 0.0]);
         assert_eq!(st.mean, [3.25, 3.25]);
         assert_eq!(st.invstd(0.0), [0.0, 0.0]); // torch's InvStd
@@ -764,9 +850,29 @@ mod tests {
             );
             assert_eq!(
                 grad_sums(&g, &x, 0.25),
-                grad_sums_lanes(&g, &x, 0.25),
+                grad_sums_lanes(&g, &x, 0.25f32),
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn segments_cover_each_plane_in_order() {
+        for s in [
+            BnShape::of(3, 4, 10),
+            BnShape::of(2, 3, 2 * SEG + 5),
+            BnShape::of(2, 1, SEG),
+        ] {
+            let sp = s.hw.div_ceil(SEG);
+            let all: Vec<_> = s.segments_from(0).take(s.segments()).collect();
+            for (k, (c, r)) in all.iter().enumerate() {
+                let (p, q) = (k / sp, k % sp);
+                assert_eq!(*c, p % s.c);
+                assert_eq!(r.start, p * s.hw + q * SEG);
+                assert_eq!(r.end, p * s.hw + ((q + 1) * SEG).min(s.hw));
+                assert_eq!(s.segments_from(k).next().as_ref(), Some(&all[k]));
+            }
+            assert_eq!(all.last().map(|(_, r)| r.end), Some(s.len()));
         }
     }
 
@@ -785,7 +891,7 @@ mod tests {
 
     #[test]
     fn forward_and_backward_match_formulas() {
-        let s = BnShape { n: 3, c: 2, hw: 7 };
+        let s = BnShape::of(3, 2, 7);
         let x = data(s.len(), 11, 2.0, 1.0);
         let g = data(s.len(), 12, 1.0, 0.5);
         let (w, b) = (vec![1.5, -0.5], vec![0.25, 2.0]);
@@ -885,7 +991,7 @@ mod tests {
     #[test]
     fn parallel_equals_serial() {
         for &(n, c, hw) in &[(8, 16, 64), (2, 3, 3 * SEG + 5), (16, 4, 300)] {
-            let s = BnShape { n, c, hw };
+            let s = BnShape::of(n, c, hw);
             let x32: Vec<f32> = data(s.len(), 5, 2.0, 1.0)
                 .iter()
                 .map(|&v| v as f32)
