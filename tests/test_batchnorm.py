@@ -410,6 +410,8 @@ def test_binding_errors_name_the_function_and_the_argument():
     x = np.ones((2, 3, 2, 2), np.float32)
     w = np.ones(3, np.float32)
     rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    frozen = np.ones(3, np.float32)
+    frozen.flags.writeable = False
     cases = [
         (
             TypeError,
@@ -474,6 +476,11 @@ def test_binding_errors_name_the_function_and_the_argument():
         ),
         (
             ValueError,
+            r"batch_norm2d: running_var must be writeable \(it is updated in place",
+            lambda: R.batch_norm2d(x, running_mean=rm, running_var=frozen),
+        ),
+        (
+            ValueError,
             "batch_norm2d: running_mean and running_var are required when training=False",
             lambda: R.batch_norm2d(x, training=False),
         ),
@@ -516,6 +523,7 @@ def test_binding_errors_name_the_function_and_the_argument():
             call()
     np.testing.assert_array_equal(rm, 0)  # no call changed the running statistics
     np.testing.assert_array_equal(rv, 1)
+    np.testing.assert_array_equal(frozen, 1)
 
 
 def test_binding_outputs_are_fresh_and_typed():

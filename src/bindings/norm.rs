@@ -3,14 +3,14 @@
 //! value rule is checked here, before anything is written). The output is a fresh array
 //! written once by the kernel; the running statistics are updated in place.
 
-use numpy::{Element, PyArray, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{Element, PyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::conv::{real_dtype, shape4};
 use super::convert::{Arg, Flag, Float};
 use super::dtype::DType;
-use super::{named, readonly, untyped, with_fresh, writable, BResult};
+use super::{named, readonly, untyped, with_fresh, BResult};
 use crate::base::error::ConvError;
 use crate::base::threads;
 use crate::dispatch;
@@ -83,6 +83,26 @@ fn check_channel_shape(arg: &str, ob: &Bound<'_, PyAny>, c: usize) -> BResult<()
         return Err(ConvError::value(format!("{arg} must be C-contiguous")).into());
     }
     Ok(())
+}
+
+/// A running statistic to update in place (dtype and shape already checked): borrowed for
+/// writing, or a `ValueError` naming `arg` (read-only, or in use, e.g. as another argument).
+fn updated<'py, T: Element>(
+    arg: &str,
+    ob: &Bound<'py, PyAny>,
+) -> BResult<numpy::PyReadwriteArrayDyn<'py, T>> {
+    let a = untyped(arg, ob)?
+        .cast::<numpy::PyArrayDyn<T>>()
+        .map_err(|_| ConvError::internal(format!("{arg} has the wrong type")))?;
+    a.try_readwrite().map_err(|e| {
+        let msg = match e {
+            numpy::BorrowError::NotWriteable => {
+                format!("{arg} must be writeable (it is updated in place when training)")
+            }
+            _ => format!("{arg} is in use by another call (or is one of its inputs)"),
+        };
+        ConvError::value(msg).into()
+    })
 }
 
 /// The elements of a C-contiguous array, or a `ValueError` naming `arg`.
@@ -175,11 +195,7 @@ fn batch_norm2d<'py>(
                 // both buffers borrowed for writing before any is written
                 let mut bufs = running
                     .map(|(m, v)| -> BResult<_> {
-                        let m = untyped("running_mean", m)?.cast::<numpy::PyArrayDyn<T>>()
-                            .map_err(|_| ConvError::internal("running_mean has the wrong type"))?;
-                        let v = untyped("running_var", v)?.cast::<numpy::PyArrayDyn<T>>()
-                            .map_err(|_| ConvError::internal("running_var has the wrong type"))?;
-                        Ok((writable(m, "running_mean")?, writable(v, "running_var")?))
+                        Ok((updated::<T>("running_mean", m)?, updated::<T>("running_var", v)?))
                     })
                     .transpose()?;
                 let run = match bufs.as_mut() {
