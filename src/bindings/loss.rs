@@ -5,7 +5,7 @@ use numpy::{dtype, PyArrayDescrMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::activation::real_arg;
+use super::activation::{real_arg, MEMORY_BOUND};
 use super::conv::{data, real_dtype};
 use super::convert::Arg;
 use super::{named, readonly, untyped, with_fresh, with_fresh_n, BResult};
@@ -59,8 +59,8 @@ fn cross_entropy<'py>(
             let (n, c) = (xa.shape()[0], xa.shape()[1]);
             let ta = targets(target, n)?;
             let (xs, ts) = (data("input", &xa)?, data("target", &ta)?);
-            // about 8 times a comparison's work per element (exp, a division)
-            let nt = threads::for_work(xs.len());
+            // an exp per element (~0.35 ns): two threads from about 256K elements
+            let nt = threads::for_work(xs.len() / 4);
             let (p, loss) = with_fresh::<T, _, _>(py, &[n, c], |ps| {
                 threads::run(nt, || loss::cross_entropy_forward(xs, c, ts, ps, nt))
             })?;
@@ -92,7 +92,7 @@ fn cross_entropy_backward<'py>(
             let (ps, ts) = (data("probs", &pa)?, data("target", &ta)?);
             // torch: grad_output / total_weight, in the dtype
             let k = T::from_f64(g) / T::from_usize(n);
-            let nt = threads::for_work(ps.len() / 8);
+            let nt = threads::for_work(ps.len() / MEMORY_BOUND);
             let (out, r) = with_fresh::<T, _, _>(py, &[n, c], |os| {
                 threads::run(nt, || loss::cross_entropy_backward(ps, c, ts, k, os, nt))
             })?;
@@ -127,7 +127,7 @@ fn mse_loss<'py>(
             }
             let (xs, ts) = (data("input", &xa)?, data("target", &ta)?);
             let n = xs.len();
-            let nt = threads::for_work(n / 8);
+            let nt = threads::for_work(n / MEMORY_BOUND);
             let (loss, diff) = match reduction {
                 Reduction::None => {
                     let ([d, sq], r) = with_fresh_n::<T, _, 2>(py, &[n], |[ds, ss]| {
@@ -193,7 +193,7 @@ fn mse_loss_backward<'py>(
                     Some(g) => real_arg("grad", g)?,
                 })),
             };
-            let nt = threads::for_work(n / 8);
+            let nt = threads::for_work(n / MEMORY_BOUND);
             let (out, r) = with_fresh::<T, _, _>(py, &[n], |os| {
                 threads::run(nt, || loss::mse_backward(ds, norm, g, os, nt))
             })?;
