@@ -204,8 +204,14 @@ def test_adam_property_matches_reference(
 
 # ----------------------------------------------------------------------- thread invariance
 
-# 150k elements: the compiled step runs on two threads when two are allowed
-BIG = [(128, 64, 3, 3), (64,), (256, 300), (7,)]
+# enough elements that the compiled steps run on two threads when two are allowed (a
+# second thread from 2M float32 elements for SGD, 384k for Adam; float64 counts double)
+BIG = {"SGD": [(1024, 2050), (64,), (7,)], "Adam": [(128, 64, 3, 3), (256, 1300), (7,)]}
+
+
+def kind_problem(make, dtype):
+    kind = "SGD" if isinstance(make(Params([])), optim.SGD) else "Adam"
+    return problem(("threads", kind), BIG[kind], 2, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -219,11 +225,10 @@ BIG = [(128, 64, 3, 3), (64,), (256, 300), (7,)]
     ],
 )
 def test_steps_are_bit_identical_for_every_thread_count(make, dtype, threads):
-    p0, grads = problem(("threads",), BIG, 3, dtype)
     results = []
     for n in (1, 2):
         threads(n)
-        _, model, opt = run(make, p0, grads)
+        _, model, opt = run(make, *kind_problem(make, dtype))
         results.append((model.arrays(), opt.state))
     (pa, sa), (pb, sb) = results
     for a, b in zip(pa, pb):

@@ -68,6 +68,17 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// The thread-count heuristic's work for a step over `bytes` of parameters (the element
+/// size counts: float64 moves twice the memory and divides at half the rate). Measured on
+/// the 2-core host (an AMD Zen 5 VM), alternating blocks with 20 ms pauses (the pool's
+/// workers asleep when a step starts, as after a training loop's Python work): a second
+/// thread paid for its wake-up from about 400k float32 elements for Adam (two divisions
+/// and a square root per element), and for SGD (memory-bound) not below 2M elements;
+/// hence 384k and 2M.
+fn work(bytes: usize, adam: bool) -> usize {
+    bytes / if adam { 24 } else { 128 }
+}
+
 /// The byte range of one array of the call, for the overlap check.
 struct Span {
     lo: usize,
@@ -422,7 +433,7 @@ fn sgd_step<'py>(
             let pg = (params.as_slice(), grads.as_slice());
             let mut g32 = Group::<f32>::borrow(DType::F32, &dts, pg, &state)?;
             let mut g64 = Group::<f64>::borrow(DType::F64, &dts, pg, &state)?;
-            let nt = threads::for_work(g32.len() + g64.len());
+            let nt = threads::for_work(work(4 * g32.len() + 8 * g64.len(), false));
             let (i32s, i64s) = (sgd_items(&mut g32, &fresh)?, sgd_items(&mut g64, &fresh)?);
             py.detach(|| {
                 threads::run(nt, || {
@@ -520,7 +531,7 @@ fn adam_step<'py>(
             let state = [("exp_avgs", ms.as_slice()), ("exp_avg_sqs", vs.as_slice())];
             let mut g32 = Group::<f32>::borrow(DType::F32, &dts, pg, &state)?;
             let mut g64 = Group::<f64>::borrow(DType::F64, &dts, pg, &state)?;
-            let nt = threads::for_work(g32.len() + g64.len());
+            let nt = threads::for_work(work(4 * g32.len() + 8 * g64.len(), true));
             let (i32s, i64s) = (adam_items(&mut g32, &steps)?, adam_items(&mut g64, &steps)?);
             py.detach(|| {
                 threads::run(nt, || {
