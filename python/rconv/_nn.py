@@ -223,7 +223,8 @@ def _conv2d(
     relu: bool,
 ) -> np.ndarray:
     """:func:`conv2d`, and with `relu` ``relu(conv2d(...))`` with the ReLU fused into the
-    convolution's output pass (``rconv.nn.Sequential``'s Conv2d-ReLU pairs)."""
+    convolution's output pass (measured slower than the two layers in a ``Sequential``, so no
+    layer uses it yet)."""
     x = _float_array(name, "input", input)
     w = _float_array(name, "weight", weight)
     b = None if bias is None else _float_array(name, "bias", bias)

@@ -115,8 +115,8 @@ fn padded<T: Real>(plan: &ConvPlan, x: &[T]) -> Option<Vec<T>> {
 }
 
 /// conv2d: `input` `[n, cin, h, w]`, `weight` `[cout, cin / groups, kh, kw]`, `bias`
-/// `[cout]` or None; `relu`: `relu(conv2d(...))`, the ReLU fused into the output pass (for
-/// `rconv.nn.Sequential`'s Conv2d-ReLU pairs).
+/// `[cout]` or None; `relu`: `relu(conv2d(...))`, the ReLU fused into the output pass
+/// (measured slower than the two layers in `rconv.nn.Sequential`, so no layer uses it yet).
 #[pyfunction]
 #[pyo3(signature = (input, weight, bias, stride, padding, dilation, groups, padding_mode, out=None, name="conv2d", relu=false))]
 #[allow(clippy::too_many_arguments)]

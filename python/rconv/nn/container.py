@@ -8,23 +8,9 @@ import numpy as np
 
 from .._docs import _NN_EXAMPLES_DOC, _doc
 from ._util import _backward
-from .activation import ReLU
-from .conv import Conv2d
 from .module import Module
 
 __all__ = ["Sequential"]
-
-
-def _fuses_relu(layer: Module, nxt: Module) -> bool:
-    """Whether ``nxt(layer(x))`` may run as one Conv2d pass with a fused ReLU: exactly a
-    Conv2d then exactly a ReLU (not subclasses), neither with its ``forward`` replaced on the
-    instance (a hook or a wrapper sees its call, as without the fusion)."""
-    return (
-        type(layer) is Conv2d
-        and type(nxt) is ReLU
-        and "forward" not in vars(layer)
-        and "forward" not in vars(nxt)
-    )
 
 
 @_doc(examples=_NN_EXAMPLES_DOC)
@@ -68,19 +54,8 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        layers = self.layers
-        i, n = 0, len(layers)
-        while i < n:
-            layer = layers[i]
-            if i + 1 < n and _fuses_relu(layer, layers[i + 1]):
-                # Conv2d then ReLU: the ReLU runs in the convolution's output pass, and the
-                # ReLU layer keeps the output for its backward pass, as its forward would
-                relu = layers[i + 1]
-                x = relu._out = layer._forward_relu(x)  # type: ignore[attr-defined]
-                i += 2
-                continue
+        for layer in self.layers:
             x = layer.forward(x)
-            i += 1
         return x
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:

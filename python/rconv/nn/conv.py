@@ -124,25 +124,6 @@ class Conv2d(Module):
         self._x = x
         return _nn.conv2d(x, self.weight, self.bias, **self.conf)
 
-    def _forward_relu(self, x: np.ndarray) -> np.ndarray:
-        """``relu(forward(x))`` in one pass over the output: the ReLU fused into the
-        convolution's output pass (``Sequential`` runs a Conv2d-ReLU pair so)."""
-        self._x = x
-        c = self.conf
-        return _nn._conv2d(
-            "conv2d",
-            x,
-            self.weight,
-            self.bias,
-            c["stride"],
-            c["padding"],
-            c["dilation"],
-            c["groups"],
-            c["padding_mode"],
-            None,
-            True,
-        )
-
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> Optional[np.ndarray]:
         x = self._need(self._x, "input")
         gi: Optional[np.ndarray]
