@@ -107,18 +107,16 @@ fn leaky_relu<'py>(
     grad: Option<&Bound<'py, PyAny>>,
     name: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default = if grad.is_some() {
-        "leaky_relu_backward"
-    } else {
-        "leaky_relu"
-    };
-    named(name.unwrap_or(default), || {
-        let negative_slope = match negative_slope {
-            None => 0.01,
-            Some(s) => real_arg("negative_slope", s)?,
-        };
-        apply(py, Activation::LeakyRelu { negative_slope }, input, grad)
-    })
+    named(
+        pass_name(name, grad, "leaky_relu", "leaky_relu_backward"),
+        || {
+            let negative_slope = match negative_slope {
+                None => 0.01,
+                Some(s) => real_arg("negative_slope", s)?,
+            };
+            apply(py, Activation::LeakyRelu { negative_slope }, input, grad)
+        },
+    )
 }
 
 /// Sigmoid of a flat array, `1 / (1 + exp(-x))`; with `grad`, instead the gradient
@@ -131,12 +129,7 @@ fn sigmoid<'py>(
     grad: Option<&Bound<'py, PyAny>>,
     name: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default = if grad.is_some() {
-        "sigmoid_backward"
-    } else {
-        "sigmoid"
-    };
-    named(name.unwrap_or(default), || {
+    named(pass_name(name, grad, "sigmoid", "sigmoid_backward"), || {
         apply(py, Activation::Sigmoid, input, grad)
     })
 }
@@ -151,14 +144,20 @@ fn tanh<'py>(
     grad: Option<&Bound<'py, PyAny>>,
     name: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default = if grad.is_some() {
-        "tanh_backward"
-    } else {
-        "tanh"
-    };
-    named(name.unwrap_or(default), || {
+    named(pass_name(name, grad, "tanh", "tanh_backward"), || {
         apply(py, Activation::Tanh, input, grad)
     })
+}
+
+/// The calling function's name: `name` if given, else the forward's or, with `grad`, the
+/// backward's.
+fn pass_name<'a>(
+    name: Option<&'a str>,
+    grad: Option<&Bound<'_, PyAny>>,
+    forward: &'a str,
+    backward: &'a str,
+) -> &'a str {
+    name.unwrap_or(if grad.is_some() { backward } else { forward })
 }
 
 /// `max(x, 0)` of a flat array (NaN propagates, as torch's); with `grad`, instead the
@@ -171,12 +170,7 @@ fn relu<'py>(
     grad: Option<&Bound<'py, PyAny>>,
     name: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default = if grad.is_some() {
-        "relu_backward"
-    } else {
-        "relu"
-    };
-    named(name.unwrap_or(default), || {
+    named(pass_name(name, grad, "relu", "relu_backward"), || {
         dispatch!(real: real_dtype("input", input)?, T => {
         let xa = readonly::<T, 1>("input", input)?;
         let xs = data("input", &xa)?;
