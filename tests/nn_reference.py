@@ -408,3 +408,58 @@ def mse_grad(x, t, reduction, grad=1.0):
     d = np.asarray(x, np.float64) - np.asarray(t, np.float64)
     k = 2.0 / d.size if reduction == "mean" and d.size else 2.0
     return k * d * np.asarray(grad, np.float64)
+
+
+def conv2d_input_grad(g, x_shape, w, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """gi[n, g*Cg + c, y*s + i*d - t, x*s + j*d - l] += g[n, o, y, x] * w[o, c, i, j] (the
+    forward's scatter, in float64), for a forward with input shape `x_shape`."""
+    n, cin, h, wd = x_shape
+    cout, cg, kh, kw = w.shape
+    t, bt, l_, r = pads
+    sh, sw = stride
+    dh, dw = dilation
+    oh, ow = g.shape[2:]
+    big = np.zeros((n, cin, h + t + bt + sh + dh * kh, wd + l_ + r + sw + dw * kw), np.float64)
+    og = cout // groups
+    for gi in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                big[
+                    :,
+                    gi * cg : (gi + 1) * cg,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ] += np.einsum(
+                    "noyx,oc->ncyx",
+                    g[:, gi * og : (gi + 1) * og].astype(np.float64),
+                    w[gi * og : (gi + 1) * og, :, i, j].astype(np.float64),
+                )
+    return big[:, :, t : t + h, l_ : l_ + wd]
+
+
+def conv2d_weight_grad(g, x, w_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """gw[o, c, i, j] = sum_{n,y,x} g[n, o, y, x] * xp[n, g*Cg + c, y*s + i*d, x*s + j*d]
+    (float64)."""
+    n, cin, h, wd = x.shape
+    cout, cg, kh, kw = w_shape
+    t, bt, l_, r = pads
+    xp = np.zeros((n, cin, h + t + bt, wd + l_ + r), np.float64)
+    xp[:, :, t : t + h, l_ : l_ + wd] = x
+    sh, sw = stride
+    dh, dw = dilation
+    oh, ow = g.shape[2:]
+    gw = np.zeros(w_shape, np.float64)
+    og = cout // groups
+    for gi in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[
+                    :,
+                    gi * cg : (gi + 1) * cg,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ]
+                gw[gi * og : (gi + 1) * og, :, i, j] = np.einsum(
+                    "noyx,ncyx->oc", g[:, gi * og : (gi + 1) * og].astype(np.float64), patch
+                )
+    return gw

@@ -219,6 +219,18 @@ def conv_transpose2d_backward(
     dilation: IntPair,
     name: str = "conv_transpose2d_backward",
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def conv_engines(
+    input_shape: Shape,
+    weight_shape: Shape,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+    padding_mode: PaddingMode,
+    dtype: str = "float32",
+    name: str = "conv_engines",
+) -> List[Tuple[str, str, List[str]]]: ...
+def _force_conv_engine(engine: Optional[str] = None) -> None: ...
 def conv_geometry(
     input_shape: Shape,
     weight_shape: Shape,

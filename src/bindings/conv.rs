@@ -23,7 +23,8 @@ use crate::signal::row_kernels::RowKernel;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_functions! {
         m: conv2d, conv2d_backward, conv2d_grad, conv_transpose2d,
-            conv_transpose2d_backward, conv_geometry, conv_transpose_geometry, conv2d_layer
+            conv_transpose2d_backward, conv_geometry, conv_transpose_geometry, conv2d_layer,
+            conv_engines, _force_conv_engine
     }
     Ok(())
 }
@@ -431,6 +432,70 @@ fn conv_geometry(
         let x = input_shape.get("input_shape")?.batched("input_shape")?;
         let w = four(weight_shape.get("weight_shape")?, "weight_shape")?;
         Ok(s.plan(x, w)?.conv.output_shape())
+    })
+}
+
+/// The engines of conv2d for these shapes and options: for each pass (`"forward"`,
+/// `"input_grad"`, `"weight_grad"`), the one the cost model chooses for `dtype` and every one
+/// that can run it.
+#[pyfunction]
+#[pyo3(signature = (input_shape, weight_shape, stride, padding, dilation, groups, padding_mode, dtype="float32", name="conv_engines"))]
+#[allow(clippy::too_many_arguments)]
+fn conv_engines(
+    input_shape: Arg<Shape>,
+    weight_shape: Arg<Shape>,
+    stride: Arg<Pair>,
+    padding: Arg<Padding>,
+    dilation: Arg<Pair>,
+    groups: Arg<Size>,
+    padding_mode: Arg<PadMode>,
+    dtype: &str,
+    name: &str,
+) -> PyResult<Vec<(&'static str, &'static str, Vec<&'static str>)>> {
+    use crate::base::choice::Choice;
+    named(name, || {
+        let size = match dtype {
+            "float32" => 4,
+            "float64" => 8,
+            _ => {
+                return Err(ConvError::value(format!(
+                    "dtype must be 'float32' or 'float64', got {dtype:?}"
+                ))
+                .into())
+            }
+        };
+        let s = spec(stride, padding, dilation, groups, padding_mode)?;
+        let x = input_shape.get("input_shape")?.batched("input_shape")?;
+        let w = four(weight_shape.get("weight_shape")?, "weight_shape")?;
+        let p = s.plan(x, w)?.conv;
+        Ok(conv::Pass::ALL
+            .into_iter()
+            .map(|pass| {
+                let all = p.engines(pass).into_iter().map(|e| e.name()).collect();
+                (pass.name(), p.engine(pass, size).name(), all)
+            })
+            .collect())
+    })
+}
+
+/// Private, for tests: run every convolution pass on `engine` wherever it can run, or on the
+/// cost model's choice again with `None`.
+#[pyfunction]
+#[pyo3(signature = (engine=None))]
+fn _force_conv_engine(engine: Option<&str>) -> PyResult<()> {
+    use crate::base::choice::Choice;
+    named("_force_conv_engine", || {
+        let e = match engine {
+            None => None,
+            Some(s) => Some(conv::Engine::parse(s).ok_or_else(|| {
+                let names: Vec<_> = conv::Engine::ALL.iter().map(|e| e.name()).collect();
+                ConvError::value(format!(
+                    "engine must be one of {names:?} or None, got {s:?}"
+                ))
+            })?),
+        };
+        conv::cost::force_engine(e);
+        Ok(())
     })
 }
 

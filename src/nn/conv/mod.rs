@@ -8,8 +8,10 @@
 //! - [`winograd`]: F(2x2, 3x3) for large 3x3 stride-1 layers;
 //! - [`pad`]: the non-zero padding modes ([`params::PadMode`]) and their adjoints.
 //!
-//! This module chooses the engine; the engines know nothing of each other.
+//! [`cost`] chooses the engine of each pass ([`ConvParams::engine`]); this module runs it; the
+//! engines know nothing of each other.
 
+pub mod cost;
 pub mod depthwise;
 pub mod direct;
 pub mod im2col;
@@ -17,9 +19,10 @@ pub mod pad;
 pub mod params;
 pub mod winograd;
 
+pub use cost::{Engine, Pass};
 pub use params::{ConvParams, ConvTransposeParams, Operands};
 
-use crate::base::error::{check_len, Result};
+use crate::base::error::{check_len, ConvError, Result};
 use crate::base::real::Real;
 use crate::signal::row_kernels::RowKernel;
 
@@ -42,13 +45,13 @@ pub fn conv2d_forward<T: Real + RowKernel>(
     if out.is_empty() {
         return Ok(());
     }
-    if p.is_direct_depthwise() {
-        crate::base::threads::run(threads, || depthwise_forward(p, op, out, threads));
-    } else if winograd::applies(p, std::mem::size_of::<T>()) && !winograd_disabled() {
-        crate::base::threads::run(threads, || winograd::forward(p, op, out, threads));
-    } else {
-        crate::base::threads::run(threads, || gemm_forward(p, op, out, threads));
-    }
+    let size = std::mem::size_of::<T>();
+    crate::base::threads::run(threads, || match p.engine(Pass::Forward, size) {
+        Engine::Direct => direct::forward(p, op, out, threads),
+        Engine::Depthwise => depthwise_forward(p, op, out, threads),
+        Engine::Winograd => winograd::forward(p, op, out, threads),
+        Engine::Gemm1x1 | Engine::Im2col => gemm_forward(p, op, out, threads),
+    });
     Ok(())
 }
 
@@ -71,38 +74,47 @@ pub fn conv2d_backward_input<T: Real + RowKernel>(
         dx.fill(T::ZERO); // no output channel (or no input channel) connects anything
         return Ok(());
     }
-    if p.is_direct_depthwise() && p.pt < p.kh && p.pl < p.kw {
-        crate::base::threads::run(threads, || {
+    let size = std::mem::size_of::<T>();
+    match p.engine(Pass::InputGrad, size) {
+        Engine::Direct => crate::base::threads::run(threads, || {
+            direct::backward_input(p, dy, weight, dx, threads)
+        }),
+        Engine::Depthwise => crate::base::threads::run(threads, || {
             depthwise_backward_input(p, dy, weight, dx, threads)
-        });
-        return Ok(());
+        }),
+        Engine::Winograd => {
+            // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of
+            // the output gradient with the kernels rotated by 180 degrees and transposed (in <->
+            // out): a forward 3x3 convolution.
+            let q = winograd_adjoint(p, false).ok_or_else(|| {
+                ConvError::internal("the Winograd input gradient was chosen where it cannot run")
+            })?;
+            crate::base::threads::run(threads, || {
+                winograd::forward_adjoint(&q, dy, weight, dx, threads)
+            });
+        }
+        Engine::Gemm1x1 | Engine::Im2col => {
+            if let Some(q) = runs_adjoint(p).filter(im2col::runs_applies) {
+                // The same identity for any stride-1 ungrouped layer: on small planes the
+                // forward's row-run im2col beats col2im's one scatter per (channel, tap, row).
+                let wr = rotated_transposed(p, weight);
+                let op = Operands::plain(dy, &wr);
+                crate::base::threads::run(threads, || gemm_forward(&q, op, dx, threads));
+            } else {
+                dx.fill(T::ZERO);
+                crate::base::threads::run(threads, || {
+                    gemm_backward_input(p, dy, weight, dx, threads)
+                });
+            }
+        }
     }
-    if let Some(q) = winograd_adjoint::<T>(p) {
-        // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of the
-        // output gradient with the kernels rotated by 180 degrees and transposed (in <-> out):
-        // a forward 3x3 convolution, computed by Winograd when it is large enough.
-        crate::base::threads::run(threads, || {
-            winograd::forward_adjoint(&q, dy, weight, dx, threads)
-        });
-        return Ok(());
-    }
-    if let Some(q) = runs_adjoint(p) {
-        // The same identity for any stride-1 ungrouped layer: on small planes the forward's
-        // row-run im2col beats col2im's one scatter per (channel, tap, row).
-        let wr = rotated_transposed(p, weight);
-        let op = Operands::plain(dy, &wr);
-        crate::base::threads::run(threads, || gemm_forward(&q, op, dx, threads));
-        return Ok(());
-    }
-    dx.fill(T::ZERO);
-    crate::base::threads::run(threads, || gemm_backward_input(p, dy, weight, dx, threads));
     Ok(())
 }
 
 /// For a stride-1 ungrouped convolution whose padding is at most the kernel's extent: the
 /// forward convolution that gives its input gradient (`grad_output` in, kernels rotated by
 /// 180 degrees and transposed, padding `d (k - 1) - p`), when the row-run forward computes it.
-fn runs_adjoint(p: &ConvParams) -> Option<ConvParams> {
+pub(crate) fn runs_adjoint(p: &ConvParams) -> Option<ConvParams> {
     let (eh, ew) = (p.dh * (p.kh.max(1) - 1), p.dw * (p.kw.max(1) - 1));
     let pads_ok = p.pt <= eh && p.pb <= eh && p.pl <= ew && p.pr <= ew;
     // With fewer input than output channels, col2im's GEMM (`cin kh kw` rows) is the better
@@ -121,8 +133,7 @@ fn runs_adjoint(p: &ConvParams) -> Option<ConvParams> {
         1,
     )
     .ok()?;
-    let fits = q.oh == p.h && q.ow == p.w;
-    (fits && im2col::runs_applies(&q)).then_some(q)
+    (q.oh == p.h && q.ow == p.w).then_some(q)
 }
 
 /// `weight` (`cout x cin x kh x kw`) as `cin x cout x kh x kw`, each kernel rotated by 180
@@ -142,13 +153,14 @@ fn rotated_transposed<T: Real>(p: &ConvParams, weight: &[T]) -> Vec<T> {
     wr
 }
 
-/// For a 3x3, stride-1, dilation-1, ungrouped convolution with padding at most 2 on each side
-/// whose input gradient Winograd would compute: the forward convolution that gives it
-/// (`grad_output` in, kernels rotated and transposed, padding `2 - p`).
-fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
+/// For a 3x3, stride-1, dilation-1, ungrouped convolution with padding at most 2 on each side:
+/// the forward convolution that gives its input gradient (`grad_output` in, kernels rotated
+/// and transposed, padding `2 - p`), which Winograd computes. With `respect_off`, none when
+/// `RCONV_NO_WINOGRAD` is set.
+pub(crate) fn winograd_adjoint(p: &ConvParams, respect_off: bool) -> Option<ConvParams> {
     let k3s1 = p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1;
     let pads_ok = p.pt <= 2 && p.pb <= 2 && p.pl <= 2 && p.pr <= 2;
-    if !k3s1 || !pads_ok || p.groups != 1 || winograd_disabled() {
+    if !k3s1 || !pads_ok || p.groups != 1 || (respect_off && winograd_disabled()) {
         return None;
     }
     let q = ConvParams::new(
@@ -160,8 +172,7 @@ fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
         1,
     )
     .ok()?;
-    let fits = q.oh == p.h && q.ow == p.w;
-    (fits && winograd::applies(&q, std::mem::size_of::<T>())).then_some(q)
+    (q.oh == p.h && q.ow == p.w && winograd::supports(&q)).then_some(q)
 }
 
 /// `RCONV_NO_WINOGRAD` set (to anything): 3x3 layers go through im2col like the others
@@ -186,14 +197,27 @@ pub fn conv2d_backward_weight<T: Real + RowKernel>(
     if p.n == 0 || dw.is_empty() || p.oh * p.ow == 0 {
         return Ok(());
     }
-    if p.is_direct_depthwise() {
-        crate::base::threads::run(threads, || depthwise_backward_weight(p, x, dy, dw, threads));
-        return Ok(());
-    }
-    let partials = crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
-    for part in partials {
-        for (d, s) in dw.iter_mut().zip(part) {
-            *d += s;
+    let size = std::mem::size_of::<T>();
+    match p.engine(Pass::WeightGrad, size) {
+        Engine::Direct => {
+            crate::base::threads::run(threads, || direct::backward_weight(p, x, dy, dw, threads))
+        }
+        Engine::Depthwise => {
+            crate::base::threads::run(threads, || depthwise_backward_weight(p, x, dy, dw, threads))
+        }
+        Engine::Winograd => {
+            return Err(ConvError::internal(
+                "the Winograd engine was chosen for a weight gradient",
+            ))
+        }
+        Engine::Gemm1x1 | Engine::Im2col => {
+            let partials =
+                crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
+            for part in partials {
+                for (d, s) in dw.iter_mut().zip(part) {
+                    *d += s;
+                }
+            }
         }
     }
     Ok(())

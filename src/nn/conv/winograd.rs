@@ -23,7 +23,18 @@ const BLOCK_BYTES: usize = 1 << 20;
 /// (measured on the development machine: at least 32 channels in and out, at least 32 tiles
 /// per block, at least 48 tiles per image; smaller layers ran faster through im2col).
 pub(crate) fn applies(p: &ConvParams, size: usize) -> bool {
-    let shape_ok = p.kh == 3
+    if !supports(p) || p.cin.min(p.cout) < 32 {
+        return false;
+    }
+    // Per image, not per batch: a sample's result must not depend on the rest of the batch.
+    let per_image = p.oh.div_ceil(2) * p.ow.div_ceil(2);
+    tiles_per_block(p, size) >= 32 && per_image >= 48
+}
+
+/// The shapes the engine computes at all: 3x3, stride 1, dilation 1, ungrouped, at least 2x2
+/// outputs ([`applies`] adds when it pays).
+pub(crate) fn supports(p: &ConvParams) -> bool {
+    p.kh == 3
         && p.kw == 3
         && p.sh == 1
         && p.sw == 1
@@ -31,13 +42,7 @@ pub(crate) fn applies(p: &ConvParams, size: usize) -> bool {
         && p.dw == 1
         && p.groups == 1
         && p.oh >= 2
-        && p.ow >= 2;
-    if !shape_ok || p.cin.min(p.cout) < 32 {
-        return false;
-    }
-    // Per image, not per batch: a sample's result must not depend on the rest of the batch.
-    let per_image = p.oh.div_ceil(2) * p.ow.div_ceil(2);
-    tiles_per_block(p, size) >= 32 && per_image >= 48
+        && p.ow >= 2
 }
 
 /// Tiles per block: the transformed input or output of a block stays near [`BLOCK_BYTES`].

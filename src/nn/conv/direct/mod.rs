@@ -12,3 +12,39 @@
 pub mod backward;
 pub mod depthwise;
 pub mod forward;
+
+use super::cost::Pass;
+use super::params::{ConvParams, Operands};
+use crate::base::real::Real;
+
+/// Whether the direct engine computes `pass` of `p`.
+pub fn supports(_p: &ConvParams, _pass: Pass) -> bool {
+    false
+}
+
+/// The forward pass (only where [`supports`]).
+pub fn forward<T: Real>(_p: &ConvParams, _op: Operands<'_, T>, _out: &mut [T], _threads: usize) {
+    unreachable!("direct::forward without support")
+}
+
+/// The input gradient, overwriting `dx` (only where [`supports`]).
+pub fn backward_input<T: Real>(
+    _p: &ConvParams,
+    _dy: &[T],
+    _weight: &[T],
+    _dx: &mut [T],
+    _threads: usize,
+) {
+    unreachable!("direct::backward_input without support")
+}
+
+/// The weight gradient, overwriting `dw` (only where [`supports`]).
+pub fn backward_weight<T: Real>(
+    _p: &ConvParams,
+    _x: &[T],
+    _dy: &[T],
+    _dw: &mut [T],
+    _threads: usize,
+) {
+    unreachable!("direct::backward_weight without support")
+}

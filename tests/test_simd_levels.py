@@ -1,0 +1,81 @@
+"""The kernel and exactness tests at every SIMD level below the CPU's.
+
+The whole suite runs at the process's level (the CPU's best unless ``RCONV_SIMD`` caps it).
+Here the kernel and exactness test files run again in a subprocess for each lower level the
+CPU has, with ``RCONV_SIMD`` set, with the same tolerances; their thread-count invariance
+tests then hold at that level too. A level the CPU lacks is reported as skipped, with the
+reason. Inside a subprocess of this module (``RCONV_SIMD`` set) it collects nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import rconv
+
+LEVELS = ("generic", "avx2", "avx512")
+
+HERE = pathlib.Path(__file__).parent
+
+# the tests of rconv's own kernels against references (scipy, the NumPy reference, exact
+# values) and of their thread-count invariance; test_direct_*.py are the direct engine's
+KERNEL_TESTS = [
+    "test_nn.py",
+    "test_layers.py",
+    "test_signal.py",
+    "test_signal_backward.py",
+    "test_separable.py",
+    "test_stacks.py",
+    "test_fft.py",
+    "test_scipy_suite.py",
+    "test_activation.py",
+    "test_activations_losses.py",
+    "test_batchnorm.py",
+    "test_optim_fused.py",
+    "test_fusion.py",
+    "test_engines.py",
+]
+
+
+def _kernel_tests() -> list:
+    files = KERNEL_TESTS + sorted(p.name for p in HERE.glob("test_direct_*.py"))
+    return [str(HERE / f) for f in files if (HERE / f).exists()]
+
+
+def _env(level: str) -> dict:
+    env = dict(os.environ)
+    env["RCONV_SIMD"] = level
+    return env
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_kernel_tests_pass_at_each_lower_level(level):
+    _, cpu, _ = rconv._rconv.simd_info()
+    if LEVELS.index(level) > LEVELS.index(cpu):
+        pytest.skip(f"this CPU has no {level} (its best is {cpu}): level untested here")
+    if level == rconv._rconv.simd_level():
+        pytest.skip(f"the whole suite runs at {level}, this process's level")
+    if LEVELS.index(level) > LEVELS.index(rconv._rconv.simd_level()):
+        pytest.skip(f"RCONV_SIMD caps this run below {level}")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rconv; print(rconv._rconv.simd_level())"],
+        capture_output=True,
+        text=True,
+        env=_env(level),
+    )
+    assert probe.stdout.strip() == level, probe.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *_kernel_tests()],
+        capture_output=True,
+        text=True,
+        env=_env(level),
+        cwd=HERE.parent,
+    )
+    tail = "\n".join(r.stdout.splitlines()[-40:])
+    assert r.returncode == 0, f"kernel tests failed at RCONV_SIMD={level}:\n{tail}\n{r.stderr}"
+    assert " passed" in tail, tail
