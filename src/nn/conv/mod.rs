@@ -21,13 +21,14 @@ pub use params::{ConvParams, ConvTransposeParams, Operands};
 
 use crate::base::error::{check_len, Result};
 use crate::base::real::Real;
+use crate::base::simd::SimdReal;
 use crate::signal::row_kernels::RowKernel;
 
 use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
 use im2col::{gemm_backward_input, gemm_backward_weight, gemm_forward};
 
 /// Forward convolution: `out = conv(x, weight) + bias`. All slices are contiguous NCHW.
-pub fn conv2d_forward<T: Real + RowKernel>(
+pub fn conv2d_forward<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     op: Operands<'_, T>,
     out: &mut [T],
@@ -46,6 +47,10 @@ pub fn conv2d_forward<T: Real + RowKernel>(
         crate::base::threads::run(threads, || depthwise_forward(p, op, out, threads));
     } else if winograd::applies(p, std::mem::size_of::<T>()) && !winograd_disabled() {
         crate::base::threads::run(threads, || winograd::forward(p, op, out, threads));
+    } else if direct::forward::applies(p, std::mem::size_of::<T>()) {
+        // The direct engine, where Winograd does not take the layer (see `applies` for the
+        // measured rule).
+        crate::base::threads::run(threads, || direct::forward::forward(p, op, out, threads));
     } else {
         crate::base::threads::run(threads, || gemm_forward(p, op, out, threads));
     }
