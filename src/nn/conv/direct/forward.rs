@@ -23,13 +23,19 @@ use crate::base::simd::vector::dispatch_at;
 use crate::base::simd::{Level, SimdReal, Vector, WithVector};
 use crate::nn::conv::params::{ConvParams, Operands};
 
-/// Whether the direct forward engine takes this layer (`size` = bytes per element).
+/// Whether the direct forward engine takes this layer (`size` = bytes per element): every
+/// layer it [`supports`] with a kernel larger than 1x1 (1x1 layers stay on GEMM).
 ///
-/// Measured on a Zen 5 (avx512, float32, 1 and 2 threads), against im2col + GEMM and
-/// Winograd: see the routing comment in `conv2d_forward`.
+/// Measured on a Zen 5 (avx512, float32, 1 thread, CPU time per call, loaded host), against
+/// im2col + GEMM: first layer 3->16 k3 @32 156 vs 90 GFLOP/s, 3->16 k3 s2 @56 89 vs 46, 16->32
+/// k3 @32 220 vs 149, 32->64 k5 @16 251 vs 152, 64->64 k3 s2 @16 157 vs 94, 256->256 k3 @8
+/// 222 vs 157, 256 k3 s2 @8 155-176 vs 100, groups=4 64 k3 s2 @32 102 vs 40, groups=4 128 k3
+/// @16 183 vs 125; 1x1 stride 2 64 @32 51 vs 62 (so 1x1 stays on GEMM); 3->16 k3 @8 44-58 vs
+/// 58 (a tie). Winograd, ahead in the routing, keeps the large 3x3 stride-1 layers (128 @16:
+/// 257 effective against 225-240 here).
 pub fn applies(p: &ConvParams, size: usize) -> bool {
     let _ = size;
-    supports(p) && p.kh * p.kw > 1 && p.k_len() >= 128
+    supports(p) && p.kh * p.kw > 1
 }
 
 /// The layers this engine computes: dilation 1, not depthwise (which has its own engine),
@@ -85,6 +91,11 @@ const TILES: [(usize, usize); 16] = [
 struct Plan {
     level: Level,
     lanes: usize,
+    /// The pixel-vector kernel ([`px_kernel`]): `rw` vectors of pixels by `ocb` output
+    /// channels (`rh` 1); else the channel-vector kernel ([`kernel`]).
+    px: bool,
+    /// Images per task.
+    ni: usize,
     /// Output-channel blocks per group (`ceil(cout_g / lanes)`).
     nb: usize,
     /// Output-channel vectors per tile (1, or 2 when `nb >= 2`; an odd last block runs alone).
@@ -131,7 +142,8 @@ fn choose_tile(p: &ConvParams, level: Level, ocb: usize) -> (usize, usize) {
         let padded = (p.oh.div_ceil(rh) * rh * p.ow.div_ceil(rw) * rw) as f64;
         let useful = (p.oh * p.ow) as f64;
         // (prefer larger tiles on ties: fewer calls, fewer weight loads per FMA)
-        let score = useful / padded * (acc as f64 / sat).min(1.0) + 1e-3 * acc as f64;
+        let eff = useful / padded * (acc as f64 / sat).min(1.0) * load_factor(acc, rh * rw + ocb);
+        let score = eff + 1e-3 * acc as f64;
         if score > best_score {
             best_score = score;
             best = (rh, rw);
@@ -140,14 +152,103 @@ fn choose_tile(p: &ConvParams, level: Level, ocb: usize) -> (usize, usize) {
     best
 }
 
-fn plan<T: SimdReal>(p: &ConvParams, threads: usize) -> Plan {
+/// The pixel-vector tiles `(RH, RV, OCN)`: `RH` rows of `RV` vectors of pixels by `OCN`
+/// output channels of one block (`OCN` divides the lanes).
+const PX_TILES: [(usize, usize, usize); 19] = [
+    (1, 1, 4),
+    (1, 1, 8),
+    (1, 1, 16),
+    (1, 2, 4),
+    (1, 2, 8),
+    (1, 3, 4),
+    (1, 3, 8),
+    (1, 4, 4),
+    (1, 6, 4),
+    (1, 7, 4),
+    (2, 1, 8),
+    (3, 1, 8),
+    (2, 1, 4),
+    (3, 1, 4),
+    (4, 1, 4),
+    (6, 1, 4),
+    (2, 2, 4),
+    (2, 3, 4),
+    (3, 2, 4),
+];
+
+/// How far the loads of one step (vectors and broadcasts) let `acc` FMAs run at full rate
+/// (about 1.5 loads per FMA slot), in (0, 1].
+fn load_factor(acc: usize, loads: usize) -> f64 {
+    (acc as f64 / (1.5 * loads as f64)).min(1.0)
+}
+
+/// The best pixel-vector tile and its estimated efficiency (0..1].
+fn choose_px(p: &ConvParams, level: Level, lanes: usize) -> ((usize, usize, usize), f64) {
+    let (budget, sat) = (acc_budget(level), acc_saturation(level) as f64);
+    let cog = p.cout_g();
+    let nb = cog.div_ceil(lanes);
+    let mut best = ((1, 1, lanes.min(4)), 0.0);
+    let mut best_score = -1.0f64;
+    for &(rh, rv, ocn) in PX_TILES.iter() {
+        let acc = rh * rv * ocn;
+        if ocn > lanes || !lanes.is_multiple_of(ocn) || acc > budget {
+            continue;
+        }
+        let span = rv * lanes;
+        let padded = p.oh.div_ceil(rh) * rh * p.ow.div_ceil(span) * span;
+        let pix = (p.oh * p.ow) as f64 / padded as f64;
+        let passes: usize = (0..nb)
+            .map(|b| (cog - b * lanes).min(lanes).div_ceil(ocn))
+            .sum();
+        let ocu = cog as f64 / (passes * ocn) as f64;
+        let eff = pix * ocu * (acc as f64 / sat).min(1.0) * load_factor(acc, rh * rv + ocn);
+        let score = eff + 1e-3 * acc as f64;
+        if score > best_score {
+            best_score = score;
+            best = ((rh, rv, ocn), eff);
+        }
+    }
+    best
+}
+
+/// The estimated efficiency (0..1] of the channel-vector tile `(rh, rw)` with `ocb` vectors.
+fn oc_efficiency(p: &ConvParams, level: Level, lanes: usize, (rh, rw): (usize, usize)) -> f64 {
+    let nb = p.cout_g().div_ceil(lanes);
+    let ocb = if nb >= 2 { 2 } else { 1 };
+    let padded = (p.oh.div_ceil(rh) * rh * p.ow.div_ceil(rw) * rw) as f64;
+    let pix = (p.oh * p.ow) as f64 / padded;
+    let ocu = p.cout_g() as f64 / (nb * lanes) as f64;
+    let acc = rh * rw * ocb;
+    pix * ocu
+        * (acc as f64 / acc_saturation(level) as f64).min(1.0)
+        * load_factor(acc, rh * rw + ocb)
+}
+
+/// Estimated cycles per output element of the scalar transposing write of the channel-vector
+/// kernel, and of the vector write of the pixel-vector kernel.
+const OC_WRITE: f64 = 0.7;
+const PX_WRITE: f64 = 0.1;
+
+fn plan<T: SimdReal>(p: &ConvParams, threads: usize, force_px: Option<bool>) -> Plan {
     let level = crate::base::simd::level();
     let lanes = lanes_at::<T>(level);
     let nb = p.cout_g().div_ceil(lanes);
-    let ocb = if nb >= 2 { 2 } else { 1 };
-    let (rh, rw) = choose_tile(p, level, ocb);
+    let oc_ocb = if nb >= 2 { 2 } else { 1 };
+    let oc_tile = choose_tile(p, level, oc_ocb);
+    let ((prh, rv, ocn), px_eff) = choose_px(p, level, lanes);
+    // cycles per output element: FMAs (2 per cycle) over the efficiency, plus the write
+    let fmas = (p.k_len() as f64) / (2 * lanes) as f64;
+    let oc_cost = fmas / oc_efficiency(p, level, lanes, oc_tile) + OC_WRITE;
+    let px_cost = fmas / px_eff.max(1e-9) + PX_WRITE;
+    let px = force_px.unwrap_or(px_cost < oc_cost);
+    let (ocb, (rh, rw)) = if px {
+        (ocn, (prh, rv))
+    } else {
+        (oc_ocb, oc_tile)
+    };
+    let span = if px { rw * lanes } else { rw };
     let s = p.sw;
-    let owp = p.ow.div_ceil(rw) * rw;
+    let owp = p.ow.div_ceil(span) * span;
     let wp = (owp - 1) * s + p.kw;
     let wq = wp.div_ceil(s);
     let pw = s * wq;
@@ -155,15 +256,28 @@ fn plan<T: SimdReal>(p: &ConvParams, threads: usize) -> Plan {
     // Rows that keep the buffer under BUF_BYTES, and enough tasks for the threads.
     let row_bytes = p.sh * p.cin_g() * pw * size;
     let fit = (BUF_BYTES / row_bytes.max(1)).max(1);
+    // Small planes: several images per task, so that each weight block loaded serves about
+    // 128 pixels (as long as each thread keeps two tasks and the buffers stay bounded).
+    let img_bytes = ((p.oh - 1) * p.sh + p.kh) * p.cin_g() * pw * size;
+    let mut ni = 128usize.div_ceil(p.oh * p.ow).min(p.n).max(1);
+    while ni > 1 && (p.n.div_ceil(ni) * p.groups < 2 * threads || ni * img_bytes > 4 * BUF_BYTES) {
+        ni -= 1;
+    }
     let per_img = p.n * p.groups;
     let split = (4 * threads.max(1)).div_ceil(per_img).max(1);
-    let want = p.oh.div_ceil(split).min(fit).max(1);
+    let want = if ni > 1 {
+        p.oh
+    } else {
+        p.oh.div_ceil(split).min(fit).max(1)
+    };
     let rows = want.div_ceil(rh) * rh;
     let row_blocks = p.oh.div_ceil(rows);
     let buf_rows = (rows - 1) * p.sh + p.kh;
     Plan {
         level,
         lanes,
+        px,
+        ni,
         nb,
         ocb,
         rh,
@@ -287,6 +401,129 @@ unsafe fn run_tile<V: Vector>(
     }
 }
 
+/// Where a pixel-vector tile goes: channel rows `plane` apart, `ow - tx` columns left in the
+/// row, `valid` channels of the tile inside the group, the bias of its first channel.
+struct PxOut<T> {
+    out: *mut T,
+    plane: usize,
+    /// Output row length, and rows of the tile inside the output.
+    ow: usize,
+    rows: usize,
+    left: usize,
+    valid: usize,
+    bias: Option<*const T>,
+    relu: bool,
+}
+
+/// One pixel-vector tile: `RV LANES` pixels along a row by `OCN` output channels (lanes
+/// `0..OCN` of the weight blocks at `w`), summed over the steps `(kh, kw, ic)` in order, then
+/// written to the output with the bias and the ReLU (whole vectors straight, the last partial
+/// one through `tmp`).
+///
+/// # Safety
+/// `x + offs[t] + v LANES + i` (`v < RV`, `i < LANES`) lies in the task buffer for every step
+/// `t`; `w + t LANES + n` (`n < OCN`) in the weights; `o.out + n plane + c` for `n < valid`,
+/// `c < min(left, RV LANES)` in the task's output block, `o.bias + n` in the bias; `tmp` has
+/// `LANES` elements; the CPU has `V`'s level.
+#[inline(always)]
+unsafe fn px_kernel<V: Vector, const RH: usize, const RV: usize, const OCN: usize>(
+    offs: &[usize],
+    (x, row_step): (*const V::Elem, usize),
+    w: *const V::Elem,
+    o: &PxOut<V::Elem>,
+    tmp: *mut V::Elem,
+) {
+    let l = V::LANES;
+    // SAFETY: every pointer stays inside the buffers the caller describes (see above), and
+    // the CPU has V's level.
+    unsafe {
+        let mut acc = [[[V::zero(); OCN]; RV]; RH];
+        let mut wi = w;
+        for &off in offs {
+            let xi = x.add(off);
+            let mut xv = [[V::zero(); RV]; RH];
+            for (j, row) in xv.iter_mut().enumerate() {
+                for (v, e) in row.iter_mut().enumerate() {
+                    *e = V::load(xi.add(j * row_step + v * l));
+                }
+            }
+            for n in 0..OCN {
+                let b = V::splat(*wi.add(n));
+                for (arow, xrow) in acc.iter_mut().zip(xv.iter()) {
+                    for (a, xe) in arow.iter_mut().zip(xrow.iter()) {
+                        a[n] = xe.fma(b, a[n]);
+                    }
+                }
+            }
+            wi = wi.add(l);
+        }
+        for n in 0..OCN.min(o.valid) {
+            let b = match o.bias {
+                Some(b) => V::splat(*b.add(n)),
+                None => V::zero(),
+            };
+            for (j, arow) in acc.iter().enumerate().take(o.rows) {
+                let row = o.out.add(n * o.plane + j * o.ow);
+                for (v, a) in arow.iter().enumerate() {
+                    let mut e = a[n];
+                    if o.relu {
+                        e = e.add(b).relu();
+                    } else if o.bias.is_some() {
+                        e = e.add(b);
+                    }
+                    let c0 = v * l;
+                    if c0 + l <= o.left {
+                        e.store(row.add(c0));
+                    } else if c0 < o.left {
+                        e.store(tmp);
+                        std::ptr::copy_nonoverlapping(tmp, row.add(c0), o.left - c0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`px_kernel`] for the runtime tile `(rv, ocn)`, one of [`PX_TILES`].
+///
+/// # Safety
+/// As [`px_kernel`].
+#[inline(always)]
+unsafe fn run_px<V: Vector>(
+    (rh, rv, ocn): (usize, usize, usize),
+    offs: &[usize],
+    x: (*const V::Elem, usize),
+    w: *const V::Elem,
+    o: &PxOut<V::Elem>,
+    tmp: *mut V::Elem,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match (rh, rv, ocn) {
+            (1, 1, 4) => px_kernel::<V, 1, 1, 4>(offs, x, w, o, tmp),
+            (1, 1, 8) => px_kernel::<V, 1, 1, 8>(offs, x, w, o, tmp),
+            (1, 1, 16) => px_kernel::<V, 1, 1, 16>(offs, x, w, o, tmp),
+            (1, 2, 4) => px_kernel::<V, 1, 2, 4>(offs, x, w, o, tmp),
+            (1, 2, 8) => px_kernel::<V, 1, 2, 8>(offs, x, w, o, tmp),
+            (1, 3, 4) => px_kernel::<V, 1, 3, 4>(offs, x, w, o, tmp),
+            (1, 3, 8) => px_kernel::<V, 1, 3, 8>(offs, x, w, o, tmp),
+            (1, 4, 4) => px_kernel::<V, 1, 4, 4>(offs, x, w, o, tmp),
+            (1, 6, 4) => px_kernel::<V, 1, 6, 4>(offs, x, w, o, tmp),
+            (1, 7, 4) => px_kernel::<V, 1, 7, 4>(offs, x, w, o, tmp),
+            (2, 1, 8) => px_kernel::<V, 2, 1, 8>(offs, x, w, o, tmp),
+            (3, 1, 8) => px_kernel::<V, 3, 1, 8>(offs, x, w, o, tmp),
+            (2, 1, 4) => px_kernel::<V, 2, 1, 4>(offs, x, w, o, tmp),
+            (3, 1, 4) => px_kernel::<V, 3, 1, 4>(offs, x, w, o, tmp),
+            (4, 1, 4) => px_kernel::<V, 4, 1, 4>(offs, x, w, o, tmp),
+            (6, 1, 4) => px_kernel::<V, 6, 1, 4>(offs, x, w, o, tmp),
+            (2, 2, 4) => px_kernel::<V, 2, 2, 4>(offs, x, w, o, tmp),
+            (2, 3, 4) => px_kernel::<V, 2, 3, 4>(offs, x, w, o, tmp),
+            (3, 2, 4) => px_kernel::<V, 3, 2, 4>(offs, x, w, o, tmp),
+            _ => unreachable!("pixel tile ({rh}, {rv}, {ocn}) is not compiled"),
+        }
+    }
+}
+
 /// What every task shares.
 struct Shared<'a, T> {
     p: &'a ConvParams,
@@ -298,7 +535,7 @@ struct Shared<'a, T> {
     out: &'a DisjointSlice<'a, T>,
 }
 
-/// One task: image `img`, group `g`, output rows `rows * rb ..`.
+/// One task: images `img .. img + ni`, group `g`, output rows `rows * rb ..`.
 struct Task<'a, 's, T> {
     sh: &'s Shared<'a, T>,
     scratch: &'s mut (Vec<T>, Vec<T>),
@@ -398,23 +635,28 @@ impl<T: SimdReal> WithVector<T> for Task<'_, '_, T> {
         let (c, s) = (p.cin_g(), p.sw);
         let (buf, tmp) = (&mut scratch.0, &mut scratch.1);
         let row_len = c * pl.pw;
-        // The input rows of this block, zero-padded, columns split by phase.
+        let img_len = pl.buf_rows * row_len;
+        let nimg = pl.ni.min(p.n - img);
+        // The input rows of this block, zero-padded, columns split by phase, per image.
         buf.clear();
-        buf.resize(pl.buf_rows * row_len, T::ZERO);
+        buf.resize(nimg * img_len, T::ZERO);
         let oy0 = rb * pl.rows;
         let plane = p.h * p.w;
-        let xg = &sh.op.x[(img * p.cin + g * c) * plane..][..c * plane];
         let cols = p.w.min(pl.pw.saturating_sub(p.pl));
-        for rr in 0..pl.buf_rows {
-            let iy = (oy0 * p.sh + rr) as isize - p.pt as isize;
-            if iy < 0 || iy as usize >= p.h {
-                continue;
-            }
-            let iy = iy as usize;
-            for ic in 0..c {
-                let src = &xg[ic * plane + iy * p.w..][..cols];
-                let dst = &mut buf[(rr * c + ic) * pl.pw..][..pl.pw];
-                split_row(src, dst, p.pl, s, pl.wq);
+        for k in 0..nimg {
+            let xg = &sh.op.x[((img + k) * p.cin + g * c) * plane..][..c * plane];
+            let bk = &mut buf[k * img_len..][..img_len];
+            for rr in 0..pl.buf_rows {
+                let iy = (oy0 * p.sh + rr) as isize - p.pt as isize;
+                if iy < 0 || iy as usize >= p.h {
+                    continue;
+                }
+                let iy = iy as usize;
+                for ic in 0..c {
+                    let src = &xg[ic * plane + iy * p.w..][..cols];
+                    let dst = &mut bk[(rr * c + ic) * pl.pw..][..pl.pw];
+                    split_row(src, dst, p.pl, s, pl.wq);
+                }
             }
         }
         let geo = Geo {
@@ -424,42 +666,91 @@ impl<T: SimdReal> WithVector<T> for Task<'_, '_, T> {
         };
         let (cog, plane_out) = (p.cout_g(), p.oh * p.ow);
         let nr = pl.rows.min(p.oh - oy0);
-        let start = (img * p.cout + g * cog) * plane_out + oy0 * p.ow;
-        // SAFETY: task (img, g, rb) alone writes output rows oy0 .. oy0 + nr of the channels of
-        // group g of image img (the tasks partition the output).
-        let out = unsafe { sh.out.block(start, cog, nr * p.ow, plane_out) };
+        let outs: Vec<*mut T> = (img..img + nimg)
+            .map(|i| {
+                let start = (i * p.cout + g * cog) * plane_out + oy0 * p.ow;
+                // SAFETY: task (images img.., g, rb) alone writes output rows oy0 .. oy0 + nr
+                // of the channels of group g of its images (the tasks partition the output).
+                unsafe { sh.out.block(start, cog, nr * p.ow, plane_out) }
+            })
+            .collect();
         tmp.resize(pl.rh * pl.rw * 2 * l, T::ZERO);
         let bias = sh.op.bias.map(|b| &b[g * cog..][..cog]);
         let wg = &sh.wt[g * pl.nb * geo.wstride..][..pl.nb * geo.wstride];
+        if pl.px {
+            tmp.resize(l, T::ZERO);
+            for blk in 0..pl.nb {
+                let in_blk = (cog - blk * l).min(l);
+                for n0 in (0..in_blk).step_by(pl.ocb) {
+                    let oc = blk * l + n0;
+                    let wp = wg[blk * geo.wstride + n0..].as_ptr();
+                    for (k, &out) in outs.iter().enumerate() {
+                        for ty in (0..nr).step_by(pl.rh) {
+                            for tx in (0..pl.owp).step_by(pl.rw * l) {
+                                let xt = buf[k * img_len + ty * p.sh * row_len + tx..].as_ptr();
+                                // SAFETY: out + oc plane_out + ty ow + tx: channel oc + n < cog
+                                // (valid), row ty < nr, columns tx + c < ow (left): this task's block.
+                                let dst = unsafe { out.add(oc * plane_out + ty * p.ow + tx) };
+                                let o = PxOut {
+                                    out: dst,
+                                    plane: plane_out,
+                                    ow: p.ow,
+                                    rows: pl.rh.min(nr - ty),
+                                    left: p.ow - tx,
+                                    valid: in_blk - n0,
+                                    bias: bias.map(|b| b[oc..].as_ptr()),
+                                    relu: sh.op.relu,
+                                };
+                                // SAFETY: the buffer holds rows up to (rows - 1) sh + kh - 1 and
+                                // pw >= (owp - 1) s + kw columns per channel: every pixel of the
+                                // tile (column < owp) reads inside it; the weights of block blk
+                                // hold steps x lanes elements, n0 + ocb <= lanes; the output as
+                                // above; bias has cog - oc >= valid elements; tmp has l elements.
+                                unsafe {
+                                    let xs = (xt, geo.row_step);
+                                    let tile = (pl.rh, pl.rw, pl.ocb);
+                                    run_px::<V>(tile, sh.offs, xs, wp, &o, tmp.as_mut_ptr())
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let mut ob = 0;
         while ob < pl.nb {
             let ocb = pl.ocb.min(pl.nb - ob);
             let wp = wg[ob * geo.wstride..].as_ptr();
-            for ty in (0..nr).step_by(pl.rh) {
-                for tx in (0..pl.owp).step_by(pl.rw) {
-                    let xt = buf[ty * p.sh * row_len + tx..].as_ptr();
-                    // SAFETY: the buffer holds buf_rows >= (rows - 1) sh + kh rows of c
-                    // channels of pw >= (owp - 1) s + kw columns: every pixel of the tile (up to
-                    // row rows - 1, column owp - 1) reads inside it; the weights hold nb blocks,
-                    // ob + ocb <= nb; tmp has rh rw 2 lanes elements; dispatch gave V's level.
-                    unsafe { run_tile::<V>((pl.rh, pl.rw, ocb), &geo, xt, wp, tmp.as_mut_ptr()) };
-                    // The tile to NCHW, bias and ReLU applied (finish_row's rule).
-                    let nrc = (pl.rh.min(nr - ty), pl.rw.min(p.ow - tx));
-                    let shape = (pl.rh, pl.rw, ocb, l);
-                    let at = (plane_out, p.ow);
-                    // SAFETY: out + ty ow + tx, channels < cog, rows < nr - ty, columns < ow - tx
-                    // lie in this task's block.
-                    unsafe {
-                        let o = out.add(ty * p.ow + tx);
-                        if sh.op.relu {
-                            let f = |v: T, b: T| relu(v + b);
-                            write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
-                        } else if bias.is_some() {
-                            let f = |v: T, b: T| v + b;
-                            write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
-                        } else {
-                            let f = |v: T, _: T| v;
-                            write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
+            for (k, &out) in outs.iter().enumerate() {
+                for ty in (0..nr).step_by(pl.rh) {
+                    for tx in (0..pl.owp).step_by(pl.rw) {
+                        let xt = buf[k * img_len + ty * p.sh * row_len + tx..].as_ptr();
+                        // SAFETY: the buffer holds buf_rows >= (rows - 1) sh + kh rows of c
+                        // channels of pw >= (owp - 1) s + kw columns: every pixel of the tile (up to
+                        // row rows - 1, column owp - 1) reads inside it; the weights hold nb blocks,
+                        // ob + ocb <= nb; tmp has rh rw 2 lanes elements; dispatch gave V's level.
+                        unsafe {
+                            run_tile::<V>((pl.rh, pl.rw, ocb), &geo, xt, wp, tmp.as_mut_ptr())
+                        };
+                        // The tile to NCHW, bias and ReLU applied (finish_row's rule).
+                        let nrc = (pl.rh.min(nr - ty), pl.rw.min(p.ow - tx));
+                        let shape = (pl.rh, pl.rw, ocb, l);
+                        let at = (plane_out, p.ow);
+                        // SAFETY: out + ty ow + tx, channels < cog, rows < nr - ty, columns < ow - tx
+                        // lie in this task's block.
+                        unsafe {
+                            let o = out.add(ty * p.ow + tx);
+                            if sh.op.relu {
+                                let f = |v: T, b: T| relu(v + b);
+                                write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
+                            } else if bias.is_some() {
+                                let f = |v: T, b: T| v + b;
+                                write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
+                            } else {
+                                let f = |v: T, _: T| v;
+                                write_tile(tmp, shape, (ob, cog, bias), o, at, nrc, f, T::ZERO);
+                            }
                         }
                     }
                 }
@@ -485,8 +776,19 @@ fn step_offsets(p: &ConvParams, pl: &Plan) -> Vec<usize> {
 
 /// The forward convolution of a layer [`supports`] accepts; `out` is overwritten.
 pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
+    forward_with(p, op, out, threads, None)
+}
+
+/// [`forward`], with the pixel-vector kernel forced on or off (`force_px`) or chosen.
+fn forward_with<T: SimdReal>(
+    p: &ConvParams,
+    op: Operands<'_, T>,
+    out: &mut [T],
+    threads: usize,
+    force_px: Option<bool>,
+) {
     debug_assert!(supports(p));
-    let pl = plan::<T>(p, threads);
+    let pl = plan::<T>(p, threads, force_px);
     let wt = convert_weights(p, op.weight, &pl);
     let offs = step_offsets(p, &pl);
     let outs = DisjointSlice::new(out);
@@ -498,7 +800,7 @@ pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], 
         offs: &offs,
         out: &outs,
     };
-    let n_tasks = p.n * p.groups * pl.row_blocks;
+    let n_tasks = p.n.div_ceil(pl.ni) * p.groups * pl.row_blocks;
     let per_img = p.groups * pl.row_blocks;
     for_each_task(
         threads > 1,
@@ -508,7 +810,7 @@ pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], 
             let task = Task {
                 sh: &shared,
                 scratch,
-                img: t / per_img,
+                img: t / per_img * pl.ni,
                 g: (t % per_img) / pl.row_blocks,
                 rb: t % pl.row_blocks,
             };
@@ -572,7 +874,10 @@ mod tests {
             .collect()
     }
 
-    const CASES: [([usize; 4], [usize; 4], usize, usize, usize); 12] = [
+    /// input, weight, stride, pad, groups
+    type Case = ([usize; 4], [usize; 4], usize, usize, usize);
+
+    const CASES: [Case; 14] = [
         // input, weight, stride, pad, groups
         ([2, 3, 9, 11], [16, 3, 3, 3], 1, 1, 1),
         ([1, 3, 8, 8], [20, 3, 3, 3], 2, 1, 1),
@@ -584,6 +889,8 @@ mod tests {
         ([2, 8, 6, 6], [16, 4, 1, 1], 2, 0, 2),
         ([1, 2, 5, 5], [3, 2, 5, 5], 1, 4, 1),
         ([1, 64, 9, 9], [64, 16, 3, 3], 2, 1, 4),
+        ([5, 16, 4, 5], [32, 16, 3, 3], 1, 1, 1),
+        ([7, 8, 3, 3], [16, 4, 3, 3], 2, 1, 2),
         ([1, 3, 11, 10], [8, 3, 5, 5], 2, 2, 1),
         ([2, 3, 12, 13], [24, 3, 4, 4], 2, 3, 1),
     ];
@@ -609,11 +916,19 @@ mod tests {
                 };
                 let want = naive(&p, &op);
                 with_each_level(|l| {
-                    for threads in [1, 2] {
+                    for (threads, px) in [
+                        (1, Some(false)),
+                        (2, Some(false)),
+                        (1, Some(true)),
+                        (2, Some(true)),
+                        (2, None),
+                    ] {
                         let mut got = vec![f64::NAN; want.len()];
-                        crate::base::threads::run(threads, || forward(&p, op, &mut got, threads));
+                        crate::base::threads::run(threads, || {
+                            forward_with(&p, op, &mut got, threads, px)
+                        });
                         // small integers: exact at every level
-                        assert_eq!(got, want, "case {k} {l:?} threads {threads}");
+                        assert_eq!(got, want, "case {k} {l:?} threads {threads} px {px:?}");
                     }
                     // float32 too
                     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
@@ -625,10 +940,12 @@ mod tests {
                         bias: bias.map(|_| &b32[..]),
                         relu,
                     };
-                    let mut got = vec![f32::NAN; want.len()];
-                    forward(&p, op32, &mut got, 1);
                     let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-                    assert_eq!(got, want32, "case {k} {l:?} f32");
+                    for px in [false, true] {
+                        let mut got = vec![f32::NAN; want.len()];
+                        forward_with(&p, op32, &mut got, 1, Some(px));
+                        assert_eq!(got, want32, "case {k} {l:?} f32 px {px}");
+                    }
                 });
             }
         }
@@ -648,13 +965,14 @@ mod tests {
             let mut one = vec![0f32; 3 * 64 * 14 * 14];
             let mut two = one.clone();
             crate::base::threads::run(1, || forward(&p, op, &mut one, 1));
-            crate::base::threads::run(2, || forward(&p, op, &mut two, 2));
-            assert!(
-                one.iter()
+            for px in [false, true] {
+                crate::base::threads::run(2, || forward_with(&p, op, &mut two, 2, Some(px)));
+                let same = one
+                    .iter()
                     .zip(&two)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{l:?}"
-            );
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{l:?} px {px}");
+            }
         });
     }
 }
