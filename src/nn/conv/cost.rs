@@ -111,6 +111,8 @@ impl ConvParams {
             Pass::Forward => {
                 if winograd::applies(p, size) && !super::winograd_disabled() {
                     Engine::Winograd
+                } else if direct::pays(p, pass, size) {
+                    Engine::Direct
                 } else if p.is_pointwise() {
                     Engine::Gemm1x1
                 } else {

@@ -24,13 +24,14 @@ pub use params::{ConvParams, ConvTransposeParams, Operands};
 
 use crate::base::error::{check_len, ConvError, Result};
 use crate::base::real::Real;
+use crate::base::simd::SimdReal;
 use crate::signal::row_kernels::RowKernel;
 
 use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
 use im2col::{gemm_backward_input, gemm_backward_weight, gemm_forward};
 
 /// Forward convolution: `out = conv(x, weight) + bias`. All slices are contiguous NCHW.
-pub fn conv2d_forward<T: Real + RowKernel>(
+pub fn conv2d_forward<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     op: Operands<'_, T>,
     out: &mut [T],
@@ -57,7 +58,7 @@ pub fn conv2d_forward<T: Real + RowKernel>(
 
 /// Input gradient: `dx = conv2d_input(dy, weight)`, i.e. the adjoint of the forward map
 /// (also the transposed convolution of `dy`). `dx` is overwritten.
-pub fn conv2d_backward_input<T: Real + RowKernel>(
+pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     dy: &[T],
     weight: &[T],
@@ -183,7 +184,7 @@ pub(crate) fn winograd_disabled() -> bool {
 }
 
 /// Weight gradient: `dw = conv2d_weight(x, dy)`, summed over the batch. `dw` is overwritten.
-pub fn conv2d_backward_weight<T: Real + RowKernel>(
+pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     x: &[T],
     dy: &[T],

@@ -15,20 +15,32 @@ pub mod forward;
 
 use super::cost::Pass;
 use super::params::{ConvParams, Operands};
-use crate::base::real::Real;
+use crate::base::simd::SimdReal;
 
-/// Whether the direct engine computes `pass` of `p`.
-pub fn supports(_p: &ConvParams, _pass: Pass) -> bool {
-    false
+/// Whether the direct engine computes `pass` of `p` (whatever it costs).
+pub fn supports(p: &ConvParams, pass: Pass) -> bool {
+    match pass {
+        Pass::Forward => forward::supports(p),
+        Pass::InputGrad | Pass::WeightGrad => false,
+    }
 }
 
-/// The forward pass (only where [`supports`]).
-pub fn forward<T: Real>(_p: &ConvParams, _op: Operands<'_, T>, _out: &mut [T], _threads: usize) {
-    unreachable!("direct::forward without support")
+/// Whether the direct engine is the cheapest for `pass` of `p` (the measured rules of each
+/// kernel family, asked by [`super::cost`]).
+pub fn pays(p: &ConvParams, pass: Pass, size: usize) -> bool {
+    match pass {
+        Pass::Forward => forward::applies(p, size),
+        Pass::InputGrad | Pass::WeightGrad => false,
+    }
 }
 
-/// The input gradient, overwriting `dx` (only where [`supports`]).
-pub fn backward_input<T: Real>(
+/// The forward pass (where [`supports`]).
+pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
+    forward::forward(p, op, out, threads)
+}
+
+/// The input gradient, overwriting `dx` (where [`supports`]).
+pub fn backward_input<T: SimdReal>(
     _p: &ConvParams,
     _dy: &[T],
     _weight: &[T],
@@ -38,8 +50,8 @@ pub fn backward_input<T: Real>(
     unreachable!("direct::backward_input without support")
 }
 
-/// The weight gradient, overwriting `dw` (only where [`supports`]).
-pub fn backward_weight<T: Real>(
+/// The weight gradient, overwriting `dw` (where [`supports`]).
+pub fn backward_weight<T: SimdReal>(
     _p: &ConvParams,
     _x: &[T],
     _dy: &[T],
