@@ -408,3 +408,58 @@ def mse_grad(x, t, reduction, grad=1.0):
     d = np.asarray(x, np.float64) - np.asarray(t, np.float64)
     k = 2.0 / d.size if reduction == "mean" and d.size else 2.0
     return k * d * np.asarray(grad, np.float64)
+
+
+def conv2d_input_grad(dy, w, x_shape, stride=(1, 1), pads=(0, 0, 0, 0), groups=1):
+    """dx[n, g*Cg + c, y*s + i - t, x*s + j - l] += sum_o w[o, c, i, j] dy[n, o, y, x]
+    (the adjoint of :func:`conv2d` with dilation 1), in float64, tap by tap."""
+    n, cin, h, wd = x_shape
+    cout, cg, kh, kw = w.shape
+    t, bt, l_, r = pads
+    sh, sw = stride
+    _, _, oh, ow = dy.shape
+    dxp = np.zeros((n, cin, h + t + bt + sh * kh, wd + l_ + r + sw * kw), np.float64)
+    og = cout // groups
+    d64, w64 = dy.astype(np.float64), w.astype(np.float64)
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                dxp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i : i + sh * (oh - 1) + 1 : sh,
+                    j : j + sw * (ow - 1) + 1 : sw,
+                ] += np.einsum(
+                    "noyx,oc->ncyx",
+                    d64[:, g * og : (g + 1) * og],
+                    w64[g * og : (g + 1) * og, :, i, j],
+                )
+    return dxp[:, :, t : t + h, l_ : l_ + wd]
+
+
+def conv2d_weight_grad(x, dy, w_shape, stride=(1, 1), pads=(0, 0, 0, 0), groups=1):
+    """dw[o, c, i, j] = sum_{n, y, x} dy[n, o, y, x] xp[n, g*Cg + c, y*s + i, x*s + j]
+    (dilation 1), in float64, tap by tap."""
+    n, cin, h, wd = x.shape
+    cout, cg, kh, kw = w_shape
+    t, bt, l_, r = pads
+    sh, sw = stride
+    _, _, oh, ow = dy.shape
+    xp = np.zeros((n, cin, h + t + bt + sh * kh, wd + l_ + r + sw * kw), np.float64)
+    xp[:, :, t : t + h, l_ : l_ + wd] = x
+    dw = np.zeros(w_shape, np.float64)
+    og = cout // groups
+    d64 = dy.astype(np.float64)
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i : i + sh * (oh - 1) + 1 : sh,
+                    j : j + sw * (ow - 1) + 1 : sw,
+                ]
+                dw[g * og : (g + 1) * og, :, i, j] = np.einsum(
+                    "noyx,ncyx->oc", d64[:, g * og : (g + 1) * og], patch
+                )
+    return dw

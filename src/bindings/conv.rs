@@ -161,7 +161,7 @@ fn conv2d<'py>(
 }
 
 /// The input gradient of `plan` into `dest`.
-fn input_grad<'py, T: Real + RowKernel + Element>(
+fn input_grad<'py, T: Real + RowKernel + Element + crate::base::simd::SimdReal>(
     py: Python<'py>,
     plan: &ConvPlan,
     gs: &[T],
@@ -182,7 +182,7 @@ fn input_grad<'py, T: Real + RowKernel + Element>(
 }
 
 /// The weight gradient of `plan` into `dest`.
-fn weight_grad<'py, T: Real + RowKernel + Element>(
+fn weight_grad<'py, T: Real + RowKernel + Element + crate::base::simd::SimdReal>(
     py: Python<'py>,
     plan: &ConvPlan,
     xs: &[T],

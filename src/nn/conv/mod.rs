@@ -21,6 +21,7 @@ pub use params::{ConvParams, ConvTransposeParams, Operands};
 
 use crate::base::error::{check_len, Result};
 use crate::base::real::Real;
+use crate::base::simd::SimdReal;
 use crate::signal::row_kernels::RowKernel;
 
 use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
@@ -54,7 +55,7 @@ pub fn conv2d_forward<T: Real + RowKernel>(
 
 /// Input gradient: `dx = conv2d_input(dy, weight)`, i.e. the adjoint of the forward map
 /// (also the transposed convolution of `dy`). `dx` is overwritten.
-pub fn conv2d_backward_input<T: Real + RowKernel>(
+pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     dy: &[T],
     weight: &[T],
@@ -69,6 +70,12 @@ pub fn conv2d_backward_input<T: Real + RowKernel>(
     }
     if p.cout == 0 || p.k_len() == 0 {
         dx.fill(T::ZERO); // no output channel (or no input channel) connects anything
+        return Ok(());
+    }
+    if direct::backward::input_applies(p, std::mem::size_of::<T>()) && !direct_backward_off() {
+        crate::base::threads::run(threads, || {
+            direct::backward::backward_input(p, dy, weight, dx, threads)
+        });
         return Ok(());
     }
     if p.is_direct_depthwise() && p.pt < p.kh && p.pl < p.kw {
@@ -164,6 +171,12 @@ fn winograd_adjoint<T>(p: &ConvParams) -> Option<ConvParams> {
     (fits && winograd::applies(&q, std::mem::size_of::<T>())).then_some(q)
 }
 
+/// `RCONV_NO_DIRECT_BACKWARD` set (to anything, read at every call, for A/B measurements in
+/// one process): the gradients take the routes they took before the direct engine.
+fn direct_backward_off() -> bool {
+    std::env::var_os("RCONV_NO_DIRECT_BACKWARD").is_some()
+}
+
 /// `RCONV_NO_WINOGRAD` set (to anything): 3x3 layers go through im2col like the others
 /// (read once).
 pub(crate) fn winograd_disabled() -> bool {
@@ -172,7 +185,7 @@ pub(crate) fn winograd_disabled() -> bool {
 }
 
 /// Weight gradient: `dw = conv2d_weight(x, dy)`, summed over the batch. `dw` is overwritten.
-pub fn conv2d_backward_weight<T: Real + RowKernel>(
+pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     x: &[T],
     dy: &[T],
@@ -188,6 +201,12 @@ pub fn conv2d_backward_weight<T: Real + RowKernel>(
     }
     if p.is_direct_depthwise() {
         crate::base::threads::run(threads, || depthwise_backward_weight(p, x, dy, dw, threads));
+        return Ok(());
+    }
+    if direct::backward::weight_applies(p, std::mem::size_of::<T>()) && !direct_backward_off() {
+        crate::base::threads::run(threads, || {
+            direct::backward::backward_weight(p, x, dy, dw, threads)
+        });
         return Ok(());
     }
     let partials = crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
