@@ -33,6 +33,8 @@ CASES = [
     (1, 40, 72, 7, 3, 1, 1, 1),
     (2, 64, 128, 8, 3, 1, 1, 2),
     (2, 32, 80, 9, 2, 2, 1, 1),
+    # a batch large enough for several images per weight-gradient unit
+    (19, 16, 32, 6, 3, 1, 1, 1),
 ]
 
 

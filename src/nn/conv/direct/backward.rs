@@ -434,7 +434,7 @@ fn transpose<T: Copy>(src: &[T], ss: usize, dst: &mut [T], ds: usize, (a, b): (u
 pub(crate) const WEIGHT_PARTS: usize = 8;
 
 /// Bytes of one unit's copies of `x` and `dy` (the rows of a unit are chosen to fit).
-const UNIT_BYTES: usize = 192 << 10;
+const UNIT_BYTES: usize = 512 << 10;
 
 /// Output-channel vectors per weight-gradient tile, largest first.
 fn dw_ocb_choices(regs: usize) -> &'static [usize] {
@@ -461,9 +461,11 @@ fn dw_ric_full(regs: usize, ocb: usize) -> usize {
 struct DwGeom {
     /// Output channels per group, padded to the lanes.
     ocp: usize,
-    /// Output rows per unit, units per image.
+    /// Output rows per unit, units per image (1 when a unit holds whole images), images
+    /// per unit (1 when an image is split).
     rows: usize,
     per_img: usize,
+    imgs: usize,
     /// Columns of the padded `x` copy.
     wpx: usize,
 }
@@ -487,13 +489,20 @@ pub(crate) fn backward_weight<T: SimdReal>(
     let per_img = p.oh.div_ceil(fit).max(WEIGHT_PARTS.div_ceil(p.n)).min(p.oh);
     let rows = p.oh.div_ceil(per_img);
     let per_img = p.oh.div_ceil(rows);
+    // small images: several per unit, so that each tile sums over more pixels between the
+    // loads and stores of its accumulators (still enough units for the parts)
+    let imgs = match per_img {
+        1 => (UNIT_BYTES / (row_bytes * p.oh).max(1)).clamp(1, p.n.div_ceil(WEIGHT_PARTS)),
+        _ => 1,
+    };
     let geom = DwGeom {
         ocp,
         rows,
         per_img,
+        imgs,
         wpx,
     };
-    let units = p.n * per_img;
+    let units = p.n.div_ceil(imgs) * per_img;
     let parts = WEIGHT_PARTS.min(units);
     let per_part = units.div_ceil(parts);
     let run_part = |part: usize| -> Vec<T> {
@@ -561,32 +570,38 @@ impl<T: SimdReal> WithVector<T> for DwPart<'_, T> {
         let (mut xp, mut dv) = (Vec::new(), Vec::new());
         let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
         for u in units {
-            let (img, blk) = (u / geom.per_img, u % geom.per_img);
+            let (img0, blk) = (u / geom.per_img * geom.imgs, u % geom.per_img);
+            let m = geom.imgs.min(p.n - img0);
             let r0 = blk * geom.rows;
             let nr = geom.rows.min(p.oh - r0);
-            // x rows r0 sh - pt .. as [row][col][cin], zero-padded
+            // x rows r0 sh - pt .. of each image as [row][col][cin], zero-padded
             let hr = (nr - 1) * p.sh + p.kh;
+            let ximg = hr * wpx * p.cin;
             xp.clear();
-            xp.resize(hr * wpx * p.cin, T::ZERO);
+            xp.resize(m * ximg, T::ZERO);
             let cols = p.w.min(wpx.saturating_sub(p.pl));
-            let xi = &x[img * p.cin * plane_in..][..p.cin * plane_in];
-            for yy in 0..hr {
-                let iy = (r0 * p.sh + yy) as isize - p.pt as isize;
-                if iy < 0 || iy >= p.h as isize || cols == 0 {
-                    continue;
-                }
-                let src = &xi[iy as usize * p.w..];
-                let dst = &mut xp[(yy * wpx + p.pl) * p.cin..];
-                transpose(src, plane_in, dst, p.cin, (p.cin, cols));
-            }
-            // dy rows r0 .. r0 + nr as [pixel][g][ocp]
+            // dy rows r0 .. r0 + nr of each image as [pixel][g][ocp]
             let gp = p.groups * ocp;
+            let dimg = nr * p.ow * gp;
             dv.clear();
-            dv.resize(nr * p.ow * gp, T::ZERO);
-            for g in 0..p.groups {
-                let src = &dy[(img * p.cout + g * cout_g) * plane_out + r0 * p.ow..];
-                let dst = &mut dv[g * ocp..];
-                transpose(src, plane_out, dst, gp, (cout_g, nr * p.ow));
+            dv.resize(m * dimg, T::ZERO);
+            for ii in 0..m {
+                let img = img0 + ii;
+                let xi = &x[img * p.cin * plane_in..][..p.cin * plane_in];
+                for yy in 0..hr {
+                    let iy = (r0 * p.sh + yy) as isize - p.pt as isize;
+                    if iy < 0 || iy >= p.h as isize || cols == 0 {
+                        continue;
+                    }
+                    let src = &xi[iy as usize * p.w..];
+                    let dst = &mut xp[ii * ximg + (yy * wpx + p.pl) * p.cin..];
+                    transpose(src, plane_in, dst, p.cin, (p.cin, cols));
+                }
+                for g in 0..p.groups {
+                    let src = &dy[(img * p.cout + g * cout_g) * plane_out + r0 * p.ow..];
+                    let dst = &mut dv[ii * dimg + g * ocp..];
+                    transpose(src, plane_out, dst, gp, (cout_g, nr * p.ow));
+                }
             }
             let args = DwArgs {
                 xp: &xp,
@@ -596,6 +611,9 @@ impl<T: SimdReal> WithVector<T> for DwPart<'_, T> {
                 dpix: gp,
                 rows: nr,
                 ow: p.ow,
+                imgs: m,
+                ximg,
+                dimg,
             };
             for g in 0..p.groups {
                 for kh in 0..p.kh {
@@ -655,6 +673,10 @@ struct DwArgs<'a, T> {
     dpix: usize,
     rows: usize,
     ow: usize,
+    /// Images, and elements between their copies in `xp` and in `dv`.
+    imgs: usize,
+    ximg: usize,
+    dimg: usize,
 }
 
 /// `acc[RIC][OCB vectors] += sum over the unit's pixels of x[ic] dy[oc]` for one tap: `at =
@@ -668,8 +690,9 @@ fn dw_tile<V: Vector, const RIC: usize, const OCB: usize>(
 ) {
     let lanes = V::LANES;
     let last_pix = (a.rows - 1) * a.ow + a.ow - 1;
-    assert!(xoff + (a.rows - 1) * a.xrow + (a.ow - 1) * a.xpix + RIC <= a.xp.len());
-    assert!(doff + last_pix * a.dpix + OCB * lanes <= a.dv.len());
+    let (xlast, dlast) = ((a.imgs - 1) * a.ximg, (a.imgs - 1) * a.dimg);
+    assert!(xoff + xlast + (a.rows - 1) * a.xrow + (a.ow - 1) * a.xpix + RIC <= a.xp.len());
+    assert!(doff + dlast + last_pix * a.dpix + OCB * lanes <= a.dv.len());
     assert!(aoff + (RIC - 1) * astride + OCB * lanes <= acc.len());
     // SAFETY: the level's features are enabled (reached from `dispatch`); every access is
     // inside its slice (asserted above for the last pixel, row, channel and vector).
@@ -681,9 +704,9 @@ fn dw_tile<V: Vector, const RIC: usize, const OCB: usize>(
                 *v = V::load(ap.add(r * astride + b * lanes));
             }
         }
-        for y in 0..a.rows {
-            let mut xq = a.xp.as_ptr().add(xoff + y * a.xrow);
-            let mut dq = a.dv.as_ptr().add(doff + y * a.ow * a.dpix);
+        for (i, y) in (0..a.imgs).flat_map(|i| (0..a.rows).map(move |y| (i, y))) {
+            let mut xq = a.xp.as_ptr().add(xoff + i * a.ximg + y * a.xrow);
+            let mut dq = a.dv.as_ptr().add(doff + i * a.dimg + y * a.ow * a.dpix);
             for _ in 0..a.ow {
                 let mut d = [V::zero(); OCB];
                 for (b, v) in d.iter_mut().enumerate() {
@@ -797,7 +820,7 @@ mod tests {
                 let groups = [1, 1, 2, 3][r(4)];
                 let cin = groups * (1 + r(20));
                 let cout = groups * (1 + r(20));
-                let (n, h, w) = (1 + r(3), 1 + r(11), 1 + r(11));
+                let (n, h, w) = ([1, 2, 3, 17][r(4)], 1 + r(11), 1 + r(11));
                 let (kh, kw) = (1 + r(5), 1 + r(5));
                 let (sh, sw) = (1 + r(2), 1 + r(2));
                 let pads = (r(kh), r(kh), r(kw), r(kw));
@@ -810,6 +833,11 @@ mod tests {
                     groups,
                 ) else {
                     continue;
+                };
+                // a transposed convolution's restricted output (output_padding past the stride)
+                let p = match r(4) {
+                    0 if p.oh > 1 => p.with_output_size(p.oh - 1, p.ow).unwrap_or(p),
+                    _ => p,
                 };
                 if !supports(&p) {
                     continue;
