@@ -120,7 +120,9 @@ impl ConvParams {
                 }
             }
             Pass::InputGrad => {
-                if super::winograd_adjoint(p, true).is_some_and(|q| winograd::applies(&q, size)) {
+                if direct::pays(p, pass, size) {
+                    Engine::Direct
+                } else if super::winograd_adjoint(p, true).is_some_and(|q| winograd::applies(&q, size)) {
                     Engine::Winograd
                 } else if p.is_pointwise() {
                     Engine::Gemm1x1
@@ -128,6 +130,7 @@ impl ConvParams {
                     Engine::Im2col
                 }
             }
+            Pass::WeightGrad if direct::pays(p, pass, size) => Engine::Direct,
             Pass::WeightGrad if p.is_pointwise() => Engine::Gemm1x1,
             Pass::WeightGrad => Engine::Im2col,
         }

@@ -21,7 +21,7 @@ use crate::base::simd::SimdReal;
 pub fn supports(p: &ConvParams, pass: Pass) -> bool {
     match pass {
         Pass::Forward => forward::supports(p),
-        Pass::InputGrad | Pass::WeightGrad => false,
+        Pass::InputGrad | Pass::WeightGrad => backward::supports(p),
     }
 }
 
@@ -30,7 +30,8 @@ pub fn supports(p: &ConvParams, pass: Pass) -> bool {
 pub fn pays(p: &ConvParams, pass: Pass, size: usize) -> bool {
     match pass {
         Pass::Forward => forward::applies(p, size),
-        Pass::InputGrad | Pass::WeightGrad => false,
+        Pass::InputGrad => backward::input_applies(p, size),
+        Pass::WeightGrad => backward::weight_applies(p, size),
     }
 }
 
@@ -41,22 +42,22 @@ pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], 
 
 /// The input gradient, overwriting `dx` (where [`supports`]).
 pub fn backward_input<T: SimdReal>(
-    _p: &ConvParams,
-    _dy: &[T],
-    _weight: &[T],
-    _dx: &mut [T],
-    _threads: usize,
+    p: &ConvParams,
+    dy: &[T],
+    weight: &[T],
+    dx: &mut [T],
+    threads: usize,
 ) {
-    unreachable!("direct::backward_input without support")
+    backward::backward_input(p, dy, weight, dx, threads)
 }
 
 /// The weight gradient, overwriting `dw` (where [`supports`]).
 pub fn backward_weight<T: SimdReal>(
-    _p: &ConvParams,
-    _x: &[T],
-    _dy: &[T],
-    _dw: &mut [T],
-    _threads: usize,
+    p: &ConvParams,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    threads: usize,
 ) {
-    unreachable!("direct::backward_weight without support")
+    backward::backward_weight(p, x, dy, dw, threads)
 }
