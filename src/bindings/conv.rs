@@ -14,6 +14,7 @@ use super::dtype::DType;
 use super::{named, readonly, untyped, with_output, BResult, Dest};
 use crate::base::error::ConvError;
 use crate::base::real::Real;
+use crate::base::simd::SimdReal;
 use crate::base::threads;
 use crate::dispatch;
 use crate::nn::conv::params::{check_bias, ConvPlan, ConvSpec, ConvTransposeParams, PadMode};
@@ -161,7 +162,7 @@ fn conv2d<'py>(
 }
 
 /// The input gradient of `plan` into `dest`.
-fn input_grad<'py, T: Real + RowKernel + Element>(
+fn input_grad<'py, T: Real + RowKernel + SimdReal + Element>(
     py: Python<'py>,
     plan: &ConvPlan,
     gs: &[T],
@@ -182,7 +183,7 @@ fn input_grad<'py, T: Real + RowKernel + Element>(
 }
 
 /// The weight gradient of `plan` into `dest`.
-fn weight_grad<'py, T: Real + RowKernel + Element>(
+fn weight_grad<'py, T: Real + RowKernel + SimdReal + Element>(
     py: Python<'py>,
     plan: &ConvPlan,
     xs: &[T],
