@@ -248,6 +248,59 @@ fn dots<V: Vector, const N: usize>(src: &[V::Elem], offs: &[usize], g: &[V::Elem
     out
 }
 
+/// `dst[sg.dst..][..sg.n] = src[sg.src..][..sg.n]` for every segment, in order, by whole
+/// vectors: the lanes past a segment's end are stored as zeros, so `segs` must be in
+/// increasing `dst` order with the elements between two segments meant to be zero (or
+/// written by a later segment), and `dst` must hold `V::LANES` elements past the last one.
+/// Rows too close to the end of `src` for a whole vector are copied element by element.
+#[inline(always)]
+fn copy_rows<V: Vector>(dst: &mut [V::Elem], src: &[V::Elem], segs: &[Seg]) {
+    let l = V::LANES;
+    for sg in segs {
+        let nv = sg.n.div_ceil(l);
+        let fits = sg.src + nv * l <= src.len() && sg.dst + (nv + 1) * l <= dst.len();
+        if !fits {
+            dst[sg.dst..sg.dst + sg.n].copy_from_slice(&src[sg.src..sg.src + sg.n]);
+            continue;
+        }
+        // SAFETY: the level's features are on (reached from `dispatch`); the loads read
+        // `src[sg.src .. sg.src + nv l]` and the stores write `dst[sg.dst .. sg.dst + (nv + 1)
+        // l]`, both inside their slices (checked above).
+        unsafe {
+            let (sp, dp) = (src.as_ptr().add(sg.src), dst.as_mut_ptr().add(sg.dst));
+            for v in 0..nv {
+                V::load(sp.add(v * l)).store(dp.add(v * l));
+            }
+            V::zero().store(dp.add(sg.n));
+        }
+    }
+}
+
+/// `dst[r w .. r w + w] = src[r ld .. r ld + w]` for the rows `r` of `dst` (`w` wide), by
+/// whole vectors where they fit: the lanes past a row's end land on the next row, which is
+/// written after. `src` must hold `V::LANES` elements past the last row's start plus `w`.
+#[inline(always)]
+fn copy_out<V: Vector>(dst: &mut [V::Elem], src: &[V::Elem], w: usize, ld: usize) {
+    let l = V::LANES;
+    let nv = w.div_ceil(l);
+    for (r, row) in (0..dst.len() / w.max(1)).map(|r| (r, r * w)) {
+        let s0 = r * ld;
+        if row + nv * l <= dst.len() && s0 + nv * l <= src.len() {
+            // SAFETY: the level's features are on (reached from `dispatch`); the loads read
+            // `src[s0 .. s0 + nv l]` and the stores write `dst[row .. row + nv l]`, both inside
+            // their slices (checked above).
+            unsafe {
+                let (sp, dp) = (src.as_ptr().add(s0), dst.as_mut_ptr().add(row));
+                for v in 0..nv {
+                    V::load(sp.add(v * l)).store(dp.add(v * l));
+                }
+            }
+        } else {
+            dst[row..row + w].copy_from_slice(&src[s0..s0 + w]);
+        }
+    }
+}
+
 /// `v` with `n` elements: zeroed when its length changes, else left as it is (the plans
 /// write the same elements of every plane, so the zeros around them stay).
 fn sized<T: Real>(v: &mut Vec<T>, n: usize) -> &mut [T] {
@@ -296,11 +349,17 @@ impl ForwardPlan {
         }
     }
 
-    /// `buf` (the phase buffer, zero outside the plan's copies) gets `img`.
+    /// `buf` (the phase buffer, zero outside the plan's copies, `V::LANES` spare elements
+    /// at the end) gets `img`.
     #[inline(always)]
-    fn fill<T: Copy>(&self, img: &[T], buf: &mut [T]) {
-        for sg in &self.fill {
-            gather(&mut buf[sg.dst..sg.dst + sg.n], &img[sg.src..], self.ph.sw);
+    fn fill<V: Vector>(&self, img: &[V::Elem], buf: &mut [V::Elem]) {
+        if self.ph.sh == 1 && self.ph.sw == 1 {
+            // one phase: the rows go in increasing order
+            copy_rows::<V>(buf, img, &self.fill);
+        } else {
+            for sg in &self.fill {
+                gather(&mut buf[sg.dst..sg.dst + sg.n], &img[sg.src..], self.ph.sw);
+            }
         }
     }
 }
@@ -330,13 +389,11 @@ impl<T: SimdReal> WithVector<T> for ForwardPlane<'_, T> {
         } = self;
         let (l, wq) = (V::LANES, plan.ph.wq);
         let src = sized(&mut s.src, plan.ph.len(l));
-        plan.fill(img, src);
-        let len = (p.oh - 1) * wq + p.ow;
-        let flat = sized(&mut s.out, len.div_ceil(l) * l);
-        correlate::<V>(src, &plan.offs, ker, flat);
-        for (y, row) in out.chunks_exact_mut(p.ow).enumerate() {
-            row.copy_from_slice(&flat[y * wq..y * wq + p.ow]);
-        }
+        plan.fill::<V>(img, src);
+        let len = ((p.oh - 1) * wq + p.ow).div_ceil(l) * l;
+        let flat = sized(&mut s.out, len + l);
+        correlate::<V>(src, &plan.offs, ker, &mut flat[..len]);
+        copy_out::<V>(out, flat, p.ow, wq);
     }
 }
 
@@ -369,6 +426,8 @@ pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], 
 /// zero-padded into `gh x gw`, and per phase of the input gradient its taps and where its
 /// `mq x nq` flattened pixels go.
 struct InputPlan {
+    /// Width of the input gradient.
+    w: usize,
     gh: usize,
     gw: usize,
     sw: usize,
@@ -442,6 +501,7 @@ impl InputPlan {
             }
         }
         InputPlan {
+            w: p.w,
             gh,
             gw,
             sw,
@@ -474,23 +534,27 @@ impl<T: SimdReal> WithVector<T> for InputPlane<'_, T> {
         } = self;
         let l = V::LANES;
         let src = sized(&mut s.src, plan.gh * plan.gw + l);
-        for sg in &plan.fill {
-            src[sg.dst..sg.dst + sg.n].copy_from_slice(&dy[sg.src..sg.src + sg.n]);
-        }
-        let flat = sized(&mut s.out, plan.len.div_ceil(l) * l);
+        copy_rows::<V>(src, dy, &plan.fill);
+        let len = plan.len.div_ceil(l) * l;
+        let flat = sized(&mut s.out, len + l);
         let mut wts = [T::ZERO; 64];
         for ph in &plan.phases {
             if ph.offs.len() <= wts.len() {
                 for (w, &t) in wts.iter_mut().zip(&ph.taps) {
                     *w = ker[t];
                 }
-                correlate::<V>(src, &ph.offs, &wts[..ph.offs.len()], flat);
+                correlate::<V>(src, &ph.offs, &wts[..ph.offs.len()], &mut flat[..len]);
             } else {
                 let w: Vec<T> = ph.taps.iter().map(|&t| ker[t]).collect();
-                correlate::<V>(src, &ph.offs, &w, flat);
+                correlate::<V>(src, &ph.offs, &w, &mut flat[..len]);
             }
-            for sg in &ph.out {
-                scatter(&mut dx[sg.dst..], &flat[sg.src..sg.src + sg.n], plan.sw);
+            if plan.phases.len() == 1 {
+                // stride 1: the rows of dx are the rows of the one phase (`m0 = pt`, `n0 = pl`)
+                copy_out::<V>(dx, flat, plan.w, plan.gw);
+            } else {
+                for sg in &ph.out {
+                    scatter(&mut dx[sg.dst..], &flat[sg.src..sg.src + sg.n], plan.sw);
+                }
             }
         }
     }
@@ -549,19 +613,24 @@ impl<T: SimdReal> WithVector<T> for WeightChannel<'_, T> {
         let (l, wq) = (V::LANES, plan.ph.wq);
         let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
         let offs = &plan.offs[..];
+        let g_rows: Vec<Seg> = (0..p.oh)
+            .map(|y| Seg {
+                src: y * p.ow,
+                dst: y * wq,
+                n: p.ow,
+            })
+            .collect();
         dw.fill(T::ZERO);
         for n in 0..p.n {
             let idx = n * p.cin + c;
             // a tap's reads run past its phase plane by at most `qw + l` (times zeros of `g`)
             let src = sized(&mut s.src, plan.ph.len(wq + l));
-            plan.fill(&x[idx * plane_in..(idx + 1) * plane_in], src);
+            plan.fill::<V>(&x[idx * plane_in..(idx + 1) * plane_in], src);
             // the output gradient with the row stride of the phase planes, zeros between
-            let g = sized(&mut s.out, (p.oh * wq).div_ceil(l) * l);
-            let gy = &dy[idx * plane_out..(idx + 1) * plane_out];
-            for (y, src_row) in gy.chunks_exact(p.ow).enumerate() {
-                g[y * wq..y * wq + p.ow].copy_from_slice(src_row);
-            }
-            let (src, g) = (&s.src[..], &s.out[..]);
+            let g_len = (p.oh * wq).div_ceil(l) * l;
+            let g = sized(&mut s.out, g_len + l);
+            copy_rows::<V>(g, &dy[idx * plane_out..(idx + 1) * plane_out], &g_rows);
+            let (src, g) = (&s.src[..], &s.out[..g_len]);
             let mut t = 0;
             while t < offs.len() {
                 let o = &offs[t..];
