@@ -200,6 +200,13 @@ pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
     }
     let size = std::mem::size_of::<T>();
     match p.engine(Pass::WeightGrad, size) {
+        Engine::Direct
+            if direct::weight_grad_reads_across_rows(p)
+                && !x.iter().all(|&v| v - v == T::ZERO) =>
+        {
+            // an infinity or a NaN in the input: only the taps that meet it may turn NaN
+            im2col_weight_grad(p, x, dy, dw, threads)
+        }
         Engine::Direct => {
             crate::base::threads::run(threads, || direct::backward_weight(p, x, dy, dw, threads))
         }
@@ -211,17 +218,25 @@ pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
                 "the Winograd engine was chosen for a weight gradient",
             ))
         }
-        Engine::Gemm1x1 | Engine::Im2col => {
-            let partials =
-                crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
-            for part in partials {
-                for (d, s) in dw.iter_mut().zip(part) {
-                    *d += s;
-                }
-            }
-        }
+        Engine::Gemm1x1 | Engine::Im2col => im2col_weight_grad(p, x, dy, dw, threads),
     }
     Ok(())
+}
+
+/// The weight gradient by im2col + GEMM, added to `dw` (zeros) in a fixed order.
+fn im2col_weight_grad<T: Real + RowKernel>(
+    p: &ConvParams,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    threads: usize,
+) {
+    let partials = crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
+    for part in partials {
+        for (d, s) in dw.iter_mut().zip(part) {
+            *d += s;
+        }
+    }
 }
 
 /// The bias gradient: `grad_output` (`[n, c, h, w]`) summed over batch and space, per

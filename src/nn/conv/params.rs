@@ -169,6 +169,11 @@ impl ConvParams {
             && self.oh == self.h
             && self.ow == self.w
     }
+    /// Depthwise with channel multiplier 1 (`groups == cin == cout`), any stride, dilation
+    /// and padding.
+    pub fn is_depthwise(&self) -> bool {
+        self.groups == self.cin && self.cout == self.cin && self.cin > 0
+    }
     /// Depthwise with stride 1 and dilation 1: the direct correlation kernels apply.
     pub fn is_direct_depthwise(&self) -> bool {
         // (the direct kernel computes the natural output size)

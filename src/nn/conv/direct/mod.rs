@@ -19,6 +19,9 @@ use crate::base::simd::SimdReal;
 
 /// Whether the direct engine computes `pass` of `p` (whatever it costs).
 pub fn supports(p: &ConvParams, pass: Pass) -> bool {
+    if p.is_depthwise() {
+        return depthwise::applies(p, 0);
+    }
     match pass {
         Pass::Forward => forward::supports(p),
         Pass::InputGrad | Pass::WeightGrad => backward::supports(p),
@@ -28,6 +31,10 @@ pub fn supports(p: &ConvParams, pass: Pass) -> bool {
 /// Whether the direct engine is the cheapest for `pass` of `p` (the measured rules of each
 /// kernel family, asked by [`super::cost`]).
 pub fn pays(p: &ConvParams, pass: Pass, size: usize) -> bool {
+    if p.is_depthwise() {
+        // every pass, at every size: 1.2-22x the row kernels and im2col (see depthwise.rs)
+        return depthwise::applies(p, size);
+    }
     match pass {
         Pass::Forward => forward::applies(p, size),
         Pass::InputGrad => backward::input_applies(p, size),
@@ -37,7 +44,11 @@ pub fn pays(p: &ConvParams, pass: Pass, size: usize) -> bool {
 
 /// The forward pass (where [`supports`]).
 pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
-    forward::forward(p, op, out, threads)
+    if p.is_depthwise() {
+        depthwise::forward(p, op, out, threads)
+    } else {
+        forward::forward(p, op, out, threads)
+    }
 }
 
 /// The input gradient, overwriting `dx` (where [`supports`]).
@@ -48,10 +59,17 @@ pub fn backward_input<T: SimdReal>(
     dx: &mut [T],
     threads: usize,
 ) {
-    backward::backward_input(p, dy, weight, dx, threads)
+    if p.is_depthwise() {
+        depthwise::backward_input(p, dy, weight, dx, threads)
+    } else {
+        backward::backward_input(p, dy, weight, dx, threads)
+    }
 }
 
-/// The weight gradient, overwriting `dw` (where [`supports`]).
+/// The weight gradient, overwriting `dw` (where [`supports`]). The depthwise kernel reads
+/// the input flat across row ends (products with the zero padding of `dy`): on an input with
+/// an infinity or a NaN, that would spread NaN to taps that never meet it, so
+/// [`weight_grad_reads_across_rows`] lets the caller take another engine there.
 pub fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
@@ -59,5 +77,15 @@ pub fn backward_weight<T: SimdReal>(
     dw: &mut [T],
     threads: usize,
 ) {
-    backward::backward_weight(p, x, dy, dw, threads)
+    if p.is_depthwise() {
+        depthwise::backward_weight(p, x, dy, dw, threads)
+    } else {
+        backward::backward_weight(p, x, dy, dw, threads)
+    }
+}
+
+/// Whether [`backward_weight`] multiplies input elements outside a tap's window by zeros of
+/// `dy` (harmless unless the input holds an infinity or a NaN).
+pub fn weight_grad_reads_across_rows(p: &ConvParams) -> bool {
+    p.is_depthwise()
 }
