@@ -503,8 +503,8 @@ pub(crate) fn backward_weight<T: SimdReal>(
         wpx,
     };
     let units = p.n.div_ceil(imgs) * per_img;
-    let parts = WEIGHT_PARTS.min(units);
-    let per_part = units.div_ceil(parts);
+    let per_part = units.div_ceil(WEIGHT_PARTS.min(units));
+    let parts = units.div_ceil(per_part); // (no empty part)
     let run_part = |part: usize| -> Vec<T> {
         let u0 = part * per_part;
         dispatch(DwPart {
