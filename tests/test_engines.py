@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import rconv
 from conftest import assert_matches_reference
 
-ENGINES = ("depthwise", "winograd", "gemm1x1", "im2col")
+ENGINES = ("direct", "depthwise", "winograd", "gemm1x1", "im2col")
 
 # (n, cin, cout, size, k, stride, padding, groups): first layers, stride 2, 1x1, 5x5,
 # depthwise, grouped, odd sizes, batch 1, planes smaller than the kernel's reach
