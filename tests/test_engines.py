@@ -140,3 +140,19 @@ def test_force_conv_engine_names_the_engines():
     x, w = np.ones((1, 2, 5, 5)), np.ones((4, 2, 3, 3))
     engines = _engines(x, w, 1, 1, 1, np.float64)
     assert set(engines) == {"forward", "input_grad", "weight_grad"}
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_weight_grad_with_an_infinity_spreads_only_to_taps_meeting_it(stride):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 9, 9))
+    x[1, 3, 4, 0] = np.inf  # first column: flat reads across rows would meet it elsewhere
+    w = rng.standard_normal((8, 1, 3, 3))
+    out = rconv.conv2d(x, w, None, stride=stride, padding=1, groups=8)
+    dy = rng.standard_normal(out.shape)
+    _, gw, _ = rconv.conv2d_backward(dy, x, w, stride=stride, padding=1, groups=8)
+    with np.errstate(invalid="ignore"):
+        want = ref.conv2d_weight_grad(dy, x, w.shape, (stride, stride), (1, 1, 1, 1), (1, 1), 8)
+    np.testing.assert_array_equal(np.isfinite(gw), np.isfinite(want))
+    assert np.isfinite(gw[[c for c in range(8) if c != 3]]).all()
+    np.testing.assert_allclose(gw[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-9)

@@ -122,7 +122,9 @@ impl ConvParams {
             Pass::InputGrad => {
                 if direct::pays(p, pass, size) {
                     Engine::Direct
-                } else if super::winograd_adjoint(p, true).is_some_and(|q| winograd::applies(&q, size)) {
+                } else if super::winograd_adjoint(p, true)
+                    .is_some_and(|q| winograd::applies(&q, size))
+                {
                     Engine::Winograd
                 } else if p.is_pointwise() {
                     Engine::Gemm1x1
