@@ -998,13 +998,19 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
     measured at the start and the end of the section, the larger kept); on cells of >= 1 ms,
     rconv's thread scaling (1-thread time / --threads time: rconv at 1 thread is one more
     library of the same alternating blocks) and, where rconv runs at avx512, the avx512/avx2
-    speed ratio (rconv at the avx2 level as one more library). Then the summary rows."""
+    speed ratio (rconv at the avx2 level as one more library; the private level override
+    caps rconv's own kernels, not gemm's). Then the summary rows."""
+    t_start = time.perf_counter()
     set_level = getattr(rconv._rconv, "_set_simd_level", None)
     top = rconv_simd()
     avx2 = set_level is not None and "avx512" in top
     peak_start = _fma_peak()
     peaks = f"{peak_start:.0f} GFLOP/s" if peak_start else "unavailable (no rconv._rconv.fma_peak)"
-    print(f"\ngrid: rconv's float32 FMA peak at {top}, {THREADS} thread(s): {peaks}")
+    load_start = os.getloadavg()[0]
+    print(
+        f"\ngrid: rconv's float32 FMA peak at {top}, {THREADS} thread(s): {peaks} "
+        f"(load average {load_start:.2f})"
+    )
     if avx2:
         set_level("avx2")
         try:
@@ -1112,9 +1118,13 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
         at(THREADS, top)()
     peak_end = _fma_peak()
     peak = max(peak_start or 0.0, peak_end or 0.0) or None
-    if peak_end is not None:
+    print(
+        f"\ngrid: {len(out)} cells in {time.perf_counter() - t_start:.0f} s, load average "
+        f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+    )
+    if peak_start is not None and peak_end is not None:
         print(
-            f"\nFMA peak at the end: {peak_end:.0f} GFLOP/s (start {peak_start:.0f}); %peak uses "
+            f"FMA peak at the end: {peak_end:.0f} GFLOP/s (start {peak_start:.0f}); %peak uses "
             f"the larger, {peak:.0f}"
             + (" (the table above used the start's)" if peak != peak_start else "")
         )
@@ -1129,6 +1139,8 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
             "fma_peak_gflops": peak,
             "simd": top,
             "threads": THREADS,
+            "load_average_start_end": [load_start, os.getloadavg()[0]],
+            "seconds": time.perf_counter() - t_start,
         }
     )
     _grid_summary(rows, out, peak)
