@@ -1014,10 +1014,12 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
     if avx2:
         set_level("avx2")
         try:
-            print(f"  at avx2: {_fma_peak():.0f} GFLOP/s")
+            peak_avx2 = _fma_peak()
         finally:
-            set_level(top)
-    if not avx2:
+            set_level("avx512")
+        if peak_avx2 is not None:
+            print(f"  at avx2: {peak_avx2:.0f} GFLOP/s")
+    else:
         why = "no rconv._rconv._set_simd_level" if set_level is None else f"rconv level {top}"
         print(f"  (the avx512/avx2 column needs avx512 and the level override: {why})")
     GRID_CONV_TABLE.header(
@@ -1084,11 +1086,11 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
                     if avx2:
                         fns["rconv_avx2"] = rfn
                         probe["rconv_avx2"] = probe["rconv"] * 1.5
-                setup = {lib: at(THREADS, top) for lib in fns}
-                setup["rconv_1thread"] = at(1, top)
+                setup = {lib: at(THREADS, "avx512") for lib in fns}
+                setup["rconv_1thread"] = at(1, "avx512")
                 setup["rconv_avx2"] = at(THREADS, "avx2")
                 t = time_blocks(fns, setup=setup, **_grid_plan(probe, quick))
-                at(THREADS, top)()
+                at(THREADS, "avx512")()
                 row = {
                     "group": "grid",
                     "case": f"{kind} {name} @{width} N={n}",
@@ -1115,7 +1117,7 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
                 out.append(row)
                 _emit(rows, GRID_CONV_TABLE, row)
     finally:
-        at(THREADS, top)()
+        at(THREADS, "avx512")()
     peak_end = _fma_peak()
     peak = max(peak_start or 0.0, peak_end or 0.0) or None
     print(
