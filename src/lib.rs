@@ -22,5 +22,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // an unknown RCONV_SIMD is an error at import, not a silent fallback
+    bindings::named("import rconv", || Ok(base::simd::check_env()?))?;
     bindings::register(m)
 }

@@ -99,7 +99,7 @@ def test_sigmoid_and_tanh_match_reference(dtype):
         with np.errstate(invalid="ignore", over="ignore"):
             if isinstance(layer, nn.Sigmoid):
                 np.testing.assert_array_equal(d, g * (1 - y) * y)
-            elif rconv._rconv.simd_level() != "avx2+fma":
+            elif rconv._rconv.simd_level() == "generic":
                 np.testing.assert_array_equal(d, g * (1 - y * y))
             elif dtype == np.float32:  # the fused 1 - y*y, exactly, through float64
                 fused = (1 - y.astype(np.float64) * y).astype(np.float32)

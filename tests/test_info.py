@@ -29,7 +29,7 @@ def test_show_config_prints_every_fact(capsys, threads):
         "build profile: ",
         "cpu: ",
         "rconv kernels: ",
-        "gemm crate features: ",
+        "gemm: ",
         "winograd F(2x2,3x3): on",
         "threads: 2 (from set_num_threads)",
         f"numpy {np.__version__}",
@@ -37,7 +37,8 @@ def test_show_config_prints_every_fact(capsys, threads):
     ):
         assert part in out, part
     c = _info.config()
-    assert c["rconv_simd"] in ("avx2+fma", "generic")
+    assert c["rconv_simd"] in ("generic", "avx2", "avx512")
+    assert c["rconv_simd_cpu"] in ("generic", "avx2", "avx512")
     assert c["optional"]["scipy"] == importlib.metadata.version("scipy")
     assert c["optional"]["threadpoolctl"] == threadpoolctl.__version__
 
@@ -77,3 +78,66 @@ def test_python_m_rconv_info():
     assert "threads: " in r.stdout and "(from default)" in r.stdout
     bad = _run(["-m", "rconv", "--bogus"])
     assert bad.returncode != 0 and "usage: python -m rconv [--info]" in bad.stderr
+
+
+_LEVELS = ("generic", "avx2", "avx512")
+
+
+def _cpu_level() -> str:
+    return rconv._rconv.simd_info()[1]
+
+
+def test_rconv_simd_caps_the_level_never_above_the_cpu():
+    cpu = _cpu_level()
+    for cap in _LEVELS:
+        r = _run(["-m", "rconv", "--info"], {"RCONV_SIMD": cap})
+        assert r.returncode == 0, r.stderr
+        want = _LEVELS[min(_LEVELS.index(cap), _LEVELS.index(cpu))]
+        assert f"rconv kernels: {want} (cpu: {cpu}, capped by RCONV_SIMD={cap})" in r.stdout
+        # the cap does not reach the gemm crate
+        assert "gemm: " in r.stdout and "not capped by RCONV_SIMD" in r.stdout or cpu == "generic"
+    r = _run(["-m", "rconv", "--info"], {"RCONV_SIMD": ""})
+    assert f"rconv kernels: {cpu} (cpu: {cpu}, no cap)" in r.stdout
+
+
+def test_rconv_simd_unknown_value_fails_at_import():
+    r = _run(["-c", "import rconv"], {"RCONV_SIMD": "avx9000"})
+    assert r.returncode != 0
+    assert "ValueError" in r.stderr
+    assert 'RCONV_SIMD="avx9000" is not a SIMD level' in r.stderr
+    assert "'generic', 'avx2', 'avx512'" in r.stderr
+
+
+def test_private_level_override_is_capped_and_restored():
+    cpu = _cpu_level()
+    top = rconv._rconv.simd_level()
+    try:
+        for level in _LEVELS:
+            got = rconv._rconv._set_simd_level(level)
+            assert got == _LEVELS[min(_LEVELS.index(level), _LEVELS.index(cpu))]
+            assert rconv._rconv.simd_level() == got
+    finally:
+        assert rconv._rconv._set_simd_level(None) == top
+    try:
+        rconv._rconv._set_simd_level("sse9")
+    except ValueError as e:
+        assert "_set_simd_level" in str(e) and "not a SIMD level" in str(e)
+    else:  # pragma: no cover
+        raise AssertionError("no error for an unknown level")
+    assert rconv._rconv.simd_level() == top
+
+
+def test_fma_peak_is_positive_and_checks_its_arguments():
+    assert rconv._rconv.fma_peak("float32", 1, 0.01) > 0
+    assert rconv._rconv.fma_peak("float64", 1, 0.01) > 0
+    for kwargs, what in (
+        ({"dtype": "int8"}, "dtype"),
+        ({"threads": 0}, "threads"),
+        ({"seconds": -1.0}, "seconds"),
+    ):
+        try:
+            rconv._rconv.fma_peak(**kwargs)
+        except ValueError as e:
+            assert f"fma_peak: {what}" in str(e)
+        else:  # pragma: no cover
+            raise AssertionError(kwargs)

@@ -67,7 +67,7 @@ def test_sigmoid_and_tanh_match_torch(dtype):
         y_t = torch.from_numpy(y)
         op = torch.ops.aten.sigmoid_backward if f is torch.sigmoid else torch.ops.aten.tanh_backward
         want = op(torch.from_numpy(g), y_t).numpy()
-        if f is torch.sigmoid or rconv._rconv.simd_level() == "avx2+fma":
+        if f is torch.sigmoid or rconv._rconv.simd_level() != "generic":
             np.testing.assert_array_equal(layer.backward(g), want)
         else:
             close(layer.backward(g), want, dtype)

@@ -33,6 +33,8 @@ class _Config(TypedDict):
     build_profile: str
     cpu: _Cpu
     rconv_simd: str
+    rconv_simd_cpu: str
+    rconv_simd_cap: Optional[str]
     gemm_features: str
     winograd: bool
     threads: int
@@ -63,6 +65,7 @@ def _cpu() -> _Cpu:
 def config() -> _Config:
     """The facts :func:`show_config` prints, as a dict."""
     profile, simd, gemm, winograd, threads, source = _rconv.build_info()
+    _, cpu_level, cap = _rconv.simd_info()
     if _threads._source is not None and source == "set_num_threads":
         source = _threads._source  # set through threadpoolctl
     return {
@@ -70,6 +73,8 @@ def config() -> _Config:
         "build_profile": profile,
         "cpu": _cpu(),
         "rconv_simd": simd,
+        "rconv_simd_cpu": cpu_level,
+        "rconv_simd_cap": cap,
         "gemm_features": gemm,
         "winograd": winograd,
         "threads": threads,
@@ -84,8 +89,9 @@ def show_config() -> None:
     """Print how this rconv was built and what it runs on.
 
     The version and build profile; the CPU model and its SIMD flags; the SIMD level of
-    rconv's own kernels (``avx2+fma`` or ``generic``, chosen at run time) and the features
-    the GEMM crate was built with; whether the Winograd path of 3x3 convolutions is on
+    rconv's own kernels (``generic``, ``avx2`` or ``avx512``: the CPU's best, capped by
+    ``RCONV_SIMD``), and the level the GEMM crate picks by itself (the cap does not reach
+    it); whether the Winograd path of 3x3 convolutions is on
     (``RCONV_NO_WINOGRAD`` turns it off); the thread count and where it came from
     (:func:`set_num_threads`, ``RCONV_NUM_THREADS``, the default, or threadpoolctl); and the
     versions of NumPy and of the optional packages present (read from their metadata,
@@ -106,8 +112,9 @@ def show_config() -> None:
         f"rconv {c['version']}",
         f"  build profile: {c['build_profile']}",
         f"  cpu: {cpu['model']} [{' '.join(cpu['simd_flags']) or 'no SIMD flags read'}]",
-        f"  rconv kernels: {c['rconv_simd']} (run-time dispatch)",
-        f"  gemm crate features: {c['gemm_features']}",
+        f"  rconv kernels: {c['rconv_simd']} (cpu: {c['rconv_simd_cpu']}, "
+        + (f"capped by RCONV_SIMD={c['rconv_simd_cap']})" if c["rconv_simd_cap"] else "no cap)"),
+        f"  gemm: {c['gemm_features']}",
         f"  winograd F(2x2,3x3): {'on' if c['winograd'] else 'off (RCONV_NO_WINOGRAD)'}",
         f"  threads: {c['threads']} (from {c['threads_source']})",
         f"  python {c['python']}, numpy {c['numpy']}",

@@ -1,6 +1,6 @@
 //! Elementwise `exp`, `tanh` and `sigmoid` for f32 and f64, written for loops that
 //! auto-vectorise: no branches, no libm calls. Every `a * b + c` goes through [`MulAdd`]:
-//! fused in the AVX2+FMA twins of `avx2_twin!`, a multiply and an add elsewhere.
+//! fused in the AVX2+FMA twins of `simd_twin!`, a multiply and an add elsewhere.
 //!
 //! - exp ([`VMath::exp_v`]): `x = n ln2 + r` with `|r| <= ln2/2` (`n` rounded to nearest by
 //!   the magic-number addition, `r` by Cody-Waite with a two-part `ln2` whose high part

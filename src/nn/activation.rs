@@ -19,13 +19,13 @@ use std::mem::MaybeUninit;
 
 use crate::base::par::for_each_chunk;
 use crate::base::real::{select, Real};
-use crate::base::simd::{avx2_twin, has_avx2_fma};
+use crate::base::simd::{has_avx2_fma, simd_twin};
 use crate::base::vmath::{Fused, MulAdd, Unfused, VMath};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of [`relu_forward`], compiled for AVX2 where the CPU has it.
     fn relu_chunk<T: Real>(x: &[T], o: &mut [MaybeUninit<T>]) {
         for (o, &v) in o.iter_mut().zip(x) {
@@ -34,7 +34,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of [`relu_backward`], compiled for AVX2 where the CPU has it.
     fn relu_grad_chunk<T: Real>(g: &[T], x: &[T], o: &mut [MaybeUninit<T>]) {
         for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
@@ -161,7 +161,7 @@ impl<T: VMath, M: MulAdd> Binary<T> for Tanh<M> {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of a forward pass, compiled for AVX2 where the CPU has it.
     fn map_chunk<T: Real, F: Unary<T>>(f: F, x: &[T], o: &mut [MaybeUninit<T>]) {
         for (o, &v) in o.iter_mut().zip(x) {
@@ -170,7 +170,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of a backward pass, compiled for AVX2 where the CPU has it.
     fn zip_chunk<T: Real, F: Binary<T>>(f: F, g: &[T], s: &[T], o: &mut [MaybeUninit<T>]) {
         for ((o, &gv), &sv) in o.iter_mut().zip(g).zip(s) {

@@ -23,7 +23,7 @@ use std::mem::MaybeUninit;
 
 use crate::base::error::ConvError;
 use crate::base::real::{select, Real};
-use crate::base::simd::{avx2_twin, has_avx2_fma};
+use crate::base::simd::{has_avx2_fma, simd_twin};
 use crate::base::vmath::{Fused, MulAdd, Unfused, VMath};
 
 crate::choice! {
@@ -166,12 +166,12 @@ fn row_loss<T: Real>(zt: T, m: T, s: T) -> f64 {
 /// rows are processed a chunk at a time.
 const WIDE: usize = 32;
 
-avx2_twin! {
+simd_twin! {
     /// [`row_max`], compiled for AVX2 where the CPU has it.
     fn row_max_t<T: Real>(r: &[T]) -> T = row_max;
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`row_sum`], compiled for AVX2 where the CPU has it.
     fn row_sum_t<T: Real>(r: &[T]) -> T = row_sum;
 }
@@ -184,7 +184,7 @@ fn exp_nonpositive<T: VMath, M: MulAdd>(u: T) -> T {
     select(u < T::EXP_NORMAL_MIN, T::ZERO, u.exp_normal::<M, false>())
 }
 
-avx2_twin! {
+simd_twin! {
     /// `e = exp(z - m)`.
     fn exp_shifted<T: VMath, M: MulAdd>(_m: M, z: &[T], m: T, e: &mut [T]) {
         for (ev, &zv) in e.iter_mut().zip(z) {
@@ -193,7 +193,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// `p = e * (1 / s)` (a multiply: the division cost a sixth of the forward pass).
     fn normalise<T: Real>(e: &[T], s: T, p: &mut [MaybeUninit<T>]) {
         let inv = T::ONE / s;
@@ -215,7 +215,7 @@ fn short_sum<T: Real>(r: &[T]) -> T {
     r.iter().fold(T::ZERO, |s, &v| s + v)
 }
 
-avx2_twin! {
+simd_twin! {
     /// Short rows of the cross-entropy forward pass (fewer than [`WIDE`] classes): `z -
     /// max(row)` for the whole chunk into `e`, one exp pass over it, then per row the sum
     /// and the normalisation. Returns the sum of the rows' losses.
@@ -340,7 +340,7 @@ fn ce_forward_with<T: VMath, M: MulAdd>(
     })
 }
 
-avx2_twin! {
+simd_twin! {
     /// Rows of the cross-entropy gradient: `p * k`, minus `k` at the target.
     fn ce_grad_rows<T: Real>(
         p: &[T],
@@ -401,7 +401,7 @@ pub fn cross_entropy_backward<T: Real>(
     Ok(())
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of the MSE forward pass with a reduction: `d = x - t` into `d`, the sum of
     /// `d * d` (each square in `T`, summed in f64 lanes) returned.
     fn mse_sum_chunk<T: Real>(x: &[T], t: &[T], d: &mut [MaybeUninit<T>]) -> f64 {
@@ -426,7 +426,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of the MSE forward pass without reduction: `d = x - t` and `d * d`.
     fn mse_none_chunk<T: Real>(
         x: &[T],
@@ -486,7 +486,7 @@ pub enum LossGrad<'a, T> {
     Elementwise(&'a [T]),
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of [`mse_backward`] with one output gradient `g`.
     fn mse_grad_scalar<T: Real>(d: &[T], norm: T, g: T, o: &mut [MaybeUninit<T>]) {
         for (ov, &dv) in o.iter_mut().zip(d) {
@@ -495,7 +495,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// One chunk of [`mse_backward`] with elementwise output gradients `g`.
     fn mse_grad_array<T: Real>(d: &[T], norm: T, g: &[T], o: &mut [MaybeUninit<T>]) {
         for ((ov, &dv), &gv) in o.iter_mut().zip(d).zip(g) {

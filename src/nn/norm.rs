@@ -38,7 +38,7 @@ use std::ops::Range;
 
 use crate::base::par::{for_each_chunk, DisjointSlice};
 use crate::base::real::Real;
-use crate::base::simd::avx2_twin;
+use crate::base::simd::simd_twin;
 
 /// Longest segment of a reduction (elements of one plane).
 const SEG: usize = 1 << 13;
@@ -226,12 +226,12 @@ fn grad_sums_lanes<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
     [lane_sum(a), lane_sum(b)]
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`shifted_sums_lanes`], compiled for AVX2 where the CPU has it (f64 data vectorises).
     fn shifted_sums_twin<T: Real>(x: &[T], k: f64) -> [f64; 2] = shifted_sums_lanes;
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`grad_sums_lanes`], compiled for AVX2 where the CPU has it (f64 data vectorises).
     fn grad_sums_twin<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] = grad_sums_lanes;
 }
@@ -391,7 +391,7 @@ mod avx2 {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// `x * scale + shift` over one run of a channel.
     fn affine_run<T: Real>(x: &[T], o: &mut [MaybeUninit<T>], terms: (T, T)) {
         let (scale, shift) = terms;
@@ -401,7 +401,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// `g * scale` over one run of a channel (the eval-mode input gradient).
     fn scale_run<T: Real>(g: &[T], o: &mut [MaybeUninit<T>], scale: T) {
         for (o, &v) in o.iter_mut().zip(g) {
@@ -420,7 +420,7 @@ struct GradTerms<T> {
     scale: T,
 }
 
-avx2_twin! {
+simd_twin! {
     /// The training-mode input gradient over one run of a channel.
     fn grad_train_run<T: Real>(g: &[T], x: &[T], o: &mut [MaybeUninit<T>], t: GradTerms<T>) {
         for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {

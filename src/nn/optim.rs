@@ -18,7 +18,7 @@
 use crate::base::error::ConvError;
 use crate::base::par::{for_each_task, DisjointSlice};
 use crate::base::real::Real;
-use crate::base::simd::avx2_twin;
+use crate::base::simd::simd_twin;
 
 /// Elements per parallel task.
 pub const CHUNK: usize = 1 << 14;
@@ -137,7 +137,7 @@ impl<T: OptimReal> SgdCoef<T> {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// SGD without momentum over one piece: `p.add_(d, alpha=-lr)`.
     fn sgd_plain<T: OptimReal>(p: &mut [T], g: &[T], c: &SgdCoef<T>) {
         for (p, &g) in p.iter_mut().zip(g) {
@@ -147,7 +147,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// SGD's first step with momentum over one piece: the buffer becomes the gradient.
     fn sgd_first<T: OptimReal>(p: &mut [T], g: &[T], b: &mut [T], c: &SgdCoef<T>) {
         for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
@@ -158,7 +158,7 @@ avx2_twin! {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// SGD's later steps with momentum over one piece:
     /// `buf.mul_(momentum).add_(d, alpha=1 - dampening)`.
     fn sgd_next<T: OptimReal>(p: &mut [T], g: &[T], b: &mut [T], c: &SgdCoef<T>) {
@@ -231,7 +231,7 @@ impl<T: OptimReal> AdamStep<T> {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// Adam over one piece of one parameter.
     fn adam_piece<T: OptimReal>(
         p: &mut [T],

@@ -9,7 +9,7 @@
 use num_complex::Complex;
 
 use crate::base::scalar::Elem;
-use crate::base::simd::{avx2_twin, has_avx2_fma};
+use crate::base::simd::{has_avx2_fma, simd_twin};
 
 /// The inputs of the row kernels.
 pub struct Geometry<'a, T> {
@@ -98,7 +98,7 @@ macro_rules! simd_row_kernel {
 }
 simd_row_kernel!(f32, f64);
 
-avx2_twin! {
+simd_twin! {
     /// The generic kernels, compiled for AVX2 when the CPU has it.
     pub fn generic_rows_best<T: Elem>(g: &Geometry<'_, T>, out0: &mut [T], out1: Option<&mut [T]>) = generic_rows;
 }

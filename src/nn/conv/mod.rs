@@ -4,12 +4,14 @@
 //! - [`params`]: the shape rules ([`ConvParams`], [`ConvTransposeParams`]);
 //! - [`im2col`]: tiled im2col + GEMM, the general engine;
 //! - [`depthwise`]: direct kernels for stride-1 depthwise layers;
+//! - [`direct`]: the direct engine (register-blocked microkernels over blocked layouts);
 //! - [`winograd`]: F(2x2, 3x3) for large 3x3 stride-1 layers;
 //! - [`pad`]: the non-zero padding modes ([`params::PadMode`]) and their adjoints.
 //!
 //! This module chooses the engine; the engines know nothing of each other.
 
 pub mod depthwise;
+pub mod direct;
 pub mod im2col;
 pub mod pad;
 pub mod params;

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
 use crate::base::par::{for_each_chunk, for_each_task, DisjointSlice};
 use crate::base::real::{relu, Real};
-use crate::base::simd::avx2_twin;
+use crate::base::simd::simd_twin;
 use crate::nn::conv::params::{ConvParams, Operands};
 
 /// Target bytes of one block's transformed input (or output): about the L2 cache.
@@ -77,7 +77,7 @@ struct WeightKernels<'a, T> {
     adjoint: bool,
 }
 
-avx2_twin! {
+simd_twin! {
     /// The 16 rows `U[co][xi][..]` of output channel `co`, into `uc`.
     fn transform_channel<T: Real>(
         k: &WeightKernels<'_, T>,
@@ -404,7 +404,7 @@ unsafe fn block_impl<T: Real>(job: &Job<'_, T>, b: usize, sc: &mut Scratch<T>) {
     unsafe { transform_output(job, &sc.m, (r0, nr), &mut sc.rows) };
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`block_impl`], compiled for AVX2 where the CPU has it (the transforms are long runs
     /// of vector adds).
     ///

@@ -9,7 +9,7 @@ use super::params::{AdaptiveParams, AvgOptions, PoolParams};
 use crate::base::error::{ConvError, Result};
 use crate::base::par::for_each_chunk;
 use crate::base::real::{select, Real};
-use crate::base::simd::avx2_twin;
+use crate::base::simd::simd_twin;
 
 /// Run `f(plane index, plane)` over the planes of `out`, in parallel when `threads > 1`.
 fn run_planes<U: Send, F>(threads: usize, out: &mut [U], plane_out: usize, f: F)
@@ -106,7 +106,7 @@ fn run_planes_indexed<T: Send, S, I, F>(
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
     fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 }
@@ -229,7 +229,7 @@ fn window_max<T: Real>(
     (best, idx)
 }
 
-avx2_twin! {
+simd_twin! {
     /// Max pooling values only: for each output row, the NaN-propagating maximum over the window
     /// rows is formed column by column (contiguous, vectorisable), then over the window columns.
     fn max_pool_values<T: Real>(p: &PoolParams, xp: &[T], o: &mut [T], colmax: &mut Vec<T>) {
@@ -286,7 +286,7 @@ impl<T> Default for ArgmaxScratch<T> {
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// Max pooling with torch's argmax: a scan of each window in row-major order where a value
     /// wins if greater than the running maximum or NaN. Done separably and branch-free: first,
     /// per input row, the winner of each window's columns (in column order); then, per output,
@@ -557,7 +557,7 @@ fn max_2x2_chunk<T: Real>(
     }
 }
 
-avx2_twin! {
+simd_twin! {
     /// Max pooling over 2x2 windows at stride 2 (see [`PoolParams::is_2x2_s2`]), one plane:
     /// the four taps in torch's scan order (row by row), a tap winning when greater than the
     /// running maximum or NaN, as [`window_max`] decides. `idx` (if given) gets the winner's
@@ -852,7 +852,7 @@ fn plane_means<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
     plane_means_lanes(x, plane, out)
 }
 
-avx2_twin! {
+simd_twin! {
     /// [`plane_means`] through [`lane_sum`] (float64, or a CPU without AVX2).
     fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
         let div = T::from_usize(plane);
