@@ -912,7 +912,7 @@ def _fma_peak():
     peak = getattr(rconv._rconv, "fma_peak", None)
     if peak is None:
         return None
-    return float(peak("float32"))
+    return float(peak("float32", seconds=0.2))
 
 
 def _grid_plan(probe: dict, quick: bool) -> dict:
@@ -1016,7 +1016,7 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
         try:
             peak_avx2 = _fma_peak()
         finally:
-            set_level("avx512")
+            set_level(None)
         if peak_avx2 is not None:
             print(f"  at avx2: {peak_avx2:.0f} GFLOP/s")
     else:
@@ -1028,7 +1028,9 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
         f"time, rconv's, on cells >= {GRID_MIN_S * 1e3:.0f} ms"
     )
 
-    def at(threads: int, level: str):
+    def at(threads: int, level):
+        """The setup putting rconv on `threads` threads at `level` (None: its own level)."""
+
         def setup():
             rconv.set_num_threads(threads)
             if avx2:
@@ -1086,11 +1088,11 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
                     if avx2:
                         fns["rconv_avx2"] = rfn
                         probe["rconv_avx2"] = probe["rconv"] * 1.5
-                setup = {lib: at(THREADS, "avx512") for lib in fns}
-                setup["rconv_1thread"] = at(1, "avx512")
+                setup = {lib: at(THREADS, None) for lib in fns}
+                setup["rconv_1thread"] = at(1, None)
                 setup["rconv_avx2"] = at(THREADS, "avx2")
                 t = time_blocks(fns, setup=setup, **_grid_plan(probe, quick))
-                at(THREADS, "avx512")()
+                at(THREADS, None)()
                 row = {
                     "group": "grid",
                     "case": f"{kind} {name} @{width} N={n}",
@@ -1117,7 +1119,7 @@ def bench_conv_grid(rows: list, quick: bool) -> None:
                 out.append(row)
                 _emit(rows, GRID_CONV_TABLE, row)
     finally:
-        at(THREADS, "avx512")()
+        at(THREADS, None)()
     peak_end = _fma_peak()
     peak = max(peak_start or 0.0, peak_end or 0.0) or None
     print(
