@@ -2135,7 +2135,7 @@ def main() -> None:
         bench_nn(rows, ARGS.quick)
     if only in (None, "nn", "one_thread"):
         bench_one_thread(rows, ARGS.quick)
-    if only in (None, "grid"):
+    if only == "grid":  # 13-15 min: its own run (notebooks/05_grid_run.json)
         bench_conv_grid(rows, ARGS.quick)
     if only in (None, "overhead"):
         bench_overhead(rows, ARGS.quick)
