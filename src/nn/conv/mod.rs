@@ -51,7 +51,14 @@ pub fn conv2d_forward<T: Real + RowKernel + SimdReal>(
         Engine::Direct => direct::forward(p, op, out, threads),
         Engine::Depthwise => depthwise_forward(p, op, out, threads),
         Engine::Winograd => winograd::forward(p, op, out, threads),
-        Engine::Gemm1x1 | Engine::Im2col => gemm_forward(p, op, out, threads),
+        Engine::Gemm1x1 => match subsampled(p) {
+            Some(q) => {
+                let xs = subsample(p, op.x, threads);
+                gemm_forward(&q, Operands { x: &xs, ..op }, out, threads)
+            }
+            None => gemm_forward(p, op, out, threads),
+        },
+        Engine::Im2col => gemm_forward(p, op, out, threads),
     });
     Ok(())
 }
@@ -92,6 +99,15 @@ pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
             })?;
             crate::base::threads::run(threads, || {
                 winograd::forward_adjoint(&q, dy, weight, dx, threads)
+            });
+        }
+        Engine::Gemm1x1 if subsampled(p).is_some() => {
+            let q = subsampled(p).ok_or_else(|| ConvError::internal("no subsampled 1x1"))?;
+            let mut ds = vec![T::ZERO; q.input_shape().iter().product()];
+            crate::base::threads::run(threads, || {
+                gemm_backward_input(&q, dy, weight, &mut ds, threads);
+                dx.fill(T::ZERO);
+                unsubsample(p, &ds, dx, threads);
             });
         }
         Engine::Gemm1x1 | Engine::Im2col => {
@@ -218,9 +234,65 @@ pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
                 "the Winograd engine was chosen for a weight gradient",
             ))
         }
+        Engine::Gemm1x1 if subsampled(p).is_some() => {
+            let q = subsampled(p).ok_or_else(|| ConvError::internal("no subsampled 1x1"))?;
+            let xs = subsample(p, x, threads);
+            im2col_weight_grad(&q, &xs, dy, dw, threads)
+        }
         Engine::Gemm1x1 | Engine::Im2col => im2col_weight_grad(p, x, dy, dw, threads),
     }
     Ok(())
+}
+
+/// For a 1x1 unpadded convolution that is not pointwise (a stride above 1, or a cropped
+/// output): the pointwise convolution of the subsampled input `x[.., i * sh, j * sw]`, which
+/// a GEMM computes without im2col.
+pub(crate) fn subsampled(p: &ConvParams) -> Option<ConvParams> {
+    let k1 = p.kh == 1 && p.kw == 1 && p.pt + p.pb + p.pl + p.pr == 0;
+    if !k1 || p.is_pointwise() || p.oh * p.ow == 0 {
+        return None;
+    }
+    ConvParams::new(
+        [p.n, p.cin, p.oh, p.ow],
+        [p.cout, p.cin_g(), 1, 1],
+        (1, 1),
+        (0, 0, 0, 0),
+        (1, 1),
+        p.groups,
+    )
+    .ok()
+}
+
+/// `x[.., i * sh, j * sw]` for `i < oh`, `j < ow`: the input of [`subsampled`].
+fn subsample<T: Real>(p: &ConvParams, x: &[T], threads: usize) -> Vec<T> {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let mut xs = vec![T::ZERO; p.n * p.cin * plane_out];
+    let run = |_: &mut (), (idx, o): (usize, &mut [T])| {
+        let src = &x[idx * plane_in..(idx + 1) * plane_in];
+        for (i, row) in o.chunks_exact_mut(p.ow).enumerate() {
+            let r = &src[i * p.sh * p.w..];
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = r[j * p.sw];
+            }
+        }
+    };
+    crate::base::par::for_each_chunk(threads > 1, &mut xs, plane_out, || (), run);
+    xs
+}
+
+/// The adjoint of [`subsample`]: `dx[.., i * sh, j * sw] = ds[.., i, j]` (`dx` holds zeros).
+fn unsubsample<T: Real>(p: &ConvParams, ds: &[T], dx: &mut [T], threads: usize) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    let run = |_: &mut (), (idx, d): (usize, &mut [T])| {
+        let src = &ds[idx * plane_out..(idx + 1) * plane_out];
+        for (i, row) in src.chunks_exact(p.ow).enumerate() {
+            let r = &mut d[i * p.sh * p.w..];
+            for (j, &v) in row.iter().enumerate() {
+                r[j * p.sw] = v;
+            }
+        }
+    };
+    crate::base::par::for_each_chunk(threads > 1, dx, plane_in, || (), run);
 }
 
 /// The weight gradient by im2col + GEMM, added to `dw` (zeros) in a fixed order.
