@@ -10,7 +10,7 @@
 pub mod peak;
 pub mod vector;
 
-pub use vector::{dispatch, SimdReal, Vector, WithVector};
+pub use vector::{dispatch, dispatch_at, lanes, SimdReal, Vector, WithVector};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;

@@ -29,6 +29,24 @@ pub trait Vector: Copy {
     unsafe fn mul(self, b: Self) -> Self;
     /// Lane-wise `max(self, 0)`, NaN passed through (torch's ReLU).
     unsafe fn relu(self) -> Self;
+    /// Transposes a `LANES x LANES` block: `dst[j ds + i] = src[i ss + j]` for `i, j <
+    /// LANES` (row `i` of the block at `src + i ss` becomes column `i` at `dst`). The two
+    /// blocks must not overlap; `LANES` valid elements at every row of each.
+    unsafe fn transpose(src: *const Self::Elem, ss: usize, dst: *mut Self::Elem, ds: usize);
+}
+
+/// [`Vector::transpose`] element by element (the `generic` level, and `f64` elsewhere).
+///
+/// # Safety
+/// As [`Vector::transpose`] with `LANES = n`.
+#[inline(always)]
+unsafe fn transpose_scalar<T: Copy>(n: usize, src: *const T, ss: usize, dst: *mut T, ds: usize) {
+    for i in 0..n {
+        for j in 0..n {
+            // SAFETY: both elements lie in their blocks (the caller's contract).
+            unsafe { *dst.add(j * ds + i) = *src.add(i * ss + j) };
+        }
+    }
 }
 
 /// `f32`/`f64` with a vector type per level.
@@ -77,6 +95,19 @@ pub fn dispatch_at<T: SimdReal, K: WithVector<T>>(level: Level, k: K) -> K::Out 
     k.call::<T::Generic>()
 }
 
+/// `V::LANES` of `T`'s vector at `level`.
+pub fn lanes<T: SimdReal>(level: Level) -> usize {
+    struct Lanes;
+    impl<T: SimdReal> WithVector<T> for Lanes {
+        type Out = usize;
+        #[inline(always)]
+        fn call<V: Vector<Elem = T>>(self) -> usize {
+            V::LANES
+        }
+    }
+    dispatch_at::<T, _>(level, Lanes)
+}
+
 /// The `generic` level's vector: `N` lanes in a plain array (the compiler vectorises what the
 /// baseline allows), products and sums rounded separately.
 #[derive(Clone, Copy)]
@@ -119,12 +150,171 @@ impl<T: Real, const N: usize> Vector for Lanes<T, N> {
     unsafe fn relu(self) -> Self {
         Lanes(self.0.map(crate::base::real::relu))
     }
+    #[inline(always)]
+    unsafe fn transpose(src: *const T, ss: usize, dst: *mut T, ds: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { transpose_scalar(N, src, ss, dst, ds) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Lanes, SimdReal, Vector};
+    use super::{transpose_scalar, Lanes, SimdReal, Vector};
     use std::arch::x86_64::*;
+
+    /// [`Vector::transpose`] of `N x N` `f64`, element by element.
+    ///
+    /// # Safety
+    /// The blocks of [`Vector::transpose`].
+    #[inline(always)]
+    unsafe fn transpose_f64<const N: usize>(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { transpose_scalar(N, src, ss, dst, ds) }
+    }
+
+    /// [`Vector::transpose`] of 16 x 16 `f32` in zmm registers: pairs of rows interleaved by
+    /// `unpack{lo,hi}_ps`, then `_pd`, then 128-bit lanes moved by two rounds of
+    /// `shuffle_f32x4` (64 shuffles for 256 elements).
+    ///
+    /// # Safety
+    /// AVX-512F, and the blocks of [`Vector::transpose`].
+    #[inline(always)]
+    #[allow(clippy::erasing_op, clippy::identity_op)] // the unrolled rows 0 and 1
+    unsafe fn transpose16(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the caller's contract (AVX-512F on, 16 rows of 16 at `src` and `dst`).
+        unsafe {
+            let r0 = _mm512_loadu_ps(src.add(0 * ss));
+            let r1 = _mm512_loadu_ps(src.add(1 * ss));
+            let r2 = _mm512_loadu_ps(src.add(2 * ss));
+            let r3 = _mm512_loadu_ps(src.add(3 * ss));
+            let r4 = _mm512_loadu_ps(src.add(4 * ss));
+            let r5 = _mm512_loadu_ps(src.add(5 * ss));
+            let r6 = _mm512_loadu_ps(src.add(6 * ss));
+            let r7 = _mm512_loadu_ps(src.add(7 * ss));
+            let r8 = _mm512_loadu_ps(src.add(8 * ss));
+            let r9 = _mm512_loadu_ps(src.add(9 * ss));
+            let r10 = _mm512_loadu_ps(src.add(10 * ss));
+            let r11 = _mm512_loadu_ps(src.add(11 * ss));
+            let r12 = _mm512_loadu_ps(src.add(12 * ss));
+            let r13 = _mm512_loadu_ps(src.add(13 * ss));
+            let r14 = _mm512_loadu_ps(src.add(14 * ss));
+            let r15 = _mm512_loadu_ps(src.add(15 * ss));
+            let t0 = _mm512_unpacklo_ps(r0, r1);
+            let t1 = _mm512_unpackhi_ps(r0, r1);
+            let t2 = _mm512_unpacklo_ps(r2, r3);
+            let t3 = _mm512_unpackhi_ps(r2, r3);
+            let t4 = _mm512_unpacklo_ps(r4, r5);
+            let t5 = _mm512_unpackhi_ps(r4, r5);
+            let t6 = _mm512_unpacklo_ps(r6, r7);
+            let t7 = _mm512_unpackhi_ps(r6, r7);
+            let t8 = _mm512_unpacklo_ps(r8, r9);
+            let t9 = _mm512_unpackhi_ps(r8, r9);
+            let t10 = _mm512_unpacklo_ps(r10, r11);
+            let t11 = _mm512_unpackhi_ps(r10, r11);
+            let t12 = _mm512_unpacklo_ps(r12, r13);
+            let t13 = _mm512_unpackhi_ps(r12, r13);
+            let t14 = _mm512_unpacklo_ps(r14, r15);
+            let t15 = _mm512_unpackhi_ps(r14, r15);
+            macro_rules! pairs {
+                ($f:ident, $a:expr, $b:expr) => {
+                    _mm512_castpd_ps($f(_mm512_castps_pd($a), _mm512_castps_pd($b)))
+                };
+            }
+            let u0 = pairs!(_mm512_unpacklo_pd, t0, t2);
+            let u1 = pairs!(_mm512_unpackhi_pd, t0, t2);
+            let u2 = pairs!(_mm512_unpacklo_pd, t1, t3);
+            let u3 = pairs!(_mm512_unpackhi_pd, t1, t3);
+            let u4 = pairs!(_mm512_unpacklo_pd, t4, t6);
+            let u5 = pairs!(_mm512_unpackhi_pd, t4, t6);
+            let u6 = pairs!(_mm512_unpacklo_pd, t5, t7);
+            let u7 = pairs!(_mm512_unpackhi_pd, t5, t7);
+            let u8 = pairs!(_mm512_unpacklo_pd, t8, t10);
+            let u9 = pairs!(_mm512_unpackhi_pd, t8, t10);
+            let u10 = pairs!(_mm512_unpacklo_pd, t9, t11);
+            let u11 = pairs!(_mm512_unpackhi_pd, t9, t11);
+            let u12 = pairs!(_mm512_unpacklo_pd, t12, t14);
+            let u13 = pairs!(_mm512_unpackhi_pd, t12, t14);
+            let u14 = pairs!(_mm512_unpacklo_pd, t13, t15);
+            let u15 = pairs!(_mm512_unpackhi_pd, t13, t15);
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u0, u4);
+            let v1 = _mm512_shuffle_f32x4::<0x88>(u1, u5);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u2, u6);
+            let v3 = _mm512_shuffle_f32x4::<0x88>(u3, u7);
+            let v4 = _mm512_shuffle_f32x4::<0xdd>(u0, u4);
+            let v5 = _mm512_shuffle_f32x4::<0xdd>(u1, u5);
+            let v6 = _mm512_shuffle_f32x4::<0xdd>(u2, u6);
+            let v7 = _mm512_shuffle_f32x4::<0xdd>(u3, u7);
+            let v8 = _mm512_shuffle_f32x4::<0x88>(u8, u12);
+            let v9 = _mm512_shuffle_f32x4::<0x88>(u9, u13);
+            let v10 = _mm512_shuffle_f32x4::<0x88>(u10, u14);
+            let v11 = _mm512_shuffle_f32x4::<0x88>(u11, u15);
+            let v12 = _mm512_shuffle_f32x4::<0xdd>(u8, u12);
+            let v13 = _mm512_shuffle_f32x4::<0xdd>(u9, u13);
+            let v14 = _mm512_shuffle_f32x4::<0xdd>(u10, u14);
+            let v15 = _mm512_shuffle_f32x4::<0xdd>(u11, u15);
+            _mm512_storeu_ps(dst.add(0 * ds), _mm512_shuffle_f32x4::<0x88>(v0, v8));
+            _mm512_storeu_ps(dst.add(1 * ds), _mm512_shuffle_f32x4::<0x88>(v1, v9));
+            _mm512_storeu_ps(dst.add(2 * ds), _mm512_shuffle_f32x4::<0x88>(v2, v10));
+            _mm512_storeu_ps(dst.add(3 * ds), _mm512_shuffle_f32x4::<0x88>(v3, v11));
+            _mm512_storeu_ps(dst.add(4 * ds), _mm512_shuffle_f32x4::<0x88>(v4, v12));
+            _mm512_storeu_ps(dst.add(5 * ds), _mm512_shuffle_f32x4::<0x88>(v5, v13));
+            _mm512_storeu_ps(dst.add(6 * ds), _mm512_shuffle_f32x4::<0x88>(v6, v14));
+            _mm512_storeu_ps(dst.add(7 * ds), _mm512_shuffle_f32x4::<0x88>(v7, v15));
+            _mm512_storeu_ps(dst.add(8 * ds), _mm512_shuffle_f32x4::<0xdd>(v0, v8));
+            _mm512_storeu_ps(dst.add(9 * ds), _mm512_shuffle_f32x4::<0xdd>(v1, v9));
+            _mm512_storeu_ps(dst.add(10 * ds), _mm512_shuffle_f32x4::<0xdd>(v2, v10));
+            _mm512_storeu_ps(dst.add(11 * ds), _mm512_shuffle_f32x4::<0xdd>(v3, v11));
+            _mm512_storeu_ps(dst.add(12 * ds), _mm512_shuffle_f32x4::<0xdd>(v4, v12));
+            _mm512_storeu_ps(dst.add(13 * ds), _mm512_shuffle_f32x4::<0xdd>(v5, v13));
+            _mm512_storeu_ps(dst.add(14 * ds), _mm512_shuffle_f32x4::<0xdd>(v6, v14));
+            _mm512_storeu_ps(dst.add(15 * ds), _mm512_shuffle_f32x4::<0xdd>(v7, v15));
+        }
+    }
+
+    /// [`Vector::transpose`] of 8 x 8 `f32` in ymm registers (`unpack`, `shuffle_ps`,
+    /// `permute2f128`: 24 shuffles for 64 elements).
+    ///
+    /// # Safety
+    /// AVX, and the blocks of [`Vector::transpose`].
+    #[inline(always)]
+    #[allow(clippy::erasing_op, clippy::identity_op)] // the unrolled rows 0 and 1
+    unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the caller's contract (AVX on, 8 rows of 8 at `src` and `dst`).
+        unsafe {
+            let r0 = _mm256_loadu_ps(src.add(0 * ss));
+            let r1 = _mm256_loadu_ps(src.add(1 * ss));
+            let r2 = _mm256_loadu_ps(src.add(2 * ss));
+            let r3 = _mm256_loadu_ps(src.add(3 * ss));
+            let r4 = _mm256_loadu_ps(src.add(4 * ss));
+            let r5 = _mm256_loadu_ps(src.add(5 * ss));
+            let r6 = _mm256_loadu_ps(src.add(6 * ss));
+            let r7 = _mm256_loadu_ps(src.add(7 * ss));
+            let t0 = _mm256_unpacklo_ps(r0, r1);
+            let t1 = _mm256_unpackhi_ps(r0, r1);
+            let t2 = _mm256_unpacklo_ps(r2, r3);
+            let t3 = _mm256_unpackhi_ps(r2, r3);
+            let t4 = _mm256_unpacklo_ps(r4, r5);
+            let t5 = _mm256_unpackhi_ps(r4, r5);
+            let t6 = _mm256_unpacklo_ps(r6, r7);
+            let t7 = _mm256_unpackhi_ps(r6, r7);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+            _mm256_storeu_ps(dst.add(0 * ds), _mm256_permute2f128_ps::<0x20>(u0, u4));
+            _mm256_storeu_ps(dst.add(1 * ds), _mm256_permute2f128_ps::<0x20>(u1, u5));
+            _mm256_storeu_ps(dst.add(2 * ds), _mm256_permute2f128_ps::<0x20>(u2, u6));
+            _mm256_storeu_ps(dst.add(3 * ds), _mm256_permute2f128_ps::<0x20>(u3, u7));
+            _mm256_storeu_ps(dst.add(4 * ds), _mm256_permute2f128_ps::<0x31>(u0, u4));
+            _mm256_storeu_ps(dst.add(5 * ds), _mm256_permute2f128_ps::<0x31>(u1, u5));
+            _mm256_storeu_ps(dst.add(6 * ds), _mm256_permute2f128_ps::<0x31>(u2, u6));
+            _mm256_storeu_ps(dst.add(7 * ds), _mm256_permute2f128_ps::<0x31>(u3, u7));
+        }
+    }
 
     /// Sixteen `f32` in a zmm register (`avx512`).
     #[derive(Clone, Copy)]
@@ -144,7 +334,7 @@ mod x86 {
     /// contract).
     macro_rules! vector {
         ($ty:ident, $t:ty, $n:expr, $reg:ty, $zero:ident, $set1:ident, $load:ident, $store:ident,
-         $fma:ident, $add:ident, $mul:ident, $relu:expr) => {
+         $fma:ident, $add:ident, $mul:ident, $relu:expr, $transpose:expr) => {
             impl Vector for $ty {
                 type Elem = $t;
                 const LANES: usize = $n;
@@ -188,6 +378,11 @@ mod x86 {
                     let f: fn($reg) -> $reg = $relu;
                     $ty(f(self.0))
                 }
+                #[inline(always)]
+                unsafe fn transpose(src: *const $t, ss: usize, dst: *mut $t, ds: usize) {
+                    // SAFETY: the trait's contract (see the macro).
+                    unsafe { $transpose(src, ss, dst, ds) }
+                }
             }
         };
     }
@@ -206,7 +401,8 @@ mod x86 {
         _mm512_add_ps,
         _mm512_mul_ps,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX-512.
-        |v| unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) }
+        |v| unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) },
+        transpose16
     );
     vector!(
         F64x8,
@@ -221,7 +417,8 @@ mod x86 {
         _mm512_add_pd,
         _mm512_mul_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX-512.
-        |v| unsafe { _mm512_max_pd(_mm512_setzero_pd(), v) }
+        |v| unsafe { _mm512_max_pd(_mm512_setzero_pd(), v) },
+        transpose_f64::<8>
     );
     vector!(
         F32x8,
@@ -236,7 +433,8 @@ mod x86 {
         _mm256_add_ps,
         _mm256_mul_ps,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX2.
-        |v| unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) }
+        |v| unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) },
+        transpose8
     );
     vector!(
         F64x4,
@@ -251,7 +449,8 @@ mod x86 {
         _mm256_add_pd,
         _mm256_mul_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX2.
-        |v| unsafe { _mm256_max_pd(_mm256_setzero_pd(), v) }
+        |v| unsafe { _mm256_max_pd(_mm256_setzero_pd(), v) },
+        transpose_f64::<4>
     );
 
     impl SimdReal for f32 {
@@ -306,6 +505,46 @@ mod tests {
             }
             (lanes.iter().sum(), n)
         }
+    }
+
+    /// Transposes a `LANES x LANES` block out of a larger strided one and back.
+    struct RoundTrip<'a, T>(&'a [T]);
+    impl<T: SimdReal> WithVector<T> for RoundTrip<'_, T> {
+        type Out = (Vec<T>, Vec<T>, usize);
+        #[inline(always)]
+        fn call<V: Vector<Elem = T>>(self) -> (Vec<T>, Vec<T>, usize) {
+            let l = V::LANES;
+            let (ss, ds) = (l + 3, l + 5);
+            let mut t = vec![T::ZERO; l * ds];
+            let mut back = vec![T::ZERO; l * ss];
+            // SAFETY: dispatch runs this at a level the CPU has; `self.0` holds `l` rows of
+            // `ss >= l`, `t` `l` rows of `ds`, `back` `l` rows of `ss`.
+            unsafe {
+                V::transpose(self.0.as_ptr(), ss, t.as_mut_ptr(), ds);
+                V::transpose(t.as_ptr(), ds, back.as_mut_ptr(), ss);
+            }
+            (t, back, l)
+        }
+    }
+
+    fn transposes_at_every_level<T: SimdReal>(of: fn(usize) -> T) {
+        super::super::with_each_level(|level| {
+            let src: Vec<T> = (0..16 * 19).map(of).collect();
+            let (t, back, l) = dispatch(RoundTrip(&src));
+            let (ss, ds) = (l + 3, l + 5);
+            for i in 0..l {
+                for j in 0..l {
+                    assert!(t[j * ds + i] == src[i * ss + j], "{level:?} ({i}, {j})");
+                    assert!(back[i * ss + j] == src[i * ss + j], "{level:?} ({i}, {j})");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn transposes_float32_and_float64_blocks() {
+        transposes_at_every_level::<f32>(|i| i as f32);
+        transposes_at_every_level::<f64>(|i| i as f64 - 100.0);
     }
 
     #[test]

@@ -216,13 +216,6 @@ pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
     }
     let size = std::mem::size_of::<T>();
     match p.engine(Pass::WeightGrad, size) {
-        Engine::Direct
-            if direct::weight_grad_reads_across_rows(p)
-                && !x.iter().all(|v| v.to_f64().is_finite()) =>
-        {
-            // an infinity or a NaN in the input: only the taps that meet it may turn NaN
-            im2col_weight_grad(p, x, dy, dw, threads)
-        }
         Engine::Direct => {
             crate::base::threads::run(threads, || direct::backward_weight(p, x, dy, dw, threads))
         }

@@ -65,16 +65,6 @@ pub fn weight_applies(p: &ConvParams, elem: usize) -> bool {
     supports(p) && !p.is_pointwise() && p.cin_g() >= 8
 }
 
-/// `V::LANES` of the process's level.
-struct LanesOf;
-impl<T: SimdReal> WithVector<T> for LanesOf {
-    type Out = usize;
-    #[inline(always)]
-    fn call<V: Vector<Elem = T>>(self) -> usize {
-        V::LANES
-    }
-}
-
 /// Vector registers of a level whose vectors hold `lanes` elements of `elem` bytes: 32 at
 /// avx512 (64-byte vectors), 16 otherwise.
 fn registers(lanes: usize, elem: usize) -> usize {
@@ -153,7 +143,7 @@ pub(crate) fn backward_input<T: SimdReal>(
     dx: &mut [T],
     threads: usize,
 ) {
-    let lanes = dispatch::<T, _>(LanesOf);
+    let lanes = crate::base::simd::lanes::<T>(crate::base::simd::level());
     let regs = registers(lanes, std::mem::size_of::<T>());
     let (cin_g, cout_g, taps) = (p.cin_g(), p.cout_g(), p.kh * p.kw);
     let nvec = cin_g.div_ceil(lanes);
@@ -478,7 +468,7 @@ pub(crate) fn backward_weight<T: SimdReal>(
     dw: &mut [T],
     threads: usize,
 ) {
-    let lanes = dispatch::<T, _>(LanesOf);
+    let lanes = crate::base::simd::lanes::<T>(crate::base::simd::level());
     let elem = std::mem::size_of::<T>();
     let (cin_g, cout_g, taps) = (p.cin_g(), p.cout_g(), p.kh * p.kw);
     let ocp = cout_g.div_ceil(lanes) * lanes;

@@ -1,320 +1,404 @@
 //! Depthwise convolution (`groups == cin == cout`, one kernel plane per channel): forward,
-//! input gradient and weight gradient for any stride, dilation and zero padding.
+//! input gradient and weight gradient for any stride, dilation and zero padding, in a
+//! channel-blocked layout (oneDNN's `nChw16c`).
 //!
-//! Each task owns one `(image, channel)` plane (the weight gradient: one channel over the
-//! batch, in order). The plane is copied into a zero-padded *phase* layout: for strides
-//! `(sh, sw)` the padded plane is split into `sh * sw` sub-planes `P[a][b][i][j] =
-//! xpad[sh i + a][sw j + b]`, so that every tap of the kernel reads one phase plane with unit
-//! stride (no deinterleave in the hot loop; stride 1 has one phase, the padded plane itself).
-//! The phase planes are then read *flattened*: with row stride `wq`, output pixel `(y, x)` of
-//! tap `(kh, kw)` reads element `y wq + x + off(kh, kw)` of the buffer, so one vector covers
-//! consecutive pixels across row ends (the `wq - ow` columns past each row's end are computed
-//! and dropped). That keeps every SIMD lane busy on 8x8 planes as on 56x56 ones, and keeps
-//! NCHW: no transpose in or out, weights are broadcasts.
+//! Each task takes one block of `LANES` channels of one image (the weight gradient: of a
+//! fixed part of the batch) and a block of rows. It converts the pixels it reads into a
+//! zero-padded buffer `[row][column][LANES]`, one vector per pixel, with in-register
+//! transposes ([`Vector::transpose`]), computes in that layout with weights as vectors of
+//! `LANES` channels, and transposes its result back to NCHW:
+//! - forward ([`fwd_tile`]): `RW` output pixels of one row in `RW` accumulators; each tap
+//!   loads one weight vector and does `RW` FMAs on input vectors `sw` pixels apart (stride 2
+//!   needs no deinterleave), then the bias and the fused ReLU;
+//! - input gradient ([`gather_tile`]): the pixels of one input-gradient row are taken by
+//!   column phase `(ix + pl) mod sw`; the taps of that phase read consecutive vectors of the
+//!   padded output gradient;
+//! - weight gradient ([`weight_row`]): one accumulator per tap (up to [`TAPS`] per pass)
+//!   over a row of output-gradient pixels, added to the task's sums row after row; the parts
+//!   of the batch are summed in order at the end.
 //!
-//! The microkernels ([`correlate`] and [`dots`]) are register-blocked along the flattened
-//! pixels (`RW` vectors of `V::LANES` pixels per tile), generic over
-//! [`crate::base::simd::Vector`] and reached through [`dispatch`] once per task.
-//!
-//! The input gradient uses the same layout on the output gradient: the padded input gradient
-//! splits into the same `sh * sw` phases, each a correlation of the (zero-padded) output
-//! gradient with the taps of that phase (`kh dh = a mod sh`), then scattered back to NCHW.
-//! The weight gradient is one dot product per tap between the output gradient (zero in the
-//! dropped columns) and the phase plane shifted by the tap's offset.
-//!
-//! Every output element is computed by one task in a fixed order, and the weight gradient
-//! sums the images of the batch in order inside its channel's task: the results are
-//! bit-identical for every thread count.
+//! The padding is physically present in the buffers: no kernel multiplies an element
+//! outside a tap's window. Every element is computed in a fixed order whatever the blocking
+//! and the thread count: results are bit-identical for every thread count.
 
-use crate::base::par::for_each_chunk;
+use crate::base::par::{for_each_chunk, for_each_task, DisjointSlice};
 use crate::base::real::Real;
 use crate::base::scalar::Elem;
-use crate::base::simd::{dispatch, SimdReal, Vector, WithVector};
+use crate::base::simd::{dispatch_at, lanes, level, Level, SimdReal, Vector, WithVector};
 use crate::nn::conv::params::{ConvParams, Operands};
 
-/// Accumulator vectors per tile of [`correlate`] (8 of the 32 zmm / 16 ymm registers, plus
-/// one broadcast weight and one loaded input).
+/// Output pixels per forward and input-gradient tile (accumulators; a row's last pixels take
+/// tiles of 4, 2 and 1).
 const RW: usize = 8;
-/// Taps per pass of the weight gradient's [`dots`] (9 accumulators: a 3x3 kernel in one pass).
-const TAPS_PER_PASS: usize = 9;
+/// Taps per pass of the weight gradient (9 accumulators: a 3x3 kernel in one pass).
+const TAPS: usize = 9;
+/// Bytes of a task's blocked input buffer above which it takes fewer rows.
+const BUF_BYTES: usize = 256 * 1024;
+/// Parts of the batch whose weight gradients are computed apart and summed in order (a fixed
+/// number: the result does not depend on the thread count).
+const PARTS: usize = 4;
 
 /// Whether this engine computes the layer: depthwise with channel multiplier 1 (any
-/// stride, dilation and zero padding). `_elem` (the element size) is for the lead's cost
-/// model; the rule does not depend on it yet.
+/// stride, dilation and zero padding). `_elem` (the element size) is for the cost model; the
+/// rule does not depend on it.
 pub fn applies(p: &ConvParams, _elem: usize) -> bool {
     p.is_depthwise() && p.kh * p.kw > 0
 }
 
-/// The phase layout of one zero-padded plane read by a forward correlation (see the module
-/// docs): `sh * sw` planes of `hq x wq`.
-#[derive(Clone, Copy)]
-struct Phases {
-    /// Input plane.
-    h: usize,
-    w: usize,
-    /// Zeros before the first row and column.
-    pt: usize,
-    pl: usize,
-    sh: usize,
-    sw: usize,
-    hq: usize,
-    wq: usize,
+/// `v[..n]`, grown (with zeros) if shorter; the callers write every element they read.
+fn sized<T: Real>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::ZERO);
+    }
+    &mut v[..n]
 }
 
-impl Phases {
-    /// The layout for the forward correlation of `p` (also the weight gradient's).
-    fn forward(p: &ConvParams) -> Self {
-        let (sh, sw) = (p.sh.max(1), p.sw.max(1));
-        let qh = (p.kh.max(1) - 1) * p.dh / sh;
-        let qw = (p.kw.max(1) - 1) * p.dw / sw;
-        Phases {
-            h: p.h,
-            w: p.w,
-            pt: p.pt,
-            pl: p.pl,
-            sh,
-            sw,
-            hq: p.oh + qh,
-            wq: p.ow + qw,
-        }
-    }
-
-    fn plane(&self) -> usize {
-        self.hq * self.wq
-    }
-
-    /// Elements of the phase buffer, with `slack` zeros after the last plane.
-    fn len(&self, slack: usize) -> usize {
-        self.sh * self.sw * self.plane() + slack
-    }
-
-    /// Offset in the buffer of the element that tap `(i, j)` (in padded-plane units,
-    /// `i = kh dh`, `j = kw dw`) reads for output pixel `(0, 0)`.
-    fn offset(&self, i: usize, j: usize) -> usize {
-        let (a, b) = (i % self.sh, j % self.sw);
-        (a * self.sw + b) * self.plane() + (i / self.sh) * self.wq + j / self.sw
-    }
-
-    /// The copies that put one `h x w` plane into the phase layout, `P[a][b][i][j] =
-    /// img[sh i + a - pt][sw j + b - pl]` (the rest of the buffer stays zero): one
-    /// [`Seg`] (source stride `sw`) per input row and column phase.
-    fn segs(&self) -> Vec<Seg> {
-        let mut segs = Vec::new();
-        for iy in 0..self.h {
-            let u = iy + self.pt;
-            let (a, i) = (u % self.sh, u / self.sh);
-            if i >= self.hq {
-                break;
-            }
-            for b in 0..self.sw {
-                // first column of this phase: (ix + pl) % sw == b
-                let ix0 = (b + self.sw - self.pl % self.sw) % self.sw;
-                let j0 = (ix0 + self.pl) / self.sw;
-                if ix0 >= self.w || j0 >= self.wq {
-                    continue;
-                }
-                segs.push(Seg {
-                    src: iy * self.w + ix0,
-                    dst: (a * self.sw + b) * self.plane() + i * self.wq + j0,
-                    n: (self.wq - j0).min((self.w - ix0).div_ceil(self.sw)),
-                });
-            }
-        }
-        segs
-    }
-}
-
-/// One strided copy of a precomputed plan: `n` elements.
-#[derive(Clone, Copy)]
-struct Seg {
-    src: usize,
-    dst: usize,
-    n: usize,
-}
-
-/// `dst[k] = src[k s]` for every `k` of `dst` (`src` holds at least `(dst.len() - 1) s + 1`
-/// elements): a copy for `s = 1`, a deinterleave the compiler vectorises for `s = 2`.
+/// Copies `nc` planes of `h x w` pixels (`ps` apart in `src`) into the blocked buffer
+/// `buf[rows][cols][LANES]`: `buf[i][j][k] = src[k ps + (r0 + i) w + c0 + j]` where that
+/// pixel exists, zero where it does not; lanes `k >= nc` hold anything.
+///
+/// The source rows are read as one run of pixels, `LANES` at a time through
+/// [`Vector::transpose`] (reading the next channels' planes for a partial block, never past
+/// `src`), so narrow rows keep every lane busy.
 #[inline(always)]
-fn gather<T: Copy>(dst: &mut [T], src: &[T], s: usize) {
-    match s {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => {
-            let full = dst.len().min(src.len() / 2);
-            for (d, pair) in dst[..full].iter_mut().zip(src.chunks_exact(2)) {
-                *d = pair[0];
-            }
-            if let Some(d) = dst.get_mut(full) {
-                *d = src[2 * full];
-            }
-        }
-        _ => {
-            for (k, d) in dst.iter_mut().enumerate() {
-                *d = src[k * s];
-            }
-        }
-    }
-}
-
-/// `dst[k s] = src[k]` for every `k` of `src` (`dst` holds at least `(src.len() - 1) s + 1`
-/// elements): the inverse of [`gather`].
-#[inline(always)]
-fn scatter<T: Copy>(dst: &mut [T], src: &[T], s: usize) {
-    match s {
-        1 => dst[..src.len()].copy_from_slice(src),
-        2 => {
-            let full = src.len().min(dst.len() / 2);
-            for (pair, v) in dst.chunks_exact_mut(2).zip(&src[..full]) {
-                pair[0] = *v;
-            }
-            if full < src.len() {
-                dst[2 * full] = src[full];
-            }
-        }
-        _ => {
-            for (k, v) in src.iter().enumerate() {
-                dst[k * s] = *v;
-            }
-        }
-    }
-}
-
-/// `out[i] = sum_t wts[t] * src[offs[t] + i]` for every `i` of `out`, whose length is a
-/// multiple of `V::LANES`; every `offs[t] + out.len()` is at most `src.len()`.
-#[inline(always)]
-fn correlate<V: Vector>(src: &[V::Elem], offs: &[usize], wts: &[V::Elem], out: &mut [V::Elem]) {
+#[allow(clippy::too_many_arguments)]
+fn fill<V: Vector>(
+    src: &[V::Elem],
+    ps: usize,
+    (h, w): (usize, usize),
+    nc: usize,
+    (r0, c0): (isize, isize),
+    (rows, cols): (usize, usize),
+    buf: &mut [V::Elem],
+) {
     let l = V::LANES;
-    let n = out.len();
-    assert!(n % l == 0 && offs.len() == wts.len() && offs.iter().all(|&o| o + n <= src.len()));
-    let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
-    // SAFETY: the level's features are on (reached from `dispatch`); every load reads
-    // `src[off + i .. off + i + l]` with `off + i + l <= off + n <= src.len()` (asserted),
-    // every store writes `out[i .. i + l]` with `i + l <= n`.
+    assert!((1..=l).contains(&nc) && l <= 16 && buf.len() >= rows * cols * l);
+    assert!(src.len() >= (nc - 1) * ps + h * w);
+    let zero = V::Elem::ZERO;
+    // buffer columns j0 .. j1 hold source columns x0 .. x1
+    let j0 = (-c0).clamp(0, cols as isize) as usize;
+    let j1 = (w as isize - c0).clamp(j0 as isize, cols as isize) as usize;
+    let x0 = (c0 + j0 as isize).max(0) as usize;
+    let x1 = x0 + (j1 - j0);
+    // source rows ya .. yb are buffer rows ya - r0 ..
+    let ya = r0.clamp(0, h as isize) as usize;
+    let yb = (r0 + rows as isize).clamp(ya as isize, h as isize) as usize;
+    for (i, row) in buf[..rows * cols * l]
+        .chunks_exact_mut(cols * l)
+        .enumerate()
+    {
+        let y = r0 + i as isize;
+        if y < ya as isize || y >= yb as isize || j0 == j1 {
+            row.fill(zero);
+        } else {
+            row[..j0 * l].fill(zero);
+            row[j1 * l..].fill(zero);
+        }
+    }
+    if j0 == j1 {
+        return;
+    }
+    // the buffer offset of source pixel (y, x), x0 <= x < x1
+    let at = |y: usize, x: usize| (((y as isize - r0) as usize) * cols + j0 + x - x0) * l;
+    let (sp, bp) = (src.as_ptr(), buf.as_mut_ptr());
+    let mut tmp = [zero; 256];
+    let (mut q, end) = (ya * w, yb * w);
+    while q < end {
+        let (y, x) = (q / w, q % w);
+        let m = l.min(end - q);
+        if (l - 1) * ps + q + l > src.len() {
+            // the last pixels of the last planes: one by one
+            for p in q..end {
+                let (y, x) = (p / w, p % w);
+                if (x0..x1).contains(&x) {
+                    for k in 0..nc {
+                        buf[at(y, x) + k] = src[k * ps + p];
+                    }
+                }
+            }
+            break;
+        }
+        // SAFETY: the level's features are on (reached from `dispatch_at`); the transposes
+        // read `src[k ps + q ..][..l]` for `k < l`, inside `src` (checked above); the direct
+        // one writes `l` pixels of one buffer row inside its columns `j0 .. j1` (`x0 <= x`,
+        // `x + l <= x1`), the copies one pixel each at `at(y, x)`, for `x0 <= x < x1` and
+        // `ya <= y < yb` (rows of the buffer).
+        unsafe {
+            if x >= x0 && x + l <= x1 && m == l {
+                V::transpose(sp.add(q), ps, bp.add(at(y, x)), l);
+            } else {
+                V::transpose(sp.add(q), ps, tmp.as_mut_ptr(), l);
+                let (mut y, mut x) = (y, x);
+                for p in 0..m {
+                    if (x0..x1).contains(&x) {
+                        V::load(tmp.as_ptr().add(p * l)).store(bp.add(at(y, x)));
+                    }
+                    x += 1;
+                    if x == w {
+                        (y, x) = (y + 1, 0);
+                    }
+                }
+            }
+        }
+        q += m;
+    }
+}
+
+/// Writes the `n` pixels of `buf[n][LANES]` to `dst[k ps + j]` for the channels `k < nc`:
+/// the inverse of [`fill`] for a buffer with the rows of the destination planes (no padding).
+///
+/// # Safety
+/// The level's features are on, and `dst` is valid for writes at every `k ps + j` (`k <
+/// nc`, `j < n`).
+#[inline(always)]
+unsafe fn unfill<V: Vector>(buf: &[V::Elem], n: usize, nc: usize, dst: *mut V::Elem, ps: usize) {
+    let l = V::LANES;
+    assert!((1..=l).contains(&nc) && l <= 16 && buf.len() >= n.div_ceil(l) * l * l);
+    let bp = buf.as_ptr();
+    let mut tmp = [V::Elem::ZERO; 256];
+    let mut j = 0;
+    while j < n {
+        let m = l.min(n - j);
+        // SAFETY: the transposes read `buf[j l ..][..l l]`, inside `buf` (asserted); the
+        // direct one writes `dst[k ps + j ..][..l]` for `k < l = nc`, `j + l <= n`, the copies
+        // `dst[k ps + j ..][..m]` for `k < nc`: valid by the contract.
+        unsafe {
+            if nc == l && m == l {
+                V::transpose(bp.add(j * l), l, dst.add(j), ps);
+            } else {
+                V::transpose(bp.add(j * l), l, tmp.as_mut_ptr(), l);
+                for k in 0..nc {
+                    for r in 0..m {
+                        *dst.add(k * ps + j + r) = tmp[k * l + r];
+                    }
+                }
+            }
+        }
+        j += m;
+    }
+}
+
+/// One forward tile: `R` output pixels `step` elements apart in the input buffer from `x`
+/// (the tile's first pixel at tap (0, 0)); `taps[t] = (offset of tap t from x, weight
+/// vector offset)`. Stores the sums, plus `bias` when given, through the ReLU when `relu`,
+/// to `R` consecutive vectors at `out`.
+///
+/// # Safety
+/// The level's features are on; every `x + off + r step` (`r < R`) and `w + wo` has `LANES`
+/// readable elements, `out` `R LANES` writable ones.
+#[inline(always)]
+unsafe fn fwd_tile<V: Vector, const R: usize>(
+    x: *const V::Elem,
+    step: usize,
+    taps: &[(usize, usize)],
+    w: *const V::Elem,
+    bias: Option<V>,
+    relu: bool,
+    out: *mut V::Elem,
+) {
+    let l = V::LANES;
+    // SAFETY: the caller's contract.
     unsafe {
-        while i + RW * l <= n {
-            let mut acc = [V::zero(); RW];
-            for (&off, &wt) in offs.iter().zip(wts) {
-                let wv = V::splat(wt);
-                let p = sp.add(off + i);
-                for (r, a) in acc.iter_mut().enumerate() {
-                    *a = V::load(p.add(r * l)).fma(wv, *a);
-                }
+        let mut acc = [V::zero(); R];
+        for &(off, wo) in taps {
+            let wv = V::load(w.add(wo));
+            let p = x.add(off);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = V::load(p.add(r * step)).fma(wv, *a);
             }
-            for (r, a) in acc.iter().enumerate() {
-                a.store(op.add(i + r * l));
-            }
-            i += RW * l;
         }
-        while i < n {
-            let mut acc = V::zero();
-            for (&off, &wt) in offs.iter().zip(wts) {
-                acc = V::load(sp.add(off + i)).fma(V::splat(wt), acc);
+        for (r, a) in acc.iter().enumerate() {
+            let mut v = *a;
+            if let Some(b) = bias {
+                v = v.add(b);
             }
-            acc.store(op.add(i));
-            i += l;
+            if relu {
+                v = v.relu();
+            }
+            v.store(out.add(r * l));
         }
     }
 }
 
-/// `sum_i g[i] * src[offs[t] + i]` for the `N` taps `t`; `g.len()` is a multiple of
-/// `V::LANES` and every `offs[t] + g.len()` is at most `src.len()`. The lanes are summed in
-/// order at the end.
+/// One input-gradient tile: `R` consecutive output-gradient vectors from `g + off` for each
+/// tap `(off, weight offset)`, summed, stored `step` elements apart from `out`.
+///
+/// # Safety
+/// As [`fwd_tile`], with `g + off + r LANES` readable and `out + r step` writable.
 #[inline(always)]
-fn dots<V: Vector, const N: usize>(src: &[V::Elem], offs: &[usize], g: &[V::Elem]) -> [V::Elem; N] {
+unsafe fn gather_tile<V: Vector, const R: usize>(
+    g: *const V::Elem,
+    taps: &[(usize, usize)],
+    w: *const V::Elem,
+    out: *mut V::Elem,
+    step: usize,
+) {
     let l = V::LANES;
-    let n = g.len();
-    assert!(offs.len() == N && n % l == 0 && offs.iter().all(|&o| o + n <= src.len()));
-    let (sp, gp) = (src.as_ptr(), g.as_ptr());
-    let mut lanes = [V::Elem::ZERO; 16];
-    let mut out = [V::Elem::ZERO; N];
-    // SAFETY: the level's features are on (reached from `dispatch`); loads read
-    // `g[i .. i + l]` (i + l <= n) and `src[o + i .. o + i + l]` (o + n <= src.len(),
-    // asserted); `lanes` holds 16 >= l elements.
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut acc = [V::zero(); R];
+        for &(off, wo) in taps {
+            let wv = V::load(w.add(wo));
+            let p = g.add(off);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = V::load(p.add(r * l)).fma(wv, *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            a.store(out.add(r * step));
+        }
+    }
+}
+
+/// One row of the weight gradient for `N` taps: `sums[t] += sum_j g[j] x[j step + offs[t]]`
+/// over the `n` output-gradient vectors of the row (the row summed first, then added).
+///
+/// # Safety
+/// The level's features are on; `g` has `n LANES` readable elements, every `x + j step +
+/// offs[t]` (`j < n`) `LANES`, `sums` `N LANES` readable and writable ones.
+#[inline(always)]
+unsafe fn weight_row<V: Vector, const N: usize>(
+    x: *const V::Elem,
+    step: usize,
+    offs: &[usize],
+    g: *const V::Elem,
+    n: usize,
+    sums: *mut V::Elem,
+) {
+    let l = V::LANES;
+    let o: [usize; N] = std::array::from_fn(|t| offs[t]);
+    // SAFETY: the caller's contract.
     unsafe {
         let mut acc = [V::zero(); N];
-        let mut i = 0;
-        while i < n {
-            let gv = V::load(gp.add(i));
-            for (a, &o) in acc.iter_mut().zip(offs) {
-                *a = V::load(sp.add(o + i)).fma(gv, *a);
+        for j in 0..n {
+            let gv = V::load(g.add(j * l));
+            let p = x.add(j * step);
+            for (a, &off) in acc.iter_mut().zip(&o) {
+                *a = V::load(p.add(off)).fma(gv, *a);
             }
-            i += l;
         }
-        for (a, o) in acc.iter().zip(out.iter_mut()) {
-            a.store(lanes.as_mut_ptr());
-            *o = lanes[..l].iter().fold(V::Elem::ZERO, |s, &v| s + v);
+        for (t, a) in acc.iter().enumerate() {
+            V::load(sums.add(t * l)).add(*a).store(sums.add(t * l));
+        }
+    }
+}
+
+/// `f::<R>(first pixel)` over `n` pixels by tiles of [`RW`], then 4, 2 and 1.
+macro_rules! tiles {
+    ($n:expr, |$j:ident, $r:ident| $body:expr) => {{
+        let n = $n;
+        let mut $j = 0;
+        while $j + RW <= n {
+            {
+                const $r: usize = RW;
+                $body;
+            }
+            $j += RW;
+        }
+        for k in [4usize, 2, 1] {
+            while $j + k <= n {
+                match k {
+                    4 => {
+                        const $r: usize = 4;
+                        $body
+                    }
+                    2 => {
+                        const $r: usize = 2;
+                        $body
+                    }
+                    _ => {
+                        const $r: usize = 1;
+                        $body
+                    }
+                }
+                $j += k;
+            }
+        }
+    }};
+}
+
+/// Weights (or the bias) as `[block][tap][LANES]` from `[channel][tap]`, zeros past the
+/// last channel.
+fn blocked<T: Real>(w: &[T], c: usize, kk: usize, l: usize) -> Vec<T> {
+    let nb = c.div_ceil(l);
+    let mut out = vec![T::ZERO; nb * kk * l];
+    for ch in 0..c {
+        let (b, k) = (ch / l, ch % l);
+        for t in 0..kk {
+            out[(b * kk + t) * l + k] = w[ch * kk + t];
         }
     }
     out
 }
 
-/// `dst[sg.dst..][..sg.n] = src[sg.src..][..sg.n]` for every segment, in order, by whole
-/// vectors: the lanes past a segment's end are stored as zeros, so `segs` must be in
-/// increasing `dst` order with the elements between two segments meant to be zero (or
-/// written by a later segment), and `dst` must hold `V::LANES` elements past the last one.
-/// Rows too close to the end of `src` for a whole vector are copied element by element.
-#[inline(always)]
-fn copy_rows<V: Vector>(dst: &mut [V::Elem], src: &[V::Elem], segs: &[Seg]) {
-    let l = V::LANES;
-    for sg in segs {
-        let nv = sg.n.div_ceil(l);
-        let fits = sg.src + nv * l <= src.len() && sg.dst + (nv + 1) * l <= dst.len();
-        if !fits {
-            dst[sg.dst..sg.dst + sg.n].copy_from_slice(&src[sg.src..sg.src + sg.n]);
-            continue;
+/// The blocking of one call: `LANES`, channel blocks, and rows per task.
+#[derive(Clone, Copy)]
+struct Blocks {
+    level: Level,
+    l: usize,
+    nb: usize,
+    /// Rows of the task's own output (forward: output rows; input gradient: input rows) and
+    /// row blocks.
+    rows: usize,
+    nrb: usize,
+}
+
+impl Blocks {
+    /// `total` rows, each reading a buffer row of `cols` pixels, `rows` rows reading
+    /// `rows * per + extra` buffer rows; at least `2 * threads` tasks when the rows allow.
+    fn new<T: SimdReal>(
+        p: &ConvParams,
+        total: usize,
+        cols: usize,
+        (per, extra): (usize, usize),
+        threads: usize,
+    ) -> Self {
+        let level = level();
+        let l = lanes::<T>(level);
+        let nb = p.cin.div_ceil(l);
+        let row_bytes = (cols * l * std::mem::size_of::<T>()).max(1);
+        let fit = (BUF_BYTES / row_bytes).saturating_sub(extra) / per.max(1);
+        let mut rows = fit.clamp(1, total.max(1));
+        let tasks = p.n * nb;
+        if threads > 1 && tasks < 2 * threads {
+            rows = rows.min(total.div_ceil((2 * threads).div_ceil(tasks.max(1))).max(1));
         }
-        // SAFETY: the level's features are on (reached from `dispatch`); the loads read
-        // `src[sg.src .. sg.src + nv l]` and the stores write `dst[sg.dst .. sg.dst + (nv + 1)
-        // l]`, both inside their slices (checked above).
-        unsafe {
-            let (sp, dp) = (src.as_ptr().add(sg.src), dst.as_mut_ptr().add(sg.dst));
-            for v in 0..nv {
-                V::load(sp.add(v * l)).store(dp.add(v * l));
-            }
-            V::zero().store(dp.add(sg.n));
+        Blocks {
+            level,
+            l,
+            nb,
+            rows,
+            nrb: total.div_ceil(rows),
         }
+    }
+
+    fn tasks(&self, n: usize) -> usize {
+        n * self.nb * self.nrb
+    }
+
+    /// `(image, channel block, first row, rows, channels)` of task `t`.
+    fn task(&self, p: &ConvParams, t: usize, total: usize) -> (usize, usize, usize, usize, usize) {
+        let (rb, cb, n) = (
+            t % self.nrb,
+            (t / self.nrb) % self.nb,
+            t / (self.nrb * self.nb),
+        );
+        let y0 = rb * self.rows;
+        (
+            n,
+            cb,
+            y0,
+            self.rows.min(total - y0),
+            self.l.min(p.cin - cb * self.l),
+        )
     }
 }
 
-/// `dst[r w .. r w + w] = src[r ld .. r ld + w]` for the rows `r` of `dst` (`w` wide), by
-/// whole vectors where they fit: the lanes past a row's end land on the next row, which is
-/// written after. `src` must hold `V::LANES` elements past the last row's start plus `w`.
-#[inline(always)]
-fn copy_out<V: Vector>(dst: &mut [V::Elem], src: &[V::Elem], w: usize, ld: usize) {
-    let l = V::LANES;
-    let nv = w.div_ceil(l);
-    for (r, row) in (0..dst.len() / w.max(1)).map(|r| (r, r * w)) {
-        let s0 = r * ld;
-        if row + nv * l <= dst.len() && s0 + nv * l <= src.len() {
-            // SAFETY: the level's features are on (reached from `dispatch`); the loads read
-            // `src[s0 .. s0 + nv l]` and the stores write `dst[row .. row + nv l]`, both inside
-            // their slices (checked above).
-            unsafe {
-                let (sp, dp) = (src.as_ptr().add(s0), dst.as_mut_ptr().add(row));
-                for v in 0..nv {
-                    V::load(sp.add(v * l)).store(dp.add(v * l));
-                }
-            }
-        } else {
-            dst[row..row + w].copy_from_slice(&src[s0..s0 + w]);
-        }
-    }
-}
-
-/// `v` with `n` elements: zeroed when its length changes, else left as it is (the plans
-/// write the same elements of every plane, so the zeros around them stay).
-fn sized<T: Real>(v: &mut Vec<T>, n: usize) -> &mut [T] {
-    if v.len() != n {
-        v.clear();
-        v.resize(n, T::ZERO);
-    }
-    v
-}
-
-/// Per-task scratch: the phase buffer and the flattened output (or output gradient).
+/// Per-task scratch: the blocked input (or output gradient), the blocked result, the taps.
 struct Scratch<T> {
     src: Vec<T>,
     out: Vec<T>,
+    taps: Vec<(usize, usize)>,
 }
 
 impl<T> Scratch<T> {
@@ -322,240 +406,301 @@ impl<T> Scratch<T> {
         Scratch {
             src: Vec::new(),
             out: Vec::new(),
+            taps: Vec::new(),
         }
     }
 }
 
-/// What every plane of a forward pass (or weight gradient) shares.
-struct ForwardPlan {
-    ph: Phases,
-    /// Copies of the input plane into the phase buffer.
-    fill: Vec<Seg>,
-    /// Offset of each tap (`kh`-major) in the phase buffer.
-    offs: Vec<usize>,
+/// Columns of the forward (and weight-gradient) input buffer: every column the output reads.
+fn fwd_cols(p: &ConvParams) -> usize {
+    (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1
 }
 
-impl ForwardPlan {
-    fn new(p: &ConvParams) -> Self {
-        let ph = Phases::forward(p);
-        let offs = (0..p.kh)
-            .flat_map(|kh| (0..p.kw).map(move |kw| (kh, kw)))
-            .map(|(kh, kw)| ph.offset(kh * p.dh, kw * p.dw))
-            .collect();
-        ForwardPlan {
-            ph,
-            fill: ph.segs(),
-            offs,
-        }
-    }
-
-    /// `buf` (the phase buffer, zero outside the plan's copies, `V::LANES` spare elements
-    /// at the end) gets `img`.
-    #[inline(always)]
-    fn fill<V: Vector>(&self, img: &[V::Elem], buf: &mut [V::Elem]) {
-        if self.ph.sh == 1 && self.ph.sw == 1 {
-            // one phase: the rows go in increasing order
-            copy_rows::<V>(buf, img, &self.fill);
-        } else {
-            for sg in &self.fill {
-                gather(&mut buf[sg.dst..sg.dst + sg.n], &img[sg.src..], self.ph.sw);
-            }
-        }
-    }
-}
-
-/// The forward pass of one `(image, channel)` plane.
-struct ForwardPlane<'a, T> {
+/// One forward task (see the module docs).
+struct FwdTask<'a, T> {
     p: &'a ConvParams,
-    plan: &'a ForwardPlan,
-    img: &'a [T],
-    /// The channel's `kh x kw` kernel.
-    ker: &'a [T],
-    out: &'a mut [T],
+    b: Blocks,
+    t: usize,
+    x: &'a [T],
+    w: &'a [T],
+    bias: Option<&'a [T]>,
+    relu: bool,
+    out: &'a DisjointSlice<'a, T>,
     s: &'a mut Scratch<T>,
 }
 
-impl<T: SimdReal> WithVector<T> for ForwardPlane<'_, T> {
+impl<T: SimdReal> WithVector<T> for FwdTask<'_, T> {
     type Out = ();
     #[inline(always)]
     fn call<V: Vector<Elem = T>>(self) {
-        let ForwardPlane {
+        let FwdTask {
             p,
-            plan,
-            img,
-            ker,
+            b,
+            t,
+            x,
+            w,
+            bias,
+            relu,
             out,
             s,
         } = self;
-        let (l, wq) = (V::LANES, plan.ph.wq);
-        let src = sized(&mut s.src, plan.ph.len(l));
-        plan.fill::<V>(img, src);
-        let len = ((p.oh - 1) * wq + p.ow).div_ceil(l) * l;
-        let flat = sized(&mut s.out, len + l);
-        correlate::<V>(src, &plan.offs, ker, &mut flat[..len]);
-        copy_out::<V>(out, flat, p.ow, wq);
+        let l = V::LANES;
+        let (n, cb, y0, ry, nc) = b.task(p, t, p.oh);
+        let (cols, in_rows) = (fwd_cols(p), (ry - 1) * p.sh + (p.kh - 1) * p.dh + 1);
+        let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+        let c0 = cb * l;
+        let xs = &x[(n * p.cin + c0) * plane_in..];
+        let buf = sized(&mut s.src, in_rows * cols * l);
+        let r0 = (y0 * p.sh) as isize - p.pt as isize;
+        fill::<V>(
+            xs,
+            plane_in,
+            (p.h, p.w),
+            nc,
+            (r0, -(p.pl as isize)),
+            (in_rows, cols),
+            buf,
+        );
+        s.taps.clear();
+        for kh in 0..p.kh {
+            for kw in 0..p.kw {
+                s.taps
+                    .push(((kh * p.dh * cols + kw * p.dw) * l, (kh * p.kw + kw) * l));
+            }
+        }
+        let ob = sized(&mut s.out, (ry * p.ow).div_ceil(l) * l * l);
+        let kk = p.kh * p.kw;
+        let wb = &w[cb * kk * l..(cb + 1) * kk * l];
+        let (xp, wp, op) = (s.src.as_ptr(), wb.as_ptr(), ob.as_mut_ptr());
+        let step = p.sw * l;
+        // SAFETY: the level's features are on (reached from `dispatch_at`); a tile at output
+        // pixel (i, j) reads buffer pixels (i sh + kh dh, (j + r) sw + kw dw) < (in_rows,
+        // cols) and weight vectors `< kk` of the block, and writes `ob[(i ow + j) l ..][..R
+        // l]` with `j + R <= ow`.
+        unsafe {
+            // (a `map` closure would be compiled without the level's features)
+            #[allow(clippy::manual_map)]
+            let bv = match bias {
+                Some(bb) => Some(V::load(bb.as_ptr().add(cb * l))),
+                None => None,
+            };
+            for i in 0..ry {
+                let xr = xp.add(i * p.sh * cols * l);
+                let orow = op.add(i * p.ow * l);
+                tiles!(p.ow, |j, R| fwd_tile::<V, R>(
+                    xr.add(j * step),
+                    step,
+                    &s.taps,
+                    wp,
+                    bv,
+                    relu,
+                    orow.add(j * l)
+                ));
+            }
+        }
+        // SAFETY: task (n, cb, row block) alone writes rows y0 .. y0 + ry of the planes of
+        // its `nc` channels in image n: the block below, inside `out` (checked by `block`).
+        unsafe {
+            let dst = out.block(
+                (n * p.cin + c0) * plane_out + y0 * p.ow,
+                nc,
+                ry * p.ow,
+                plane_out,
+            );
+            unfill::<V>(&s.out, ry * p.ow, nc, dst, plane_out);
+        }
     }
 }
 
 /// Depthwise forward (see [`applies`]): `out` (`n x c x oh x ow`) is overwritten with the
 /// convolution plus the bias, then the fused ReLU.
 pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], threads: usize) {
-    let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
-    if plane_out == 0 {
+    if out.is_empty() || p.oh * p.ow == 0 {
         return;
     }
-    let plan = ForwardPlan::new(p);
-    let run = |s: &mut Scratch<T>, (idx, o): (usize, &mut [T])| {
-        let c = idx % p.cin;
-        dispatch(ForwardPlane {
+    let b = Blocks::new::<T>(p, p.oh, fwd_cols(p), (p.sh, (p.kh - 1) * p.dh + 1), threads);
+    let kk = p.kh * p.kw;
+    let w = blocked(op.weight, p.cin, kk, b.l);
+    let bias = op.bias.map(|bb| blocked(bb, p.cin, 1, b.l));
+    let out = DisjointSlice::new(out);
+    let run = |s: &mut Scratch<T>, t: usize| {
+        let task = FwdTask {
             p,
-            plan: &plan,
-            img: &op.x[idx * plane_in..(idx + 1) * plane_in],
-            ker: &op.weight[c * kk..(c + 1) * kk],
-            out: &mut *o,
+            b,
+            t,
+            x: op.x,
+            w: &w,
+            bias: bias.as_deref(),
+            relu: op.relu,
+            out: &out,
             s,
-        });
-        if op.bias.is_some() || op.relu {
-            op.finish_row(c, o);
-        }
+        };
+        dispatch_at(b.level, task);
     };
-    for_each_chunk(threads > 1, out, plane_out, Scratch::new, run);
+    for_each_task(threads > 1, b.tasks(p.n), Scratch::new, run);
 }
 
-/// What every plane of an input gradient shares (see the module docs): the output gradient
-/// zero-padded into `gh x gw`, and per phase of the input gradient its taps and where its
-/// `mq x nq` flattened pixels go.
-struct InputPlan {
-    /// Width of the input gradient.
-    w: usize,
-    gh: usize,
-    gw: usize,
-    sw: usize,
-    /// Length of a phase's flattened output (a multiple of the lanes is computed).
-    len: usize,
-    /// Copies of the output gradient's rows into the padded buffer.
-    fill: Vec<Seg>,
-    /// Per phase: the taps' offsets and indices, and the copies of its rows into `dx`
-    /// (stride `sw` on the destination).
-    phases: Vec<InputPhase>,
+/// Where the input gradient reads the output gradient (see [`backward_input`]): rows and
+/// columns of dy from `(r0, c0)` of the padded buffer for input-gradient rows `y0 .. y0 +
+/// ry`.
+struct GradWindow {
+    r0: isize,
+    rows: usize,
+    c0: isize,
+    cols: usize,
 }
 
-/// One phase of [`InputPlan`].
-struct InputPhase {
-    offs: Vec<usize>,
-    taps: Vec<usize>,
-    out: Vec<Seg>,
-}
-
-impl InputPlan {
-    fn new(p: &ConvParams) -> Self {
-        let (sh, sw) = (p.sh.max(1), p.sw.max(1));
-        let qh = (p.kh.max(1) - 1) * p.dh / sh;
-        let qw = (p.kw.max(1) - 1) * p.dw / sw;
-        // the first rows / columns of each phase that hold input pixels (above: padding)
-        let (m0, n0) = (p.pt / sh, p.pl / sw);
-        let mq = (p.h + p.pt).div_ceil(sh) - m0;
-        let nq = (p.w + p.pl).div_ceil(sw) - n0;
-        let (gh, gw) = (mq + qh, nq + qw);
-        // G[r][c] = dy[r - qh + m0][c - qw + n0]
-        let mut fill = Vec::new();
-        let c0 = qw.saturating_sub(n0);
-        let x0 = c0 + n0 - qw;
-        if x0 < p.ow && c0 < gw {
-            for r in 0..gh {
-                if let Some(y) = (r + m0).checked_sub(qh).filter(|&y| y < p.oh) {
-                    fill.push(Seg {
-                        src: y * p.ow + x0,
-                        dst: r * gw + c0,
-                        n: (p.ow - x0).min(gw - c0),
-                    });
-                }
-            }
-        }
-        let mut phases = Vec::new();
-        for pa in 0..sh {
-            for pb in 0..sw {
-                let (mut offs, mut taps) = (Vec::new(), Vec::new());
-                for kh in (0..p.kh).filter(|kh| kh * p.dh % sh == pa) {
-                    for kw in (0..p.kw).filter(|kw| kw * p.dw % sw == pb) {
-                        offs.push((qh - kh * p.dh / sh) * gw + qw - kw * p.dw / sw);
-                        taps.push(kh * p.kw + kw);
-                    }
-                }
-                // dx[iy][ix] = Q[(iy + pt) / sh - m0][(ix + pl) / sw - n0] for this phase
-                let iy0 = (pa + sh - p.pt % sh) % sh;
-                let ix0 = (pb + sw - p.pl % sw) % sw;
-                let mut out = Vec::new();
-                if ix0 < p.w {
-                    let n = (ix0 + p.pl) / sw - n0;
-                    for iy in (iy0..p.h).step_by(sh) {
-                        let m = (iy + p.pt) / sh - m0;
-                        out.push(Seg {
-                            src: m * gw + n,
-                            dst: iy * p.w + ix0,
-                            n: (p.w - ix0).div_ceil(sw),
-                        });
-                    }
-                }
-                phases.push(InputPhase { offs, taps, out });
-            }
-        }
-        InputPlan {
-            w: p.w,
-            gh,
-            gw,
-            sw,
-            len: (mq - 1) * gw + nq,
-            fill,
-            phases,
+impl GradWindow {
+    fn new(p: &ConvParams, y0: usize, ry: usize) -> Self {
+        let fd = |a: isize, b: usize| a.div_euclid(b as isize);
+        let r0 = fd((y0 + p.pt) as isize - ((p.kh - 1) * p.dh) as isize, p.sh);
+        let r1 = fd((y0 + ry - 1 + p.pt) as isize, p.sh);
+        let c0 = fd(p.pl as isize - ((p.kw - 1) * p.dw) as isize, p.sw);
+        let c1 = fd((p.w - 1 + p.pl) as isize, p.sw);
+        GradWindow {
+            r0,
+            rows: (r1 - r0 + 1) as usize,
+            c0,
+            cols: (c1 - c0 + 1) as usize,
         }
     }
 }
 
-/// The input gradient of one `(image, channel)` plane.
-struct InputPlane<'a, T> {
-    plan: &'a InputPlan,
+/// The taps of each phase `(a, b)` of the input gradient: the rows `iy` with `(iy + pt) mod
+/// sh == a` and the columns `ix = ix0 + j sw` (`j < cnt`, `(ix + pl) mod sw == b`).
+struct InputPhases {
+    of: Vec<InputPhase>,
+}
+
+/// One phase of [`InputPhases`]: per tap that reaches it, `(dy row relative to (iy + pt - a) /
+/// sh, dy column in the window of the first pixel, tap)`.
+struct InputPhase {
+    ix0: usize,
+    cnt: usize,
+    taps: Vec<(isize, usize, usize)>,
+}
+
+impl InputPhases {
+    fn new(p: &ConvParams) -> Self {
+        let c0 = GradWindow::new(p, 0, 1).c0;
+        let mut of = Vec::new();
+        for a in 0..p.sh {
+            for b in 0..p.sw {
+                let ix0 = (b + p.sw - p.pl % p.sw) % p.sw;
+                let cnt = if ix0 < p.w {
+                    (p.w - ix0).div_ceil(p.sw)
+                } else {
+                    0
+                };
+                let v = (ix0 + p.pl) as isize;
+                let mut taps = Vec::new();
+                for kh in (0..p.kh).filter(|kh| (kh * p.dh) % p.sh == a) {
+                    let dr = (a as isize - (kh * p.dh) as isize) / p.sh as isize;
+                    for kw in 0..p.kw {
+                        let c = v - (kw * p.dw) as isize;
+                        if c.rem_euclid(p.sw as isize) == 0 {
+                            let col = (c / p.sw as isize - c0) as usize;
+                            taps.push((dr, col, kh * p.kw + kw));
+                        }
+                    }
+                }
+                of.push(InputPhase { ix0, cnt, taps });
+            }
+        }
+        InputPhases { of }
+    }
+}
+
+/// One input-gradient task (see the module docs).
+struct InputTask<'a, T> {
+    p: &'a ConvParams,
+    phases: &'a InputPhases,
+    b: Blocks,
+    t: usize,
     dy: &'a [T],
-    ker: &'a [T],
-    dx: &'a mut [T],
+    w: &'a [T],
+    dx: &'a DisjointSlice<'a, T>,
     s: &'a mut Scratch<T>,
 }
 
-impl<T: SimdReal> WithVector<T> for InputPlane<'_, T> {
+impl<T: SimdReal> WithVector<T> for InputTask<'_, T> {
     type Out = ();
     #[inline(always)]
     fn call<V: Vector<Elem = T>>(self) {
-        let InputPlane {
-            plan,
+        let InputTask {
+            p,
+            phases,
+            b,
+            t,
             dy,
-            ker,
+            w,
             dx,
             s,
         } = self;
         let l = V::LANES;
-        let src = sized(&mut s.src, plan.gh * plan.gw + l);
-        copy_rows::<V>(src, dy, &plan.fill);
-        let len = plan.len.div_ceil(l) * l;
-        let flat = sized(&mut s.out, len + l);
-        let mut wts = [T::ZERO; 64];
-        for ph in &plan.phases {
-            if ph.offs.len() <= wts.len() {
-                for (w, &t) in wts.iter_mut().zip(&ph.taps) {
-                    *w = ker[t];
+        let (n, cb, y0, ry, nc) = b.task(p, t, p.h);
+        let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+        let c0 = cb * l;
+        let gw = GradWindow::new(p, y0, ry);
+        let buf = sized(&mut s.src, gw.rows * gw.cols * l);
+        let gs = &dy[(n * p.cin + c0) * plane_out..];
+        fill::<V>(
+            gs,
+            plane_out,
+            (p.oh, p.ow),
+            nc,
+            (gw.r0, gw.c0),
+            (gw.rows, gw.cols),
+            buf,
+        );
+        let ob = sized(&mut s.out, (ry * p.w).div_ceil(l) * l * l);
+        let kk = p.kh * p.kw;
+        let wb = &w[cb * kk * l..(cb + 1) * kk * l];
+        for i in 0..ry {
+            let u = y0 + i + p.pt;
+            let a = u % p.sh;
+            let base = ((u - a) / p.sh) as isize - gw.r0;
+            for ph in &phases.of[a * p.sw..(a + 1) * p.sw] {
+                let (ix0, cnt) = (ph.ix0, ph.cnt);
+                if cnt == 0 {
+                    continue;
                 }
-                correlate::<V>(src, &ph.offs, &wts[..ph.offs.len()], &mut flat[..len]);
-            } else {
-                let w: Vec<T> = ph.taps.iter().map(|&t| ker[t]).collect();
-                correlate::<V>(src, &ph.offs, &w, &mut flat[..len]);
-            }
-            if plan.phases.len() == 1 {
-                // stride 1: the rows of dx are the rows of the one phase (`m0 = pt`, `n0 = pl`)
-                copy_out::<V>(dx, flat, plan.w, plan.gw);
-            } else {
-                for sg in &ph.out {
-                    scatter(&mut dx[sg.dst..], &flat[sg.src..sg.src + sg.n], plan.sw);
+                s.taps.clear();
+                s.taps.extend(
+                    ph.taps
+                        .iter()
+                        .map(|&(dr, col, t)| (((base + dr) as usize * gw.cols + col) * l, t * l)),
+                );
+                let (gp, wp) = (s.src.as_ptr(), wb.as_ptr());
+                let op = ob.as_mut_ptr();
+                let step = p.sw * l;
+                // SAFETY: the level's features are on (reached from `dispatch_at`); the taps
+                // read buffer rows `< gw.rows` and columns `col + j + r < gw.cols` (the window
+                // covers every output-gradient pixel an input-gradient pixel of the rows
+                // reads), weight vectors `< kk` of the block; the stores write
+                // `ob[(i w + ix0 + (j + r) sw) l ..][..l]` with `ix0 + (j + r) sw < w`.
+                unsafe {
+                    let orow = op.add((i * p.w + ix0) * l);
+                    tiles!(cnt, |j, R| gather_tile::<V, R>(
+                        gp.add(j * l),
+                        &s.taps,
+                        wp,
+                        orow.add(j * step),
+                        step
+                    ));
                 }
             }
+        }
+        // SAFETY: task (n, cb, row block) alone writes rows y0 .. y0 + ry of the planes of
+        // its `nc` channels in image n: the block below, inside `dx` (checked by `block`).
+        unsafe {
+            let dst = dx.block(
+                (n * p.cin + c0) * plane_in + y0 * p.w,
+                nc,
+                ry * p.w,
+                plane_in,
+            );
+            unfill::<V>(&s.out, ry * p.w, nc, dst, plane_in);
         }
     }
 }
@@ -568,94 +713,136 @@ pub fn backward_input<T: SimdReal>(
     dx: &mut [T],
     threads: usize,
 ) {
-    let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
-    if plane_in == 0 {
+    if dx.is_empty() {
         return;
     }
-    let plan = InputPlan::new(p);
-    let run = |s: &mut Scratch<T>, (idx, d): (usize, &mut [T])| {
-        let c = idx % p.cin;
-        dispatch(InputPlane {
-            plan: &plan,
-            dy: &dy[idx * plane_out..(idx + 1) * plane_out],
-            ker: &weight[c * kk..(c + 1) * kk],
-            dx: d,
+    if p.oh * p.ow == 0 {
+        dx.fill(T::ZERO);
+        return;
+    }
+    let cols = GradWindow::new(p, 0, 1).cols;
+    let extra = (p.kh - 1) * p.dh / p.sh + 2;
+    let b = Blocks::new::<T>(p, p.h, cols, (1, extra), threads);
+    let w = blocked(weight, p.cin, p.kh * p.kw, b.l);
+    let phases = InputPhases::new(p);
+    let dx = DisjointSlice::new(dx);
+    let run = |s: &mut Scratch<T>, t: usize| {
+        let task = InputTask {
+            p,
+            phases: &phases,
+            b,
+            t,
+            dy,
+            w: &w,
+            dx: &dx,
             s,
-        });
+        };
+        dispatch_at(b.level, task);
     };
-    for_each_chunk(threads > 1, dx, plane_in, Scratch::new, run);
+    for_each_task(threads > 1, b.tasks(p.n), Scratch::new, run);
 }
 
-/// The weight gradient of one channel: the images of the batch in order.
-struct WeightChannel<'a, T> {
+/// The weight gradient of one channel block over one part of the batch: `sums[tap][LANES]`.
+struct WeightTask<'a, T> {
     p: &'a ConvParams,
-    plan: &'a ForwardPlan,
-    c: usize,
+    b: Blocks,
+    cb: usize,
+    images: std::ops::Range<usize>,
     x: &'a [T],
     dy: &'a [T],
-    dw: &'a mut [T],
+    sums: &'a mut [T],
     s: &'a mut Scratch<T>,
 }
 
-impl<T: SimdReal> WithVector<T> for WeightChannel<'_, T> {
+impl<T: SimdReal> WithVector<T> for WeightTask<'_, T> {
     type Out = ();
     #[inline(always)]
     fn call<V: Vector<Elem = T>>(self) {
-        let WeightChannel {
+        let WeightTask {
             p,
-            plan,
-            c,
+            b,
+            cb,
+            images,
             x,
             dy,
-            dw,
+            sums,
             s,
         } = self;
-        let (l, wq) = (V::LANES, plan.ph.wq);
-        let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
-        let offs = &plan.offs[..];
-        let g_rows: Vec<Seg> = (0..p.oh)
-            .map(|y| Seg {
-                src: y * p.ow,
-                dst: y * wq,
-                n: p.ow,
-            })
+        let l = V::LANES;
+        let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+        let c0 = cb * l;
+        let nc = l.min(p.cin - c0);
+        let cols = fwd_cols(p);
+        sums.fill(T::ZERO);
+        let offs: Vec<usize> = (0..kk)
+            .map(|t| ((t / p.kw) * p.dh * cols + (t % p.kw) * p.dw) * l)
             .collect();
-        dw.fill(T::ZERO);
-        for n in 0..p.n {
-            let idx = n * p.cin + c;
-            // a tap's reads run past its phase plane by at most `qw + l` (times zeros of `g`)
-            let src = sized(&mut s.src, plan.ph.len(wq + l));
-            plan.fill::<V>(&x[idx * plane_in..(idx + 1) * plane_in], src);
-            // the output gradient with the row stride of the phase planes, zeros between
-            let g_len = (p.oh * wq).div_ceil(l) * l;
-            let g = sized(&mut s.out, g_len + l);
-            copy_rows::<V>(g, &dy[idx * plane_out..(idx + 1) * plane_out], &g_rows);
-            let (src, g) = (&s.src[..], &s.out[..g_len]);
-            let mut t = 0;
-            while t < offs.len() {
-                let o = &offs[t..];
-                let k = match o.len() {
-                    k if k >= TAPS_PER_PASS => TAPS_PER_PASS,
-                    k if k >= 4 => 4,
-                    k if k >= 2 => 2,
-                    _ => 1,
-                };
-                let d = &mut dw[t..t + k];
-                let add = |d: &mut [T], v: &[T]| d.iter_mut().zip(v).for_each(|(d, v)| *d += *v);
-                match k {
-                    TAPS_PER_PASS => add(d, &dots::<V, TAPS_PER_PASS>(src, &o[..k], g)),
-                    4 => add(d, &dots::<V, 4>(src, &o[..k], g)),
-                    2 => add(d, &dots::<V, 2>(src, &o[..k], g)),
-                    _ => add(d, &dots::<V, 1>(src, &o[..k], g)),
+        for n in images {
+            for rb in 0..b.nrb {
+                let y0 = rb * b.rows;
+                let ry = b.rows.min(p.oh - y0);
+                let in_rows = (ry - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+                let xs = &x[(n * p.cin + c0) * plane_in..];
+                let r0 = (y0 * p.sh) as isize - p.pt as isize;
+                let buf = sized(&mut s.src, in_rows * cols * l);
+                fill::<V>(
+                    xs,
+                    plane_in,
+                    (p.h, p.w),
+                    nc,
+                    (r0, -(p.pl as isize)),
+                    (in_rows, cols),
+                    buf,
+                );
+                let gs = &dy[(n * p.cin + c0) * plane_out..];
+                let g = sized(&mut s.out, ry * p.ow * l);
+                fill::<V>(
+                    gs,
+                    plane_out,
+                    (p.oh, p.ow),
+                    nc,
+                    (y0 as isize, 0),
+                    (ry, p.ow),
+                    g,
+                );
+                let (xp, gp, sp) = (s.src.as_ptr(), s.out.as_ptr(), sums.as_mut_ptr());
+                let step = p.sw * l;
+                for i in 0..ry {
+                    let mut t = 0;
+                    while t < kk {
+                        let k = match kk - t {
+                            k if k >= TAPS => TAPS,
+                            k if k >= 4 => 4,
+                            k if k >= 2 => 2,
+                            _ => 1,
+                        };
+                        let o = &offs[t..t + k];
+                        // SAFETY: the level's features are on (reached from `dispatch_at`);
+                        // row i of the output gradient has `ow` vectors in `g`; the input
+                        // vectors (i sh + kh dh, j sw + kw dw) lie in the buffer (`in_rows x
+                        // cols`); `sums` holds `kk` vectors, of which `t .. t + k`.
+                        unsafe {
+                            let xr = xp.add(i * p.sh * cols * l);
+                            let gr = gp.add(i * p.ow * l);
+                            let sr = sp.add(t * l);
+                            match k {
+                                TAPS => weight_row::<V, TAPS>(xr, step, o, gr, p.ow, sr),
+                                4 => weight_row::<V, 4>(xr, step, o, gr, p.ow, sr),
+                                2 => weight_row::<V, 2>(xr, step, o, gr, p.ow, sr),
+                                _ => weight_row::<V, 1>(xr, step, o, gr, p.ow, sr),
+                            }
+                        }
+                        t += k;
+                    }
                 }
-                t += k;
             }
         }
     }
 }
 
 /// Depthwise weight gradient (see [`applies`]): `dw` (`c x 1 x kh x kw`) is overwritten with
-/// the sum over the batch (one task per channel, the images in order).
+/// the sum over the batch: per channel block, up to [`PARTS`] consecutive parts of the batch
+/// (a number that does not depend on the thread count), summed in order.
 pub fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
@@ -664,26 +851,38 @@ pub fn backward_weight<T: SimdReal>(
     threads: usize,
 ) {
     let kk = p.kh * p.kw;
-    if kk == 0 {
+    dw.fill(T::ZERO);
+    if kk == 0 || p.n == 0 || p.oh * p.ow == 0 {
         return;
     }
-    if p.oh * p.ow == 0 {
-        dw.fill(T::ZERO);
-        return;
-    }
-    let plan = ForwardPlan::new(p);
-    let run = |s: &mut Scratch<T>, (c, d): (usize, &mut [T])| {
-        dispatch(WeightChannel {
+    let b = Blocks::new::<T>(p, p.oh, fwd_cols(p), (p.sh, (p.kh - 1) * p.dh + 1), 1);
+    let l = b.l;
+    let parts = p.n.min(PARTS);
+    let mut sums = vec![T::ZERO; b.nb * parts * kk * l];
+    let run = |s: &mut Scratch<T>, (t, chunk): (usize, &mut [T])| {
+        let (cb, part) = (t / parts, t % parts);
+        let task = WeightTask {
             p,
-            plan: &plan,
-            c,
+            b,
+            cb,
+            images: part * p.n / parts..(part + 1) * p.n / parts,
             x,
             dy,
-            dw: d,
+            sums: chunk,
             s,
-        });
+        };
+        dispatch_at(b.level, task);
     };
-    for_each_chunk(threads > 1, dw, kk, Scratch::new, run);
+    for_each_chunk(threads > 1, &mut sums, kk * l, Scratch::new, run);
+    for c in 0..p.cin {
+        let (cb, k) = (c / l, c % l);
+        for part in 0..parts {
+            let s = &sums[(cb * parts + part) * kk * l..][..kk * l];
+            for (t, d) in dw[c * kk..(c + 1) * kk].iter_mut().enumerate() {
+                *d += s[t * l + k];
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -766,6 +965,11 @@ mod tests {
             (1, 2, (5, 6), (1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),
             (1, 1, (4, 4), (3, 3), (1, 1), (2, 2, 2, 2), (1, 1)),
             (3, 2, (33, 20), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+            // full channel blocks at every level (the transposes), with a partial last block
+            (2, 35, (18, 37), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+            (1, 33, (21, 40), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+            (1, 16, (17, 34), (5, 5), (2, 1), (2, 1, 2, 3), (1, 2)),
+            (1, 16, (9, 20), (2, 2), (3, 3), (3, 0, 0, 4), (1, 1)),
         ];
         for (n, c, hw, k, s, pad, d) in cases {
             let (p, x, wt, dy) = case(n, c, hw, k, s, pad, d);

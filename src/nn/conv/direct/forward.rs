@@ -118,18 +118,6 @@ struct Plan {
 /// Bytes of the per-task input buffer above which a task takes fewer rows.
 const BUF_BYTES: usize = 192 * 1024;
 
-fn lanes_at<T: SimdReal>(level: Level) -> usize {
-    struct Lanes;
-    impl<T: SimdReal> WithVector<T> for Lanes {
-        type Out = usize;
-        #[inline(always)]
-        fn call<V: Vector<Elem = T>>(self) -> usize {
-            V::LANES
-        }
-    }
-    dispatch_at::<T, _>(level, Lanes)
-}
-
 /// The tile `(RH, RW)` of `TILES` with the best estimated efficiency for `ocb` vectors.
 fn choose_tile(p: &ConvParams, level: Level, ocb: usize) -> (usize, usize) {
     let budget = acc_budget(level);
@@ -237,7 +225,7 @@ const PX_WRITE: f64 = 0.1;
 
 fn plan<T: SimdReal>(p: &ConvParams, threads: usize, force_px: Option<bool>) -> Plan {
     let level = crate::base::simd::level();
-    let lanes = lanes_at::<T>(level);
+    let lanes = crate::base::simd::lanes::<T>(level);
     let nb = p.cout_g().div_ceil(lanes);
     let oc_ocb = if nb >= 2 { 2 } else { 1 };
     let oc_tile = choose_tile(p, level, oc_ocb);

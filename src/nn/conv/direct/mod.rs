@@ -6,8 +6,8 @@
 //! - [`forward`]: dense and grouped forward pass (first layers with 1-3 input channels
 //!   included);
 //! - [`backward`]: the input gradient and the weight gradient of dense and grouped layers;
-//! - [`depthwise`]: depthwise layers (stride 1 and 2) in a channel-blocked layout, forward and
-//!   both gradients.
+//! - [`depthwise`]: depthwise layers (any stride, dilation and zero padding) in a
+//!   channel-blocked layout, forward and both gradients.
 
 pub mod backward;
 pub mod depthwise;
@@ -66,10 +66,7 @@ pub fn backward_input<T: SimdReal>(
     }
 }
 
-/// The weight gradient, overwriting `dw` (where [`supports`]). The depthwise kernel reads
-/// the input flat across row ends (products with the zero padding of `dy`): on an input with
-/// an infinity or a NaN, that would spread NaN to taps that never meet it, so
-/// [`weight_grad_reads_across_rows`] lets the caller take another engine there.
+/// The weight gradient, overwriting `dw` (where [`supports`]).
 pub fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
@@ -82,10 +79,4 @@ pub fn backward_weight<T: SimdReal>(
     } else {
         backward::backward_weight(p, x, dy, dw, threads)
     }
-}
-
-/// Whether [`backward_weight`] multiplies input elements outside a tap's window by zeros of
-/// `dy` (harmless unless the input holds an infinity or a NaN).
-pub fn weight_grad_reads_across_rows(p: &ConvParams) -> bool {
-    p.is_depthwise()
 }
