@@ -32,7 +32,8 @@ pub fn supports(p: &ConvParams, pass: Pass) -> bool {
 /// kernel family, asked by [`super::cost`]).
 pub fn pays(p: &ConvParams, pass: Pass, size: usize) -> bool {
     if p.is_depthwise() {
-        // every pass, at every size: 1.2-22x the row kernels and im2col (see depthwise.rs)
+        // every pass, at every size: measured (Zen 5, 1 thread, float32, 3x3) 1.2-6.1x the row
+        // kernels (stride 1) and 2.0-8.7x im2col, forward and backward
         return depthwise::applies(p, size);
     }
     match pass {
