@@ -38,21 +38,16 @@ pub fn supports(p: &ConvParams) -> bool {
 
 /// Whether the direct engine computes this input gradient (`elem`: bytes per element).
 ///
-/// Measured on a Zen 5 (1 thread, float32, avx512, batch 32; against today's routes:
-/// Winograd/row-run adjoints at stride 1, col2im at stride 2): 3x3 64->64 @8 1.41x,
-/// 256->256 @8 1.34x (s1) and 1.49x (s2), 32->64 @16 s2 1.44x; slower at 1x1 (0.32x, a
-/// plain GEMM), 16->32 @32 (0.87x), 128->128 @16 (0.92x s1 against Winograd, 0.90x s2),
-/// 5x5 64->64 @32 (0.98x).
+/// Measured on a Zen 5 (2 threads, float32, avx512, batch 32 or 8 at width 56, the 120 dense
+/// and grouped cells of the benchmark grid at kernel 3 and 5, against im2col + col2im): 1.1-3.2x
+/// from 16 input channels per group up, except 5x5 layers of 128 and 256 channels on planes
+/// of 16x16 or less (0.64-0.94x); 0.38-0.94x with 3 input channels. The cost model weighs it
+/// against the Winograd adjoint where that applies.
 pub fn input_applies(p: &ConvParams, elem: usize) -> bool {
     let _ = elem;
     let taps = p.kh * p.kw;
-    let small_plane = p.h * p.w <= 64;
-    let narrow_s2 = p.sh == 2 && p.sw == 2 && p.cin_g() <= 32;
-    supports(p)
-        && (2..=9).contains(&taps)
-        && p.cin_g() >= 32
-        && p.cout_g() >= 64
-        && (small_plane || narrow_s2)
+    let wide_small_5x5 = taps > 9 && p.cin_g() >= 128 && p.h * p.w <= 256;
+    supports(p) && (2..=25).contains(&taps) && p.cin_g() >= 16 && !wide_small_5x5
 }
 
 /// Whether the direct engine computes this weight gradient (`elem`: bytes per element).
@@ -175,7 +170,7 @@ pub(crate) fn backward_input<T: SimdReal>(
     let tiles = nvec.div_ceil(geom.icb_max);
     let dxs = DisjointSlice::new(dx);
     let n_tasks = p.n * p.groups * tiles;
-    let run = |buf: &mut (Vec<T>, Vec<(usize, usize)>), t: usize| {
+    let run = |buf: &mut (Vec<T>, Vec<(usize, usize)>, Vec<T>), t: usize| {
         let (img, rest) = (t / (p.groups * tiles), t % (p.groups * tiles));
         let (g, tile) = (rest / tiles, rest % tiles);
         let v0 = tile * geom.icb_max;
@@ -198,9 +193,15 @@ pub(crate) fn backward_input<T: SimdReal>(
             out,
             dyp: &mut buf.0,
             taps: &mut buf.1,
+            row: &mut buf.2,
         });
     };
-    for_each_task(threads > 1, n_tasks, || (Vec::new(), Vec::new()), run);
+    for_each_task(
+        threads > 1,
+        n_tasks,
+        || (Vec::new(), Vec::new(), Vec::new()),
+        run,
+    );
 }
 
 /// One task of the input gradient: `nv` channel vectors from `v0` of group `g`, image `img`.
@@ -217,6 +218,8 @@ struct DxTask<'a, T> {
     out: &'a mut [T],
     dyp: &'a mut Vec<T>,
     taps: &'a mut Vec<(usize, usize)>,
+    /// The row buffer of [`Store`].
+    row: &'a mut Vec<T>,
 }
 
 impl<T: SimdReal> WithVector<T> for DxTask<'_, T> {
@@ -235,6 +238,7 @@ impl<T: SimdReal> WithVector<T> for DxTask<'_, T> {
             out,
             dyp,
             taps,
+            row,
         } = self;
         let (cout_g, cin_g, lanes) = (p.cout_g(), p.cin_g(), V::LANES);
         let (hp, wp) = (geom.hp, geom.wp);
@@ -257,11 +261,18 @@ impl<T: SimdReal> WithVector<T> for DxTask<'_, T> {
         let c0 = v0 * lanes;
         let cc = (nv * lanes).min(cin_g - c0);
         let plane = p.h * p.w;
+        let cs = nv * lanes;
+        let row_len = p.w.div_ceil(lanes) * lanes * cs;
+        if row.len() < row_len {
+            row.resize(row_len, T::ZERO);
+        }
         let mut st = Store {
             out,
             plane,
             w: p.w,
             cc,
+            row: &mut row[..row_len],
+            cs,
         };
         for ih in 0..p.h {
             let rphase = (ih + p.pt) % sh;
@@ -307,6 +318,7 @@ impl<T: SimdReal> WithVector<T> for DxTask<'_, T> {
                     j0 += rw;
                 }
             }
+            st.flush::<V>(ih);
         }
     }
 }
@@ -327,12 +339,55 @@ struct DxArgs<'a, T> {
     wp: usize,
 }
 
-/// Where a tile's pixels go: the task's `cc` planes of `dx`.
+/// Where a tile's pixels go: the current row of the task's `cc` planes of `dx`, first as
+/// `row[pixel][cs]` (`cs` = the task's channel vectors times the lanes), then transposed to
+/// the planes by [`Store::flush`] (whole rows per channel: the planes may be 4 KiB apart,
+/// where scattering pixel by pixel made the stores conflict in the L1 cache).
 struct Store<'a, T> {
     out: &'a mut [T],
     plane: usize,
     w: usize,
     cc: usize,
+    row: &'a mut [T],
+    cs: usize,
+}
+
+impl<T: SimdReal> Store<'_, T> {
+    /// Writes the row buffer to row `ih` of the `cc` planes.
+    #[inline(always)]
+    fn flush<V: Vector<Elem = T>>(&mut self, ih: usize) {
+        let l = V::LANES;
+        let (w, cs, plane) = (self.w, self.cs, self.plane);
+        assert!(l <= 16 && self.cc <= cs && self.row.len() >= w.div_ceil(l) * l * cs);
+        assert!(self.cc == 0 || (self.cc - 1) * plane + ih * w + w <= self.out.len());
+        let mut tmp = [T::ZERO; 256];
+        let (rp, op) = (self.row.as_ptr(), self.out.as_mut_ptr());
+        for c0 in (0..self.cc).step_by(l) {
+            let nl = l.min(self.cc - c0);
+            for j in (0..w).step_by(l) {
+                let m = l.min(w - j);
+                // SAFETY: the level's features are on (reached from `dispatch`); the reads are
+                // pixels `j .. j + l` (`< ceil(w / l) l`) and channels `c0 .. c0 + l` (`<= cs`,
+                // `cs` a multiple of `l`) of the row buffer, inside it (asserted); the writes
+                // are `out[(c0 + k) plane + ih w + j ..][..m]` for `k < nl`, `c0 + nl <= cc`,
+                // `j + m <= w`: inside `out` (asserted).
+                unsafe {
+                    let src = rp.add(j * cs + c0);
+                    let dst = op.add(c0 * plane + ih * w + j);
+                    if nl == l && m == l {
+                        V::transpose(src, cs, dst, plane);
+                    } else {
+                        V::transpose(src, cs, tmp.as_mut_ptr(), l);
+                        for k in 0..nl {
+                            for r in 0..m {
+                                *dst.add(k * plane + r) = tmp[k * l + r];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `RW` pixels (`pos = (row, first column, column step, pixels to store)`) times `ICB`
@@ -377,27 +432,20 @@ fn dx_tile<V: Vector, const RW: usize, const ICB: usize>(
         }
         acc
     };
-    let mut tmp = [<V::Elem as crate::base::scalar::Elem>::ZERO; 16];
-    if valid == 0 || st.cc == 0 {
+    if valid == 0 {
         return;
     }
-    let last = (st.cc - 1) * st.plane + ih * st.w + iw0 + (valid - 1) * step;
-    assert!(last < st.out.len() && lanes <= tmp.len());
-    let out = st.out.as_mut_ptr();
+    let _ = ih;
+    let last = (iw0 + (valid - 1) * step) * st.cs + ICB * lanes;
+    assert!(last <= st.row.len() && ICB * lanes <= st.cs);
+    let rp = st.row.as_mut_ptr();
     for (j, row) in acc.iter().enumerate().take(valid) {
-        let at = ih * st.w + iw0 + j * step;
+        let at = (iw0 + j * step) * st.cs;
         for (b, v) in row.iter().enumerate() {
-            let c0 = b * lanes;
-            let nl = lanes.min(st.cc.saturating_sub(c0));
-            // SAFETY: the level's features are enabled; `tmp` holds `lanes` elements; element
-            // `(c0 + l) plane + at` with `c0 + l < cc` and pixel `j < valid` is at most `last`,
-            // inside `out` (asserted above).
-            unsafe {
-                v.store(tmp.as_mut_ptr());
-                for (l, &t) in tmp.iter().enumerate().take(nl) {
-                    *out.add((c0 + l) * st.plane + at) = t;
-                }
-            }
+            // SAFETY: the level's features are enabled; pixel `iw0 + j step` (`j < valid`),
+            // channels `b lanes .. (b + 1) lanes` (`b < ICB`) of the row buffer end at most at
+            // `last`, inside it (asserted above).
+            unsafe { v.store(rp.add(at + b * lanes)) };
         }
     }
 }
