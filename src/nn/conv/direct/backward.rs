@@ -8,7 +8,9 @@
 //!   taps `kh = (ih + pt) mod s (mod s)`: no scatter. The tile is `RW` pixels of one phase of
 //!   a row times `ICB` vectors of input channels; the weights are rearranged once per call as
 //!   `[group][ic vector][tap][oc][lanes]`, `dy` per task as `[row][oc][col]` so that the
-//!   tile's broadcasts are consecutive elements. Each `dx` element is written by one task.
+//!   tile's broadcasts are consecutive elements. A row of `dx` is gathered as
+//!   `[pixel][channel]` and written to the NCHW planes by in-register transposes
+//!   ([`crate::base::simd::Vector::transpose`]). Each `dx` element is written by one task.
 //! - Weight gradient ([`backward_weight`]): `dw[oc][ic][tap] = sum dy[oc][p] x[ic][p + tap]`
 //!   over the batch and the output pixels `p`. Vectors along `oc` (`dy` copied
 //!   pixel-major with the channels innermost, padded to the lanes), `x` broadcast from a
