@@ -7,10 +7,10 @@
 //! zero-padded buffer `[row][column][LANES]`, one vector per pixel, with in-register
 //! transposes ([`Vector::transpose`]), computes in that layout with weights as vectors of
 //! `LANES` channels, and transposes its result back to NCHW:
-//! - forward ([`fwd_tile`]): `RW` output pixels of one row in `RW` accumulators; each tap
+//! - forward ([`tile`]): `RW` output pixels of one row in `RW` accumulators; each tap
 //!   loads one weight vector and does `RW` FMAs on input vectors `sw` pixels apart (stride 2
 //!   needs no deinterleave), then the bias and the fused ReLU;
-//! - input gradient ([`gather_tile`]): the pixels of one input-gradient row are taken by
+//! - input gradient ([`tile`] too): the pixels of one input-gradient row are taken by
 //!   column phase `(ix + pl) mod sw`; the taps of that phase read consecutive vectors of the
 //!   padded output gradient;
 //! - weight gradient ([`weight_row`]): one accumulator per tap (up to [`TAPS`] per pass)
@@ -178,25 +178,27 @@ unsafe fn unfill<V: Vector>(buf: &[V::Elem], n: usize, nc: usize, dst: *mut V::E
     }
 }
 
-/// One forward tile: `R` output pixels `step` elements apart in the input buffer from `x`
-/// (the tile's first pixel at tap (0, 0)); `taps[t] = (offset of tap t from x, weight
-/// vector offset)`. Stores the sums, plus `bias` when given, through the ReLU when `relu`,
-/// to `R` consecutive vectors at `out`.
+/// One tile of `R` accumulators: `acc[r] = sum over taps (off, wo) of x[off + r xs] * w[wo]`
+/// (vectors), plus `bias` when given, through the ReLU when `relu`, stored `os` elements
+/// apart from `out`. The forward pass reads input pixels `sw` vectors apart and stores
+/// consecutive vectors; the input gradient reads consecutive output-gradient vectors and
+/// stores `sw` vectors apart (one column phase).
 ///
 /// # Safety
-/// The level's features are on; every `x + off + r step` (`r < R`) and `w + wo` has `LANES`
-/// readable elements, `out` `R LANES` writable ones.
+/// The level's features are on; every `x + off + r xs` (`r < R`) and `w + wo` has `LANES`
+/// readable elements, every `out + r os` `LANES` writable ones.
 #[inline(always)]
-unsafe fn fwd_tile<V: Vector, const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<V: Vector, const R: usize>(
     x: *const V::Elem,
-    step: usize,
+    xs: usize,
     taps: &[(usize, usize)],
     w: *const V::Elem,
     bias: Option<V>,
     relu: bool,
     out: *mut V::Elem,
+    os: usize,
 ) {
-    let l = V::LANES;
     // SAFETY: the caller's contract.
     unsafe {
         let mut acc = [V::zero(); R];
@@ -204,7 +206,7 @@ unsafe fn fwd_tile<V: Vector, const R: usize>(
             let wv = V::load(w.add(wo));
             let p = x.add(off);
             for (r, a) in acc.iter_mut().enumerate() {
-                *a = V::load(p.add(r * step)).fma(wv, *a);
+                *a = V::load(p.add(r * xs)).fma(wv, *a);
             }
         }
         for (r, a) in acc.iter().enumerate() {
@@ -215,37 +217,7 @@ unsafe fn fwd_tile<V: Vector, const R: usize>(
             if relu {
                 v = v.relu();
             }
-            v.store(out.add(r * l));
-        }
-    }
-}
-
-/// One input-gradient tile: `R` consecutive output-gradient vectors from `g + off` for each
-/// tap `(off, weight offset)`, summed, stored `step` elements apart from `out`.
-///
-/// # Safety
-/// As [`fwd_tile`], with `g + off + r LANES` readable and `out + r step` writable.
-#[inline(always)]
-unsafe fn gather_tile<V: Vector, const R: usize>(
-    g: *const V::Elem,
-    taps: &[(usize, usize)],
-    w: *const V::Elem,
-    out: *mut V::Elem,
-    step: usize,
-) {
-    let l = V::LANES;
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut acc = [V::zero(); R];
-        for &(off, wo) in taps {
-            let wv = V::load(w.add(wo));
-            let p = g.add(off);
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = V::load(p.add(r * l)).fma(wv, *a);
-            }
-        }
-        for (r, a) in acc.iter().enumerate() {
-            a.store(out.add(r * step));
+            v.store(out.add(r * os));
         }
     }
 }
@@ -487,14 +459,15 @@ impl<T: SimdReal> WithVector<T> for FwdTask<'_, T> {
             for i in 0..ry {
                 let xr = xp.add(i * p.sh * cols * l);
                 let orow = op.add(i * p.ow * l);
-                tiles!(p.ow, |j, R| fwd_tile::<V, R>(
+                tiles!(p.ow, |j, R| tile::<V, R>(
                     xr.add(j * step),
                     step,
                     &s.taps,
                     wp,
                     bv,
                     relu,
-                    orow.add(j * l)
+                    orow.add(j * l),
+                    l
                 ));
             }
         }
@@ -681,10 +654,13 @@ impl<T: SimdReal> WithVector<T> for InputTask<'_, T> {
                 // `ob[(i w + ix0 + (j + r) sw) l ..][..l]` with `ix0 + (j + r) sw < w`.
                 unsafe {
                     let orow = op.add((i * p.w + ix0) * l);
-                    tiles!(cnt, |j, R| gather_tile::<V, R>(
+                    tiles!(cnt, |j, R| tile::<V, R>(
                         gp.add(j * l),
+                        l,
                         &s.taps,
                         wp,
+                        None,
+                        false,
                         orow.add(j * step),
                         step
                     ));
