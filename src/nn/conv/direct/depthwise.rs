@@ -178,6 +178,28 @@ unsafe fn unfill<V: Vector>(buf: &[V::Elem], n: usize, nc: usize, dst: *mut V::E
     }
 }
 
+/// Writes `buf` (`ry x w` pixels of `nc` channels, see [`unfill`]) to rows `y0 .. y0 + ry`
+/// of the `h x w` planes of channels `c0 ..` of image `n` in `dst` (`n x c x h x w`).
+///
+/// # Safety
+/// The level's features are on, and no other task writes those rows while this runs.
+#[inline(always)]
+unsafe fn write_rows<V: Vector>(
+    dst: &DisjointSlice<'_, V::Elem>,
+    c: usize,
+    (n, c0, nc): (usize, usize, usize),
+    (y0, ry): (usize, usize),
+    (h, w): (usize, usize),
+    buf: &[V::Elem],
+) {
+    let plane = h * w;
+    // SAFETY: the caller's contract; `block` checks that the rows lie inside `dst`.
+    unsafe {
+        let d = dst.block((n * c + c0) * plane + y0 * w, nc, ry * w, plane);
+        unfill::<V>(buf, ry * w, nc, d, plane);
+    }
+}
+
 /// One tile of `R` accumulators: `acc[r] = sum over taps (off, wo) of x[off + r xs] * w[wo]`
 /// (vectors), plus `bias` when given, through the ReLU when `relu`, stored `os` elements
 /// apart from `out`. The forward pass reads input pixels `sw` vectors apart and stores
@@ -388,6 +410,35 @@ fn fwd_cols(p: &ConvParams) -> usize {
     (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1
 }
 
+/// The forward (and weight-gradient) input buffer of output rows `y0 .. y0 + ry`, channels
+/// `c0 .. c0 + nc` of image `n`: the padded input rows they read, [`fwd_cols`] wide (see
+/// [`fill`]).
+#[inline(always)]
+fn fill_input<V: Vector>(
+    p: &ConvParams,
+    x: &[V::Elem],
+    n: usize,
+    (c0, nc): (usize, usize),
+    (y0, ry): (usize, usize),
+    buf: &mut Vec<V::Elem>,
+) {
+    let l = V::LANES;
+    let (cols, rows) = (fwd_cols(p), (ry - 1) * p.sh + (p.kh - 1) * p.dh + 1);
+    let plane = p.h * p.w;
+    let r0 = (y0 * p.sh) as isize - p.pt as isize;
+    let buf = sized(buf, rows * cols * l);
+    let xs = &x[(n * p.cin + c0) * plane..];
+    fill::<V>(
+        xs,
+        plane,
+        (p.h, p.w),
+        nc,
+        (r0, -(p.pl as isize)),
+        (rows, cols),
+        buf,
+    );
+}
+
 /// One forward task (see the module docs).
 struct FwdTask<'a, T> {
     p: &'a ConvParams,
@@ -418,21 +469,9 @@ impl<T: SimdReal> WithVector<T> for FwdTask<'_, T> {
         } = self;
         let l = V::LANES;
         let (n, cb, y0, ry, nc) = b.task(p, t, p.oh);
-        let (cols, in_rows) = (fwd_cols(p), (ry - 1) * p.sh + (p.kh - 1) * p.dh + 1);
-        let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+        let cols = fwd_cols(p);
         let c0 = cb * l;
-        let xs = &x[(n * p.cin + c0) * plane_in..];
-        let buf = sized(&mut s.src, in_rows * cols * l);
-        let r0 = (y0 * p.sh) as isize - p.pt as isize;
-        fill::<V>(
-            xs,
-            plane_in,
-            (p.h, p.w),
-            nc,
-            (r0, -(p.pl as isize)),
-            (in_rows, cols),
-            buf,
-        );
+        fill_input::<V>(p, x, n, (c0, nc), (y0, ry), &mut s.src);
         s.taps.clear();
         for kh in 0..p.kh {
             for kw in 0..p.kw {
@@ -471,17 +510,9 @@ impl<T: SimdReal> WithVector<T> for FwdTask<'_, T> {
                 ));
             }
         }
-        // SAFETY: task (n, cb, row block) alone writes rows y0 .. y0 + ry of the planes of
-        // its `nc` channels in image n: the block below, inside `out` (checked by `block`).
-        unsafe {
-            let dst = out.block(
-                (n * p.cin + c0) * plane_out + y0 * p.ow,
-                nc,
-                ry * p.ow,
-                plane_out,
-            );
-            unfill::<V>(&s.out, ry * p.ow, nc, dst, plane_out);
-        }
+        // SAFETY: reached from `dispatch_at`; task (n, cb, row block) alone writes rows y0 ..
+        // y0 + ry of the planes of its `nc` channels in image n.
+        unsafe { write_rows::<V>(out, p.cin, (n, c0, nc), (y0, ry), (p.oh, p.ow), &s.out) };
     }
 }
 
@@ -612,7 +643,7 @@ impl<T: SimdReal> WithVector<T> for InputTask<'_, T> {
         } = self;
         let l = V::LANES;
         let (n, cb, y0, ry, nc) = b.task(p, t, p.h);
-        let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+        let plane_out = p.oh * p.ow;
         let c0 = cb * l;
         let gw = GradWindow::new(p, y0, ry);
         let buf = sized(&mut s.src, gw.rows * gw.cols * l);
@@ -667,17 +698,9 @@ impl<T: SimdReal> WithVector<T> for InputTask<'_, T> {
                 }
             }
         }
-        // SAFETY: task (n, cb, row block) alone writes rows y0 .. y0 + ry of the planes of
-        // its `nc` channels in image n: the block below, inside `dx` (checked by `block`).
-        unsafe {
-            let dst = dx.block(
-                (n * p.cin + c0) * plane_in + y0 * p.w,
-                nc,
-                ry * p.w,
-                plane_in,
-            );
-            unfill::<V>(&s.out, ry * p.w, nc, dst, plane_in);
-        }
+        // SAFETY: reached from `dispatch_at`; task (n, cb, row block) alone writes rows y0 ..
+        // y0 + ry of the planes of its `nc` channels in image n.
+        unsafe { write_rows::<V>(dx, p.cin, (n, c0, nc), (y0, ry), (p.h, p.w), &s.out) };
     }
 }
 
@@ -745,7 +768,7 @@ impl<T: SimdReal> WithVector<T> for WeightTask<'_, T> {
             s,
         } = self;
         let l = V::LANES;
-        let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
+        let (plane_out, kk) = (p.oh * p.ow, p.kh * p.kw);
         let c0 = cb * l;
         let nc = l.min(p.cin - c0);
         let cols = fwd_cols(p);
@@ -757,19 +780,7 @@ impl<T: SimdReal> WithVector<T> for WeightTask<'_, T> {
             for rb in 0..b.nrb {
                 let y0 = rb * b.rows;
                 let ry = b.rows.min(p.oh - y0);
-                let in_rows = (ry - 1) * p.sh + (p.kh - 1) * p.dh + 1;
-                let xs = &x[(n * p.cin + c0) * plane_in..];
-                let r0 = (y0 * p.sh) as isize - p.pt as isize;
-                let buf = sized(&mut s.src, in_rows * cols * l);
-                fill::<V>(
-                    xs,
-                    plane_in,
-                    (p.h, p.w),
-                    nc,
-                    (r0, -(p.pl as isize)),
-                    (in_rows, cols),
-                    buf,
-                );
+                fill_input::<V>(p, x, n, (c0, nc), (y0, ry), &mut s.src);
                 let gs = &dy[(n * p.cin + c0) * plane_out..];
                 let g = sized(&mut s.out, ry * p.ow * l);
                 fill::<V>(
