@@ -306,7 +306,7 @@ impl<T: SimdReal> WithVector<T> for DxTask<'_, T> {
                         cout_g,
                         wp,
                     };
-                    let pos = (ih, iw_first + j0 * sw, sw, valid);
+                    let pos = (iw_first + j0 * sw, sw, valid);
                     macro_rules! go {
                         ($($rw:literal, $icb:literal);*) => {
                             match (rw, nv) {
@@ -355,50 +355,33 @@ struct Store<'a, T> {
 }
 
 impl<T: SimdReal> Store<'_, T> {
-    /// Writes the row buffer to row `ih` of the `cc` planes.
+    /// Writes the row buffer to row `ih` of the `cc` planes ([`super::to_planes`] per block
+    /// of `LANES` channels).
     #[inline(always)]
     fn flush<V: Vector<Elem = T>>(&mut self, ih: usize) {
         let l = V::LANES;
         let (w, cs, plane) = (self.w, self.cs, self.plane);
-        assert!(l <= 16 && self.cc <= cs && self.row.len() >= w.div_ceil(l) * l * cs);
+        assert!(self.cc <= cs && self.row.len() >= w.div_ceil(l) * l * cs);
         assert!(self.cc == 0 || (self.cc - 1) * plane + ih * w + w <= self.out.len());
-        let mut tmp = [T::ZERO; 256];
-        let (rp, op) = (self.row.as_ptr(), self.out.as_mut_ptr());
+        let op = self.out.as_mut_ptr();
         for c0 in (0..self.cc).step_by(l) {
-            let nl = l.min(self.cc - c0);
-            for j in (0..w).step_by(l) {
-                let m = l.min(w - j);
-                // SAFETY: the level's features are on (reached from `dispatch`); the reads are
-                // pixels `j .. j + l` (`< ceil(w / l) l`) and channels `c0 .. c0 + l` (`<= cs`,
-                // `cs` a multiple of `l`) of the row buffer, inside it (asserted); the writes
-                // are `out[(c0 + k) plane + ih w + j ..][..m]` for `k < nl`, `c0 + nl <= cc`,
-                // `j + m <= w`: inside `out` (asserted).
-                unsafe {
-                    let src = rp.add(j * cs + c0);
-                    let dst = op.add(c0 * plane + ih * w + j);
-                    if nl == l && m == l {
-                        V::transpose(src, cs, dst, plane);
-                    } else {
-                        V::transpose(src, cs, tmp.as_mut_ptr(), l);
-                        for k in 0..nl {
-                            for r in 0..m {
-                                *dst.add(k * plane + r) = tmp[k * l + r];
-                            }
-                        }
-                    }
-                }
+            // SAFETY: the level's features are on (reached from `dispatch`); the writes are
+            // `out[(c0 + k) plane + ih w ..][..w]` for `c0 + k < cc`: inside `out` (asserted).
+            unsafe {
+                let dst = op.add(c0 * plane + ih * w);
+                super::to_planes::<V>(&self.row[c0..], cs, w, l.min(self.cc - c0), dst, plane);
             }
         }
     }
 }
 
-/// `RW` pixels (`pos = (row, first column, column step, pixels to store)`) times `ICB`
+/// `RW` pixels (`pos = (first column, column step, pixels to store)` of the current row) times `ICB`
 /// channel vectors of the input gradient, summed over the taps and output channels.
 #[inline(always)]
 fn dx_tile<V: Vector, const RW: usize, const ICB: usize>(
     a: &DxArgs<'_, V::Elem>,
     st: &mut Store<'_, V::Elem>,
-    (ih, iw0, step, valid): (usize, usize, usize, usize),
+    (iw0, step, valid): (usize, usize, usize),
 ) {
     let lanes = V::LANES;
     let n = a.cout_g;
@@ -437,7 +420,6 @@ fn dx_tile<V: Vector, const RW: usize, const ICB: usize>(
     if valid == 0 {
         return;
     }
-    let _ = ih;
     let last = (iw0 + (valid - 1) * step) * st.cs + ICB * lanes;
     assert!(last <= st.row.len() && ICB * lanes <= st.cs);
     let rp = st.row.as_mut_ptr();

@@ -21,6 +21,7 @@
 //! outside a tap's window. Every element is computed in a fixed order whatever the blocking
 //! and the thread count: results are bit-identical for every thread count.
 
+use super::to_planes;
 use crate::base::par::{for_each_chunk, for_each_task, DisjointSlice};
 use crate::base::real::Real;
 use crate::base::scalar::Elem;
@@ -144,41 +145,7 @@ fn fill<V: Vector>(
     }
 }
 
-/// Writes the `n` pixels of `buf[n][LANES]` to `dst[k ps + j]` for the channels `k < nc`:
-/// the inverse of [`fill`] for a buffer with the rows of the destination planes (no padding).
-///
-/// # Safety
-/// The level's features are on, and `dst` is valid for writes at every `k ps + j` (`k <
-/// nc`, `j < n`).
-#[inline(always)]
-unsafe fn unfill<V: Vector>(buf: &[V::Elem], n: usize, nc: usize, dst: *mut V::Elem, ps: usize) {
-    let l = V::LANES;
-    assert!((1..=l).contains(&nc) && l <= 16 && buf.len() >= n.div_ceil(l) * l * l);
-    let bp = buf.as_ptr();
-    let mut tmp = [V::Elem::ZERO; 256];
-    let mut j = 0;
-    while j < n {
-        let m = l.min(n - j);
-        // SAFETY: the transposes read `buf[j l ..][..l l]`, inside `buf` (asserted); the
-        // direct one writes `dst[k ps + j ..][..l]` for `k < l = nc`, `j + l <= n`, the copies
-        // `dst[k ps + j ..][..m]` for `k < nc`: valid by the contract.
-        unsafe {
-            if nc == l && m == l {
-                V::transpose(bp.add(j * l), l, dst.add(j), ps);
-            } else {
-                V::transpose(bp.add(j * l), l, tmp.as_mut_ptr(), l);
-                for k in 0..nc {
-                    for r in 0..m {
-                        *dst.add(k * ps + j + r) = tmp[k * l + r];
-                    }
-                }
-            }
-        }
-        j += m;
-    }
-}
-
-/// Writes `buf` (`ry x w` pixels of `nc` channels, see [`unfill`]) to rows `y0 .. y0 + ry`
+/// Writes `buf` (`ry x w` pixels of `nc` channels, see [`to_planes`]) to rows `y0 .. y0 + ry`
 /// of the `h x w` planes of channels `c0 ..` of image `n` in `dst` (`n x c x h x w`).
 ///
 /// # Safety
@@ -196,7 +163,7 @@ unsafe fn write_rows<V: Vector>(
     // SAFETY: the caller's contract; `block` checks that the rows lie inside `dst`.
     unsafe {
         let d = dst.block((n * c + c0) * plane + y0 * w, nc, ry * w, plane);
-        unfill::<V>(buf, ry * w, nc, d, plane);
+        to_planes::<V>(buf, V::LANES, ry * w, nc, d, plane);
     }
 }
 

@@ -15,7 +15,8 @@ pub mod forward;
 
 use super::cost::Pass;
 use super::params::{ConvParams, Operands};
-use crate::base::simd::SimdReal;
+use crate::base::scalar::Elem;
+use crate::base::simd::{SimdReal, Vector};
 
 /// Whether the direct engine computes `pass` of `p` (whatever it costs).
 pub fn supports(p: &ConvParams, pass: Pass) -> bool {
@@ -79,5 +80,51 @@ pub fn backward_weight<T: SimdReal>(
         depthwise::backward_weight(p, x, dy, dw, threads)
     } else {
         backward::backward_weight(p, x, dy, dw, threads)
+    }
+}
+
+/// Writes `n` pixels of channel vectors, pixel `j` at `buf[j cs ..][..LANES]` (channel `k` at
+/// lane `k`), to `nc` planes: `dst[k ps + j]` for `k < nc`, by in-register transposes
+/// ([`Vector::transpose`]): the way the direct kernels' channel-blocked results reach NCHW.
+///
+/// # Safety
+/// The level's features are on, and `dst` is valid for writes at every `k ps + j` (`k <
+/// nc`, `j < n`).
+#[inline(always)]
+pub(crate) unsafe fn to_planes<V: Vector>(
+    buf: &[V::Elem],
+    cs: usize,
+    n: usize,
+    nc: usize,
+    dst: *mut V::Elem,
+    ps: usize,
+) {
+    let l = V::LANES;
+    if n == 0 || nc == 0 {
+        return;
+    }
+    assert!(nc <= l && l <= 16 && cs >= l && buf.len() >= (n.div_ceil(l) * l - 1) * cs + l);
+    let bp = buf.as_ptr();
+    let mut tmp = [V::Elem::ZERO; 256];
+    let mut j = 0;
+    while j < n {
+        let m = l.min(n - j);
+        // SAFETY: the transposes read pixels `j .. j + l` (`<= ceil(n / l) l`) of `buf`, `l`
+        // elements each, inside it (asserted); the direct one writes `dst[k ps + j ..][..l]`
+        // for `k < l = nc`, `j + l <= n`, the copies `dst[k ps + j ..][..m]` for `k < nc`:
+        // valid by the contract.
+        unsafe {
+            if nc == l && m == l {
+                V::transpose(bp.add(j * cs), cs, dst.add(j), ps);
+            } else {
+                V::transpose(bp.add(j * cs), cs, tmp.as_mut_ptr(), l);
+                for k in 0..nc {
+                    for r in 0..m {
+                        *dst.add(k * ps + j + r) = tmp[k * l + r];
+                    }
+                }
+            }
+        }
+        j += m;
     }
 }
