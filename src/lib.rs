@@ -4,6 +4,7 @@
 //!
 //! - [`bindings`]: the Python boundary (argument types, dtype dispatch, one file per domain);
 //! - [`signal`]: scipy.signal's correlate2d/convolve2d (params, direct engine, row kernels, FFT);
+//! - [`ndimage`]: scipy.ndimage's linear filters, byte for byte (1-D passes, n-D correlation);
 //! - [`nn`]: torch.nn.functional's CNN layers (convolution, pooling);
 //! - [`base`]: scalar traits, the thread pool, GEMM glue, CPU features, errors.
 //!
@@ -13,6 +14,7 @@
 
 pub mod base;
 pub mod bindings;
+pub mod ndimage;
 pub mod nn;
 pub mod signal;
 

@@ -39,6 +39,8 @@ KERNEL_TESTS = [
     "test_optim_fused.py",
     "test_fusion.py",
     "test_engines.py",
+    "test_ndimage.py",
+    "test_ndimage_scipy_suite.py",
 ]
 
 

@@ -369,6 +369,40 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def simd_level() -> str: ...
 def simd_info() -> Tuple[str, str, Optional[str]]: ...
+
+# rconv.ndimage's kernels (input None: the output, in place)
+def ndimage_correlate1d(
+    input: Optional[np.ndarray],
+    output: np.ndarray,
+    weights: np.ndarray,
+    axis: int,
+    mode: str,
+    cval: float,
+    origin: int,
+    *,
+    name: str = ...,
+) -> None: ...
+def ndimage_uniform1d(
+    input: Optional[np.ndarray],
+    output: np.ndarray,
+    size: int,
+    axis: int,
+    mode: str,
+    cval: float,
+    origin: int,
+    *,
+    name: str = ...,
+) -> None: ...
+def ndimage_correlate(
+    input: np.ndarray,
+    output: np.ndarray,
+    weights: np.ndarray,
+    mode: str,
+    cval: float,
+    origins: List[int],
+    *,
+    name: str = ...,
+) -> None: ...
 def _set_simd_level(level: Optional[str] = None) -> str: ...
 def fma_peak(
     dtype: str = "float32", threads: Optional[int] = None, seconds: float = 0.05

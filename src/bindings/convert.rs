@@ -22,6 +22,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyStringMethods, PyT
 
 use crate::base::choice::Choice;
 use crate::base::error::ConvError;
+use crate::ndimage::params::NdMode;
 use crate::nn::conv::params::{self, PadMode};
 use crate::nn::loss::Reduction;
 use crate::signal::params::{Boundary, Mode, Op};
@@ -476,7 +477,7 @@ macro_rules! choices {
     )*};
 }
 
-choices!(Mode, Boundary, Op, PadMode, Method, Wrt, Reduction);
+choices!(Mode, Boundary, Op, PadMode, Method, Wrt, Reduction, NdMode);
 
 /// The public names of every choice, by enum (`{"Mode": ("full", "valid", "same"), ...}`),
 /// so that the tests can hold the stub's Literals to the one table of each enum.
@@ -492,5 +493,6 @@ pub fn choice_names(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> 
     d.set_item("Method", public::<Method>())?;
     d.set_item("Wrt", public::<Wrt>())?;
     d.set_item("Reduction", public::<Reduction>())?;
+    d.set_item("NdMode", public::<NdMode>())?;
     Ok(d)
 }

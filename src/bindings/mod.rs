@@ -4,7 +4,7 @@
 //!   boundary, method and padding-mode enums, axes, shapes) implements `FromPyObject` there,
 //!   once; each compiled function takes its options as named parameters of those types;
 //! - [`dtype`]: the dtypes, and the one macro that dispatches on them;
-//! - [`signal`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`loss`],
+//! - [`signal`], [`ndimage`], [`conv`], [`pool`], [`activation`], [`linear`], [`norm`], [`loss`],
 //!   [`optim`], [`threads`]: one file per domain.
 //!
 //! Every compute call releases the GIL (`py.detach`). A function's body returns
@@ -27,6 +27,7 @@ pub mod convert;
 pub mod dtype;
 pub mod linear;
 pub mod loss;
+pub mod ndimage;
 pub mod norm;
 pub mod optim;
 pub mod pool;
@@ -434,6 +435,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     linear::register(m)?;
     norm::register(m)?;
     loss::register(m)?;
+    ndimage::register(m)?;
     optim::register(m)?;
     threads::register(m)
 }

@@ -27,6 +27,8 @@ pub trait Vector: Copy {
     unsafe fn fma(self, b: Self, c: Self) -> Self;
     unsafe fn add(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
+    unsafe fn sub(self, b: Self) -> Self;
+    unsafe fn div(self, b: Self) -> Self;
     /// Lane-wise `max(self, 0)`, NaN passed through (torch's ReLU).
     unsafe fn relu(self) -> Self;
     /// Transposes a `LANES x LANES` block: `dst[j ds + i] = src[i ss + j]` for `i, j <
@@ -145,6 +147,14 @@ impl<T: Real, const N: usize> Vector for Lanes<T, N> {
     #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
         Lanes(std::array::from_fn(|i| self.0[i] * b.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        Lanes(std::array::from_fn(|i| self.0[i] - b.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        Lanes(std::array::from_fn(|i| self.0[i] / b.0[i]))
     }
     #[inline(always)]
     unsafe fn relu(self) -> Self {
@@ -334,7 +344,8 @@ mod x86 {
     /// contract).
     macro_rules! vector {
         ($ty:ident, $t:ty, $n:expr, $reg:ty, $zero:ident, $set1:ident, $load:ident, $store:ident,
-         $fma:ident, $add:ident, $mul:ident, $relu:expr, $transpose:expr) => {
+         $fma:ident, $add:ident, $mul:ident, $sub:ident, $div:ident, $relu:expr,
+         $transpose:expr) => {
             impl Vector for $ty {
                 type Elem = $t;
                 const LANES: usize = $n;
@@ -374,6 +385,16 @@ mod x86 {
                     $ty(unsafe { $mul(self.0, b.0) })
                 }
                 #[inline(always)]
+                unsafe fn sub(self, b: Self) -> Self {
+                    // SAFETY: the trait's contract (see the macro).
+                    $ty(unsafe { $sub(self.0, b.0) })
+                }
+                #[inline(always)]
+                unsafe fn div(self, b: Self) -> Self {
+                    // SAFETY: the trait's contract (see the macro).
+                    $ty(unsafe { $div(self.0, b.0) })
+                }
+                #[inline(always)]
                 unsafe fn relu(self) -> Self {
                     let f: fn($reg) -> $reg = $relu;
                     $ty(f(self.0))
@@ -400,6 +421,8 @@ mod x86 {
         _mm512_fmadd_ps,
         _mm512_add_ps,
         _mm512_mul_ps,
+        _mm512_sub_ps,
+        _mm512_div_ps,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX-512.
         |v| unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) },
         transpose16
@@ -416,6 +439,8 @@ mod x86 {
         _mm512_fmadd_pd,
         _mm512_add_pd,
         _mm512_mul_pd,
+        _mm512_sub_pd,
+        _mm512_div_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX-512.
         |v| unsafe { _mm512_max_pd(_mm512_setzero_pd(), v) },
         transpose_f64::<8>
@@ -432,6 +457,8 @@ mod x86 {
         _mm256_fmadd_ps,
         _mm256_add_ps,
         _mm256_mul_ps,
+        _mm256_sub_ps,
+        _mm256_div_ps,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX2.
         |v| unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) },
         transpose8
@@ -448,6 +475,8 @@ mod x86 {
         _mm256_fmadd_pd,
         _mm256_add_pd,
         _mm256_mul_pd,
+        _mm256_sub_pd,
+        _mm256_div_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX2.
         |v| unsafe { _mm256_max_pd(_mm256_setzero_pd(), v) },
         transpose_f64::<4>

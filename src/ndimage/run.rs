@@ -1,0 +1,757 @@
+//! The drivers of scipy.ndimage's kernels over arrays of any rank, element type and strides:
+//! 1-D passes by blocks of lines, the n-D correlation by padded tiles, in parallel over
+//! disjoint parts of the output. Every output element is computed by the same operations
+//! whatever the blocking, so the result does not depend on the thread count.
+
+use super::cast::{read_block, read_run, write_block, Kind, Out};
+use super::kernels::{apply, running_mean, Plan};
+use super::params::{Line1d, NdMode, NdParams};
+use crate::base::error::{ConvError, Result};
+use crate::base::par::for_each_task;
+
+/// An array as the binding hands it over: a data pointer, the element type, the shape and
+/// the strides in bytes (any sign).
+#[derive(Debug, Clone)]
+pub struct Strided {
+    ptr: *mut u8,
+    kind: Kind,
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+}
+
+// SAFETY: a `Strided` is a view of plain numeric data that the binding keeps alive for the
+// call; the drivers read it, and write it only at disjoint elements from different tasks.
+unsafe impl Send for Strided {}
+// SAFETY: as above.
+unsafe impl Sync for Strided {}
+
+impl Strided {
+    /// A view of the array at `ptr`.
+    ///
+    /// # Safety
+    /// For every index inside `shape`, `ptr + Σ index[d] strides[d]` must be a valid, aligned
+    /// element of `kind` for as long as the view is used; nothing else may write the array
+    /// meanwhile, and nothing else may read it while a driver writes it.
+    pub unsafe fn new(ptr: *mut u8, kind: Kind, shape: &[usize], strides: &[isize]) -> Self {
+        Strided {
+            ptr,
+            kind,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The options shared by the passes.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub mode: NdMode,
+    pub cval: f64,
+    pub threads: usize,
+}
+
+/// What a 1-D pass computes on one block of lines.
+#[derive(Clone, Copy)]
+enum Pass<'a> {
+    Correlate(&'a [f64]),
+    Uniform,
+}
+
+/// A non-axis dimension: its size and the strides (bytes) of the input and the output.
+#[derive(Debug, Clone, Copy)]
+struct Dim {
+    size: usize,
+    si: isize,
+    so: isize,
+}
+
+/// Byte offsets (input, output) of outer index `t` over `dims` (the last dimension fastest).
+fn offsets(dims: &[Dim], mut t: usize) -> (isize, isize) {
+    let (mut oi, mut oo) = (0isize, 0isize);
+    for d in dims.iter().rev() {
+        let i = (t % d.size) as isize;
+        t /= d.size;
+        oi += i * d.si;
+        oo += i * d.so;
+    }
+    (oi, oo)
+}
+
+fn check_pair(src: &Strided, dst: &Strided) -> Result<()> {
+    if src.shape != dst.shape {
+        return Err(ConvError::internal(
+            "ndimage: input and output shapes differ",
+        ));
+    }
+    Ok(())
+}
+
+/// `correlate1d`: `w` along `axis` (scipy's `NI_Correlate1D`). `src` may be `dst` itself.
+pub fn correlate1d(
+    src: &Strided,
+    dst: &Strided,
+    axis: usize,
+    w: &[f64],
+    origin: i64,
+    opt: Options,
+) -> Result<()> {
+    pass1d(src, dst, axis, Pass::Correlate(w), w.len(), origin, opt)
+}
+
+/// `uniform_filter1d`: the running mean of `size` along `axis` (`NI_UniformFilter1D`).
+pub fn uniform1d(
+    src: &Strided,
+    dst: &Strided,
+    axis: usize,
+    size: usize,
+    origin: i64,
+    opt: Options,
+) -> Result<()> {
+    pass1d(src, dst, axis, Pass::Uniform, size, origin, opt)
+}
+
+/// How many lines (or lanes) a task takes.
+const LANES_PER_BLOCK: usize = 32;
+/// Elements a task of whole lines aims for.
+const ELEMENTS_PER_TASK: usize = 1 << 15;
+
+fn pass1d(
+    src: &Strided,
+    dst: &Strided,
+    axis: usize,
+    pass: Pass<'_>,
+    size: usize,
+    origin: i64,
+    opt: Options,
+) -> Result<()> {
+    check_pair(src, dst)?;
+    let rank = src.shape.len();
+    // a 0-d array is one line of one element
+    let (len, sa) = if rank == 0 {
+        (1, (0, 0))
+    } else if axis < rank {
+        (src.shape[axis], (src.strides[axis], dst.strides[axis]))
+    } else {
+        return Err(ConvError::internal(format!(
+            "ndimage: axis {axis} of a {rank}-d array"
+        )));
+    };
+    let g = Line1d::new(len, size, origin)?;
+    if src.len() == 0 {
+        return Ok(());
+    }
+    let mut dims: Vec<Dim> = (0..rank)
+        .filter(|&d| d != axis && src.shape[d] > 1)
+        .map(|d| Dim {
+            size: src.shape[d],
+            si: src.strides[d],
+            so: dst.strides[d],
+        })
+        .collect();
+    // the lanes: the other dimension whose input elements lie closest together
+    let inner = (0..dims.len()).min_by_key(|&i| dims[i].si.unsigned_abs());
+    let along = match (pass, inner) {
+        (Pass::Uniform, _) => false,
+        (Pass::Correlate(_), None) => true,
+        (Pass::Correlate(_), Some(i)) => sa.0.unsigned_abs() < dims[i].si.unsigned_abs(),
+    };
+    if along {
+        // one line at a time, extended in place: the kernel runs along the line
+        let lines: usize = dims.iter().map(|d| d.size).product();
+        let per_task = (ELEMENTS_PER_TASK / len.max(1)).clamp(1, lines);
+        let tasks = lines.div_ceil(per_task);
+        let parallel = opt.threads > 1 && tasks > 1;
+        crate::base::threads::run(opt.threads, || {
+            for_each_task(
+                parallel,
+                tasks,
+                || (vec![0.0; g.extended()], vec![0.0; len]),
+                |scratch, t| {
+                    for line in t * per_task..((t + 1) * per_task).min(lines) {
+                        let (oi, oo) = offsets(&dims, line);
+                        // SAFETY: the line's elements are inside both views (offsets of
+                        // indices inside the shape), and this task alone handles this line.
+                        unsafe {
+                            line_block(
+                                src,
+                                dst,
+                                (oi, sa.0, 0),
+                                (oo, sa.1, 0),
+                                1,
+                                &g,
+                                pass,
+                                opt,
+                                scratch,
+                            )
+                        };
+                    }
+                },
+            )
+        });
+        return Ok(());
+    }
+    // (a running mean of a single line takes it as one lane)
+    let inner = match inner {
+        Some(i) => dims.remove(i),
+        None => Dim {
+            size: 1,
+            si: 0,
+            so: 0,
+        },
+    };
+    // lanes contiguous: wide blocks of whole rows; lines contiguous: fewer lanes, longer runs
+    let width = if inner.si.unsigned_abs() <= sa.0.unsigned_abs() {
+        inner.size.min(WIDE_LANES)
+    } else {
+        inner.size.min(LANES_PER_BLOCK)
+    };
+    let blocks = inner.size.div_ceil(width);
+    let outer: usize = dims.iter().map(|d| d.size).product();
+    // independent segments of positions, when no task reads what another writes (not in
+    // place) and each output is a fresh sum (not the running mean)
+    let in_place = std::ptr::eq(src.ptr, dst.ptr);
+    let segments = match pass {
+        Pass::Correlate(_) if !in_place => {
+            let want = (4 * opt.threads).div_ceil(outer * blocks);
+            want.clamp(1, len.div_ceil(MIN_SEGMENT).max(1))
+        }
+        _ => 1,
+    };
+    let seg_len = len.div_ceil(segments);
+    let tasks = outer * blocks * segments;
+    let parallel = opt.threads > 1 && tasks > 1;
+    let across = Across {
+        src,
+        dst,
+        g,
+        pass,
+        opt,
+        axis: sa,
+        lane: (inner.si, inner.so),
+    };
+    crate::base::threads::run(opt.threads, || {
+        for_each_task(parallel, tasks, Stream::default, |scratch, t| {
+            let (rest, seg) = (t / segments, t % segments);
+            let (o, blk) = (rest / blocks, rest % blocks);
+            let (oi, oo) = offsets(&dims, o);
+            let c0 = blk * width;
+            let w = width.min(inner.size - c0);
+            let (oi, oo) = (oi + c0 as isize * inner.si, oo + c0 as isize * inner.so);
+            let (s0, s1) = (seg * seg_len, ((seg + 1) * seg_len).min(len));
+            // SAFETY: lanes `c0 .. c0 + w` of the inner dimension and every position of the
+            // axis are inside both views; this task alone writes positions `s0 .. s1` of these
+            // lanes, and reads only positions no other task writes (one segment when in place).
+            unsafe { across.run((oi, oo), w, (s0, s1), scratch) };
+        })
+    });
+    Ok(())
+}
+
+/// Lanes of a block when the lanes are contiguous.
+const WIDE_LANES: usize = 256;
+/// Positions below which a segment is not worth a task.
+const MIN_SEGMENT: usize = 64;
+/// Bytes of extended rows a task streams through at a time.
+const STREAM_BYTES: usize = 256 << 10;
+
+/// A 1-D pass over blocks of lines stored position by position (`w` lanes per row).
+struct Across<'a> {
+    src: &'a Strided,
+    dst: &'a Strided,
+    g: Line1d,
+    pass: Pass<'a>,
+    opt: Options,
+    /// Byte strides (input, output) along the axis and along the lanes.
+    axis: (isize, isize),
+    lane: (isize, isize),
+}
+
+/// A task's buffers: extended rows, the after-extension rows read up front, outputs, and
+/// the running sums.
+#[derive(Default)]
+struct Stream {
+    rows: Vec<f64>,
+    tail: Vec<f64>,
+    out: Vec<f64>,
+    sums: Vec<f64>,
+}
+
+impl Across<'_> {
+    /// Outputs `s0 .. s1` of `w` lanes at byte offsets `(oi, oo)`, in chunks: each chunk's
+    /// extended rows follow the previous chunk's last `size` rows in the buffer, so that an
+    /// input row is read once, before any output row it feeds is written (in place too: rows
+    /// past the end, which the extension may map to rows already written, are read first).
+    ///
+    /// # Safety
+    /// As `line_block`: the block lies in both views and its outputs `s0 .. s1` are this
+    /// task's alone; in place, the task has all positions.
+    unsafe fn run(
+        &self,
+        (oi, oo): (isize, isize),
+        w: usize,
+        (s0, s1): (usize, usize),
+        st: &mut Stream,
+    ) {
+        let g = &self.g;
+        let size = g.size;
+        let chunk = (STREAM_BYTES / 8 / w).saturating_sub(size).max(16);
+        // extended rows (local row r is extended position p0 - 1 + r): one spare row in front
+        // for the running mean's subtraction
+        st.rows.resize((chunk + size) * w, 0.0);
+        st.out.resize(chunk * w, 0.0);
+        st.sums.resize(w, 0.0);
+        st.tail.resize(g.after * w, 0.0);
+        if s1 == g.len {
+            for a in 0..g.after {
+                let row = &mut st.tail[a * w..(a + 1) * w];
+                // SAFETY: the block's lanes (the contract); position `len + a` maps inside.
+                unsafe { self.load(oi, w, g.before + g.len + a, row) };
+            }
+        }
+        let mut p0 = s0;
+        let mut prev_n = None;
+        while p0 < s1 {
+            let p1 = (p0 + chunk).min(s1);
+            let n = p1 - p0;
+            // local row r holds extended position p0 - 1 + r, for r < n + size; the previous
+            // chunk's last `size` rows are this chunk's first
+            let mut r = match prev_n {
+                Some(pn) => {
+                    st.rows.copy_within(pn * w..(pn + size) * w, 0);
+                    size
+                }
+                None => usize::from(p0 == 0),
+            };
+            while r < n + size {
+                let e = p0 + r - 1;
+                if e >= g.before + g.len {
+                    let a = e - g.before - g.len;
+                    st.rows[r * w..(r + 1) * w].copy_from_slice(&st.tail[a * w..(a + 1) * w]);
+                    r += 1;
+                } else if e >= g.before {
+                    // a run of input rows
+                    let run = (n + size - r).min(g.before + g.len - e);
+                    let (ai, li) = (self.axis.0, self.lane.0);
+                    let i = (e - g.before) as isize;
+                    let dst = &mut st.rows[r * w..(r + run) * w];
+                    // SAFETY: rows i .. i + run of the block's lanes, inside the input view, not
+                    // yet written by this task (they are at or past its next output row).
+                    unsafe {
+                        read_block(
+                            self.src.kind,
+                            self.src.ptr.offset(oi + i * ai),
+                            (ai, li),
+                            (run, w),
+                            dst,
+                            w,
+                        )
+                    };
+                    r += run;
+                } else {
+                    // SAFETY: the block's lanes (the contract); before any output is written.
+                    unsafe { self.load(oi, w, e, &mut st.rows[r * w..(r + 1) * w]) };
+                    r += 1;
+                }
+            }
+            let out = &mut st.out[..n * w];
+            match self.pass {
+                Pass::Correlate(wt) => {
+                    let off: Vec<usize> = (0..wt.len()).map(|k| k * w).collect();
+                    apply(plan1d(wt, &off), &st.rows[w..(n + size) * w], out);
+                }
+                Pass::Uniform => running_mean(
+                    &st.rows[..(n + size) * w],
+                    w,
+                    n,
+                    size,
+                    p0 == 0,
+                    &mut st.sums,
+                    out,
+                ),
+            }
+            let (ao, lo) = (self.axis.1, self.lane.1);
+            // SAFETY: positions p0 .. p1 of the block, this task's alone (the contract).
+            unsafe {
+                write_block(
+                    self.dst.kind,
+                    self.dst.ptr.offset(oo + p0 as isize * ao),
+                    (ao, lo),
+                    (n, w),
+                    out,
+                    w,
+                    Out::Direct,
+                )
+            };
+            prev_n = Some(n);
+            p0 = p1;
+        }
+    }
+
+    /// Extended position `q` of the block's `w` lanes into `row`: an input row, or `cval`.
+    ///
+    /// # Safety
+    /// The block's lanes at byte offset `oi` are inside the input view.
+    unsafe fn load(&self, oi: isize, w: usize, q: usize, row: &mut [f64]) {
+        let g = &self.g;
+        match self.opt.mode.index(q as isize - g.before as isize, g.len) {
+            None => row.fill(self.opt.cval),
+            Some(i) => {
+                let (ai, li) = (self.axis.0, self.lane.0);
+                // SAFETY: row `i < len`, lanes `0..w` (the contract).
+                unsafe {
+                    read_block(
+                        self.src.kind,
+                        self.src.ptr.offset(oi + i as isize * ai),
+                        (ai, li),
+                        (1, w),
+                        row,
+                        w,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// One block of `w` lines: read (as float64, position by position), extend, compute, write.
+/// `(offset, axis stride, lane stride)` in bytes locate the block in each view.
+///
+/// # Safety
+/// Every element `offset + p * axis stride + j * lane stride` (`p < len`, `j < w`) must be
+/// inside its view, and no other task may touch the output lines (the input lines may be the
+/// same memory: they are read in full before any is written).
+#[allow(clippy::too_many_arguments)]
+unsafe fn line_block(
+    src: &Strided,
+    dst: &Strided,
+    (oi, ai, li): (isize, isize, isize),
+    (oo, ao, lo): (isize, isize, isize),
+    w: usize,
+    g: &Line1d,
+    pass: Pass<'_>,
+    opt: Options,
+    (buf, out): &mut Scratch,
+) {
+    let len = g.len;
+    buf.resize(g.extended() * w, 0.0);
+    out.resize(len * w, 0.0);
+    // SAFETY: positions `0..len`, lanes `0..w` of the block (the caller's contract).
+    unsafe {
+        read_block(
+            src.kind,
+            src.ptr.offset(oi),
+            (ai, li),
+            (len, w),
+            &mut buf[g.before * w..],
+            w,
+        )
+    };
+    extend(buf, w, g, opt.mode, opt.cval);
+    match pass {
+        Pass::Correlate(wt) => {
+            let off: Vec<usize> = (0..wt.len()).map(|k| k * w).collect();
+            apply(plan1d(wt, &off), buf, out);
+        }
+        Pass::Uniform => unreachable!("the running mean runs across lines"),
+    }
+    // SAFETY: positions `0..len`, lanes `0..w` of the block, ours alone (the contract).
+    unsafe {
+        write_block(
+            dst.kind,
+            dst.ptr.offset(oo),
+            (ao, lo),
+            (len, w),
+            out,
+            w,
+            Out::Direct,
+        )
+    };
+}
+
+/// The buffers of a task: the extended lines and the outputs.
+type Scratch = (Vec<f64>, Vec<f64>);
+
+/// `NI_Correlate1D`'s choice of loop: symmetric or antisymmetric within `DBL_EPSILON` (odd
+/// kernels), else the general one.
+fn plan1d<'a>(w: &'a [f64], off: &'a [usize]) -> Plan<'a> {
+    let n = w.len();
+    if n % 2 == 1 {
+        let c = n / 2;
+        // C's `fabs(d) > DBL_EPSILON` breaks the symmetry; NaN does not
+        let close = |d: f64| d.is_nan() || d.abs() <= f64::EPSILON;
+        let sym = (1..=c).all(|i| close(w[c + i] - w[c - i]));
+        if sym {
+            return Plan::Pairs { off, w, neg: false };
+        }
+        let anti = (1..=c).all(|i| close(w[c + i] + w[c - i]));
+        if anti {
+            return Plan::Pairs { off, w, neg: true };
+        }
+    }
+    Plan::LastFirst { off, w }
+}
+
+/// Fills the `before` and `after` positions of `w` lines stored position by position.
+fn extend(buf: &mut [f64], w: usize, g: &Line1d, mode: NdMode, cval: f64) {
+    let positions = (0..g.before).chain(g.before + g.len..g.extended());
+    for q in positions {
+        match mode.index(q as isize - g.before as isize, g.len) {
+            Some(i) => buf.copy_within((g.before + i) * w..(g.before + i + 1) * w, q * w),
+            None => buf[q * w..(q + 1) * w].fill(cval),
+        }
+    }
+}
+
+/// `correlate`: the n-D correlation of `weights` (C order, shape `kshape`) with the origins
+/// (scipy's `NI_Correlate`). Taps with `|w| <= DBL_EPSILON` (and NaN) are skipped; each
+/// output starts from 0.0. `src` and `dst` must not overlap.
+pub fn correlate(
+    src: &Strided,
+    dst: &Strided,
+    kshape: &[usize],
+    weights: &[f64],
+    origins: &[i64],
+    opt: Options,
+) -> Result<()> {
+    check_pair(src, dst)?;
+    let p = NdParams::new(&src.shape, kshape, origins)?;
+    if weights.len() != kshape.iter().product::<usize>() {
+        return Err(ConvError::internal(
+            "ndimage: weights do not fill their shape",
+        ));
+    }
+    if p.is_empty() {
+        return Ok(());
+    }
+    // rank >= 2 inside: leading axes of one element (a 0-d array is 1x1)
+    let lead = 2usize.saturating_sub(p.shape.len());
+    let mut shape = vec![1; lead];
+    shape.extend(&p.shape);
+    let mut ks = vec![1; lead];
+    ks.extend(&p.kshape);
+    let mut centre = vec![0; lead];
+    centre.extend(&p.centre);
+    let mut si = vec![0isize; lead];
+    si.extend(&src.strides);
+    let mut so = vec![0isize; lead];
+    so.extend(&dst.strides);
+    let r = shape.len();
+    // per axis, the input index each padded position reads (None: cval)
+    let maps: Vec<Vec<Option<usize>>> = (0..r)
+        .map(|d| {
+            (0..shape[d] + ks[d] - 1)
+                .map(|q| opt.mode.index(q as isize - centre[d] as isize, shape[d]))
+                .collect()
+        })
+        .collect();
+    // the taps kept, in C order: their multi-indices and weights
+    let mut taps: Vec<(Vec<usize>, f64)> = Vec::new();
+    for (f, &wv) in weights.iter().enumerate() {
+        if wv.abs() > f64::EPSILON {
+            let mut idx = vec![0; r];
+            let mut t = f;
+            for d in (0..r).rev() {
+                idx[d] = t % ks[d];
+                t /= ks[d];
+            }
+            taps.push((idx, wv));
+        }
+    }
+    let w: Vec<f64> = taps.iter().map(|t| t.1).collect();
+    // tiles: blocks of rows of axis 0 by segments of the last axis
+    let last = r - 1;
+    let seg = if shape[last] <= 4096 {
+        shape[last]
+    } else {
+        2048
+    };
+    let segs = shape[last].div_ceil(seg);
+    let mid: usize = (1..last).map(|d| shape[d] + ks[d] - 1).product();
+    let row = mid * (seg + ks[last] - 1);
+    let budget = (1usize << 16) / row.max(1);
+    let mut rows = budget.saturating_sub(ks[0] - 1).max(1).min(shape[0]);
+    let want_tasks = 4 * opt.threads;
+    if shape[0].div_ceil(rows) * segs < want_tasks {
+        rows = rows.min(shape[0].div_ceil(want_tasks.div_ceil(segs)).max(1));
+    }
+    let blocks = shape[0].div_ceil(rows);
+    let tasks = blocks * segs;
+    let parallel = opt.threads > 1 && tasks > 1;
+    let tile = Tile {
+        src,
+        dst,
+        shape: &shape,
+        ks: &ks,
+        si: &si,
+        so: &so,
+        maps: &maps,
+        taps: &taps,
+        w: &w,
+        cval: opt.cval,
+    };
+    crate::base::threads::run(opt.threads, || {
+        for_each_task(
+            parallel,
+            tasks,
+            || (Vec::new(), Vec::new()),
+            |(buf, out), t| {
+                let (b, s) = (t / segs, t % segs);
+                let r0 = b * rows;
+                let c0 = s * seg;
+                let rs = rows.min(shape[0] - r0);
+                let cs = seg.min(shape[last] - c0);
+                tile.run(r0, rs, c0, cs, buf, out);
+            },
+        )
+    });
+    Ok(())
+}
+
+/// The shared state of the n-D correlation's tiles (all axes padded, rank >= 2).
+struct Tile<'a> {
+    src: &'a Strided,
+    dst: &'a Strided,
+    shape: &'a [usize],
+    ks: &'a [usize],
+    si: &'a [isize],
+    so: &'a [isize],
+    maps: &'a [Vec<Option<usize>>],
+    taps: &'a [(Vec<usize>, f64)],
+    w: &'a [f64],
+    cval: f64,
+}
+
+impl Tile<'_> {
+    /// Output rows `r0 .. r0 + rs` of axis 0, columns `c0 .. c0 + cs` of the last axis, all
+    /// of the middle axes.
+    fn run(
+        &self,
+        r0: usize,
+        rs: usize,
+        c0: usize,
+        cs: usize,
+        buf: &mut Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
+        let r = self.shape.len();
+        let last = r - 1;
+        // the padded tile's extents and strides (in elements)
+        let mut ext: Vec<usize> = (0..r).map(|d| self.shape[d] + self.ks[d] - 1).collect();
+        ext[0] = rs + self.ks[0] - 1;
+        ext[last] = cs + self.ks[last] - 1;
+        let mut ts = vec![1usize; r];
+        for d in (0..last).rev() {
+            ts[d] = ts[d + 1] * ext[d + 1];
+        }
+        buf.resize(ts[0] * ext[0], 0.0);
+        out.resize(cs, 0.0);
+        // fill: one padded row of the last axis per index of the others
+        let rows: usize = ext[..last].iter().product();
+        let lmap = &self.maps[last][c0..c0 + ext[last]];
+        let mut idx = vec![0usize; last];
+        for tr in 0..rows {
+            let mut t = tr;
+            for d in (0..last).rev() {
+                idx[d] = t % ext[d];
+                t /= ext[d];
+            }
+            let dst = &mut buf[tr * ext[last]..(tr + 1) * ext[last]];
+            let mut base = Some(0isize);
+            for d in 0..last {
+                let q = if d == 0 { r0 + idx[0] } else { idx[d] };
+                base = match (base, self.maps[d][q]) {
+                    (Some(b), Some(i)) => Some(b + i as isize * self.si[d]),
+                    _ => None,
+                };
+            }
+            let Some(base) = base else {
+                dst.fill(self.cval);
+                continue;
+            };
+            self.fill_row(base, lmap, dst);
+        }
+        // compute: one output line per index of the axes but the last
+        let off: Vec<usize> = self
+            .taps
+            .iter()
+            .map(|(k, _)| k.iter().zip(&ts).map(|(a, b)| a * b).sum())
+            .collect();
+        let plan = Plan::Taps {
+            off: &off,
+            w: self.w,
+        };
+        let lines: usize = rs * self.shape[1..last].iter().product::<usize>();
+        for line in 0..lines {
+            let mut t = line;
+            let (mut tb, mut ob) = (0usize, 0isize);
+            for d in (0..last).rev() {
+                let size = if d == 0 { rs } else { self.shape[d] };
+                let i = t % size;
+                t /= size;
+                tb += i * ts[d];
+                let oi = if d == 0 { r0 + i } else { i };
+                ob += oi as isize * self.so[d];
+            }
+            apply(plan, &buf[tb..], out);
+            ob += c0 as isize * self.so[last];
+            // SAFETY: output row (r0 + i0, middle indices) columns c0 .. c0 + cs: inside the
+            // view, and only this task writes them (tiles are disjoint).
+            unsafe {
+                write_block(
+                    self.dst.kind,
+                    self.dst.ptr.offset(ob),
+                    (self.so[last], 0),
+                    (cs, 1),
+                    out,
+                    1,
+                    Out::Uint64Negated,
+                )
+            };
+        }
+    }
+
+    /// One padded row of the last axis, whose other coordinates start at byte offset `base`.
+    fn fill_row(&self, base: isize, lmap: &[Option<usize>], dst: &mut [f64]) {
+        let s = self.si[self.si.len() - 1];
+        let kind = self.src.kind;
+        let mut q = 0;
+        while q < lmap.len() {
+            // the longest run of consecutive input indices from q
+            match lmap[q] {
+                None => {
+                    dst[q] = self.cval;
+                    q += 1;
+                }
+                Some(i0) => {
+                    let mut e = q + 1;
+                    while e < lmap.len() && lmap[e] == Some(i0 + (e - q)) {
+                        e += 1;
+                    }
+                    // SAFETY: input indices i0 .. i0 + (e - q) of the last axis are inside
+                    // the shape (the index maps), at a row inside the view.
+                    unsafe {
+                        read_run(
+                            kind,
+                            self.src.ptr.offset(base + i0 as isize * s),
+                            s,
+                            &mut dst[q..e],
+                        )
+                    };
+                    q = e;
+                }
+            }
+        }
+    }
+}
