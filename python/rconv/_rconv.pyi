@@ -382,6 +382,19 @@ def ndimage_correlate1d(
     *,
     name: str = ...,
 ) -> None: ...
+def ndimage_correlate1d_twice(
+    input: np.ndarray,
+    output: np.ndarray,
+    w1: np.ndarray,
+    axis1: int,
+    mode1: str,
+    w2: np.ndarray,
+    axis2: int,
+    mode2: str,
+    cval: float,
+    *,
+    name: str = ...,
+) -> None: ...
 def ndimage_uniform1d(
     input: Optional[np.ndarray],
     output: np.ndarray,

@@ -205,32 +205,49 @@ def _behaved(a: np.ndarray) -> bool:
     return a.dtype.isnative and a.flags.aligned
 
 
-def _input_array(input: np.ndarray, message: str) -> np.ndarray:
-    """`input` as scipy's C layer takes it: a supported dtype, aligned and native."""
-    if input.dtype.char not in _KINDS:
-        raise RuntimeError(message.format(dtype=repr(input.dtype)))
+def _input_array(input: np.ndarray) -> np.ndarray:
+    """`input` aligned and in native byte order (a copy if it is not)."""
     if not _behaved(input):
         input = input.astype(input.dtype.newbyteorder("="), order="K")
     return input
+
+
+def _c_args(output: np.ndarray, cval: Any) -> float:
+    """The argument checks of scipy's C wrappers, in their order: a writeable output
+    (ValueError), then `cval` as a C double (TypeError)."""
+    if not output.flags.writeable:
+        raise ValueError("output array is read-only.")
+    return _double(cval)
+
+
+def _c_types(input: np.ndarray, output: np.ndarray, message: str, lines: int) -> None:
+    """scipy's kernels' dtype check (RuntimeError), made only when there is a line (1-D
+    passes) or an element (n-D) to copy."""
+    if lines:
+        for a in (input, output):
+            if a.dtype.char not in _KINDS:
+                raise RuntimeError(message.format(dtype=repr(a.dtype)))
+
+
+def _lines(a: np.ndarray, axis: int) -> int:
+    """The lines of `a` along `axis`, as scipy's line buffers count them."""
+    return int(np.prod([n for d, n in enumerate(a.shape) if d != axis])) if a.ndim else 1
 
 
 def _call(
     kernel: Callable[..., None],
     input: np.ndarray,
     output: np.ndarray,
-    message: str,
     in_place_ok: bool,
     *args: Any,
 ) -> None:
-    """Run `kernel(input or None, output, *args)` on behaved arrays, as scipy's C wrappers
-    do: supported dtypes (else RuntimeError), a writeable output (else ValueError), a
-    temporary for a misaligned or byte-swapped output. An input that overlaps the output is
-    read as if copied first (in place when it is exactly the output, for the 1-D passes)."""
-    input = _input_array(input, message)
-    if output.dtype.char not in _KINDS:
-        raise RuntimeError(message.format(dtype=repr(output.dtype)))
-    if not output.flags.writeable:
-        raise ValueError("output array is read-only.")
+    """Run `kernel(input or None, output, *args)` on behaved arrays (after `_c_checks`),
+    with a temporary for a misaligned or byte-swapped output. An input that overlaps the
+    output is read as if copied first (in place when it is exactly the output, for the 1-D
+    passes). Nothing to compute (an empty array), nothing is called."""
+    if input.size == 0:
+        return
+    input = _input_array(input)
     target = output
     if not _behaved(output):
         target = output.astype(output.dtype.newbyteorder("="), order="K")
@@ -261,6 +278,9 @@ def _double(v: Any) -> float:
     return float(v)
 
 
+_LINE_TYPES = "array type {dtype} not supported"
+
+
 def _c_correlate1d(
     input: np.ndarray,
     weights: np.ndarray,
@@ -270,19 +290,23 @@ def _c_correlate1d(
     cval: float,
     origin: int,
 ) -> None:
-    message = "array type {dtype} not supported"
-    cval = _double(cval)
-    _call(
-        _rconv.ndimage_correlate1d, input, output, message, True, weights, axis, mode, cval, origin
-    )
+    c = _c_args(output, cval)
+    _c_types(input, output, _LINE_TYPES, _lines(input, axis))
+    _call(_rconv.ndimage_correlate1d, input, output, True, weights, axis, mode, c, origin)
 
 
 def _c_uniform_filter1d(
-    input: np.ndarray, size: int, axis: int, output: np.ndarray, mode: str, cval: float, origin: int
+    input: np.ndarray,
+    size: int,
+    axis: int,
+    output: np.ndarray,
+    mode: str,
+    cval: float,
+    origin: int,
 ) -> None:
-    message = "array type {dtype} not supported"
-    cval = _double(cval)
-    _call(_rconv.ndimage_uniform1d, input, output, message, True, size, axis, mode, cval, origin)
+    c = _c_args(output, cval)
+    _c_types(input, output, _LINE_TYPES, _lines(input, axis))
+    _call(_rconv.ndimage_uniform1d, input, output, True, size, axis, mode, c, origin)
 
 
 def _c_correlate(
@@ -293,16 +317,16 @@ def _c_correlate(
     cval: float,
     origins: list[int],
 ) -> None:
-    message = "array type not supported"
-    cval = _double(cval)
+    c = _c_args(output, cval)
     if len(origins) != input.ndim:
         raise ValueError(
             f"Invalid {len(origins)} element 'origin' sequence for "
             f"{input.ndim}-dimensional input array."
         )
     origins = [operator.index(o) for o in origins]
+    _c_types(input, output, "array type not supported", input.size)
     weights = np.asarray(weights, dtype=np.float64)  # 0-d after convolve's reversal
-    _call(_rconv.ndimage_correlate, input, output, message, False, weights, mode, cval, origins)
+    _call(_rconv.ndimage_correlate, input, output, False, weights, mode, c, origins)
 
 
 # --- scipy's _filters ----------------------------------------------------------------------
@@ -543,6 +567,19 @@ def _gaussian_kernel1d(sigma: float, order: int, radius: int) -> np.ndarray:
         return q * phi_x
 
 
+def _gaussian_weights(sigma: Any, order: int, truncate: float, radius: Optional[int]) -> np.ndarray:
+    """gaussian_filter1d's kernel, reversed for correlate1d (its checks and errors)."""
+    sd = float(sigma)
+    # make the radius of the filter equal to truncate standard deviations
+    lw = int(truncate * sd + 0.5)
+    if radius is not None:
+        lw = radius
+    if not isinstance(lw, numbers.Integral) or lw < 0:
+        raise ValueError("Radius must be a nonnegative integer.")
+    # Since we are calling correlate, not convolve, revert the kernel
+    return _gaussian_kernel1d(sigma, order, lw)[::-1]
+
+
 @_public
 @_doc(
     """1-D Gaussian filter (scipy.ndimage.gaussian_filter1d).
@@ -591,15 +628,7 @@ def gaussian_filter1d(
     *,
     radius: Optional[int] = None,
 ) -> np.ndarray:
-    sd = float(sigma)
-    # make the radius of the filter equal to truncate standard deviations
-    lw = int(truncate * sd + 0.5)
-    if radius is not None:
-        lw = radius
-    if not isinstance(lw, numbers.Integral) or lw < 0:
-        raise ValueError("Radius must be a nonnegative integer.")
-    # Since we are calling correlate, not convolve, revert the kernel
-    weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
+    weights = _gaussian_weights(sigma, order, truncate, radius)
     return correlate1d(input, weights, axis, output, mode, cval, 0)
 
 
@@ -672,12 +701,44 @@ def gaussian_filter(
         for ii in range(num_axes)
         if sigmas[ii] > 1e-15
     ]
+    if len(passes) >= 2 and input.dtype.kind != "c":
+        return _gaussian_passes(input, output, passes, cval, truncate)
     if len(passes) > 0:
         for ax, sig, o, m, r in passes:
             gaussian_filter1d(input, sig, ax, o, output, m, cval, truncate, radius=r)
             input = output
     else:
         output[...] = input[...]
+    return output
+
+
+def _gaussian_passes(
+    input: np.ndarray, output: np.ndarray, passes: list[Any], cval: Any, truncate: float
+) -> np.ndarray:
+    """gaussian_filter's passes (two or more, real input), with scipy's checks made in
+    scipy's order before anything is written, and the first two passes fused when the output
+    overlaps nothing (the first result is rounded to the output's type between them, as
+    scipy stores it: the same bytes)."""
+    plan = []
+    c = 0.0
+    for i, (ax, sig, o, m, r) in enumerate(passes):
+        w = np.ascontiguousarray(_gaussian_weights(sig, o, truncate, r))
+        code = _extend_mode_to_code(m)
+        if i == 0:
+            c = _c_args(output, cval)
+            _c_types(input, output, _LINE_TYPES, _lines(input, ax))
+        plan.append((ax, w, code))
+    if input.size == 0:
+        return output
+    src = _input_array(input)
+    rest = plan
+    if _behaved(output) and not np.may_share_memory(src, output):
+        (a, wa, ma), (b, wb, mb) = plan[0], plan[1]
+        _rconv.ndimage_correlate1d_twice(src, output, wa, a, ma, wb, b, mb, c)
+        rest, input = plan[2:], output
+    for ax, w, m in rest:
+        _c_correlate1d(input, w, ax, output, m, c, 0)
+        input = output
     return output
 
 

@@ -20,7 +20,7 @@ use crate::ndimage::params::NdMode;
 use crate::ndimage::run::{self, Options, Strided};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions! { m: ndimage_correlate1d, ndimage_uniform1d, ndimage_correlate }
+    add_functions! { m: ndimage_correlate1d, ndimage_correlate1d_twice, ndimage_uniform1d, ndimage_correlate }
     Ok(())
 }
 
@@ -85,12 +85,27 @@ fn source(input: Option<&Bound<'_, PyAny>>, output: &Bound<'_, PyAny>) -> BResul
     Ok(s)
 }
 
-fn options(mode: Arg<NdMode>, cval: f64, work: usize) -> Result<Options, ConvError> {
-    Ok(Options {
+/// The options of a call on `output` of `work` units; with several threads, the output's
+/// pages are populated first ([`crate::base::mem`]: threads faulting a fresh output at once
+/// cost several times the faults).
+fn options(
+    mode: Arg<NdMode>,
+    cval: f64,
+    work: usize,
+    output: &Bound<'_, PyAny>,
+) -> Result<Options, ConvError> {
+    let opt = Options {
         mode: mode.get("mode")?,
         cval,
         threads: threads::for_work(work),
-    })
+    };
+    if opt.threads > 1 {
+        if let Ok(o) = output.cast::<PyUntypedArray>() {
+            let (lo, hi) = extent(o);
+            crate::base::mem::prefault(lo as *const u8, hi - lo);
+        }
+    }
+    Ok(opt)
 }
 
 /// `correlate1d` of `input` (or of `output`, in place) into `output` along `axis`.
@@ -115,8 +130,52 @@ fn ndimage_correlate1d(
             .as_slice()
             .map_err(|_| ConvError::internal("weights are not contiguous"))?;
         let n: usize = dst.shape().iter().product();
-        let opt = options(mode, cval, n.saturating_mul(w.len()))?;
+        let opt = options(mode, cval, n.saturating_mul(w.len()), &output)?;
         py.detach(|| run::correlate1d(&src, &dst, axis, w, origin, opt))?;
+        Ok(())
+    })
+}
+
+/// `correlate1d` of `input` with `w1` along `axis1`, then of that result (stored in
+/// `output`'s type) with `w2` along `axis2`, into `output`, which must not overlap `input`.
+#[pyfunction]
+#[pyo3(signature = (input, output, w1, axis1, mode1, w2, axis2, mode2, cval, *, name = "correlate1d"))]
+#[allow(clippy::too_many_arguments)]
+fn ndimage_correlate1d_twice(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    output: Bound<'_, PyAny>,
+    w1: PyReadonlyArray1<'_, f64>,
+    axis1: usize,
+    mode1: Arg<NdMode>,
+    w2: PyReadonlyArray1<'_, f64>,
+    axis2: usize,
+    mode2: Arg<NdMode>,
+    cval: f64,
+    name: &str,
+) -> PyResult<()> {
+    named(name, || {
+        let dst = strided("output", &output, true)?;
+        let src = source(Some(&input), &output)?;
+        let contiguous = |w: &PyReadonlyArray1<'_, f64>| {
+            w.as_slice()
+                .map(<[f64]>::to_vec)
+                .map_err(|_| ConvError::internal("weights are not contiguous"))
+        };
+        let (a, b) = (contiguous(&w1)?, contiguous(&w2)?);
+        let n: usize = dst.shape().iter().product();
+        let opt = options(mode1, cval, n.saturating_mul(a.len() + b.len()), &output)?;
+        let m2 = mode2.get("mode")?;
+        py.detach(|| {
+            run::correlate1d_twice(
+                &src,
+                &dst,
+                (axis1, &a, 0, opt.mode),
+                (axis2, &b, 0, m2),
+                cval,
+                opt.threads,
+            )
+        })?;
         Ok(())
     })
 }
@@ -140,7 +199,7 @@ fn ndimage_uniform1d(
         let dst = strided("output", &output, true)?;
         let src = source(input.as_ref(), &output)?;
         let n: usize = dst.shape().iter().product();
-        let opt = options(mode, cval, n.saturating_mul(4))?;
+        let opt = options(mode, cval, n.saturating_mul(4), &output)?;
         py.detach(|| run::uniform1d(&src, &dst, axis, size, origin, opt))?;
         Ok(())
     })
@@ -174,7 +233,7 @@ fn ndimage_correlate(
             .as_slice()
             .map_err(|_| ConvError::internal("weights are not contiguous"))?;
         let n: usize = dst.shape().iter().product();
-        let opt = options(mode, cval, n.saturating_mul(w.len()))?;
+        let opt = options(mode, cval, n.saturating_mul(w.len()), &output)?;
         py.detach(|| run::correlate(&src, &dst, &kshape, w, &origins, opt))?;
         Ok(())
     })

@@ -341,6 +341,21 @@ unsafe fn write_block_imp<T: Elem>(
     }
 }
 
+/// Each value as it reads back after being stored as `kind` (C's `(type)double`, then the
+/// exact conversion back): scipy's passes store each result in the output's type.
+pub fn round_to(kind: Kind, v: &mut [f64]) {
+    with_kind!(kind, T => round_to_t::<T>(v, std::marker::PhantomData))
+}
+
+simd_twin! {
+    /// [`round_to`] for one element type.
+    fn round_to_t<T: Elem>(v: &mut [f64], _type: std::marker::PhantomData<T>) {
+        for x in v.iter_mut() {
+            *x = T::from_f64(*x, Out::Direct).to_f64();
+        }
+    }
+}
+
 /// A run of `dst.len()` elements from `p`, `stride` bytes apart ([`read_block`] of one lane).
 ///
 /// # Safety

@@ -76,128 +76,194 @@ impl WithVector<f64> for Apply<'_> {
     #[inline(always)]
     fn call<V: Vector<Elem = f64>>(self) {
         let Apply { plan, b, out } = self;
-        let n = out.len();
-        let l = V::LANES;
-        let (bp, op) = (b.as_ptr(), out.as_mut_ptr());
-        let mut i = 0;
-        // SAFETY: `b` holds `n + max offset` elements and `out` `n` (checked by `apply`), and
-        // every block and tail element stays below `n`; the CPU has `V`'s level (`dispatch`).
-        unsafe {
-            while i + R * l <= n {
-                block::<V, R>(plan, bp.add(i), op.add(i));
-                i += R * l;
-            }
-            while i + l <= n {
-                block::<V, 1>(plan, bp.add(i), op.add(i));
-                i += l;
-            }
-            while i < n {
-                *op.add(i) = scalar(plan, bp.add(i));
-                i += 1;
-            }
-        }
-    }
-}
-
-/// `Q` vectors of outputs at `op` from the buffer at `bp`.
-///
-/// # Safety
-/// `bp + off + Q * LANES` in the buffer for every offset, `Q * LANES` outputs at `op`, and
-/// the CPU has `V`'s level.
-#[inline(always)]
-unsafe fn block<V: Vector<Elem = f64>, const Q: usize>(
-    plan: Plan<'_>,
-    bp: *const f64,
-    op: *mut f64,
-) {
-    let l = V::LANES;
-    // SAFETY: every load is at `bp + off + q * l` with `q < Q` and every store at `op + q * l`
-    // (the contract); the CPU has `V`'s level.
-    unsafe {
-        let ld = |off: usize, q: usize| V::load(bp.add(off + q * l));
-        let mut acc = [V::zero(); Q];
         match plan {
             Plan::Taps { off, w } => {
-                for (&o, &wk) in off.iter().zip(w) {
-                    let wv = V::splat(wk);
-                    for (q, a) in acc.iter_mut().enumerate() {
-                        *a = a.add(wv.mul(ld(o, q)));
-                    }
-                }
+                let taps: Vec<(usize, f64)> = off.iter().copied().zip(w.iter().copied()).collect();
+                sweep::<V, _>(
+                    &Taps {
+                        first: None,
+                        taps: &taps,
+                    },
+                    b,
+                    out,
+                );
             }
             Plan::LastFirst { off, w } => {
                 let last = w.len() - 1;
-                let wl = V::splat(w[last]);
-                for (q, a) in acc.iter_mut().enumerate() {
-                    *a = ld(off[last], q).mul(wl);
-                }
-                for (&o, &wk) in off[..last].iter().zip(&w[..last]) {
-                    let wv = V::splat(wk);
-                    for (q, a) in acc.iter_mut().enumerate() {
-                        *a = a.add(ld(o, q).mul(wv));
-                    }
-                }
+                let taps: Vec<(usize, f64)> = off[..last]
+                    .iter()
+                    .copied()
+                    .zip(w[..last].iter().copied())
+                    .collect();
+                let first = Some((off[last], w[last]));
+                sweep::<V, _>(&Taps { first, taps: &taps }, b, out);
             }
             Plan::Pairs { off, w, neg } => {
                 let c = w.len() / 2;
-                let wc = V::splat(w[c]);
-                for (q, a) in acc.iter_mut().enumerate() {
-                    *a = ld(off[c], q).mul(wc);
-                }
-                for k in 0..c {
-                    let wv = V::splat(w[k]);
-                    let (lo, hi) = (off[k], off[2 * c - k]);
-                    for (q, a) in acc.iter_mut().enumerate() {
-                        let pair = if neg {
-                            ld(lo, q).sub(ld(hi, q))
-                        } else {
-                            ld(lo, q).add(ld(hi, q))
-                        };
-                        *a = a.add(pair.mul(wv));
-                    }
+                let pairs: Vec<(usize, usize, f64)> =
+                    (0..c).map(|k| (off[k], off[2 * c - k], w[k])).collect();
+                let centre = (off[c], w[c]);
+                if neg {
+                    sweep::<V, _>(
+                        &Pairs::<true> {
+                            centre,
+                            pairs: &pairs,
+                        },
+                        b,
+                        out,
+                    );
+                } else {
+                    sweep::<V, _>(
+                        &Pairs::<false> {
+                            centre,
+                            pairs: &pairs,
+                        },
+                        b,
+                        out,
+                    );
                 }
             }
-        }
-        for (q, a) in acc.iter().enumerate() {
-            a.store(op.add(q * l));
         }
     }
 }
 
-/// One output, element by element (the same operations as [`block`]).
-///
-/// # Safety
-/// `bp + off` in the buffer for every offset.
+/// The sum of one kind of [`Plan`], for `Q` vectors of outputs and for one output.
+trait Sum {
+    /// # Safety
+    /// Every offset from `bp` (plus `Q * LANES`) is in the buffer, `Q * LANES` outputs at
+    /// `op`, and the CPU has `V`'s level.
+    unsafe fn block<V: Vector<Elem = f64>, const Q: usize>(&self, bp: *const f64, op: *mut f64);
+    /// # Safety
+    /// Every offset from `bp` is in the buffer.
+    unsafe fn one(&self, bp: *const f64) -> f64;
+}
+
+/// `out[i]` for `i < out.len()`: blocks of `R` vectors, then single vectors, then elements.
 #[inline(always)]
-unsafe fn scalar(plan: Plan<'_>, bp: *const f64) -> f64 {
-    // SAFETY: every offset is in the buffer (the contract).
-    let ld = |off: usize| unsafe { *bp.add(off) };
-    match plan {
-        Plan::Taps { off, w } => {
-            let mut acc = 0.0;
-            for (&o, &wk) in off.iter().zip(w) {
-                acc += wk * ld(o);
-            }
-            acc
+fn sweep<V: Vector<Elem = f64>, S: Sum>(sum: &S, b: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    let l = V::LANES;
+    let (bp, op) = (b.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: `b` holds `n + max offset` elements and `out` `n` (checked by `apply`), and
+    // every block and tail element stays below `n`; the CPU has `V`'s level (`dispatch`).
+    unsafe {
+        while i + R * l <= n {
+            sum.block::<V, R>(bp.add(i), op.add(i));
+            i += R * l;
         }
-        Plan::LastFirst { off, w } => {
-            let last = w.len() - 1;
-            let mut acc = ld(off[last]) * w[last];
-            for (&o, &wk) in off[..last].iter().zip(&w[..last]) {
-                acc += ld(o) * wk;
-            }
-            acc
+        while i + l <= n {
+            sum.block::<V, 1>(bp.add(i), op.add(i));
+            i += l;
         }
-        Plan::Pairs { off, w, neg } => {
-            let c = w.len() / 2;
-            let mut acc = ld(off[c]) * w[c];
-            for k in 0..c {
-                let (lo, hi) = (ld(off[k]), ld(off[2 * c - k]));
-                let pair = if neg { lo - hi } else { lo + hi };
-                acc += pair * w[k];
-            }
-            acc
+        while i < n {
+            *op.add(i) = sum.one(bp.add(i));
+            i += 1;
         }
+    }
+}
+
+/// `first` (a product) or 0.0, then `+= w * b[off]` per tap, in order: `NI_Correlate` (no
+/// first, `w * x`) and `NI_Correlate1D`'s general loop (its last tap first, `x * w`; the
+/// product is the same either way).
+struct Taps<'a> {
+    first: Option<(usize, f64)>,
+    taps: &'a [(usize, f64)],
+}
+
+impl Sum for Taps<'_> {
+    #[inline(always)]
+    unsafe fn block<V: Vector<Elem = f64>, const Q: usize>(&self, bp: *const f64, op: *mut f64) {
+        let l = V::LANES;
+        // SAFETY: loads at `bp + off + q * l` with `q < Q`, stores at `op + q * l` (the
+        // contract); the CPU has `V`'s level.
+        unsafe {
+            let ld = |off: usize, q: usize| V::load(bp.add(off + q * l));
+            let mut acc = [V::zero(); Q];
+            if let Some((o, wf)) = self.first {
+                let wv = V::splat(wf);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = ld(o, q).mul(wv);
+                }
+            }
+            for &(o, wk) in self.taps {
+                let wv = V::splat(wk);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = a.add(ld(o, q).mul(wv));
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                a.store(op.add(q * l));
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn one(&self, bp: *const f64) -> f64 {
+        // SAFETY: every offset is in the buffer (the contract).
+        let ld = |off: usize| unsafe { *bp.add(off) };
+        let mut acc = match self.first {
+            Some((o, wf)) => ld(o) * wf,
+            None => 0.0,
+        };
+        for &(o, wk) in self.taps {
+            acc += ld(o) * wk;
+        }
+        acc
+    }
+}
+
+/// `b[centre] * w_c`, then `+= (b[lo] ± b[hi]) * w` per pair, outermost first.
+struct Pairs<'a, const NEG: bool> {
+    centre: (usize, f64),
+    pairs: &'a [(usize, usize, f64)],
+}
+
+impl<const NEG: bool> Sum for Pairs<'_, NEG> {
+    #[inline(always)]
+    unsafe fn block<V: Vector<Elem = f64>, const Q: usize>(&self, bp: *const f64, op: *mut f64) {
+        let l = V::LANES;
+        // SAFETY: as `Taps::block`.
+        unsafe {
+            let ld = |off: usize, q: usize| V::load(bp.add(off + q * l));
+            let (oc, wc) = self.centre;
+            let wc = V::splat(wc);
+            let mut acc = [V::zero(); Q];
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = ld(oc, q).mul(wc);
+            }
+            for &(lo, hi, wk) in self.pairs {
+                let wv = V::splat(wk);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let pair = if NEG {
+                        ld(lo, q).sub(ld(hi, q))
+                    } else {
+                        ld(lo, q).add(ld(hi, q))
+                    };
+                    *a = a.add(pair.mul(wv));
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                a.store(op.add(q * l));
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn one(&self, bp: *const f64) -> f64 {
+        // SAFETY: every offset is in the buffer (the contract).
+        let ld = |off: usize| unsafe { *bp.add(off) };
+        let (oc, wc) = self.centre;
+        let mut acc = ld(oc) * wc;
+        for &(lo, hi, wk) in self.pairs {
+            let pair = if NEG {
+                ld(lo) - ld(hi)
+            } else {
+                ld(lo) + ld(hi)
+            };
+            acc += pair * wk;
+        }
+        acc
     }
 }
 
@@ -353,6 +419,36 @@ mod tests {
             .collect()
     }
 
+    /// The C loops of `ni_filters.c`, element by element.
+    fn reference(plan: Plan<'_>, b: &[f64]) -> f64 {
+        match plan {
+            Plan::Taps { off, w } => {
+                let mut acc = 0.0;
+                for (&o, &wk) in off.iter().zip(w) {
+                    acc += wk * b[o];
+                }
+                acc
+            }
+            Plan::LastFirst { off, w } => {
+                let last = w.len() - 1;
+                let mut acc = b[off[last]] * w[last];
+                for k in 0..last {
+                    acc += b[off[k]] * w[k];
+                }
+                acc
+            }
+            Plan::Pairs { off, w, neg } => {
+                let c = w.len() / 2;
+                let mut acc = b[off[c]] * w[c];
+                for k in 0..c {
+                    let (lo, hi) = (b[off[k]], b[off[2 * c - k]]);
+                    acc += if neg { lo - hi } else { lo + hi } * w[k];
+                }
+                acc
+            }
+        }
+    }
+
     #[test]
     fn every_level_gives_the_scalar_bytes() {
         let b = data(200);
@@ -373,10 +469,7 @@ mod tests {
             },
         ] {
             let n = 200 - 12;
-            // SAFETY: every offset of every output is inside `b`.
-            let want: Vec<f64> = (0..n)
-                .map(|i| unsafe { scalar(plan, b.as_ptr().add(i)) })
-                .collect();
+            let want: Vec<f64> = (0..n).map(|i| reference(plan, &b[i..])).collect();
             with_each_level(|level| {
                 let mut out = vec![f64::NAN; n];
                 apply(plan, &b, &mut out);

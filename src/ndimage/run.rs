@@ -3,7 +3,7 @@
 //! disjoint parts of the output. Every output element is computed by the same operations
 //! whatever the blocking, so the result does not depend on the thread count.
 
-use super::cast::{read_block, read_run, write_block, Kind, Out};
+use super::cast::{read_block, read_run, round_to, write_block, Kind, Out};
 use super::kernels::{apply, running_mean, Plan};
 use super::params::{Line1d, NdMode, NdParams};
 use crate::base::error::{ConvError, Result};
@@ -217,21 +217,6 @@ fn pass1d(
     } else {
         inner.size.min(LANES_PER_BLOCK)
     };
-    let blocks = inner.size.div_ceil(width);
-    let outer: usize = dims.iter().map(|d| d.size).product();
-    // independent segments of positions, when no task reads what another writes (not in
-    // place) and each output is a fresh sum (not the running mean)
-    let in_place = std::ptr::eq(src.ptr, dst.ptr);
-    let segments = match pass {
-        Pass::Correlate(_) if !in_place => {
-            let want = (4 * opt.threads).div_ceil(outer * blocks);
-            want.clamp(1, len.div_ceil(MIN_SEGMENT).max(1))
-        }
-        _ => 1,
-    };
-    let seg_len = len.div_ceil(segments);
-    let tasks = outer * blocks * segments;
-    let parallel = opt.threads > 1 && tasks > 1;
     let across = Across {
         src,
         dst,
@@ -240,25 +225,79 @@ fn pass1d(
         opt,
         axis: sa,
         lane: (inner.si, inner.so),
+        then: None,
     };
-    crate::base::threads::run(opt.threads, || {
-        for_each_task(parallel, tasks, Stream::default, |scratch, t| {
-            let (rest, seg) = (t / segments, t % segments);
-            let (o, blk) = (rest / blocks, rest % blocks);
-            let (oi, oo) = offsets(&dims, o);
-            let c0 = blk * width;
-            let w = width.min(inner.size - c0);
-            let (oi, oo) = (oi + c0 as isize * inner.si, oo + c0 as isize * inner.so);
-            let (s0, s1) = (seg * seg_len, ((seg + 1) * seg_len).min(len));
-            // SAFETY: lanes `c0 .. c0 + w` of the inner dimension and every position of the
-            // axis are inside both views; this task alone writes positions `s0 .. s1` of these
-            // lanes, and reads only positions no other task writes (one segment when in place).
-            unsafe { across.run((oi, oo), w, (s0, s1), scratch) };
-        })
-    });
+    across.run_all(&dims, inner.size, width);
     Ok(())
 }
 
+/// `correlate1d` along `a` (of `src`) then along `b` (of the result), into `dst`: scipy's two
+/// passes, the first result rounded to `dst`'s type between them as scipy stores it, computed
+/// row by row without storing the first result. `src` and `dst` must not overlap.
+pub fn correlate1d_twice(
+    src: &Strided,
+    dst: &Strided,
+    first: (usize, &[f64], i64, NdMode),
+    second: (usize, &[f64], i64, NdMode),
+    cval: f64,
+    threads: usize,
+) -> Result<()> {
+    check_pair(src, dst)?;
+    let rank = src.shape.len();
+    let ((a, wa, oa, ma), (b, wb, ob, mb)) = (first, second);
+    if a >= rank || b >= rank || a == b {
+        return Err(ConvError::internal(format!(
+            "ndimage: axes {a}, {b} of a {rank}-d array"
+        )));
+    }
+    let ga = Line1d::new(src.shape[a], wa.len(), oa)?;
+    let gb = Line1d::new(src.shape[b], wb.len(), ob)?;
+    if src.len() == 0 {
+        return Ok(());
+    }
+    let dims: Vec<Dim> = (0..rank)
+        .filter(|&d| d != a && d != b && src.shape[d] > 1)
+        .map(|d| Dim {
+            size: src.shape[d],
+            si: src.strides[d],
+            so: dst.strides[d],
+        })
+        .collect();
+    let opt = |mode| Options {
+        mode,
+        cval,
+        threads,
+    };
+    let across = Across {
+        src,
+        dst,
+        g: ga,
+        pass: Pass::Correlate(wa),
+        opt: opt(ma),
+        axis: (src.strides[a], dst.strides[a]),
+        lane: (src.strides[b], dst.strides[b]),
+        then: Some(Then {
+            g: gb,
+            w: wb,
+            opt: opt(mb),
+        }),
+    };
+    if src.shape[b] > FUSED_LANES {
+        // rows too long to stream: the two passes, the second in place
+        correlate1d(src, dst, a, wa, oa, opt(ma))?;
+        return correlate1d(dst, dst, b, wb, ob, opt(mb));
+    }
+    // the lanes are the whole of axis b: each row of the first pass is a line of the second
+    across.run_all(&dims, src.shape[b], src.shape[b]);
+    Ok(())
+}
+
+/// The longest axis `b` that [`correlate1d_twice`] streams rows of (else two passes).
+const FUSED_LANES: usize = 1 << 14;
+/// Chunks a task's buffer of extended rows holds, at most (see `Across::run`), and the bytes
+/// it aims for.
+const WINDOWS: usize = 8;
+const WINDOW_BYTES: usize = 2 << 20;
 /// Lanes of a block when the lanes are contiguous.
 const WIDE_LANES: usize = 256;
 /// Positions below which a segment is not worth a task.
@@ -276,19 +315,97 @@ struct Across<'a> {
     /// Byte strides (input, output) along the axis and along the lanes.
     axis: (isize, isize),
     lane: (isize, isize),
+    /// A second pass along the lanes, after the first result is rounded to the output's type
+    /// (the lanes must then be the whole of that axis).
+    then: Option<Then<'a>>,
+}
+
+/// The second pass of [`correlate1d_twice`]: `w` along the lanes.
+struct Then<'a> {
+    g: Line1d,
+    w: &'a [f64],
+    opt: Options,
+}
+
+thread_local! {
+    /// Each thread's [`Stream`], kept from call to call: fresh buffers of this size are
+    /// mapped anew and fault in page by page (the kernel's page clearing took 9% of a 2048²
+    /// Gaussian with buffers made per call).
+    static STREAM: std::cell::RefCell<Stream> = std::cell::RefCell::default();
 }
 
 /// A task's buffers: extended rows, the after-extension rows read up front, outputs, and
 /// the running sums.
 #[derive(Default)]
 struct Stream {
-    rows: Vec<f64>,
+    rows: Aligned,
     tail: Vec<f64>,
-    out: Vec<f64>,
+    out: Aligned,
     sums: Vec<f64>,
+    /// The second pass's extended line and its output.
+    line: Aligned,
+    line_out: Aligned,
+}
+
+/// A float64 buffer handed out from a 64-byte boundary: the vector loads of the kernels at
+/// offsets that are multiples of 8 then stay inside one cache line (a large `Vec` starts 16
+/// bytes into its pages, and every zmm load of a 2048-wide pass straddled two lines).
+#[derive(Default)]
+struct Aligned(Vec<f64>);
+
+impl Aligned {
+    /// `len` values from a 64-byte boundary (their contents are what they were).
+    fn get(&mut self, len: usize) -> &mut [f64] {
+        if self.0.len() < len + 7 {
+            self.0.resize(len + 7, 0.0);
+        }
+        let skip = self.0.as_ptr().align_offset(64).min(7);
+        &mut self.0[skip..skip + len]
+    }
 }
 
 impl Across<'_> {
+    /// Every block of `width` lanes (of `lanes`) at every outer index of `dims`, in tasks.
+    fn run_all(&self, dims: &[Dim], lanes: usize, width: usize) {
+        let len = self.g.len;
+        let blocks = lanes.div_ceil(width);
+        let outer: usize = dims.iter().map(|d| d.size).product();
+        // independent segments of positions, when no task reads what another writes (not in
+        // place) and each output is a fresh sum (not the running mean)
+        let in_place = std::ptr::eq(self.src.ptr, self.dst.ptr);
+        let segments = match self.pass {
+            Pass::Correlate(_) if !in_place => {
+                let want = (4 * self.opt.threads).div_ceil(outer * blocks);
+                want.clamp(1, len.div_ceil(MIN_SEGMENT).max(1))
+            }
+            _ => 1,
+        };
+        let seg_len = len.div_ceil(segments);
+        let tasks = outer * blocks * segments;
+        let parallel = self.opt.threads > 1 && tasks > 1;
+        let (li, lo) = self.lane;
+        crate::base::threads::run(self.opt.threads, || {
+            for_each_task(
+                parallel,
+                tasks,
+                || (),
+                |(), t| {
+                    let (rest, seg) = (t / segments, t % segments);
+                    let (o, blk) = (rest / blocks, rest % blocks);
+                    let (oi, oo) = offsets(dims, o);
+                    let c0 = blk * width;
+                    let w = width.min(lanes - c0);
+                    let (oi, oo) = (oi + c0 as isize * li, oo + c0 as isize * lo);
+                    let (s0, s1) = (seg * seg_len, ((seg + 1) * seg_len).min(len));
+                    // SAFETY: lanes `c0 .. c0 + w` and every position of the axis are inside both
+                    // views; this task alone writes positions `s0 .. s1` of these lanes, and reads
+                    // only positions no other task writes (one segment when in place).
+                    STREAM.with_borrow_mut(|st| unsafe { self.run((oi, oo), w, (s0, s1), st) });
+                },
+            )
+        });
+    }
+
     /// Outputs `s0 .. s1` of `w` lanes at byte offsets `(oi, oo)`, in chunks: each chunk's
     /// extended rows follow the previous chunk's last `size` rows in the buffer, so that an
     /// input row is read once, before any output row it feeds is written (in place too: rows
@@ -306,12 +423,19 @@ impl Across<'_> {
     ) {
         let g = &self.g;
         let size = g.size;
-        let chunk = (STREAM_BYTES / 8 / w).saturating_sub(size).max(16);
-        // extended rows (local row r is extended position p0 - 1 + r): one spare row in front
-        // for the running mean's subtraction
-        st.rows.resize((chunk + size) * w, 0.0);
-        st.out.resize(chunk * w, 0.0);
-        st.sums.resize(w, 0.0);
+        // rows `ld` apart, a multiple of 64 bytes but not of 4 KiB: rows a power of two apart
+        // would all fall in the same L1 sets (a 2048-wide pass ran 1.5x slower)
+        let ld = w.next_multiple_of(8) + 8;
+        let chunk = (STREAM_BYTES / 8 / ld).saturating_sub(size).max(16);
+        // the extended rows, in a buffer of several chunks: the window of a chunk (local row
+        // r is extended position p0 - 1 + r, at buffer row base + r) moves down the buffer,
+        // and its carried `size` rows go back to the top only when the buffer runs out
+        let windows = (WINDOW_BYTES / (chunk * ld * 8)).clamp(2, WINDOWS);
+        let cap = windows * chunk + size;
+        // (the padding lanes are computed too, from whatever they hold, and never written)
+        let all_rows = st.rows.get(cap * ld);
+        let out_buf = st.out.get(chunk * ld);
+        st.sums.resize(ld, 0.0);
         st.tail.resize(g.after * w, 0.0);
         if s1 == g.len {
             for a in 0..g.after {
@@ -322,30 +446,35 @@ impl Across<'_> {
         }
         let mut p0 = s0;
         let mut prev_n = None;
+        let mut base = 0;
         while p0 < s1 {
             let p1 = (p0 + chunk).min(s1);
             let n = p1 - p0;
-            // local row r holds extended position p0 - 1 + r, for r < n + size; the previous
-            // chunk's last `size` rows are this chunk's first
+            // the previous chunk's last `size` rows are this chunk's first
             let mut r = match prev_n {
                 Some(pn) => {
-                    st.rows.copy_within(pn * w..(pn + size) * w, 0);
+                    base += pn;
+                    if base + n + size > cap {
+                        all_rows.copy_within(base * ld..(base + size) * ld, 0);
+                        base = 0;
+                    }
                     size
                 }
                 None => usize::from(p0 == 0),
             };
+            let rows = &mut all_rows[base * ld..(base + n + size) * ld];
             while r < n + size {
                 let e = p0 + r - 1;
                 if e >= g.before + g.len {
                     let a = e - g.before - g.len;
-                    st.rows[r * w..(r + 1) * w].copy_from_slice(&st.tail[a * w..(a + 1) * w]);
+                    rows[r * ld..r * ld + w].copy_from_slice(&st.tail[a * w..(a + 1) * w]);
                     r += 1;
                 } else if e >= g.before {
                     // a run of input rows
                     let run = (n + size - r).min(g.before + g.len - e);
                     let (ai, li) = (self.axis.0, self.lane.0);
                     let i = (e - g.before) as isize;
-                    let dst = &mut st.rows[r * w..(r + run) * w];
+                    let dst = &mut rows[r * ld..(r + run) * ld];
                     // SAFETY: rows i .. i + run of the block's lanes, inside the input view, not
                     // yet written by this task (they are at or past its next output row).
                     unsafe {
@@ -355,50 +484,68 @@ impl Across<'_> {
                             (ai, li),
                             (run, w),
                             dst,
-                            w,
+                            ld,
                         )
                     };
                     r += run;
                 } else {
                     // SAFETY: the block's lanes (the contract); before any output is written.
-                    unsafe { self.load(oi, w, e, &mut st.rows[r * w..(r + 1) * w]) };
+                    unsafe { self.load(oi, w, e, &mut rows[r * ld..r * ld + w]) };
                     r += 1;
                 }
             }
-            let out = &mut st.out[..n * w];
+            let out = &mut out_buf[..n * ld];
             match self.pass {
                 Pass::Correlate(wt) => {
-                    let off: Vec<usize> = (0..wt.len()).map(|k| k * w).collect();
-                    apply(plan1d(wt, &off), &st.rows[w..(n + size) * w], out);
+                    let off: Vec<usize> = (0..wt.len()).map(|k| k * ld).collect();
+                    apply(plan1d(wt, &off), &rows[ld..], out);
                 }
-                Pass::Uniform => running_mean(
-                    &st.rows[..(n + size) * w],
-                    w,
-                    n,
-                    size,
-                    p0 == 0,
-                    &mut st.sums,
-                    out,
-                ),
+                Pass::Uniform => {
+                    running_mean(rows, ld, n, size, p0 == 0, &mut st.sums, out);
+                }
             }
             let (ao, lo) = (self.axis.1, self.lane.1);
-            // SAFETY: positions p0 .. p1 of the block, this task's alone (the contract).
-            unsafe {
-                write_block(
-                    self.dst.kind,
-                    self.dst.ptr.offset(oo + p0 as isize * ao),
-                    (ao, lo),
-                    (n, w),
-                    out,
-                    w,
-                    Out::Direct,
-                )
-            };
+            match &self.then {
+                None => {
+                    let p = self.dst.ptr.wrapping_offset(oo + p0 as isize * ao);
+                    // SAFETY: positions p0 .. p1 of the block, this task's alone (the contract).
+                    unsafe {
+                        write_block(self.dst.kind, p, (ao, lo), (n, w), out, ld, Out::Direct)
+                    };
+                }
+                Some(then) => {
+                    let gb = &then.g;
+                    let line = st.line.get(gb.extended());
+                    let line_out = st.line_out.get(gb.len);
+                    let off: Vec<usize> = (0..then.w.len()).collect();
+                    let plan = plan1d(then.w, &off);
+                    for r in 0..n {
+                        // the first result as scipy stores it in the output's type
+                        let row = &mut line[gb.before..gb.before + gb.len];
+                        row.copy_from_slice(&out[r * ld..r * ld + w]);
+                        round_to(self.dst.kind, row);
+                        extend(line, 1, gb, then.opt.mode, then.opt.cval);
+                        apply(plan, line, line_out);
+                        let p = self.dst.ptr.wrapping_offset(oo + (p0 + r) as isize * ao);
+                        // SAFETY: row p0 + r of the block (all of axis b), this task's alone.
+                        unsafe {
+                            write_block(
+                                self.dst.kind,
+                                p,
+                                (lo, 0),
+                                (gb.len, 1),
+                                line_out,
+                                1,
+                                Out::Direct,
+                            )
+                        };
+                    }
+                }
+            }
             prev_n = Some(n);
             p0 = p1;
         }
     }
-
     /// Extended position `q` of the block's `w` lanes into `row`: an input row, or `cval`.
     ///
     /// # Safety
