@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/bench.py [--threads N] [--quick] [--json PATH] [--huge]
-                               [--only {signal,beyond,fft,nn,one_thread,grid,dask,overhead,train}]
+                               [--only {signal,beyond,fft,ndimage,nn,one_thread,grid,
+                                        dask,overhead,train}]
 
 One timing mechanism, :func:`time_blocks`, serves every row. The libraries of a row are timed
 in alternating blocks: each round runs, for each library in turn, warm-up call(s) and then a
@@ -51,6 +52,7 @@ def _parse() -> argparse.Namespace:
             "signal",
             "beyond",
             "fft",
+            "ndimage",
             "nn",
             "one_thread",
             "grid",
@@ -489,6 +491,73 @@ def bench_fft(rows: list, quick: bool) -> None:
             )
         print(f"{n:5d}: " + "  ".join(cells), flush=True)
     print(f"worst auto / best: {worst:.2f}")
+
+
+def bench_ndimage(rows: list, quick: bool) -> None:
+    """rconv.ndimage (byte for byte scipy.ndimage's results) against scipy.ndimage and
+    OpenCV's nearest filter with the matching border (ndimage's 'reflect' is BORDER_REFLECT):
+    GaussianBlur, blur, filter2D, Sobel. Fresh outputs in every library, as users call them."""
+    import scipy.ndimage as sn
+
+    import rconv.ndimage as rn
+
+    table = rconv_table(46, *versus("scipy", ratio_label="vs scipy.ndimage"), *versus("cv2"))
+    table.header(
+        "ndimage: rconv.ndimage vs scipy.ndimage (same bytes) and OpenCV (own arithmetic), "
+        "mode 'reflect'"
+    )
+    size = 1024 if quick else 2048
+    rng = np.random.default_rng(9)
+    w5 = rng.standard_normal((5, 5))
+    reflect = cv2.BORDER_REFLECT if cv2 is not None else None
+    for dtype in (np.float32, np.float64, np.uint8):
+        x = (rng.random((size, size)) * 255).astype(dtype)
+        cases = [
+            (
+                "gaussian_filter sigma=2",
+                partial(rn.gaussian_filter, x, 2.0),
+                partial(sn.gaussian_filter, x, 2.0),
+                cv2 and partial(cv2.GaussianBlur, x, (17, 17), 2.0, borderType=reflect),
+            ),
+            (
+                "uniform_filter 5",
+                partial(rn.uniform_filter, x, 5),
+                partial(sn.uniform_filter, x, 5),
+                cv2 and partial(cv2.blur, x, (5, 5), borderType=reflect),
+            ),
+            (
+                "correlate 5x5",
+                partial(rn.correlate, x, w5),
+                partial(sn.correlate, x, w5),
+                cv2 and partial(cv2.filter2D, x, -1, w5.astype(np.float32), borderType=reflect),
+            ),
+            (
+                "sobel",
+                partial(rn.sobel, x),
+                partial(sn.sobel, x),
+                cv2 and partial(cv2.Sobel, x, -1, 1, 0, ksize=3, borderType=reflect),
+            ),
+            (
+                "gaussian_laplace sigma=1.5",
+                partial(rn.gaussian_laplace, x, 1.5),
+                partial(sn.gaussian_laplace, x, 1.5),
+                None,
+            ),
+        ]
+        for name, ours, theirs, ocv in cases:
+            fns = {"rconv": ours, "scipy": theirs}
+            if ocv:
+                fns["cv2"] = ocv
+            case = f"{name} {size}x{size} {np.dtype(dtype).name}"
+            _emit(rows, table, timed_row("ndimage", case, fns, calls={"scipy": 1}))
+    n = 16 if quick else 64
+    v = rng.random((n, 256, 256)).astype(np.float32)
+    fns = {
+        "rconv": partial(rn.gaussian_filter, v, 1.0),
+        "scipy": partial(sn.gaussian_filter, v, 1.0),
+    }
+    case = f"gaussian_filter sigma=1 ({n},256,256) float32"
+    _emit(rows, table, timed_row("ndimage", case, fns, calls={"scipy": 1}))
 
 
 def fresh_process(body: str) -> list:
@@ -2125,6 +2194,8 @@ def main() -> None:
         bench_fft(rows, ARGS.quick)
         if ARGS.huge:
             bench_huge(rows)
+    if only in (None, "ndimage"):
+        bench_ndimage(rows, ARGS.quick)
     if only in (None, "dask"):
         bench_dask(rows, ARGS.quick)
     if only in (None, "nn", "one_thread", "grid", "overhead", "train"):

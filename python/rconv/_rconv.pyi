@@ -383,7 +383,7 @@ def ndimage_correlate1d(
     name: str = ...,
 ) -> None: ...
 def ndimage_correlate1d_twice(
-    input: np.ndarray,
+    input: Optional[np.ndarray],
     output: np.ndarray,
     w1: np.ndarray,
     axis1: int,

@@ -716,9 +716,10 @@ def _gaussian_passes(
     input: np.ndarray, output: np.ndarray, passes: list[Any], cval: Any, truncate: float
 ) -> np.ndarray:
     """gaussian_filter's passes (two or more, real input), with scipy's checks made in
-    scipy's order before anything is written, and the first two passes fused when the output
-    overlaps nothing (the first result is rounded to the output's type between them, as
-    scipy stores it: the same bytes)."""
+    scipy's order before anything is written. Two passes whose second runs along the
+    output's innermost axis are fused (the first result is rounded to the output's type
+    between them, as scipy stores it: the same bytes): the first two, if the output overlaps
+    nothing, else the last two, in place."""
     plan = []
     c = 0.0
     for i, (ax, sig, o, m, r) in enumerate(passes):
@@ -730,16 +731,31 @@ def _gaussian_passes(
         plan.append((ax, w, code))
     if input.size == 0:
         return output
-    src = _input_array(input)
-    rest = plan
-    if _behaved(output) and not np.may_share_memory(src, output):
-        (a, wa, ma), (b, wb, mb) = plan[0], plan[1]
-        _rconv.ndimage_correlate1d_twice(src, output, wa, a, ma, wb, b, mb, c)
-        rest, input = plan[2:], output
-    for ax, w, m in rest:
+    inner = _innermost(output)
+    fuse = _behaved(output) and plan[-1][0] == inner
+    if fuse and len(plan) == 2:
+        src = _input_array(input)
+        if not np.may_share_memory(src, output) and _innermost(src) == inner:
+            (a, wa, ma), (b, wb, mb) = plan
+            _rconv.ndimage_correlate1d_twice(src, output, wa, a, ma, wb, b, mb, c)
+            return output
+    if fuse and len(plan) > 2:
+        for ax, w, m in plan[:-2]:
+            _c_correlate1d(input, w, ax, output, m, c, 0)
+            input = output
+        (a, wa, ma), (b, wb, mb) = plan[-2:]
+        _rconv.ndimage_correlate1d_twice(None, output, wa, a, ma, wb, b, mb, c)
+        return output
+    for ax, w, m in plan:
         _c_correlate1d(input, w, ax, output, m, c, 0)
         input = output
     return output
+
+
+def _innermost(a: np.ndarray) -> int:
+    """The axis of `a` (of more than one element) whose elements lie closest together."""
+    axes = [d for d in range(a.ndim) if a.shape[d] > 1] or [a.ndim - 1]
+    return min(axes, key=lambda d: abs(a.strides[d]))
 
 
 def _derivative_1d(

@@ -136,14 +136,14 @@ fn ndimage_correlate1d(
     })
 }
 
-/// `correlate1d` of `input` with `w1` along `axis1`, then of that result (stored in
-/// `output`'s type) with `w2` along `axis2`, into `output`, which must not overlap `input`.
+/// `correlate1d` of `input` (or of `output`, in place) with `w1` along `axis1`, then of that
+/// result (stored in `output`'s type) with `w2` along `axis2`, into `output`.
 #[pyfunction]
 #[pyo3(signature = (input, output, w1, axis1, mode1, w2, axis2, mode2, cval, *, name = "correlate1d"))]
 #[allow(clippy::too_many_arguments)]
 fn ndimage_correlate1d_twice(
     py: Python<'_>,
-    input: Bound<'_, PyAny>,
+    input: Option<Bound<'_, PyAny>>,
     output: Bound<'_, PyAny>,
     w1: PyReadonlyArray1<'_, f64>,
     axis1: usize,
@@ -156,7 +156,7 @@ fn ndimage_correlate1d_twice(
 ) -> PyResult<()> {
     named(name, || {
         let dst = strided("output", &output, true)?;
-        let src = source(Some(&input), &output)?;
+        let src = source(input.as_ref(), &output)?;
         let contiguous = |w: &PyReadonlyArray1<'_, f64>| {
             w.as_slice()
                 .map(<[f64]>::to_vec)

@@ -48,7 +48,9 @@ pub enum Out {
 #[inline(always)]
 pub fn cvt32(x: f64) -> i32 {
     if x > -2147483649.0 && x < 2147483648.0 {
-        x as i32
+        // SAFETY: finite, and its truncation is in range (checked): one cvttsd2si, not Rust's
+        // saturating conversion
+        unsafe { x.to_int_unchecked::<i32>() }
     } else {
         i32::MIN
     }
@@ -58,7 +60,8 @@ pub fn cvt32(x: f64) -> i32 {
 #[inline(always)]
 pub fn cvt64(x: f64) -> i64 {
     if (-9223372036854775808.0..9223372036854775808.0).contains(&x) {
-        x as i64
+        // SAFETY: finite, and its truncation is in range (checked)
+        unsafe { x.to_int_unchecked::<i64>() }
     } else {
         i64::MIN
     }
@@ -163,7 +166,7 @@ macro_rules! with_kind {
     }};
 }
 
-use crate::base::simd::simd_twin;
+use crate::base::simd::{dispatch, simd_twin, Vector, WithVector};
 
 /// `dst[r * ld + j] = ` the element at `p + r * rs + j * ls` (bytes) as float64, for `r <
 /// rows`, `j < lanes`: rows of a block of lines (lanes contiguous: runs converted at full
@@ -200,6 +203,77 @@ simd_twin! {
     ) = read_block_imp;
 }
 
+/// Positions per run of a transposed read or write.
+const P: usize = 64;
+/// Lanes per run of a transposed read or write.
+const MAX_LANES: usize = 32;
+
+/// `dst[c * ld + r] = src[r * ss + c]` for the `rows x cols` block at `src` (row pitch `ss`):
+/// `V::LANES`-square blocks by [`Vector::transpose`] at the process's level, the edges
+/// element by element.
+pub fn transpose(src: &[f64], ss: usize, (rows, cols): (usize, usize), dst: &mut [f64], ld: usize) {
+    struct T<'a> {
+        src: &'a [f64],
+        ss: usize,
+        rows: usize,
+        cols: usize,
+        dst: &'a mut [f64],
+        ld: usize,
+    }
+    impl WithVector<f64> for T<'_> {
+        type Out = ();
+        #[inline(always)]
+        fn call<V: Vector<Elem = f64>>(self) {
+            let T {
+                src,
+                ss,
+                rows,
+                cols,
+                dst,
+                ld,
+            } = self;
+            let l = V::LANES;
+            let (fr, fc) = (rows - rows % l, cols - cols % l);
+            for r in (0..fr).step_by(l) {
+                for c in (0..fc).step_by(l) {
+                    // SAFETY: rows r .. r + l, columns c .. c + l of `src` and the transposed
+                    // block of `dst` lie inside the slices (checked by `transpose`); the CPU
+                    // has `V`'s level.
+                    unsafe {
+                        V::transpose(
+                            src.as_ptr().add(r * ss + c),
+                            ss,
+                            dst.as_mut_ptr().add(c * ld + r),
+                            ld,
+                        )
+                    };
+                }
+            }
+            for r in 0..rows {
+                let cs = if r < fr { fc } else { 0 };
+                for c in cs..cols {
+                    dst[c * ld + r] = src[r * ss + c];
+                }
+            }
+        }
+    }
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        src.len() >= (rows - 1) * ss + cols && dst.len() >= (cols - 1) * ld + rows,
+        "transpose: block outside its slices"
+    );
+    dispatch::<f64, _>(T {
+        src,
+        ss,
+        rows,
+        cols,
+        dst,
+        ld,
+    });
+}
+
 /// # Safety
 /// As [`read_block`].
 #[inline(always)]
@@ -231,15 +305,22 @@ unsafe fn read_block_imp<T: Elem>(
                 }
             }
         } else if rs == size && lanes > 1 {
-            // each lane is a contiguous line: runs of 8 positions, stored transposed
-            const B: usize = 8;
-            for r0 in (0..rows).step_by(B) {
-                let n = B.min(rows - r0);
-                for j in 0..lanes {
-                    let s = std::slice::from_raw_parts(src(r0, j), n);
-                    for (k, v) in s.iter().enumerate() {
-                        *dst.add((r0 + k) * ld + j) = v.to_f64();
+            // each lane is a contiguous line: runs of P positions per lane converted into
+            // `tmp` (lane by lane), then transposed into the rows
+            let mut tmp = [0.0f64; P * MAX_LANES];
+            for j0 in (0..lanes).step_by(MAX_LANES) {
+                let nl = MAX_LANES.min(lanes - j0);
+                for r0 in (0..rows).step_by(P) {
+                    let n = P.min(rows - r0);
+                    for j in 0..nl {
+                        let s = std::slice::from_raw_parts(src(r0, j0 + j), n);
+                        for (d, v) in tmp[j * P..j * P + n].iter_mut().zip(s) {
+                            *d = v.to_f64();
+                        }
                     }
+                    let d =
+                        std::slice::from_raw_parts_mut(dst.add(r0 * ld + j0), (n - 1) * ld + nl);
+                    transpose(&tmp, P, (nl, n), d, ld);
                 }
             }
         } else {
@@ -321,13 +402,20 @@ unsafe fn write_block_imp<T: Elem>(
                 }
             }
         } else if rs == size && lanes > 1 {
-            const B: usize = 8;
-            for r0 in (0..rows).step_by(B) {
-                let n = B.min(rows - r0);
-                for j in 0..lanes {
-                    let d = std::slice::from_raw_parts_mut(dst(r0, j), n);
-                    for (k, v) in d.iter_mut().enumerate() {
-                        *v = T::from_f64(*src.add((r0 + k) * ld + j), out);
+            // rows of P positions transposed into `tmp` (lane by lane), then each lane's
+            // run converted into its contiguous line
+            let mut tmp = [0.0f64; P * MAX_LANES];
+            for j0 in (0..lanes).step_by(MAX_LANES) {
+                let nl = MAX_LANES.min(lanes - j0);
+                for r0 in (0..rows).step_by(P) {
+                    let n = P.min(rows - r0);
+                    let s = std::slice::from_raw_parts(src.add(r0 * ld + j0), (n - 1) * ld + nl);
+                    transpose(s, ld, (n, nl), &mut tmp, P);
+                    for j in 0..nl {
+                        let d = std::slice::from_raw_parts_mut(dst(r0, j0 + j), n);
+                        for (d, &v) in d.iter_mut().zip(&tmp[j * P..j * P + n]) {
+                            *d = T::from_f64(v, out);
+                        }
                     }
                 }
             }

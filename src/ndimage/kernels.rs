@@ -34,8 +34,9 @@ impl Plan<'_> {
     }
 }
 
-/// Output vectors per block: independent sums in flight to cover the add latency.
-const R: usize = 4;
+/// Output vectors per block: independent sums in flight to cover the add latency (with 4, the
+/// taps of a 5x5 correlation waited on their chains of adds: one add per tap and sum).
+const R: usize = 8;
 
 /// `out[i]` for every `i` by `plan` (see [`Plan`]), at the process's SIMD level.
 ///

@@ -3,7 +3,7 @@
 //! disjoint parts of the output. Every output element is computed by the same operations
 //! whatever the blocking, so the result does not depend on the thread count.
 
-use super::cast::{read_block, read_run, round_to, write_block, Kind, Out};
+use super::cast::{read_block, read_run, round_to, transpose, write_block, Kind, Out};
 use super::kernels::{apply, running_mean, Plan};
 use super::params::{Line1d, NdMode, NdParams};
 use crate::base::error::{ConvError, Result};
@@ -233,7 +233,8 @@ fn pass1d(
 
 /// `correlate1d` along `a` (of `src`) then along `b` (of the result), into `dst`: scipy's two
 /// passes, the first result rounded to `dst`'s type between them as scipy stores it, computed
-/// row by row without storing the first result. `src` and `dst` must not overlap.
+/// row by row without storing the first result. `src` may be `dst` itself (in place, each
+/// task takes whole planes of axes `a` and `b`).
 pub fn correlate1d_twice(
     src: &Strided,
     dst: &Strided,
@@ -290,6 +291,18 @@ pub fn correlate1d_twice(
     // the lanes are the whole of axis b: each row of the first pass is a line of the second
     across.run_all(&dims, src.shape[b], src.shape[b]);
     Ok(())
+}
+
+/// The row pitch (in values) of buffers of `w` lanes: a multiple of 64 bytes, but not of
+/// 1 KiB once past it: rows a power of two apart would all fall in the same L1 sets (a
+/// 2048-wide pass ran 1.5x slower).
+fn pitch(w: usize) -> usize {
+    let p = w.next_multiple_of(8);
+    if p >= 128 && p.is_multiple_of(128) {
+        p + 8
+    } else {
+        p
+    }
 }
 
 /// The longest axis `b` that [`correlate1d_twice`] streams rows of (else two passes).
@@ -423,9 +436,7 @@ impl Across<'_> {
     ) {
         let g = &self.g;
         let size = g.size;
-        // rows `ld` apart, a multiple of 64 bytes but not of 4 KiB: rows a power of two apart
-        // would all fall in the same L1 sets (a 2048-wide pass ran 1.5x slower)
-        let ld = w.next_multiple_of(8) + 8;
+        let ld = pitch(w);
         let chunk = (STREAM_BYTES / 8 / ld).saturating_sub(size).max(16);
         // the extended rows, in a buffer of several chunks: the window of a chunk (local row
         // r is extended position p0 - 1 + r, at buffer row base + r) moves down the buffer,
@@ -514,32 +525,40 @@ impl Across<'_> {
                     };
                 }
                 Some(then) => {
+                    // the chunk's n rows, transposed: positions along b by n lanes, so that the
+                    // second pass runs across them too (aligned loads, vectors of rows)
                     let gb = &then.g;
-                    let line = st.line.get(gb.extended());
-                    let line_out = st.line_out.get(gb.len);
-                    let off: Vec<usize> = (0..then.w.len()).collect();
-                    let plan = plan1d(then.w, &off);
-                    for r in 0..n {
-                        // the first result as scipy stores it in the output's type
-                        let row = &mut line[gb.before..gb.before + gb.len];
-                        row.copy_from_slice(&out[r * ld..r * ld + w]);
-                        round_to(self.dst.kind, row);
-                        extend(line, 1, gb, then.opt.mode, then.opt.cval);
-                        apply(plan, line, line_out);
-                        let p = self.dst.ptr.wrapping_offset(oo + (p0 + r) as isize * ao);
-                        // SAFETY: row p0 + r of the block (all of axis b), this task's alone.
-                        unsafe {
-                            write_block(
-                                self.dst.kind,
-                                p,
-                                (lo, 0),
-                                (gb.len, 1),
-                                line_out,
-                                1,
-                                Out::Direct,
-                            )
-                        };
-                    }
+                    let lt = pitch(n);
+                    let tb = st.line.get(gb.extended() * lt);
+                    let tout = st.line_out.get(gb.len * lt);
+                    transpose(
+                        &out[..(n - 1) * ld + w],
+                        ld,
+                        (n, w),
+                        &mut tb[gb.before * lt..],
+                        lt,
+                    );
+                    // the first result as scipy stores it in the output's type
+                    round_to(
+                        self.dst.kind,
+                        &mut tb[gb.before * lt..(gb.before + gb.len) * lt],
+                    );
+                    extend(tb, lt, gb, then.opt.mode, then.opt.cval);
+                    let off: Vec<usize> = (0..then.w.len()).map(|k| k * lt).collect();
+                    apply(plan1d(then.w, &off), tb, tout);
+                    let p = self.dst.ptr.wrapping_offset(oo + p0 as isize * ao);
+                    // SAFETY: rows p0 .. p1 of the block (all of axis b), this task's alone.
+                    unsafe {
+                        write_block(
+                            self.dst.kind,
+                            p,
+                            (lo, ao),
+                            (gb.len, n),
+                            tout,
+                            lt,
+                            Out::Direct,
+                        )
+                    };
                 }
             }
             prev_n = Some(n);
@@ -752,14 +771,14 @@ pub fn correlate(
         for_each_task(
             parallel,
             tasks,
-            || (Vec::new(), Vec::new()),
-            |(buf, out), t| {
+            || (),
+            |(), t| {
                 let (b, s) = (t / segs, t % segs);
                 let r0 = b * rows;
                 let c0 = s * seg;
                 let rs = rows.min(shape[0] - r0);
                 let cs = seg.min(shape[last] - c0);
-                tile.run(r0, rs, c0, cs, buf, out);
+                STREAM.with_borrow_mut(|st| tile.run(r0, rs, c0, cs, st));
             },
         )
     });
@@ -783,15 +802,7 @@ struct Tile<'a> {
 impl Tile<'_> {
     /// Output rows `r0 .. r0 + rs` of axis 0, columns `c0 .. c0 + cs` of the last axis, all
     /// of the middle axes.
-    fn run(
-        &self,
-        r0: usize,
-        rs: usize,
-        c0: usize,
-        cs: usize,
-        buf: &mut Vec<f64>,
-        out: &mut Vec<f64>,
-    ) {
+    fn run(&self, r0: usize, rs: usize, c0: usize, cs: usize, st: &mut Stream) {
         let r = self.shape.len();
         let last = r - 1;
         // the padded tile's extents and strides (in elements)
@@ -802,11 +813,22 @@ impl Tile<'_> {
         for d in (0..last).rev() {
             ts[d] = ts[d + 1] * ext[d + 1];
         }
-        buf.resize(ts[0] * ext[0], 0.0);
-        out.resize(cs, 0.0);
-        // fill: one padded row of the last axis per index of the others
+        let buf = st.rows.get(ts[0] * ext[0]);
+        let out = st.out.get(cs);
+        // fill: one padded row of the last axis per index of the others, by runs of the
+        // last axis's index map (cval, or consecutive input indices)
         let rows: usize = ext[..last].iter().product();
         let lmap = &self.maps[last][c0..c0 + ext[last]];
+        let mut runs: Vec<(usize, usize, Option<usize>)> = Vec::new();
+        let mut q = 0;
+        while q < lmap.len() {
+            let mut e = q + 1;
+            while e < lmap.len() && lmap[e] == lmap[q].map(|i| i + (e - q)) && lmap[q].is_some() {
+                e += 1;
+            }
+            runs.push((q, e, lmap[q]));
+            q = e;
+        }
         let mut idx = vec![0usize; last];
         for tr in 0..rows {
             let mut t = tr;
@@ -827,7 +849,7 @@ impl Tile<'_> {
                 dst.fill(self.cval);
                 continue;
             };
-            self.fill_row(base, lmap, dst);
+            self.fill_row(base, &runs, dst);
         }
         // compute: one output line per index of the axes but the last
         let off: Vec<usize> = self
@@ -869,34 +891,18 @@ impl Tile<'_> {
         }
     }
 
-    /// One padded row of the last axis, whose other coordinates start at byte offset `base`.
-    fn fill_row(&self, base: isize, lmap: &[Option<usize>], dst: &mut [f64]) {
+    /// One padded row of the last axis, whose other coordinates start at byte offset `base`,
+    /// by `runs` of its index map.
+    fn fill_row(&self, base: isize, runs: &[(usize, usize, Option<usize>)], dst: &mut [f64]) {
         let s = self.si[self.si.len() - 1];
-        let kind = self.src.kind;
-        let mut q = 0;
-        while q < lmap.len() {
-            // the longest run of consecutive input indices from q
-            match lmap[q] {
-                None => {
-                    dst[q] = self.cval;
-                    q += 1;
-                }
+        for &(q0, q1, i0) in runs {
+            match i0 {
+                None => dst[q0..q1].fill(self.cval),
                 Some(i0) => {
-                    let mut e = q + 1;
-                    while e < lmap.len() && lmap[e] == Some(i0 + (e - q)) {
-                        e += 1;
-                    }
-                    // SAFETY: input indices i0 .. i0 + (e - q) of the last axis are inside
+                    let p = self.src.ptr.wrapping_offset(base + i0 as isize * s);
+                    // SAFETY: input indices i0 .. i0 + (q1 - q0) of the last axis are inside
                     // the shape (the index maps), at a row inside the view.
-                    unsafe {
-                        read_run(
-                            kind,
-                            self.src.ptr.offset(base + i0 as isize * s),
-                            s,
-                            &mut dst[q..e],
-                        )
-                    };
-                    q = e;
+                    unsafe { read_run(self.src.kind, p, s, &mut dst[q0..q1]) };
                 }
             }
         }

@@ -169,17 +169,78 @@ impl<T: Real, const N: usize> Vector for Lanes<T, N> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{transpose_scalar, Lanes, SimdReal, Vector};
+    use super::{Lanes, SimdReal, Vector};
     use std::arch::x86_64::*;
 
-    /// [`Vector::transpose`] of `N x N` `f64`, element by element.
+    /// [`Vector::transpose`] of 8x8 `f64` in zmm registers: pairs of rows interleaved
+    /// (`unpack{lo,hi}_pd`), then two rounds of 128-bit lane shuffles.
     ///
     /// # Safety
-    /// The blocks of [`Vector::transpose`].
+    /// The blocks of [`Vector::transpose`], and AVX-512F.
     #[inline(always)]
-    unsafe fn transpose_f64<const N: usize>(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { transpose_scalar(N, src, ss, dst, ds) }
+    unsafe fn transpose8_f64(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+        // SAFETY: eight rows of eight at `src`, eight of eight at `dst` (the caller's
+        // contract), and the CPU has AVX-512F.
+        unsafe {
+            let r = |i: usize| _mm512_loadu_pd(src.add(i * ss));
+            let (t0, t1) = (
+                _mm512_unpacklo_pd(r(0), r(1)),
+                _mm512_unpackhi_pd(r(0), r(1)),
+            );
+            let (t2, t3) = (
+                _mm512_unpacklo_pd(r(2), r(3)),
+                _mm512_unpackhi_pd(r(2), r(3)),
+            );
+            let (t4, t5) = (
+                _mm512_unpacklo_pd(r(4), r(5)),
+                _mm512_unpackhi_pd(r(4), r(5)),
+            );
+            let (t6, t7) = (
+                _mm512_unpacklo_pd(r(6), r(7)),
+                _mm512_unpackhi_pd(r(6), r(7)),
+            );
+            let u0 = _mm512_shuffle_f64x2::<0x88>(t0, t2);
+            let u1 = _mm512_shuffle_f64x2::<0xdd>(t0, t2);
+            let u2 = _mm512_shuffle_f64x2::<0x88>(t1, t3);
+            let u3 = _mm512_shuffle_f64x2::<0xdd>(t1, t3);
+            let u4 = _mm512_shuffle_f64x2::<0x88>(t4, t6);
+            let u5 = _mm512_shuffle_f64x2::<0xdd>(t4, t6);
+            let u6 = _mm512_shuffle_f64x2::<0x88>(t5, t7);
+            let u7 = _mm512_shuffle_f64x2::<0xdd>(t5, t7);
+            _mm512_storeu_pd(dst, _mm512_shuffle_f64x2::<0x88>(u0, u4));
+            _mm512_storeu_pd(dst.add(ds), _mm512_shuffle_f64x2::<0x88>(u2, u6));
+            _mm512_storeu_pd(dst.add(2 * ds), _mm512_shuffle_f64x2::<0x88>(u1, u5));
+            _mm512_storeu_pd(dst.add(3 * ds), _mm512_shuffle_f64x2::<0x88>(u3, u7));
+            _mm512_storeu_pd(dst.add(4 * ds), _mm512_shuffle_f64x2::<0xdd>(u0, u4));
+            _mm512_storeu_pd(dst.add(5 * ds), _mm512_shuffle_f64x2::<0xdd>(u2, u6));
+            _mm512_storeu_pd(dst.add(6 * ds), _mm512_shuffle_f64x2::<0xdd>(u1, u5));
+            _mm512_storeu_pd(dst.add(7 * ds), _mm512_shuffle_f64x2::<0xdd>(u3, u7));
+        }
+    }
+
+    /// [`Vector::transpose`] of 4x4 `f64` in ymm registers.
+    ///
+    /// # Safety
+    /// The blocks of [`Vector::transpose`], and AVX.
+    #[inline(always)]
+    unsafe fn transpose4_f64(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+        // SAFETY: four rows of four at `src` and at `dst` (the caller's contract); the CPU
+        // has AVX (the avx2 level).
+        unsafe {
+            let r = |i: usize| _mm256_loadu_pd(src.add(i * ss));
+            let (t0, t1) = (
+                _mm256_unpacklo_pd(r(0), r(1)),
+                _mm256_unpackhi_pd(r(0), r(1)),
+            );
+            let (t2, t3) = (
+                _mm256_unpacklo_pd(r(2), r(3)),
+                _mm256_unpackhi_pd(r(2), r(3)),
+            );
+            _mm256_storeu_pd(dst, _mm256_permute2f128_pd::<0x20>(t0, t2));
+            _mm256_storeu_pd(dst.add(ds), _mm256_permute2f128_pd::<0x20>(t1, t3));
+            _mm256_storeu_pd(dst.add(2 * ds), _mm256_permute2f128_pd::<0x31>(t0, t2));
+            _mm256_storeu_pd(dst.add(3 * ds), _mm256_permute2f128_pd::<0x31>(t1, t3));
+        }
     }
 
     /// [`Vector::transpose`] of 16 x 16 `f32` in zmm registers: pairs of rows interleaved by
@@ -443,7 +504,7 @@ mod x86 {
         _mm512_div_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX-512.
         |v| unsafe { _mm512_max_pd(_mm512_setzero_pd(), v) },
-        transpose_f64::<8>
+        transpose8_f64
     );
     vector!(
         F32x8,
@@ -479,7 +540,7 @@ mod x86 {
         _mm256_div_pd,
         // SAFETY: reached only from `Vector::relu`, whose contract gives AVX2.
         |v| unsafe { _mm256_max_pd(_mm256_setzero_pd(), v) },
-        transpose_f64::<4>
+        transpose4_f64
     );
 
     impl SimdReal for f32 {
