@@ -17,9 +17,9 @@ PAGES = sorted(DOCS.glob("*.md"))
 
 def test_pages_exist():
     names = {p.stem for p in PAGES}
-    for page in ("index", "getting-started", "scipy-parity", "torch-parity", "dask"):
+    for page in ("index", "getting-started", "scipy-parity", "ndimage-parity", "torch-parity"):
         assert page in names, page
-    for page in ("performance", "design", "changelog", "user-guide", "examples"):
+    for page in ("dask", "performance", "design", "changelog", "user-guide", "examples"):
         assert page in names, page
 
 
@@ -36,6 +36,7 @@ def test_api_reference_lists_every_public_object():
 
     import rconv
     import rconv.kernels
+    import rconv.ndimage
     import rconv.nn
     import rconv.nn.functional
     import rconv.optim
@@ -48,7 +49,7 @@ def test_api_reference_lists_every_public_object():
         listed[mod.strip()] = {ln.strip() for ln in body.splitlines() if ln.startswith("   ")}
     kernels_sec = index.split(".. currentmodule:: rconv.kernels")[1].split("``rconv.dask``")[0]
     listed["rconv.kernels"] = {ln.strip() for ln in kernels_sec.splitlines()}
-    mods = [rconv, rconv.nn, rconv.nn.functional, rconv.optim, rconv.kernels]
+    mods = [rconv, rconv.nn, rconv.nn.functional, rconv.optim, rconv.kernels, rconv.ndimage]
     try:
         import rconv.dask
     except ImportError:

@@ -46,9 +46,19 @@ def _nn_modules():
 
 
 def test_docstring_examples_run():
-    for mod in (_signal, _threads, _nn, kernels, *_nn_modules(), optim):
+    import rconv.ndimage
+
+    for mod in (_signal, _threads, _nn, kernels, *_nn_modules(), optim, rconv.ndimage):
         failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert attempted > 0 and failed == 0, mod.__name__
+
+
+def test_ndimage_docstrings_have_examples():
+    import rconv.ndimage
+
+    for name in rconv.ndimage.__all__:
+        doc = getattr(rconv.ndimage, name).__doc__
+        assert "Examples" in doc and ">>> " in doc and "Parameters" in doc, name
 
 
 def test_dask_docstrings_and_examples():
@@ -167,7 +177,7 @@ def _unannotated(func):
     return missing
 
 
-@pytest.mark.parametrize("module", ["rconv", "rconv.nn.functional", "rconv.dask"])
+@pytest.mark.parametrize("module", ["rconv", "rconv.nn.functional", "rconv.ndimage", "rconv.dask"])
 def test_public_functions_are_annotated(module):
     import importlib
 
