@@ -117,53 +117,21 @@ elems! {
     f64 => |x, _o| x,
 }
 
-/// Run `$body` with `$T` bound to the Rust type of the [`Kind`] `$k`.
+/// Run `$body` with `$T` bound to the Rust type of the [`Kind`] `$k`: the one place the
+/// kernels' element types are dispatched (the binding maps NumPy's dtypes to a [`Kind`]).
 macro_rules! with_kind {
-    ($k:expr, $T:ident => $body:expr) => {{
-        use $crate::ndimage::cast::Kind;
+    ($k:expr, $T:ident => $body:expr) => {
+        with_kind!(@arms $k, $T, $body, U8 u8, I8 i8, U16 u16, I16 i16, U32 u32, I32 i32,
+                   U64 u64, I64 i64, F32 f32, F64 f64)
+    };
+    (@arms $k:expr, $T:ident, $body:expr, $($v:ident $t:ty),*) => {
         match $k {
-            Kind::U8 => {
-                type $T = u8;
+            $(Kind::$v => {
+                type $T = $t;
                 $body
-            }
-            Kind::I8 => {
-                type $T = i8;
-                $body
-            }
-            Kind::U16 => {
-                type $T = u16;
-                $body
-            }
-            Kind::I16 => {
-                type $T = i16;
-                $body
-            }
-            Kind::U32 => {
-                type $T = u32;
-                $body
-            }
-            Kind::I32 => {
-                type $T = i32;
-                $body
-            }
-            Kind::U64 => {
-                type $T = u64;
-                $body
-            }
-            Kind::I64 => {
-                type $T = i64;
-                $body
-            }
-            Kind::F32 => {
-                type $T = f32;
-                $body
-            }
-            Kind::F64 => {
-                type $T = f64;
-                $body
-            }
+            })*
         }
-    }};
+    };
 }
 
 use crate::base::simd::{dispatch, simd_twin, Vector, WithVector};
