@@ -29,7 +29,8 @@ settings.load_profile(
 def pytest_configure(config):
     # markers of scipy's test_signaltools.py, which tests/test_scipy_suite.py imports
     for line in (
-        "slow: scipy marker: a very slow test (run here all the same)",
+        "slow: a test of minutes (the wheel build, the notebooks, the SIMD-level reruns; scipy's "
+        "own slow tests): left out by the quick loop, pytest -m 'not slow'; CI runs them",
         "fail_slow(timeout): scipy marker (pytest-fail-slow), not enforced here",
         "xfail_on_32bit(reason): scipy marker: fails on 32-bit platforms",
         "skip_xp_backends(backend=None, *, reason=None, np_only=False, cpu_only=False, "

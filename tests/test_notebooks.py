@@ -21,6 +21,9 @@ else:
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
+# every notebook, executed: not in the quick loop (pytest -m "not slow")
+pytestmark = pytest.mark.slow
+
 
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}

@@ -18,6 +18,9 @@ import pytest
 
 import rconv
 
+# the kernel tests again in a subprocess per lower SIMD level: not in the quick loop
+pytestmark = pytest.mark.slow
+
 LEVELS = ("generic", "avx2", "avx512")
 
 HERE = pathlib.Path(__file__).parent

@@ -20,6 +20,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# a second release build: not in the quick loop (pytest -m "not slow")
+pytestmark = pytest.mark.slow
+
 
 def _run(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -28,7 +31,17 @@ def _run(cmd, **kw):
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
+def wheel(tmp_path_factory, pytestconfig):
+    # say so before the build, on the terminal (the suite would otherwise sit silent)
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                "\ntests/test_wheel.py: building the release wheel with .ci/build-wheel "
+                "(seconds when target/wheel is cached, 2-4 minutes from scratch), then "
+                "installing it into a fresh venv ..."
+            )
     out = tmp_path_factory.mktemp("wheel")
     env = dict(os.environ, PYTHON=sys.executable)
     _run(["bash", str(ROOT / ".ci" / "build-wheel"), str(out)], cwd=ROOT, env=env)
