@@ -1,10 +1,11 @@
 """rconv on Dask arrays: images and batches larger than memory, or spread over a cluster.
 
-Requires the optional ``dask`` extra (``pip install "rconv[dask]"``). Every function takes the
-same arguments as its in-memory namesake in :mod:`rconv`, accepts a ``dask.array.Array`` (or
-anything array-like) for the large argument and returns lazy Dask arrays; call ``.compute()``
-(or ``dask.compute``) to run them on any scheduler: threads, processes or
-``dask.distributed``.
+Requires Dask: from a checkout of rconv, ``pip install ".[dask]"``; else
+``pip install "dask[array]>=2023.1" "distributed>=2023.1"`` (rconv is not on a package
+index). Every function takes the same arguments as its in-memory namesake in :mod:`rconv`,
+accepts a ``dask.array.Array`` (or anything array-like) for the large argument and returns
+lazy Dask arrays; call ``.compute()`` (or ``dask.compute``) to run them on any scheduler:
+threads, processes or ``dask.distributed``.
 
 :func:`correlate2d` and :func:`convolve2d` take a 2-D image (or, with ``axes=``, a stack of
 them, chunked along any axis) in chunks of any shape, through ``dask.array.map_overlap``: each
@@ -60,7 +61,10 @@ try:
     import dask
     import dask.array as da
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("rconv.dask needs Dask: pip install 'rconv[dask]' (or dask[array])") from e
+    raise ImportError(
+        "rconv.dask needs Dask: pip install 'dask[array]>=2023.1' 'distributed>=2023.1' "
+        "(or, in a checkout of rconv, pip install '.[dask]')"
+    ) from e
 
 from . import _nn, _rconv, _signal
 from ._docs import (
