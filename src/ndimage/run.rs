@@ -167,34 +167,26 @@ fn pass1d(
         (Pass::Correlate(_), None) => true,
         (Pass::Correlate(_), Some(i)) => sa.0.unsigned_abs() < dims[i].si.unsigned_abs(),
     };
-    if along {
+    if let (true, Pass::Correlate(wt)) = (along, pass) {
         // one line at a time, extended in place: the kernel runs along the line
         let lines: usize = dims.iter().map(|d| d.size).product();
         let per_task = (ELEMENTS_PER_TASK / len.max(1)).clamp(1, lines);
         let tasks = lines.div_ceil(per_task);
         let parallel = opt.threads > 1 && tasks > 1;
+        let off: Vec<usize> = (0..wt.len()).collect();
+        let plan = plan1d(wt, &off);
         crate::base::threads::run(opt.threads, || {
             for_each_task(
                 parallel,
                 tasks,
                 || (vec![0.0; g.extended()], vec![0.0; len]),
-                |scratch, t| {
+                |(buf, out), t| {
                     for line in t * per_task..((t + 1) * per_task).min(lines) {
                         let (oi, oo) = offsets(&dims, line);
                         // SAFETY: the line's elements are inside both views (offsets of
                         // indices inside the shape), and this task alone handles this line.
                         unsafe {
-                            line_block(
-                                src,
-                                dst,
-                                (oi, sa.0, 0),
-                                (oo, sa.1, 0),
-                                1,
-                                &g,
-                                pass,
-                                opt,
-                                scratch,
-                            )
+                            along_line(src, dst, (oi, sa.0), (oo, sa.1), &g, plan, opt, buf, out)
                         };
                     }
                 },
@@ -425,8 +417,8 @@ impl Across<'_> {
     /// past the end, which the extension may map to rows already written, are read first).
     ///
     /// # Safety
-    /// As `line_block`: the block lies in both views and its outputs `s0 .. s1` are this
-    /// task's alone; in place, the task has all positions.
+    /// The block (its lanes, every position) lies in both views, and its outputs `s0 .. s1`
+    /// are this task's alone; in place, the task has all positions.
     unsafe fn run(
         &self,
         (oi, oo): (isize, isize),
@@ -591,63 +583,43 @@ impl Across<'_> {
     }
 }
 
-/// One block of `w` lines: read (as float64, position by position), extend, compute, write.
-/// `(offset, axis stride, lane stride)` in bytes locate the block in each view.
+/// One line at byte offsets `oi`/`oo` (axis strides `ai`/`ao`): read as float64 into `buf`
+/// between its extensions, extended, summed by `plan` into `out`, written back.
 ///
 /// # Safety
-/// Every element `offset + p * axis stride + j * lane stride` (`p < len`, `j < w`) must be
-/// inside its view, and no other task may touch the output lines (the input lines may be the
-/// same memory: they are read in full before any is written).
+/// Every element `offset + p * axis stride` (`p < len`) must be inside its view, and no other
+/// task may touch the output line (the input line may be the same memory: it is read in
+/// full before it is written).
 #[allow(clippy::too_many_arguments)]
-unsafe fn line_block(
+unsafe fn along_line(
     src: &Strided,
     dst: &Strided,
-    (oi, ai, li): (isize, isize, isize),
-    (oo, ao, lo): (isize, isize, isize),
-    w: usize,
+    (oi, ai): (isize, isize),
+    (oo, ao): (isize, isize),
     g: &Line1d,
-    pass: Pass<'_>,
+    plan: Plan<'_>,
     opt: Options,
-    (buf, out): &mut Scratch,
+    buf: &mut [f64],
+    out: &mut [f64],
 ) {
-    let len = g.len;
-    buf.resize(g.extended() * w, 0.0);
-    out.resize(len * w, 0.0);
-    // SAFETY: positions `0..len`, lanes `0..w` of the block (the caller's contract).
-    unsafe {
-        read_block(
-            src.kind,
-            src.ptr.offset(oi),
-            (ai, li),
-            (len, w),
-            &mut buf[g.before * w..],
-            w,
-        )
-    };
-    extend(buf, w, g, opt.mode, opt.cval);
-    match pass {
-        Pass::Correlate(wt) => {
-            let off: Vec<usize> = (0..wt.len()).map(|k| k * w).collect();
-            apply(plan1d(wt, &off), buf, out);
-        }
-        Pass::Uniform => unreachable!("the running mean runs across lines"),
-    }
-    // SAFETY: positions `0..len`, lanes `0..w` of the block, ours alone (the contract).
+    let line = &mut buf[g.before..g.before + g.len];
+    // SAFETY: positions `0..len` of the line (the caller's contract).
+    unsafe { read_run(src.kind, src.ptr.offset(oi), ai, line) };
+    extend(buf, 1, g, opt.mode, opt.cval);
+    apply(plan, buf, out);
+    // SAFETY: positions `0..len` of the line, ours alone (the contract).
     unsafe {
         write_block(
             dst.kind,
             dst.ptr.offset(oo),
-            (ao, lo),
-            (len, w),
+            (ao, 0),
+            (g.len, 1),
             out,
-            w,
+            1,
             Out::Direct,
         )
     };
 }
-
-/// The buffers of a task: the extended lines and the outputs.
-type Scratch = (Vec<f64>, Vec<f64>);
 
 /// `NI_Correlate1D`'s choice of loop: symmetric or antisymmetric within `DBL_EPSILON` (odd
 /// kernels), else the general one.
