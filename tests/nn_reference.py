@@ -218,7 +218,11 @@ def numeric_grad(f, x, g, eps=1e-6):
 
 
 def batch_norm(x, weight, bias, mean, var, eps):
-    """y[n, c] = (x[n, c] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]"""
+    """y[n, c] = (x[n, c] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c], in float64.
+
+    `x` is cast first: under NumPy 1.x's value-based casting a float32 array minus a float64
+    scalar stays float32, which made this reference round the mean to float32."""
+    x = np.asarray(x, np.float64)
     out = np.empty(x.shape, np.float64)
     for c in range(x.shape[1]):
         out[:, c] = (x[:, c] - mean[c]) / np.sqrt(var[c] + eps)
