@@ -38,7 +38,7 @@ wheel: ## build the abi3 release wheel (manylinux_2_28, checked by maturin's aud
 	PYTHON=$(PY) bash .ci/build-wheel dist
 
 test-wheel: ## build the wheel, install it in a fresh venv without cargo on PATH, run it
-	$(PY) -m pytest -q tests/test_wheel.py
+	$(PY) -m pytest -q tests/integration/test_wheel.py
 
 test-oldest: ## the test suite with the oldest supported NumPy and test dependencies
 	PYTHON=$(PY) bash .ci/test-oldest

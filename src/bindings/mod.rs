@@ -288,7 +288,7 @@ pub(crate) fn slice_mut<'a, T: Element>(
 /// array, or the caller's checked `out=` array (the same object is returned). `f` must write
 /// every element: a caller's array is not zeroed first (that pass would cost what `out=`
 /// saves, the first touch of a large output); every kernel behind an `out=` overwrites its
-/// output or zeroes it itself (tests/test_out.py checks it with NaN-filled arrays).
+/// output or zeroes it itself (tests/api/test_out.py checks it with NaN-filled arrays).
 pub(crate) fn with_output<'py, T, F>(
     py: Python<'py>,
     shape: &[usize],

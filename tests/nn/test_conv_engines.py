@@ -3,7 +3,7 @@
 The cost model (``ConvParams::engine``) picks one engine per shape and pass; here each engine
 that can run a case (``_rconv.conv_engines``) is forced in turn (the private
 ``_rconv._force_conv_engine``) and its forward pass, input gradient and weight gradient are
-checked against the float64 NumPy reference of ``tests/nn_reference.py`` with
+checked against the float64 NumPy reference of ``tests/nn/nn_reference.py`` with
 ``assert_matches_reference``'s rounding bound. Every engine must also be bit-identical at 1
 and 2 threads.
 """

@@ -1,7 +1,7 @@
 """The examples of the documentation's pages (docs/*.md) run and print what they show.
 
-The API pages are the docstrings, whose examples test_threads_and_api.py runs; the
-notebooks run in test_notebooks.py. This covers the prose pages' ``>>>`` blocks.
+The API pages are the docstrings, whose examples tests/api/test_threads_and_api.py runs; the
+notebooks run in tests/integration/test_notebooks.py. This covers the prose pages' ``>>>`` blocks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 
 

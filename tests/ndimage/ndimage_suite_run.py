@@ -1,6 +1,6 @@
 """Runs scipy's own scipy/ndimage/tests/test_filters.py with scipy.ndimage's 13 linear
-filters rebound to rconv.ndimage's (used by tests/test_ndimage_scipy_suite.py, in a
-subprocess: ``python tests/ndimage_suite_run.py COUNTS_JSON [pytest args]``).
+filters rebound to rconv.ndimage's (used by tests/ndimage/test_ndimage_scipy_suite.py, in a
+subprocess: ``python tests/ndimage/ndimage_suite_run.py COUNTS_JSON [pytest args]``).
 
 The filters are rebound *before* scipy's test module is imported, because its
 parametrisations capture the functions at import; scipy's ``xp_capabilities_table`` is

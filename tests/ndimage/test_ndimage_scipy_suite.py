@@ -1,6 +1,6 @@
 """scipy's own tests of its filters (scipy/ndimage/tests/test_filters.py, all of it), run
 in a subprocess against rconv.ndimage: scipy.ndimage's 13 linear filters are rebound to
-rconv's before the test module is imported (tests/ndimage_suite_run.py). scipy's conftest
+rconv's before the test module is imported (tests/ndimage/ndimage_suite_run.py). scipy's conftest
 supplies the ``xp`` fixture (NumPy here).
 
 Excluded: nothing. A test of a scipy filter that rconv does not provide (median, rank,

@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # a second release build: not in the quick loop (pytest -m "not slow")
 pytestmark = pytest.mark.slow
@@ -38,9 +38,9 @@ def wheel(tmp_path_factory, pytestconfig):
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line(
-                "\ntests/test_wheel.py: building the release wheel with .ci/build-wheel "
-                "(seconds when target/wheel is cached, 2-4 minutes from scratch), then "
-                "installing it into a fresh venv ..."
+                "\ntests/integration/test_wheel.py: building the release wheel with "
+                ".ci/build-wheel (seconds when target/wheel is cached, 2-4 minutes from "
+                "scratch), then installing it into a fresh venv ..."
             )
     out = tmp_path_factory.mktemp("wheel")
     env = dict(os.environ, PYTHON=sys.executable)

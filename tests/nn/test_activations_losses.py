@@ -1,5 +1,5 @@
 """LeakyReLU, Sigmoid, Tanh, CrossEntropyLoss and MSELoss through the Rust kernels: the
-loop-by-loop references of tests/nn_reference.py (extreme values, NaN and inf included),
+loop-by-loop references of tests/nn/nn_reference.py (extreme values, NaN and inf included),
 hypothesis over shapes and parameters, thread-count invariance, strided and unmodified
 inputs, the NumPy fallback of other dtypes, and the error paths."""
 

@@ -24,32 +24,38 @@ pytestmark = pytest.mark.slow
 LEVELS = ("generic", "avx2", "avx512")
 
 HERE = pathlib.Path(__file__).parent
+TESTS = HERE.parent
 
 # the tests of rconv's own kernels against references (scipy, the NumPy reference, exact
-# values) and of their thread-count invariance; test_direct_*.py are the direct engine's
+# values) and of their thread-count invariance, by domain (paths under tests/); the
+# nn/test_direct_*.py files are the direct engine's
 KERNEL_TESTS = [
-    "test_nn.py",
-    "test_layers.py",
-    "test_signal.py",
-    "test_signal_backward.py",
-    "test_separable.py",
-    "test_stacks.py",
-    "test_fft.py",
-    "test_scipy_suite.py",
-    "test_activation.py",
-    "test_activations_losses.py",
-    "test_batchnorm.py",
-    "test_optim_fused.py",
-    "test_fusion.py",
-    "test_engines.py",
-    "test_ndimage.py",
-    "test_ndimage_scipy_suite.py",
+    "signal/test_correlate2d.py",
+    "signal/test_correlate2d_backward.py",
+    "signal/test_separable.py",
+    "signal/test_stacks.py",
+    "signal/test_fft.py",
+    "signal/test_scipy_signal_suite.py",
+    "ndimage/test_ndimage.py",
+    "ndimage/test_ndimage_scipy_suite.py",
+    "nn/test_functional.py",
+    "nn/test_networks.py",
+    "nn/test_relu.py",
+    "nn/test_activations_losses.py",
+    "nn/test_batchnorm.py",
+    "nn/test_optim.py",
+    "nn/test_fusion.py",
+    "nn/test_conv_engines.py",
 ]
 
 
 def _kernel_tests() -> list:
-    files = KERNEL_TESTS + sorted(p.name for p in HERE.glob("test_direct_*.py"))
-    return [str(HERE / f) for f in files if (HERE / f).exists()]
+    files = KERNEL_TESTS + sorted(
+        str(p.relative_to(TESTS)) for p in (TESTS / "nn").glob("test_direct_*.py")
+    )
+    missing = [f for f in files if not (TESTS / f).exists()]
+    assert not missing, f"KERNEL_TESTS names files that do not exist: {missing}"
+    return [str(TESTS / f) for f in files]
 
 
 def _env(level: str) -> dict:
@@ -79,7 +85,7 @@ def test_kernel_tests_pass_at_each_lower_level(level):
         capture_output=True,
         text=True,
         env=_env(level),
-        cwd=HERE.parent,
+        cwd=TESTS.parent,
     )
     tail = "\n".join(r.stdout.splitlines()[-40:])
     assert r.returncode == 0, f"kernel tests failed at RCONV_SIMD={level}:\n{tail}\n{r.stderr}"
