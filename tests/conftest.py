@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zlib
 
 import numpy as np
@@ -138,3 +139,23 @@ def signal_cases(s1, s2, boundaries) -> dict:
         func=st.sampled_from(FUNCS),
         seed=st.integers(0, 2**32 - 1),
     )
+
+
+# ------------------------------------------------------------------ notebooks
+
+DEFAULT_REPR = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-f]+>")
+
+
+def stray_outputs(nb: dict) -> list[str]:
+    """The text of every output of `nb` (a notebook's JSON) that is an error or shows a
+    default object repr."""
+    found = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"error: {out.get('ename')}")
+                continue
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            found += [m.group(0) for m in DEFAULT_REPR.finditer(text)]
+    return found
