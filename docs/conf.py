@@ -7,6 +7,8 @@ kept in the repository (they are not executed here; the test suite executes them
 
 The site reads offline too: sphinx-mathjax-offline copies MathJax 3 and its fonts into
 ``_static/mathjax`` and points ``mathjax_path`` there, instead of Sphinx's CDN default.
+``make docs`` then runs ``check_offline.py``, which fails on any script, style sheet or font
+the built pages would fetch from the network.
 """
 
 import sys
