@@ -31,8 +31,9 @@ fmt: ## format Rust and Python sources
 bench: ## run the benchmark script (prints ratios, writes benchmarks/results.json)
 	$(PY) benchmarks/bench.py
 
-docs: ## build the HTML documentation (warnings are errors) into docs/_build/html
+docs: ## build the HTML docs (warnings are errors) into docs/_build/html; check they need no network
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_offline.py docs/_build/html
 
 wheel: ## build the abi3 release wheel (manylinux_2_28, checked by maturin's audit) into dist/
 	PYTHON=$(PY) bash .ci/build-wheel dist

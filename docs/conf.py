@@ -4,6 +4,11 @@ The build is offline: no intersphinx. References to NumPy, SciPy, torch and Dask
 literals; ``nitpick_ignore_regex`` below lists those names only, so any other broken
 reference is an error under ``-W``. The notebooks are rendered by myst-nb with the outputs
 kept in the repository (they are not executed here; the test suite executes them).
+
+The site reads offline too: sphinx-mathjax-offline copies MathJax 3 and its fonts into
+``_static/mathjax`` and points ``mathjax_path`` there, instead of Sphinx's CDN default.
+``make docs`` then runs ``check_offline.py``, which fails on any script, style sheet or font
+the built pages would fetch from the network.
 """
 
 import sys
@@ -21,6 +26,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "numpydoc",
     "myst_nb",
+    "sphinx-mathjax-offline",  # MathJax in _static/mathjax, not from a CDN (the name has dashes)
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
