@@ -27,6 +27,15 @@ settings.load_profile(
 )
 
 
+def pytest_runtest_logstart(nodeid, location):
+    """With ``RCONV_TEST_TRACE=FILE``, append each test's id to FILE before it runs (CI sets
+    it, so that a run killed by a signal can still say which test was running)."""
+    trace = os.environ.get("RCONV_TEST_TRACE")
+    if trace:
+        with open(trace, "a") as f:
+            f.write(nodeid + "\n")
+
+
 def pytest_configure(config):
     # markers of scipy's test_signaltools.py, which tests/test_scipy_suite.py imports
     for line in (
