@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import pathlib
+import re
 
 import pytest
 
@@ -71,3 +72,12 @@ def test_api_reference_lists_every_public_object():
                 assert name in listed[mod.__name__] or home[id(obj)].endswith(f".{name}")
     assert home[id(rconv.nn.SGD)] == "rconv.optim.SGD"
     assert home[id(rconv.nn.functional.conv2d)] == "rconv.conv2d"
+
+
+def test_the_readme_tour_runs():
+    """The README's Python blocks run as a user would paste them, in a fresh namespace."""
+    readme = (DOCS.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README has no Python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
