@@ -191,8 +191,8 @@ pub fn adaptive_avg_pool2d_forward<T: Real>(
 /// Adaptive average pooling backward.
 pub fn adaptive_avg_pool2d_backward<T: Real>(
     p: &AdaptiveParams,
-    dy: &[T],
-    dx: &mut [T],
+    grad_output: &[T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
@@ -204,11 +204,11 @@ pub fn adaptive_avg_pool2d_backward<T: Real>(
         return crate::base::threads::run(threads, || {
             for_each_chunk(
                 threads > 1,
-                dx,
+                grad_input,
                 group * plane_in,
                 || (),
                 |_, (i, d)| {
-                    for (d, &g) in d.chunks_exact_mut(plane_in).zip(&dy[i * group..]) {
+                    for (d, &g) in d.chunks_exact_mut(plane_in).zip(&grad_output[i * group..]) {
                         d.fill(g / div + T::ZERO);
                     }
                 },
@@ -217,9 +217,9 @@ pub fn adaptive_avg_pool2d_backward<T: Real>(
     }
     // several small planes per task (about 16K input elements each)
     let group = (16_384 / plane_in).max(1);
-    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
-        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         for oy in 0..p.oh {
             let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
             for ox in 0..p.ow {
@@ -269,17 +269,17 @@ pub fn adaptive_max_pool2d_forward<T: Real>(
 pub fn adaptive_max_pool2d_backward<T: Real>(
     p: &AdaptiveParams,
     x: &[T],
-    dy: &[T],
-    dx: &mut [T],
+    grad_output: &[T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     // several small planes per task (about 16K input elements each)
     let group = (16_384 / plane_in).max(1);
-    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
-        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         for oy in 0..p.oh {
             let ys = AdaptiveParams::range(oy, p.oh, p.h);
             for ox in 0..p.ow {

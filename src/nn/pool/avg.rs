@@ -67,8 +67,8 @@ pub fn avg_pool2d_forward<T: Real>(
 /// output row the spread is built once along the row, then added to the window rows.
 pub fn avg_pool2d_backward<T: Real>(
     p: &PoolParams,
-    dy: &[T],
-    dx: &mut [T],
+    grad_output: &[T],
+    grad_input: &mut [T],
     opt: AvgOptions,
     threads: usize,
 ) {
@@ -98,8 +98,8 @@ pub fn avg_pool2d_backward<T: Real>(
         && p.pw == 0
         && p.oh * p.sh == p.h
         && p.ow * p.sw == p.w;
-    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
-        let g = &dy[i * plane_out..(i + 1) * plane_out];
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         let mut spread = vec![T::ZERO; p.w];
         let mut quot = vec![T::ZERO; p.ow];
         if tiles {
@@ -160,15 +160,15 @@ mod tests {
         ] {
             let p = pp([2, 3, h, w], (k, k), (k, k), (0, 0), (1, 1), false).unwrap();
             let opt = AvgOptions::new(true, div).unwrap();
-            let dy: Vec<f64> = (0..2 * 3 * p.oh * p.ow)
+            let grad_output: Vec<f64> = (0..2 * 3 * p.oh * p.ow)
                 .map(|i| (i % 7) as f64 - 3.0)
                 .collect();
             for threads in [1, 2] {
-                let mut dx = vec![f64::NAN; 2 * 3 * h * w];
-                avg_pool2d_backward(&p, &dy, &mut dx, opt, threads);
-                for (i, &v) in dx.iter().enumerate() {
+                let mut grad_input = vec![f64::NAN; 2 * 3 * h * w];
+                avg_pool2d_backward(&p, &grad_output, &mut grad_input, opt, threads);
+                for (i, &v) in grad_input.iter().enumerate() {
                     let (plane, y, x) = (i / (h * w), i % (h * w) / w, i % w);
-                    let g = dy[plane * p.oh * p.ow + (y / k) * p.ow + x / k];
+                    let g = grad_output[plane * p.oh * p.ow + (y / k) * p.ow + x / k];
                     assert_eq!(
                         v,
                         g / opt.divisor::<f64>(k * k, k * k),

@@ -440,8 +440,8 @@ pub fn max_pool2d_forward<T: Real>(
 pub fn max_pool2d_backward<T: Real>(
     p: &PoolParams,
     x: &[T],
-    dy: &[T],
-    dx: &mut [T],
+    grad_output: &[T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
@@ -449,11 +449,11 @@ pub fn max_pool2d_backward<T: Real>(
         let vals = vec![T::ZERO; plane_out];
         (ArgmaxScratch::default(), vals, vec![0i64; plane_out])
     };
-    run_planes_with(threads, dx, plane_in, 1, init, |scratch, i, d| {
+    run_planes_with(threads, grad_input, plane_in, 1, init, |scratch, i, d| {
         let (sc, vals, idx) = scratch;
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let xp = &x[i * plane_in..(i + 1) * plane_in];
-        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         max_pool_argmax(p, xp, vals, idx, sc);
         for (&k, &gv) in idx.iter().zip(g) {
             // A window holding no element (possible with dilation and padding) reports
@@ -465,18 +465,18 @@ pub fn max_pool2d_backward<T: Real>(
     });
 }
 
-/// Max pooling backward from saved indices: `dx` (zero-filled here) accumulates each
+/// Max pooling backward from saved indices: `grad_input` (zero-filled here) accumulates each
 /// output's gradient at its index. An index outside the plane is a `ValueError`.
 pub fn max_pool2d_backward_indices<T: Real>(
-    dy: &[T],
+    grad_output: &[T],
     indices: &[i64],
     plane_out: usize,
-    dx: &mut [T],
+    grad_input: &mut [T],
     plane_in: usize,
     threads: usize,
 ) -> Result<()> {
-    if plane_out == 0 || (dx.is_empty() && indices.is_empty()) {
-        dx.fill(T::ZERO);
+    if plane_out == 0 || (grad_input.is_empty() && indices.is_empty()) {
+        grad_input.fill(T::ZERO);
         return Ok(());
     }
     if plane_in == 0 {
@@ -491,9 +491,9 @@ pub fn max_pool2d_backward_indices<T: Real>(
     let bad = AtomicI64::new(0);
     // several small planes per task (about 16K input elements each)
     let group = (16_384 / plane_in).max(1);
-    run_planes_grouped(threads, dx, plane_in, group, |i, d| {
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
-        let g = &dy[i * plane_out..(i + 1) * plane_out];
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         let ix = &indices[i * plane_out..(i + 1) * plane_out];
         for (&k, &gv) in ix.iter().zip(g) {
             match usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
