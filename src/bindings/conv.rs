@@ -255,16 +255,16 @@ fn conv2d_backward<'py>(
             let in_i = vec![grad_output, input, weight];
             let in_w: Vec<_> = in_i.iter().copied().chain(oi.as_ref()).collect();
             let in_b: Vec<_> = in_w.iter().copied().chain(ow.as_ref()).collect();
-            let di = Dest::of("out[0]", oi.as_ref(), &in_i);
-            let dw = Dest::of("out[1]", ow.as_ref(), &in_w);
-            let db = Dest::of("out[2]", ob.as_ref(), &in_b);
+            let grad_input_dest = Dest::of("out[0]", oi.as_ref(), &in_i);
+            let grad_weight_dest = Dest::of("out[1]", ow.as_ref(), &in_w);
+            let grad_bias_dest = Dest::of("out[2]", ob.as_ref(), &in_b);
             // every destination checked before any is written (no half-applied out=)
-            di.check::<T>(&plan.input)?;
-            dw.check::<T>(&plan.conv.weight_shape())?;
-            db.check::<T>(&[plan.conv.cout])?;
-            let gi = input_grad::<T>(py, &plan, gs, ws, di)?;
-            let gw = weight_grad::<T>(py, &plan, xs, gs, dw)?;
-            let gb = bias_grad::<T>(py, gs, shape4(&ga), db)?;
+            grad_input_dest.check::<T>(&plan.input)?;
+            grad_weight_dest.check::<T>(&plan.conv.weight_shape())?;
+            grad_bias_dest.check::<T>(&[plan.conv.cout])?;
+            let gi = input_grad::<T>(py, &plan, gs, ws, grad_input_dest)?;
+            let gw = weight_grad::<T>(py, &plan, xs, gs, grad_weight_dest)?;
+            let gb = bias_grad::<T>(py, gs, shape4(&ga), grad_bias_dest)?;
             Ok((gi, gw, gb))
         }, else => Err(ConvError::internal("not a float dtype").into()))
     })

@@ -14,8 +14,7 @@ use super::{named, readonly, slice_mut, with_output, writable, Dest};
 use crate::base::error::ConvError;
 use crate::base::threads;
 use crate::dispatch;
-use crate::nn::pool::ops;
-use crate::nn::pool::{AdaptiveParams, AvgOptions, PoolParams, PoolSpec, UnpoolParams};
+use crate::nn::pool::{self, AdaptiveParams, AvgOptions, PoolParams, PoolSpec, UnpoolParams};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_functions! {
@@ -100,7 +99,7 @@ fn max_pool2d<'py>(
             if !return_indices {
                 let inputs = [input];
                 let out = with_output::<T, _>(py, &shape, Dest::of("out", out, &inputs), |o| {
-                    ops::max_pool2d_forward(&p, xs, o, None, nt);
+                    pool::max_pool2d_forward(&p, xs, o, None, nt);
                     Ok(())
                 })?;
                 return Ok((out.into_any(), None));
@@ -114,7 +113,7 @@ fn max_pool2d<'py>(
                 let mut irw = writable(&ind, "out[1]")?;
                 let is = slice_mut(&mut irw)?;
                 with_output::<T, _>(py, &shape, Dest::of("out[0]", out, &inputs), |o| {
-                    ops::max_pool2d_forward(&p, xs, o, Some(is), nt);
+                    pool::max_pool2d_forward(&p, xs, o, Some(is), nt);
                     Ok(())
                 })?
             };
@@ -160,17 +159,17 @@ fn max_pool2d_backward<'py>(
                     let (plane_out, plane_in) = (p.oh * p.ow, p.h * p.w);
                     if out.is_some() && plane_out > 0 {
                         // a caller's array is not half-written when an index is refused
-                        py.detach(|| threads::run(nt, || ops::check_plane_indices(is, plane_in)))?;
+                        py.detach(|| threads::run(nt, || pool::check_plane_indices(is, plane_in)))?;
                     }
                     with_output::<T, _>(py, &p.input_shape(), dest, |o| {
-                        ops::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
+                        pool::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
                     })?
                 }
                 None => {
                     check_shape("grad_output", shape4(&ga), p.output_shape())?;
                     let xs = data("input", &xa)?;
                     with_output::<T, _>(py, &p.input_shape(), dest, |o| {
-                        ops::max_pool2d_backward(&p, xs, gs, o, nt);
+                        pool::max_pool2d_backward(&p, xs, gs, o, nt);
                         Ok(())
                     })?
                 }
@@ -205,7 +204,7 @@ fn avg_pool2d<'py>(
             let nt = threads::for_work(work(&p));
             let inputs = [input];
             let out = with_output::<T, _>(py, &p.output_shape(), Dest::of("out", out, &inputs), |o| {
-                ops::avg_pool2d_forward(&p, xs, o, opt, nt);
+                pool::avg_pool2d_forward(&p, xs, o, opt, nt);
                 Ok(())
             })?;
             Ok(out.into_any())
@@ -242,7 +241,7 @@ fn avg_pool2d_backward<'py>(
             let inputs = [grad_output];
             let dest = Dest::of("out", out, &inputs);
             let out = with_output::<T, _>(py, &p.input_shape(), dest, |o| {
-                ops::avg_pool2d_backward(&p, gs, o, opt, nt);
+                pool::avg_pool2d_backward(&p, gs, o, opt, nt);
                 Ok(())
             })?;
             Ok(out.into_any())
@@ -270,7 +269,7 @@ fn adaptive_avg_pool2d<'py>(
             let xs = data("input", &xa)?;
             let nt = threads::for_work(adaptive_work(&p));
             let out = with_output::<T, _>(py, &p.output_shape(), Dest::fresh(), |o| {
-                ops::adaptive_avg_pool2d_forward(&p, xs, o, nt);
+                pool::adaptive_avg_pool2d_forward(&p, xs, o, nt);
                 Ok(())
             })?;
             Ok(out.into_any())
@@ -296,7 +295,7 @@ fn adaptive_avg_pool2d_backward<'py>(
             let gs = data("grad_output", &ga)?;
             let nt = threads::for_work(adaptive_work(&p));
             let out = with_output::<T, _>(py, &[p.n, p.c, p.h, p.w], Dest::fresh(), |o| {
-                ops::adaptive_avg_pool2d_backward(&p, gs, o, nt);
+                pool::adaptive_avg_pool2d_backward(&p, gs, o, nt);
                 Ok(())
             })?;
             Ok(out.into_any())
@@ -326,7 +325,7 @@ fn adaptive_max_pool2d<'py>(
                 let mut irw = writable(&ind, "indices")?;
                 let is = slice_mut(&mut irw)?;
                 with_output::<T, _>(py, &shape, Dest::fresh(), |o| {
-                    ops::adaptive_max_pool2d_forward(&p, xs, o, is, nt);
+                    pool::adaptive_max_pool2d_forward(&p, xs, o, is, nt);
                     Ok(())
                 })?
             };
@@ -353,7 +352,7 @@ fn adaptive_max_pool2d_backward<'py>(
             let (xs, gs) = (data("input", &xa)?, data("grad_output", &ga)?);
             let nt = threads::for_work(adaptive_work(&p));
             let out = with_output::<T, _>(py, &shape4(&xa), Dest::fresh(), |o| {
-                ops::adaptive_max_pool2d_backward(&p, xs, gs, o, nt);
+                pool::adaptive_max_pool2d_backward(&p, xs, gs, o, nt);
                 Ok(())
             })?;
             Ok(out.into_any())
@@ -404,7 +403,7 @@ fn max_unpool2d<'py>(
             let p = UnpoolParams::new(shape4(&xa), s.kernel, s.stride, s.padding, size.as_deref())?;
             let (xs, is) = (data("input", &xa)?, data("indices", &ia)?);
             let out = with_output::<T, _>(py, &p.output_shape(), Dest::fresh(), |o| {
-                ops::max_unpool2d(xs, is, p.h * p.w, o, p.oh * p.ow)
+                pool::max_unpool2d(xs, is, p.h * p.w, o, p.oh * p.ow)
             })?;
             Ok(out.into_any())
         }, else => Err(ConvError::internal("not a float dtype").into()))

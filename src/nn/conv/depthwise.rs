@@ -92,9 +92,9 @@ fn depthwise_plane<T: Real + RowKernel>(
 /// gradient plane with its kernel rotated by 180 degrees.
 pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
@@ -115,10 +115,10 @@ pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
     };
     let run = |buf: &mut Vec<T>, (idx, d): (usize, &mut [T])| {
         let c = idx % p.cin;
-        let img = &dy[idx * plane_out..(idx + 1) * plane_out];
+        let img = &grad_output[idx * plane_out..(idx + 1) * plane_out];
         depthwise_plane(&geom, img, &rot[c * kk..(c + 1) * kk], d, buf);
     };
-    for_each_chunk(threads > 1, dx, plane_in, Vec::new, run);
+    for_each_chunk(threads > 1, grad_input, plane_in, Vec::new, run);
 }
 
 /// Depthwise weight gradient (stride 1, dilation 1): per channel, `dW[i, j]` is the dot product
@@ -127,8 +127,8 @@ pub(crate) fn depthwise_backward_input<T: Real + RowKernel>(
 pub(crate) fn depthwise_backward_weight<T: Real + RowKernel>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) {
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
@@ -139,7 +139,7 @@ pub(crate) fn depthwise_backward_weight<T: Real + RowKernel>(
         for n in 0..p.n {
             let idx = n * p.cin + c;
             let img = &x[idx * plane_in..(idx + 1) * plane_in];
-            let g = &dy[idx * plane_out..(idx + 1) * plane_out];
+            let g = &grad_output[idx * plane_out..(idx + 1) * plane_out];
             buf.clear();
             buf.resize(hp * wp, T::ZERO);
             for y in 0..p.h {
@@ -173,5 +173,5 @@ pub(crate) fn depthwise_backward_weight<T: Real + RowKernel>(
             }
         }
     };
-    for_each_chunk(threads > 1, dw, kk, Vec::new, run);
+    for_each_chunk(threads > 1, grad_weight, kk, Vec::new, run);
 }

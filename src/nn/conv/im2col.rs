@@ -468,16 +468,16 @@ fn channel_chunks(cin_g: usize) -> usize {
 
 pub(crate) fn gemm_backward_input<T: Real>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out, kk) = (p.h * p.w, p.oh * p.ow, p.kh * p.kw);
     let chunks = channel_chunks(cin_g);
     let per_chunk = cin_g.div_ceil(chunks);
-    let dxs = DisjointSlice::new(dx);
+    let dxs = DisjointSlice::new(grad_input);
     let rows = tile_rows(p, std::mem::size_of::<T>()).max(1);
     let tiles = p.oh.div_ceil(rows);
     let run = |col: &mut Vec<T>, t: usize| {
@@ -488,7 +488,7 @@ pub(crate) fn gemm_backward_input<T: Real>(
             return;
         }
         let cc = per_chunk.min(cin_g - c0);
-        let dyb = &dy[(img * p.cout + g * cout_g) * plane_out..];
+        let dyb = &grad_output[(img * p.cout + g * cout_g) * plane_out..];
         // Rows c0*kk .. (c0+cc)*kk of W_g^T, i.e. columns of W_g.
         let wb = &weight[g * cout_g * k + c0 * kk..];
         let chan0 = img * p.cin + g * cin_g + c0;
@@ -555,7 +555,7 @@ pub(crate) fn shifted_applies(p: &ConvParams) -> bool {
 fn shifted_backward_weight<T: Real>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
+    grad_output: &[T],
     threads: usize,
 ) -> Vec<Vec<T>> {
     let (cin, cout, kh, kw) = (p.cin, p.cout, p.kh, p.kw);
@@ -594,7 +594,8 @@ fn shifted_backward_weight<T: Real>(
                     }
                 }
                 for c in 0..cout {
-                    let src = &dy[(img * cout + c) * plane_out..(img * cout + c + 1) * plane_out];
+                    let src = &grad_output
+                        [(img * cout + c) * plane_out..(img * cout + c + 1) * plane_out];
                     let dst = &mut dyp[c * kk + b * pp..c * kk + (b + 1) * pp];
                     for (y, row) in src.chunks_exact(p.ow).enumerate() {
                         copy_run(&mut dst[y * wp..y * wp + p.ow], row);
@@ -631,11 +632,11 @@ fn shifted_backward_weight<T: Real>(
 pub(crate) fn gemm_backward_weight<T: Real>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
+    grad_output: &[T],
     threads: usize,
 ) -> Vec<Vec<T>> {
     if shifted_applies(p) && !shifted_disabled() {
-        return shifted_backward_weight(p, x, dy, threads);
+        return shifted_backward_weight(p, x, grad_output, threads);
     }
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.k_len());
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
@@ -658,12 +659,12 @@ pub(crate) fn gemm_backward_weight<T: Real>(
             let (g, tile) = (rest / tiles, rest % tiles);
             let xb = &x
                 [(img * p.cin + g * cin_g) * plane_in..(img * p.cin + (g + 1) * cin_g) * plane_in];
-            let dyb = &dy[(img * p.cout + g * cout_g) * plane_out..];
+            let dyb = &grad_output[(img * p.cout + g * cout_g) * plane_out..];
             let c = &mut acc[g * cout_g * k..];
             if pointwise {
                 let p0 = tile * POINTWISE_TILE;
                 let np = POINTWISE_TILE.min(plane_out - p0);
-                // A = dy tile (cout_g x np), B = x tile transposed.
+                // A = grad_output tile (cout_g x np), B = x tile transposed.
                 gemm_into(
                     MatMut::new(c, (cout_g, cin_g), k),
                     true,
@@ -677,7 +678,7 @@ pub(crate) fn gemm_backward_weight<T: Real>(
             let tp = nr * p.ow;
             col.resize(k * tp, T::ZERO);
             im2col(p, xb, oy0, nr, &mut col);
-            // A = dy tile (cout_g x tp), B = col^T (tp x k).
+            // A = grad_output tile (cout_g x tp), B = col^T (tp x k).
             gemm_into(
                 MatMut::new(c, (cout_g, k), k),
                 true,
@@ -706,8 +707,8 @@ mod shifted_tests {
     use super::*;
 
     /// dW from the definition, in f64.
-    fn naive(p: &ConvParams, x: &[f64], dy: &[f64]) -> Vec<f64> {
-        let mut dw = vec![0.0; p.cout * p.cin * p.kh * p.kw];
+    fn naive(p: &ConvParams, x: &[f64], grad_output: &[f64]) -> Vec<f64> {
+        let mut grad_weight = vec![0.0; p.cout * p.cin * p.kh * p.kw];
         for n in 0..p.n {
             for o in 0..p.cout {
                 for c in 0..p.cin {
@@ -724,16 +725,17 @@ mod shifted_tests {
                                     }
                                     let xv = x
                                         [((n * p.cin + c) * p.h + iy as usize) * p.w + ix as usize];
-                                    s += xv * dy[((n * p.cout + o) * p.oh + y) * p.ow + xx];
+                                    s +=
+                                        xv * grad_output[((n * p.cout + o) * p.oh + y) * p.ow + xx];
                                 }
                             }
-                            dw[((o * p.cin + c) * p.kh + i) * p.kw + j] += s;
+                            grad_weight[((o * p.cin + c) * p.kh + i) * p.kw + j] += s;
                         }
                     }
                 }
             }
         }
-        dw
+        grad_weight
     }
 
     #[test]
@@ -772,12 +774,12 @@ mod shifted_tests {
             let x: Vec<f64> = (0..n * cin * h * w)
                 .map(|_| (next() % 17) as f64 - 8.0)
                 .collect();
-            let dy: Vec<f64> = (0..n * cout * p.oh * p.ow)
+            let grad_output: Vec<f64> = (0..n * cout * p.oh * p.ow)
                 .map(|_| (next() % 13) as f64 - 6.0)
                 .collect();
-            let want = naive(&p, &x, &dy);
+            let want = naive(&p, &x, &grad_output);
             for threads in [1, 2] {
-                let parts = shifted_backward_weight(&p, &x, &dy, threads);
+                let parts = shifted_backward_weight(&p, &x, &grad_output, threads);
                 let mut got = vec![0.0; want.len()];
                 for part in parts {
                     for (g, v) in got.iter_mut().zip(part) {
@@ -872,18 +874,20 @@ mod runs_tests {
                 }
                 fwd += 1;
             }
-            // the input gradient, whichever path takes it: <conv(x), dy> == <x, dx>
-            let dy: Vec<f64> = (0..n * cout * p.oh * p.ow)
+            // the input gradient, whichever path takes it:
+            // <conv(x), grad_output> == <x, grad_input>
+            let grad_output: Vec<f64> = (0..n * cout * p.oh * p.ow)
                 .map(|_| next(11) as f64 - 5.0)
                 .collect();
-            let mut dx = vec![f64::NAN; x.len()];
-            crate::nn::conv::conv2d_backward_input(&p, &dy, &wt, &mut dx, 2).unwrap();
-            for (k, e) in dx.iter_mut().enumerate() {
-                // probe each input element: dx[k] = <conv(e_k), dy>
+            let mut grad_input = vec![f64::NAN; x.len()];
+            crate::nn::conv::conv2d_backward_input(&p, &grad_output, &wt, &mut grad_input, 2)
+                .unwrap();
+            for (k, e) in grad_input.iter_mut().enumerate() {
+                // probe each input element: grad_input[k] = <conv(e_k), grad_output>
                 let mut ek = vec![0.0; x.len()];
                 ek[k] = 1.0;
                 let yk = naive(&p, &ek, &wt);
-                let want: f64 = yk.iter().zip(&dy).map(|(a, b)| a * b).sum();
+                let want: f64 = yk.iter().zip(&grad_output).map(|(a, b)| a * b).sum();
                 assert_eq!(*e, want, "{p:?} element {k}");
                 if k > 40 {
                     break;

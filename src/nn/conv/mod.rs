@@ -63,32 +63,37 @@ pub fn conv2d_forward<T: Real + RowKernel + SimdReal>(
     Ok(())
 }
 
-/// Input gradient: `dx = conv2d_input(dy, weight)`, i.e. the adjoint of the forward map
-/// (also the transposed convolution of `dy`). `dx` is overwritten.
+/// Input gradient: `grad_input = conv2d_input(grad_output, weight)`, i.e. the adjoint of the
+/// forward map (also the transposed convolution of `grad_output`). `grad_input` is
+/// overwritten.
 pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) -> Result<()> {
-    check_len("grad_output", dy, p.output_shape().iter().product())?;
+    check_len(
+        "grad_output",
+        grad_output,
+        p.output_shape().iter().product(),
+    )?;
     check_len("weight", weight, p.weight_shape().iter().product())?;
-    check_len("grad_input", dx, p.input_shape().iter().product())?;
-    if dx.is_empty() {
+    check_len("grad_input", grad_input, p.input_shape().iter().product())?;
+    if grad_input.is_empty() {
         return Ok(());
     }
     if p.cout == 0 || p.k_len() == 0 {
-        dx.fill(T::ZERO); // no output channel (or no input channel) connects anything
+        grad_input.fill(T::ZERO); // no output channel (or no input channel) connects anything
         return Ok(());
     }
     let size = std::mem::size_of::<T>();
     match p.engine(Pass::InputGrad, size) {
         Engine::Direct => crate::base::threads::run(threads, || {
-            direct::backward_input(p, dy, weight, dx, threads)
+            direct::backward_input(p, grad_output, weight, grad_input, threads)
         }),
         Engine::Depthwise => crate::base::threads::run(threads, || {
-            depthwise_backward_input(p, dy, weight, dx, threads)
+            depthwise_backward_input(p, grad_output, weight, grad_input, threads)
         }),
         Engine::Winograd => {
             // The input gradient of a 3x3, stride-1 convolution is the 'full' correlation of
@@ -98,16 +103,16 @@ pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
                 ConvError::internal("the Winograd input gradient was chosen where it cannot run")
             })?;
             crate::base::threads::run(threads, || {
-                winograd::forward_adjoint(&q, dy, weight, dx, threads)
+                winograd::forward_adjoint(&q, grad_output, weight, grad_input, threads)
             });
         }
         Engine::Gemm1x1 if subsampled(p).is_some() => {
             let q = subsampled(p).ok_or_else(|| ConvError::internal("no subsampled 1x1"))?;
             let mut ds = vec![T::ZERO; q.input_shape().iter().product()];
             crate::base::threads::run(threads, || {
-                gemm_backward_input(&q, dy, weight, &mut ds, threads);
-                dx.fill(T::ZERO);
-                unsubsample(p, &ds, dx, threads);
+                gemm_backward_input(&q, grad_output, weight, &mut ds, threads);
+                grad_input.fill(T::ZERO);
+                unsubsample(p, &ds, grad_input, threads);
             });
         }
         Engine::Gemm1x1 | Engine::Im2col => {
@@ -115,12 +120,12 @@ pub fn conv2d_backward_input<T: Real + RowKernel + SimdReal>(
                 // The same identity for any stride-1 ungrouped layer: on small planes the
                 // forward's row-run im2col beats col2im's one scatter per (channel, tap, row).
                 let wr = rotated_transposed(p, weight);
-                let op = Operands::plain(dy, &wr);
-                crate::base::threads::run(threads, || gemm_forward(&q, op, dx, threads));
+                let op = Operands::plain(grad_output, &wr);
+                crate::base::threads::run(threads, || gemm_forward(&q, op, grad_input, threads));
             } else {
-                dx.fill(T::ZERO);
+                grad_input.fill(T::ZERO);
                 crate::base::threads::run(threads, || {
-                    gemm_backward_input(p, dy, weight, dx, threads)
+                    gemm_backward_input(p, grad_output, weight, grad_input, threads)
                 });
             }
         }
@@ -199,29 +204,38 @@ pub(crate) fn winograd_disabled() -> bool {
     *OFF.get_or_init(|| std::env::var_os("RCONV_NO_WINOGRAD").is_some())
 }
 
-/// Weight gradient: `dw = conv2d_weight(x, dy)`, summed over the batch. `dw` is overwritten.
+/// Weight gradient: `grad_weight = conv2d_weight(x, grad_output)`, summed over the batch.
+/// `grad_weight` is overwritten.
 pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) -> Result<()> {
     check_len("input", x, p.input_shape().iter().product())?;
-    check_len("grad_output", dy, p.output_shape().iter().product())?;
-    check_len("grad_weight", dw, p.weight_shape().iter().product())?;
-    dw.fill(T::ZERO);
-    if p.n == 0 || dw.is_empty() || p.oh * p.ow == 0 {
+    check_len(
+        "grad_output",
+        grad_output,
+        p.output_shape().iter().product(),
+    )?;
+    check_len(
+        "grad_weight",
+        grad_weight,
+        p.weight_shape().iter().product(),
+    )?;
+    grad_weight.fill(T::ZERO);
+    if p.n == 0 || grad_weight.is_empty() || p.oh * p.ow == 0 {
         return Ok(());
     }
     let size = std::mem::size_of::<T>();
     match p.engine(Pass::WeightGrad, size) {
-        Engine::Direct => {
-            crate::base::threads::run(threads, || direct::backward_weight(p, x, dy, dw, threads))
-        }
-        Engine::Depthwise => {
-            crate::base::threads::run(threads, || depthwise_backward_weight(p, x, dy, dw, threads))
-        }
+        Engine::Direct => crate::base::threads::run(threads, || {
+            direct::backward_weight(p, x, grad_output, grad_weight, threads)
+        }),
+        Engine::Depthwise => crate::base::threads::run(threads, || {
+            depthwise_backward_weight(p, x, grad_output, grad_weight, threads)
+        }),
         Engine::Winograd => {
             return Err(ConvError::internal(
                 "the Winograd engine was chosen for a weight gradient",
@@ -230,9 +244,11 @@ pub fn conv2d_backward_weight<T: Real + RowKernel + SimdReal>(
         Engine::Gemm1x1 if subsampled(p).is_some() => {
             let q = subsampled(p).ok_or_else(|| ConvError::internal("no subsampled 1x1"))?;
             let xs = subsample(p, x, threads);
-            im2col_weight_grad(&q, &xs, dy, dw, threads)
+            im2col_weight_grad(&q, &xs, grad_output, grad_weight, threads)
         }
-        Engine::Gemm1x1 | Engine::Im2col => im2col_weight_grad(p, x, dy, dw, threads),
+        Engine::Gemm1x1 | Engine::Im2col => {
+            im2col_weight_grad(p, x, grad_output, grad_weight, threads)
+        }
     }
     Ok(())
 }
@@ -273,8 +289,9 @@ fn subsample<T: Real>(p: &ConvParams, x: &[T], threads: usize) -> Vec<T> {
     xs
 }
 
-/// The adjoint of [`subsample`]: `dx[.., i * sh, j * sw] = ds[.., i, j]` (`dx` holds zeros).
-fn unsubsample<T: Real>(p: &ConvParams, ds: &[T], dx: &mut [T], threads: usize) {
+/// The adjoint of [`subsample`]: `grad_input[.., i * sh, j * sw] = ds[.., i, j]`
+/// (`grad_input` holds zeros).
+fn unsubsample<T: Real>(p: &ConvParams, ds: &[T], grad_input: &mut [T], threads: usize) {
     let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
     let run = |_: &mut (), (idx, d): (usize, &mut [T])| {
         let src = &ds[idx * plane_out..(idx + 1) * plane_out];
@@ -285,20 +302,21 @@ fn unsubsample<T: Real>(p: &ConvParams, ds: &[T], dx: &mut [T], threads: usize) 
             }
         }
     };
-    crate::base::par::for_each_chunk(threads > 1, dx, plane_in, || (), run);
+    crate::base::par::for_each_chunk(threads > 1, grad_input, plane_in, || (), run);
 }
 
-/// The weight gradient by im2col + GEMM, added to `dw` (zeros) in a fixed order.
+/// The weight gradient by im2col + GEMM, added to `grad_weight` (zeros) in a fixed order.
 fn im2col_weight_grad<T: Real + RowKernel>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) {
-    let partials = crate::base::threads::run(threads, || gemm_backward_weight(p, x, dy, threads));
+    let partials =
+        crate::base::threads::run(threads, || gemm_backward_weight(p, x, grad_output, threads));
     for part in partials {
-        for (d, s) in dw.iter_mut().zip(part) {
+        for (d, s) in grad_weight.iter_mut().zip(part) {
             *d += s;
         }
     }
@@ -306,13 +324,13 @@ fn im2col_weight_grad<T: Real + RowKernel>(
 
 /// The bias gradient: `grad_output` (`[n, c, h, w]`) summed over batch and space, per
 /// channel (accumulated in float64, in a fixed order).
-pub fn bias_grad<T: Real>(dy: &[T], [n, c, h, w]: [usize; 4]) -> Vec<T> {
+pub fn bias_grad<T: Real>(grad_output: &[T], [n, c, h, w]: [usize; 4]) -> Vec<T> {
     let plane = h * w;
     let mut acc = vec![0f64; c];
     if plane == 0 {
         return vec![T::ZERO; c];
     }
-    for img in dy.chunks_exact(c * plane).take(n) {
+    for img in grad_output.chunks_exact(c * plane).take(n) {
         for (a, p) in acc.iter_mut().zip(img.chunks_exact(plane)) {
             *a += p.iter().map(|v| v.to_f64()).sum::<f64>();
         }

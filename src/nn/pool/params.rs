@@ -287,3 +287,38 @@ impl PlaneMap<Unpool> {
         Self::checked(input, (oh, ow))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// [`PoolParams::new`] with the window options as arguments: the pooling kernels' unit
+    /// tests build their shapes with it.
+    pub(crate) fn pp(
+        input: [usize; 4],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<PoolParams> {
+        let spec = PoolSpec {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+        };
+        PoolParams::new(input, &spec)
+    }
+
+    #[test]
+    fn ceil_mode_drops_window_starting_in_padding() {
+        let p = pp([1, 1, 5, 5], (2, 2), (2, 2), (1, 1), (1, 1), true).unwrap();
+        assert_eq!((p.oh, p.ow), (3, 3));
+        let p = pp([1, 1, 5, 5], (2, 2), (2, 2), (0, 0), (1, 1), true).unwrap();
+        assert_eq!((p.oh, p.ow), (3, 3));
+        assert!(pp([1, 1, 4, 4], (5, 5), (1, 1), (0, 0), (1, 1), false).is_err());
+        assert!(pp([1, 1, 4, 4], (3, 3), (1, 1), (2, 2), (1, 1), false).is_err());
+    }
+}

@@ -2,17 +2,20 @@
 //! dilation 1, zero padding): register-blocked microkernels over channel-blocked copies made
 //! inside each call, with no im2col and no col2im.
 //!
-//! - Input gradient ([`backward_input`]): `dx[ic][ih][iw] = sum dy[oc][oh][ow] w[oc][ic][kh][kw]`
-//!   over `ih = oh s + kh - pt`, `iw = ow s + kw - pl`. Split by output phase (`ih mod s`,
-//!   `iw mod s`), each phase is a stride-1 correlation of a zero-padded copy of `dy` with the
-//!   taps `kh = (ih + pt) mod s (mod s)`: no scatter. The tile is `RW` pixels of one phase of
-//!   a row times `ICB` vectors of input channels; the weights are rearranged once per call as
-//!   `[group][ic vector][tap][oc][lanes]`, `dy` per task as `[row][oc][col]` so that the
-//!   tile's broadcasts are consecutive elements. A row of `dx` is gathered as
-//!   `[pixel][channel]` and written to the NCHW planes by in-register transposes
-//!   ([`crate::base::simd::Vector::transpose`]). Each `dx` element is written by one task.
-//! - Weight gradient ([`backward_weight`]): `dw[oc][ic][tap] = sum dy[oc][p] x[ic][p + tap]`
-//!   over the batch and the output pixels `p`. Vectors along `oc` (`dy` copied
+//! - Input gradient ([`backward_input`]):
+//!   `grad_input[ic][ih][iw] = sum grad_output[oc][oh][ow] w[oc][ic][kh][kw]` over
+//!   `ih = oh s + kh - pt`, `iw = ow s + kw - pl`. Split by output phase (`ih mod s`,
+//!   `iw mod s`), each phase is a stride-1 correlation of a zero-padded copy of `grad_output`
+//!   with the taps `kh = (ih + pt) mod s (mod s)`: no scatter. The tile is `RW` pixels of one
+//!   phase of a row times `ICB` vectors of input channels; the weights are rearranged once per
+//!   call as `[group][ic vector][tap][oc][lanes]`, `grad_output` per task as `[row][oc][col]`
+//!   so that the tile's broadcasts are consecutive elements. A row of `grad_input` is gathered
+//!   as `[pixel][channel]` and written to the NCHW planes by in-register transposes
+//!   ([`crate::base::simd::Vector::transpose`]). Each `grad_input` element is written by one
+//!   task.
+//! - Weight gradient ([`backward_weight`]):
+//!   `grad_weight[oc][ic][tap] = sum grad_output[oc][p] x[ic][p + tap]`
+//!   over the batch and the output pixels `p`. Vectors along `oc` (`grad_output` copied
 //!   pixel-major with the channels innermost, padded to the lanes), `x` broadcast from a
 //!   zero-padded channels-last copy: a tile of `RIC` input channels times `OCB` vectors of
 //!   output channels for one tap, reduced over a unit of output rows. The units (fixed by the
@@ -132,12 +135,12 @@ struct DxGeom {
     nvec: usize,
 }
 
-/// `dx` (overwritten) of a dense or grouped convolution ([`supports`]).
+/// `grad_input` (overwritten) of a dense or grouped convolution ([`supports`]).
 pub(crate) fn backward_input<T: SimdReal>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     let lanes = crate::base::simd::lanes::<T>(crate::base::simd::level());
@@ -170,7 +173,7 @@ pub(crate) fn backward_input<T: SimdReal>(
         nvec,
     };
     let tiles = nvec.div_ceil(geom.icb_max);
-    let dxs = DisjointSlice::new(dx);
+    let dxs = DisjointSlice::new(grad_input);
     let n_tasks = p.n * p.groups * tiles;
     let run = |buf: &mut (Vec<T>, Vec<(usize, usize)>, Vec<T>), t: usize| {
         let (img, rest) = (t / (p.groups * tiles), t % (p.groups * tiles));
@@ -186,7 +189,7 @@ pub(crate) fn backward_input<T: SimdReal>(
         dispatch(DxTask {
             p,
             geom,
-            dy,
+            dy: grad_output,
             wr: &wr,
             img,
             g,
@@ -492,12 +495,12 @@ struct DwGeom {
     wpx: usize,
 }
 
-/// `dw` (overwritten) of a dense or grouped convolution ([`supports`]).
+/// `grad_weight` (overwritten) of a dense or grouped convolution ([`supports`]).
 pub(crate) fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) {
     let lanes = crate::base::simd::lanes::<T>(crate::base::simd::level());
@@ -533,7 +536,7 @@ pub(crate) fn backward_weight<T: SimdReal>(
             p,
             geom,
             x,
-            dy,
+            dy: grad_output,
             units: u0..units.min(u0 + per_part),
         })
     };
@@ -557,7 +560,7 @@ pub(crate) fn backward_weight<T: SimdReal>(
             for ic in 0..cin_g {
                 let src = &total[((g * taps + t) * cin_g + ic) * ocp..][..cout_g];
                 for (oc, &v) in src.iter().enumerate() {
-                    dw[((g * cout_g + oc) * cin_g + ic) * taps + t] = v;
+                    grad_weight[((g * cout_g + oc) * cin_g + ic) * taps + t] = v;
                 }
             }
         }
@@ -757,9 +760,9 @@ mod tests {
     use super::*;
     use crate::base::simd::with_each_level;
 
-    fn naive_dx(p: &ConvParams, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    fn naive_dx(p: &ConvParams, grad_output: &[f64], w: &[f64]) -> Vec<f64> {
         let (cin_g, cout_g) = (p.cin_g(), p.cout_g());
-        let mut dx = vec![0.0; p.n * p.cin * p.h * p.w];
+        let mut grad_input = vec![0.0; p.n * p.cin * p.h * p.w];
         for n in 0..p.n {
             for o in 0..p.cout {
                 let g = o / cout_g;
@@ -776,9 +779,9 @@ mod tests {
                                         continue;
                                     }
                                     let ci = g * cin_g + c;
-                                    dx[((n * p.cin + ci) * p.h + iy as usize) * p.w
+                                    grad_input[((n * p.cin + ci) * p.h + iy as usize) * p.w
                                         + ix as usize] +=
-                                        wv * dy[((n * p.cout + o) * p.oh + y) * p.ow + xx];
+                                        wv * grad_output[((n * p.cout + o) * p.oh + y) * p.ow + xx];
                                 }
                             }
                         }
@@ -786,12 +789,12 @@ mod tests {
                 }
             }
         }
-        dx
+        grad_input
     }
 
-    fn naive_dw(p: &ConvParams, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    fn naive_dw(p: &ConvParams, x: &[f64], grad_output: &[f64]) -> Vec<f64> {
         let (cin_g, cout_g) = (p.cin_g(), p.cout_g());
-        let mut dw = vec![0.0; p.cout * cin_g * p.kh * p.kw];
+        let mut grad_weight = vec![0.0; p.cout * cin_g * p.kh * p.kw];
         for n in 0..p.n {
             for o in 0..p.cout {
                 let g = o / cout_g;
@@ -810,16 +813,16 @@ mod tests {
                                     let ci = g * cin_g + c;
                                     s += x[((n * p.cin + ci) * p.h + iy as usize) * p.w
                                         + ix as usize]
-                                        * dy[((n * p.cout + o) * p.oh + y) * p.ow + xx];
+                                        * grad_output[((n * p.cout + o) * p.oh + y) * p.ow + xx];
                                 }
                             }
-                            dw[((o * cin_g + c) * p.kh + i) * p.kw + j] += s;
+                            grad_weight[((o * cin_g + c) * p.kh + i) * p.kw + j] += s;
                         }
                     }
                 }
             }
         }
-        dw
+        grad_weight
     }
 
     fn close(a: &[f64], b: &[f64], what: &str) {

@@ -671,19 +671,19 @@ impl<T: SimdReal> WithVector<T> for InputTask<'_, T> {
     }
 }
 
-/// Depthwise input gradient (see [`applies`]): `dx` (`n x c x h x w`) is overwritten.
+/// Depthwise input gradient (see [`applies`]): `grad_input` (`n x c x h x w`) is overwritten.
 pub fn backward_input<T: SimdReal>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
-    if dx.is_empty() {
+    if grad_input.is_empty() {
         return;
     }
     if p.oh * p.ow == 0 {
-        dx.fill(T::ZERO);
+        grad_input.fill(T::ZERO);
         return;
     }
     let cols = GradWindow::new(p, 0, 1).cols;
@@ -691,16 +691,16 @@ pub fn backward_input<T: SimdReal>(
     let b = Blocks::new::<T>(p, p.h, cols, (1, extra), threads);
     let w = blocked(weight, p.cin, p.kh * p.kw, b.l);
     let phases = InputPhases::new(p);
-    let dx = DisjointSlice::new(dx);
+    let grad_input = DisjointSlice::new(grad_input);
     let run = |s: &mut Scratch<T>, t: usize| {
         let task = InputTask {
             p,
             phases: &phases,
             b,
             t,
-            dy,
+            dy: grad_output,
             w: &w,
-            dx: &dx,
+            dx: &grad_input,
             s,
         };
         dispatch_at(b.level, task);
@@ -794,18 +794,18 @@ impl<T: SimdReal> WithVector<T> for WeightTask<'_, T> {
     }
 }
 
-/// Depthwise weight gradient (see [`applies`]): `dw` (`c x 1 x kh x kw`) is overwritten with
-/// the sum over the batch: per channel block, up to [`PARTS`] consecutive parts of the batch
-/// (a number that does not depend on the thread count), summed in order.
+/// Depthwise weight gradient (see [`applies`]): `grad_weight` (`c x 1 x kh x kw`) is
+/// overwritten with the sum over the batch: per channel block, up to [`PARTS`] consecutive
+/// parts of the batch (a number that does not depend on the thread count), summed in order.
 pub fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) {
     let kk = p.kh * p.kw;
-    dw.fill(T::ZERO);
+    grad_weight.fill(T::ZERO);
     if kk == 0 || p.n == 0 || p.oh * p.ow == 0 {
         return;
     }
@@ -821,7 +821,7 @@ pub fn backward_weight<T: SimdReal>(
             cb,
             images: part * p.n / parts..(part + 1) * p.n / parts,
             x,
-            dy,
+            dy: grad_output,
             sums: chunk,
             s,
         };
@@ -832,7 +832,7 @@ pub fn backward_weight<T: SimdReal>(
         let (cb, k) = (c / l, c % l);
         for part in 0..parts {
             let s = &sums[(cb * parts + part) * kk * l..][..kk * l];
-            for (t, d) in dw[c * kk..(c + 1) * kk].iter_mut().enumerate() {
+            for (t, d) in grad_weight[c * kk..(c + 1) * kk].iter_mut().enumerate() {
                 *d += s[t * l + k];
             }
         }
@@ -844,8 +844,8 @@ mod tests {
     use super::*;
     use crate::base::simd::with_each_level;
 
-    /// `(p, x, w, dy)` for a depthwise layer: `[n, c, h, w]`, kernel `k`, stride, padding,
-    /// dilation.
+    /// `(p, x, w, grad_output)` for a depthwise layer: `[n, c, h, w]`, kernel `k`, stride,
+    /// padding, dilation.
     fn case(
         n: usize,
         c: usize,
@@ -863,15 +863,15 @@ mod tests {
         };
         let x = f(n * c * h * w, 1);
         let wt = f(c * kh * kw, 2);
-        let dy = f(n * c * p.oh * p.ow, 3);
-        (p, x, wt, dy)
+        let grad_output = f(n * c * p.oh * p.ow, 3);
+        (p, x, wt, grad_output)
     }
 
     /// The naive loops: forward, input gradient, weight gradient.
-    fn naive(p: &ConvParams, x: &[f64], wt: &[f64], dy: &[f64]) -> [Vec<f64>; 3] {
+    fn naive(p: &ConvParams, x: &[f64], wt: &[f64], grad_output: &[f64]) -> [Vec<f64>; 3] {
         let mut out = vec![0.0; p.n * p.cin * p.oh * p.ow];
-        let mut dx = vec![0.0; x.len()];
-        let mut dw = vec![0.0; wt.len()];
+        let mut grad_input = vec![0.0; x.len()];
+        let mut grad_weight = vec![0.0; wt.len()];
         for n in 0..p.n {
             for c in 0..p.cin {
                 for oy in 0..p.oh {
@@ -887,15 +887,15 @@ mod tests {
                                 let i = ((n * p.cin + c) * p.h + iy as usize) * p.w + ix as usize;
                                 let t = c * p.kh * p.kw + kh * p.kw + kw;
                                 out[o] += wt[t] * x[i];
-                                dx[i] += wt[t] * dy[o];
-                                dw[t] += x[i] * dy[o];
+                                grad_input[i] += wt[t] * grad_output[o];
+                                grad_weight[t] += x[i] * grad_output[o];
                             }
                         }
                     }
                 }
             }
         }
-        [out, dx, dw]
+        [out, grad_input, grad_weight]
     }
 
     fn close(a: &[f64], b: &[f64], what: &str) {
@@ -926,8 +926,8 @@ mod tests {
             (1, 16, (9, 20), (2, 2), (3, 3), (3, 0, 0, 4), (1, 1)),
         ];
         for (n, c, hw, k, s, pad, d) in cases {
-            let (p, x, wt, dy) = case(n, c, hw, k, s, pad, d);
-            let [want_out, want_dx, want_dw] = naive(&p, &x, &wt, &dy);
+            let (p, x, wt, grad_output) = case(n, c, hw, k, s, pad, d);
+            let [want_out, want_grad_input, want_grad_weight] = naive(&p, &x, &wt, &grad_output);
             let bias: Vec<f64> = (0..c).map(|i| i as f64 * 0.5 - 0.25).collect();
             with_each_level(|level| {
                 let what = format!("{hw:?} k{k:?} s{s:?} pad{pad:?} d{d:?} {level:?}");
@@ -946,37 +946,41 @@ mod tests {
                     .map(|(i, v)| (v + bias[(i / plane) % c]).max(0.0))
                     .collect();
                 close(&out, &want, &format!("forward {what}"));
-                let mut dx = vec![f64::NAN; x.len()];
-                backward_input(&p, &dy, &wt, &mut dx, 1);
-                close(&dx, &want_dx, &format!("input grad {what}"));
-                let mut dw = vec![f64::NAN; wt.len()];
-                backward_weight(&p, &x, &dy, &mut dw, 1);
-                close(&dw, &want_dw, &format!("weight grad {what}"));
+                let mut grad_input = vec![f64::NAN; x.len()];
+                backward_input(&p, &grad_output, &wt, &mut grad_input, 1);
+                close(&grad_input, &want_grad_input, &format!("input grad {what}"));
+                let mut grad_weight = vec![f64::NAN; wt.len()];
+                backward_weight(&p, &x, &grad_output, &mut grad_weight, 1);
+                close(
+                    &grad_weight,
+                    &want_grad_weight,
+                    &format!("weight grad {what}"),
+                );
             });
         }
     }
 
     #[test]
     fn float32_and_thread_counts_agree_bitwise() {
-        let (p, x, wt, dy) = case(4, 20, (17, 15), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1));
-        let (x, wt, dy): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+        let (p, x, wt, grad_output) = case(4, 20, (17, 15), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1));
+        let (x, wt, grad_output): (Vec<f32>, Vec<f32>, Vec<f32>) = (
             x.iter().map(|&v| v as f32).collect(),
             wt.iter().map(|&v| v as f32).collect(),
-            dy.iter().map(|&v| v as f32).collect(),
+            grad_output.iter().map(|&v| v as f32).collect(),
         );
         with_each_level(|_| {
             let runs: Vec<[Vec<f32>; 3]> = [1, 2]
                 .into_iter()
                 .map(|t| {
                     let mut out = vec![0f32; p.n * p.cin * p.oh * p.ow];
-                    let mut dx = vec![0f32; x.len()];
-                    let mut dw = vec![0f32; wt.len()];
+                    let mut grad_input = vec![0f32; x.len()];
+                    let mut grad_weight = vec![0f32; wt.len()];
                     crate::base::threads::run(t, || {
                         forward(&p, Operands::plain(&x, &wt), &mut out, t);
-                        backward_input(&p, &dy, &wt, &mut dx, t);
-                        backward_weight(&p, &x, &dy, &mut dw, t);
+                        backward_input(&p, &grad_output, &wt, &mut grad_input, t);
+                        backward_weight(&p, &x, &grad_output, &mut grad_weight, t);
                     });
-                    [out, dx, dw]
+                    [out, grad_input, grad_weight]
                 })
                 .collect();
             for (a, b) in runs[0].iter().zip(&runs[1]) {

@@ -53,33 +53,33 @@ pub fn forward<T: SimdReal>(p: &ConvParams, op: Operands<'_, T>, out: &mut [T], 
     }
 }
 
-/// The input gradient, overwriting `dx` (where [`supports`]).
+/// The input gradient, overwriting `grad_input` (where [`supports`]).
 pub fn backward_input<T: SimdReal>(
     p: &ConvParams,
-    dy: &[T],
+    grad_output: &[T],
     weight: &[T],
-    dx: &mut [T],
+    grad_input: &mut [T],
     threads: usize,
 ) {
     if p.is_depthwise() {
-        depthwise::backward_input(p, dy, weight, dx, threads)
+        depthwise::backward_input(p, grad_output, weight, grad_input, threads)
     } else {
-        backward::backward_input(p, dy, weight, dx, threads)
+        backward::backward_input(p, grad_output, weight, grad_input, threads)
     }
 }
 
-/// The weight gradient, overwriting `dw` (where [`supports`]).
+/// The weight gradient, overwriting `grad_weight` (where [`supports`]).
 pub fn backward_weight<T: SimdReal>(
     p: &ConvParams,
     x: &[T],
-    dy: &[T],
-    dw: &mut [T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
     threads: usize,
 ) {
     if p.is_depthwise() {
-        depthwise::backward_weight(p, x, dy, dw, threads)
+        depthwise::backward_weight(p, x, grad_output, grad_weight, threads)
     } else {
-        backward::backward_weight(p, x, dy, dw, threads)
+        backward::backward_weight(p, x, grad_output, grad_weight, threads)
     }
 }
 

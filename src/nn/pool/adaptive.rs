@@ -1,0 +1,310 @@
+//! Adaptive pooling (torch's start/end windows): average, with global average pooling (one
+//! output per plane) as every plane's mean, and max with its argmax indices; their input
+//! gradients. Also the plane and row sums the averages use (AVX2 for float32 where the CPU
+//! has it, interleaved partial sums otherwise).
+
+use super::params::AdaptiveParams;
+use super::planes::{run_planes_grouped, run_planes_indexed, window_max};
+use crate::base::par::for_each_chunk;
+use crate::base::real::Real;
+use crate::base::simd::simd_twin;
+
+simd_twin! {
+    /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
+    fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
+}
+
+/// The sum of a whole plane (global average pooling): float32 planes through AVX2
+/// intrinsics where the CPU has them (LLVM compiled [`lane_sum`] into 2-wide loads with
+/// spilled accumulators), [`row_sum`] otherwise.
+fn plane_sum<T: Real>(v: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
+        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
+        // layout); the CPU has AVX2 (checked), the only requirement of `sum_f32_avx2`.
+        let s = unsafe {
+            let v32 = std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len());
+            sum_f32_avx2(v32)
+        };
+        return T::from_f64(f64::from(s));
+    }
+    row_sum(v)
+}
+
+/// Sum of `v` in four 8-lane accumulators (fixed order), the tail in 8-lane blocks and then
+/// one by one.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn sum_f32_avx2(v: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut blocks = v.chunks_exact(32);
+    for b in &mut blocks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `b` holds 32 floats, so `b[8k .. 8k + 8]` is in bounds (unaligned load).
+            *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) });
+        }
+    }
+    let mut tail = blocks.remainder().chunks_exact(8);
+    for b in &mut tail {
+        // SAFETY: `b` holds 8 floats.
+        acc[0] = _mm256_add_ps(acc[0], unsafe { _mm256_loadu_ps(b.as_ptr()) });
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` has room for 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
+    let mut total = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    for &x in tail.remainder() {
+        total += x;
+    }
+    total
+}
+
+/// Sum of `v` in 32 interleaved partial sums (independent additions vectorise and overlap;
+/// one running sum is a chain of dependent additions), combined pairwise.
+#[inline(always)]
+fn lane_sum<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 32];
+    let chunks = v.chunks_exact(32);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let mut width = 16;
+    while width > 0 {
+        for i in 0..width {
+            let upper = acc[i + width];
+            acc[i] += upper;
+        }
+        width /= 2;
+    }
+    let mut s = acc[0];
+    for &x in rest {
+        s += x;
+    }
+    s
+}
+
+/// Planes per task of global average pooling: about 16K input elements per task.
+fn global_group(plane: usize) -> usize {
+    ((1 << 14) / plane.max(1)).max(1)
+}
+
+/// The means of the consecutive `plane`-element planes of `x`, one per element of `out`
+/// (`plane` > 0): each plane summed as [`plane_sum`] sums it, in one loop over the planes
+/// (a call per plane cost more than the sum of a small plane).
+fn plane_means<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        unsafe fn means_f32(x: &[f32], plane: usize, out: &mut [f32]) {
+            let div = plane as f32;
+            for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
+                // SAFETY: this function's caller checked that the CPU has AVX2.
+                *o = unsafe { sum_f32_avx2(v) } / div;
+            }
+        }
+        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
+        // layout, both slices reinterpreted with their lengths); the CPU has AVX2 (checked).
+        unsafe {
+            let x32 = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+            let o32 = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
+            means_f32(x32, plane, o32);
+        }
+        return;
+    }
+    plane_means_lanes(x, plane, out)
+}
+
+simd_twin! {
+    /// [`plane_means`] through [`lane_sum`] (float64, or a CPU without AVX2).
+    fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
+        let div = T::from_usize(plane);
+        for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
+            *o = lane_sum(v) / div;
+        }
+    }
+}
+
+/// Global average pooling (`p.oh == p.ow == 1`, non-empty planes): every plane's mean, in
+/// fixed groups of planes.
+fn global_avg_pool2d_forward<T: Real>(p: &AdaptiveParams, x: &[T], out: &mut [T], threads: usize) {
+    let plane = p.h * p.w;
+    let group = global_group(plane);
+    for_each_chunk(
+        threads > 1,
+        out,
+        group,
+        || (),
+        |_, (i, o)| {
+            let start = i * group * plane;
+            plane_means(&x[start..start + o.len() * plane], plane, o);
+        },
+    );
+}
+
+/// Adaptive average pooling forward.
+pub fn adaptive_avg_pool2d_forward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    out: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if plane_out == 1 && plane_in > 0 {
+        return crate::base::threads::run(threads, || {
+            global_avg_pool2d_forward(p, x, out, threads)
+        });
+    }
+    let min_planes = (1 << 14) / plane_in.max(1);
+    run_planes_grouped(threads, out, plane_out, min_planes, |i, o| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        for oy in 0..p.oh {
+            let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
+                let s = if x0 == 0 && x1 == p.w {
+                    plane_sum(&xp[y0 * p.w..y1 * p.w]) // whole rows: one contiguous run
+                } else {
+                    let mut s = T::ZERO;
+                    for y in y0..y1 {
+                        s += row_sum(&xp[y * p.w + x0..y * p.w + x1]);
+                    }
+                    s
+                };
+                o[oy * p.ow + ox] = s / T::from_usize((y1 - y0) * (x1 - x0));
+            }
+        }
+    });
+}
+
+/// Adaptive average pooling backward.
+pub fn adaptive_avg_pool2d_backward<T: Real>(
+    p: &AdaptiveParams,
+    grad_output: &[T],
+    grad_input: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    if plane_out == 1 && plane_in > 0 {
+        // global pooling: each plane is its gradient over the plane's size (`+ 0`: a -0.0
+        // quotient gives +0.0, as the accumulation below does)
+        let group = global_group(plane_in);
+        let div = T::from_usize(plane_in);
+        return crate::base::threads::run(threads, || {
+            for_each_chunk(
+                threads > 1,
+                grad_input,
+                group * plane_in,
+                || (),
+                |_, (i, d)| {
+                    for (d, &g) in d.chunks_exact_mut(plane_in).zip(&grad_output[i * group..]) {
+                        d.fill(g / div + T::ZERO);
+                    }
+                },
+            )
+        });
+    }
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let (x0, x1) = AdaptiveParams::range(ox, p.ow, p.w);
+                let v = g[oy * p.ow + ox] / T::from_usize((y1 - y0) * (x1 - x0));
+                for y in y0..y1 {
+                    for e in &mut d[y * p.w + x0..y * p.w + x1] {
+                        *e += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Adaptive max pooling forward with flattened argmax indices.
+pub fn adaptive_max_pool2d_forward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    out: &mut [T],
+    ind: &mut [i64],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    run_planes_indexed(
+        threads,
+        (out, ind),
+        plane_out,
+        1,
+        || (),
+        |_, i, o, ix| {
+            let xp = &x[i * plane_in..(i + 1) * plane_in];
+            for oy in 0..p.oh {
+                let ys = AdaptiveParams::range(oy, p.oh, p.h);
+                for ox in 0..p.ow {
+                    let xs = AdaptiveParams::range(ox, p.ow, p.w);
+                    let (v, idx) = window_max(xp, p.w, ys, 1, xs, 1);
+                    o[oy * p.ow + ox] = v;
+                    ix[oy * p.ow + ox] = idx as i64;
+                }
+            }
+        },
+    );
+}
+
+/// Adaptive max pooling backward (argmax recomputed from `x`).
+pub fn adaptive_max_pool2d_backward<T: Real>(
+    p: &AdaptiveParams,
+    x: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    threads: usize,
+) {
+    let (plane_in, plane_out) = (p.h * p.w, p.oh * p.ow);
+    // several small planes per task (about 16K input elements each)
+    let group = (16_384 / plane_in).max(1);
+    run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
+        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        let g = &grad_output[i * plane_out..(i + 1) * plane_out];
+        for oy in 0..p.oh {
+            let ys = AdaptiveParams::range(oy, p.oh, p.h);
+            for ox in 0..p.ow {
+                let xs = AdaptiveParams::range(ox, p.ow, p.w);
+                let (_, idx) = window_max(xp, p.w, ys, 1, xs, 1);
+                d[idx] += g[oy * p.ow + ox];
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plane_sum_matches_the_exact_sum_for_every_tail() {
+        // small integers: every order of summation is exact, so both paths must agree
+        for len in 0..200usize {
+            let v: Vec<f32> = (0..len).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+            let want: f32 = v.iter().sum();
+            assert_eq!(plane_sum(&v), want, "len {len}");
+            assert_eq!(lane_sum(&v), want, "len {len}");
+            let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+            assert_eq!(plane_sum(&v64), f64::from(want), "len {len}");
+        }
+    }
+}
