@@ -28,8 +28,8 @@ fmt: ## format Rust and Python sources
 	ruff format python tests benchmarks docs/*.py
 	ruff check --fix python tests benchmarks docs
 
-bench: ## run the benchmark script (prints ratios, writes benchmarks/results.json)
-	$(PY) benchmarks/bench.py
+bench: ## run the benchmarks (prints ratios, writes benchmarks/results.json)
+	$(PY) -m benchmarks
 
 docs: ## build the HTML docs (warnings are errors) into docs/_build/html; check they need no network
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
+import subprocess
 import sys
 from typing import Dict, List, Optional, TypedDict
 
@@ -12,7 +14,31 @@ from . import _rconv, _threads
 #: The optional packages whose versions are reported (read from their metadata: not imported).
 OPTIONAL = ("scipy", "dask", "distributed", "threadpoolctl", "opencv-python-headless", "torch")
 
-#: The SIMD flags of /proc/cpuinfo worth reporting.
+#: The SIMD flags of the CPU a benchmark run records (x86 and Arm), in this order.
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+)
+
+#: The SIMD flags worth reporting in :func:`show_config` (a part of :data:`SIMD_FLAGS`).
 _FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")
 
 
@@ -44,22 +70,81 @@ class _Config(TypedDict):
     optional: Dict[str, Optional[str]]
 
 
-def _cpu() -> _Cpu:
-    model, flags = platform.processor() or platform.machine(), []
+class _CpuCounts(_Cpu):
+    logical_cpus: Optional[int]
+    affinity_cpus: Optional[int]
+
+
+class CpuDescription(_CpuCounts, total=False):
+    cpu_family: str
+    model_number: str
+    stepping: str
+
+
+def _cpuinfo() -> Dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (keys in lower case); none where it
+    cannot be read."""
+    fields: Dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
+                if not line.strip():
+                    if fields:
+                        break  # first processor only
+                    continue
                 key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key == "flags":
-                    have = set(value.split())
-                    flags = [fl for fl in _FLAGS if fl in have]
-                    break
-    except OSError:  # not Linux: the platform module's name only
+                fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:  # not Linux
         pass
-    return {"model": model, "simd_flags": flags}
+    return fields
+
+
+def _lscpu() -> Dict[str, str]:
+    """lscpu's fields; none where it cannot be run."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+
+
+def cpu_description() -> CpuDescription:
+    """The CPU as a benchmark run records it (``benchmarks/``, in its JSON's ``cpu``).
+
+    ``model``: the model name; ``simd_flags``: those of :data:`SIMD_FLAGS` the CPU has (the
+    flags of /proc/cpuinfo, its features on Arm); both from lscpu where /proc/cpuinfo lacks
+    them, else the platform module's processor or machine name and no flags.
+    ``logical_cpus``: ``os.cpu_count()``; ``affinity_cpus``: the CPUs this process may run on;
+    ``cpu_family``, ``model_number`` and ``stepping`` where /proc/cpuinfo gives them.
+    :func:`show_config` prints the model and the flags of these that concern rconv.
+    """
+    fields = _cpuinfo()
+    model = fields.get("model name")
+    flags = (fields.get("flags") or fields.get("features") or "").split()
+    if not model or not flags:
+        ls = _lscpu()
+        model = model or ls.get("Model name")
+        flags = flags or ls.get("Flags", "").split()
+    have = set(flags)
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    info: CpuDescription = {
+        "model": model or platform.processor() or platform.machine(),
+        "simd_flags": [f for f in SIMD_FLAGS if f in have],
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+    }
+    if "cpu family" in fields:
+        info["cpu_family"] = fields["cpu family"]
+    if "model" in fields:
+        info["model_number"] = fields["model"]
+    if "stepping" in fields:
+        info["stepping"] = fields["stepping"]
+    return info
+
+
+def _cpu() -> _Cpu:
+    cpu = cpu_description()
+    return {"model": cpu["model"], "simd_flags": [f for f in cpu["simd_flags"] if f in _FLAGS]}
 
 
 def config() -> _Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import platform
 import subprocess
 import sys
 
@@ -141,3 +142,34 @@ def test_fma_peak_is_positive_and_checks_its_arguments():
             assert f"fma_peak: {what}" in str(e)
         else:  # pragma: no cover
             raise AssertionError(kwargs)
+
+
+def test_cpu_description():
+    cpu = _info.cpu_description()
+    assert isinstance(cpu["model"], str) and cpu["model"]
+    # flags of SIMD_FLAGS, in its order; show_config's are those of them it reports
+    assert cpu["simd_flags"] == [f for f in _info.SIMD_FLAGS if f in cpu["simd_flags"]]
+    assert set(_info._FLAGS) <= set(_info.SIMD_FLAGS)
+    shown = [f for f in cpu["simd_flags"] if f in _info._FLAGS]
+    assert _info.config()["cpu"] == {"model": cpu["model"], "simd_flags": shown}
+    assert cpu["logical_cpus"] == os.cpu_count()
+    assert cpu["affinity_cpus"] == len(os.sched_getaffinity(0))
+    fields = _info._cpuinfo()
+    for field, key in (("cpu family", "cpu_family"), ("model", "model_number"), ("stepping",) * 2):
+        assert cpu.get(key) == fields.get(field)
+    if "flags" in fields:  # x86 Linux
+        assert set(cpu["simd_flags"]) == set(fields["flags"].split()) & set(_info.SIMD_FLAGS)
+
+
+def test_cpu_description_without_proc_cpuinfo(monkeypatch):
+    monkeypatch.setattr(_info, "_cpuinfo", dict)
+    monkeypatch.setattr(
+        _info, "_lscpu", lambda: {"Model name": "Neoverse-V2", "Flags": "fp asimd sve2 asimddp"}
+    )
+    cpu = _info.cpu_description()
+    assert (cpu["model"], cpu["simd_flags"]) == ("Neoverse-V2", ["asimd", "asimddp", "sve2"])
+    assert not {"cpu_family", "model_number", "stepping"} & set(cpu)
+    monkeypatch.setattr(_info, "_lscpu", dict)
+    cpu = _info.cpu_description()
+    assert cpu["model"] == (platform.processor() or platform.machine())
+    assert cpu["simd_flags"] == []
