@@ -180,8 +180,11 @@ def conv2d(
 
     Notes
     -----
-    .. math:: out[n, o, y, x] = b[o] + \\sum_{c, i, j} W[o, c, i, j]\\,
-              x_p[n, g(o) C_g + c, y s_h + i d_h, x s_w + j d_w]
+    .. math::
+
+        out[n, o, y, x] &= b[o] + \\sum_{c, i, j} W[o, c, i, j]\\,
+            x_p[n, c_o, y_i, x_j], \\\\
+        & \\text{with } c_o = g(o) C_g + c,\\ y_i = y s_h + i d_h,\\ x_j = x s_w + j d_w
 
     with ``x_p`` the padded input. Computed as tiled im2col + GEMM (bounded workspace), a
     plain GEMM for 1x1 layers, direct kernels for stride-1 depthwise layers, and Winograd
