@@ -22,6 +22,10 @@ pub trait Vector: Copy {
     unsafe fn splat(x: Self::Elem) -> Self;
     unsafe fn load(p: *const Self::Elem) -> Self;
     unsafe fn store(self, p: *mut Self::Elem);
+    /// [`Vector::store`] without reading the line into the caches first (a non-temporal
+    /// store, for outputs far larger than the caches); `p` must be aligned to the vector's
+    /// size (`LANES` elements). Callers issue a store fence before publishing the output.
+    unsafe fn stream(self, p: *mut Self::Elem);
     /// `self * b + c`: fused (one rounding) at `avx2` and `avx512`, a product then a sum at
     /// `generic`.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
@@ -135,6 +139,11 @@ impl<T: Real, const N: usize> Vector for Lanes<T, N> {
     unsafe fn store(self, p: *mut T) {
         // SAFETY: `N` valid elements at `p` (the trait's contract).
         unsafe { std::ptr::write_unaligned(p as *mut [T; N], self.0) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut T) {
+        // SAFETY: `N` valid elements at `p` (the trait's contract); a plain store here.
+        unsafe { self.store(p) }
     }
     #[inline(always)]
     unsafe fn fma(self, b: Self, c: Self) -> Self {
@@ -405,7 +414,7 @@ mod x86 {
     /// contract).
     macro_rules! vector {
         ($ty:ident, $t:ty, $n:expr, $reg:ty, $zero:ident, $set1:ident, $load:ident, $store:ident,
-         $fma:ident, $add:ident, $mul:ident, $sub:ident, $div:ident, $relu:expr,
+         $stream:ident, $fma:ident, $add:ident, $mul:ident, $sub:ident, $div:ident, $relu:expr,
          $transpose:expr) => {
             impl Vector for $ty {
                 type Elem = $t;
@@ -429,6 +438,12 @@ mod x86 {
                 unsafe fn store(self, p: *mut $t) {
                     // SAFETY: the trait's contract (see the macro).
                     unsafe { $store(p, self.0) }
+                }
+                #[inline(always)]
+                unsafe fn stream(self, p: *mut $t) {
+                    // SAFETY: the trait's contract (see the macro), `p` aligned to the
+                    // vector's size.
+                    unsafe { $stream(p, self.0) }
                 }
                 #[inline(always)]
                 unsafe fn fma(self, b: Self, c: Self) -> Self {
@@ -479,6 +494,7 @@ mod x86 {
         _mm512_set1_ps,
         _mm512_loadu_ps,
         _mm512_storeu_ps,
+        _mm512_stream_ps,
         _mm512_fmadd_ps,
         _mm512_add_ps,
         _mm512_mul_ps,
@@ -497,6 +513,7 @@ mod x86 {
         _mm512_set1_pd,
         _mm512_loadu_pd,
         _mm512_storeu_pd,
+        _mm512_stream_pd,
         _mm512_fmadd_pd,
         _mm512_add_pd,
         _mm512_mul_pd,
@@ -515,6 +532,7 @@ mod x86 {
         _mm256_set1_ps,
         _mm256_loadu_ps,
         _mm256_storeu_ps,
+        _mm256_stream_ps,
         _mm256_fmadd_ps,
         _mm256_add_ps,
         _mm256_mul_ps,
@@ -533,6 +551,7 @@ mod x86 {
         _mm256_set1_pd,
         _mm256_loadu_pd,
         _mm256_storeu_pd,
+        _mm256_stream_pd,
         _mm256_fmadd_pd,
         _mm256_add_pd,
         _mm256_mul_pd,
