@@ -1,69 +1,81 @@
 //! Adaptive pooling (torch's start/end windows): average, with global average pooling (one
 //! output per plane) as every plane's mean, and max with its argmax indices; their input
-//! gradients. Also the plane and row sums the averages use (AVX2 for float32 where the CPU
-//! has it, interleaved partial sums otherwise).
+//! gradients. Also the plane and row sums the averages use (the level's vectors at `avx2` and
+//! `avx512`, interleaved partial sums at `generic`).
 
 use super::params::AdaptiveParams;
 use super::planes::{run_planes_grouped, run_planes_indexed, window_max};
 use crate::base::par::for_each_chunk;
 use crate::base::real::Real;
-use crate::base::simd::simd_twin;
+use crate::base::scalar::Elem;
+use crate::base::simd::{dispatch, has_avx2_fma, simd_twin, SimdReal, Vector, WithVector};
 
 simd_twin! {
     /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
     fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 }
 
-/// The sum of a whole plane (global average pooling): float32 planes through AVX2
-/// intrinsics where the CPU has them (LLVM compiled [`lane_sum`] into 2-wide loads with
-/// spilled accumulators), [`row_sum`] otherwise.
-fn plane_sum<T: Real>(v: &[T]) -> T {
-    #[cfg(target_arch = "x86_64")]
-    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
-        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
-        // layout); the CPU has AVX2 (checked), the only requirement of `sum_f32_avx2`.
-        let s = unsafe {
-            let v32 = std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len());
-            sum_f32_avx2(v32)
-        };
-        return T::from_f64(f64::from(s));
+/// The sum of a whole plane (global average pooling): [`vector_sum`] at the `avx2` and
+/// `avx512` levels (LLVM compiled [`lane_sum`] into 2-wide loads with spilled accumulators),
+/// [`row_sum`] at `generic`.
+fn plane_sum<T: SimdReal>(v: &[T]) -> T {
+    if has_avx2_fma() {
+        return dispatch(Sum(v));
     }
     row_sum(v)
 }
 
-/// Sum of `v` in four 8-lane accumulators (fixed order), the tail in 8-lane blocks and then
-/// one by one.
+/// [`vector_sum`] of a slice, for [`dispatch`].
+struct Sum<'a, T>(&'a [T]);
+
+impl<T: SimdReal> WithVector<T> for Sum<'_, T> {
+    type Out = T;
+    #[inline(always)]
+    fn call<V: Vector<Elem = T>>(self) -> T {
+        // SAFETY: `dispatch` runs this at a level the CPU has, V's.
+        unsafe { vector_sum::<V>(self.0) }
+    }
+}
+
+/// Sum of `v` in four vector accumulators (fixed order), the tail in single vectors and then
+/// one by one; the lanes combined pairwise (lane `i` with lane `i + LANES / 2`, ...).
 ///
 /// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn sum_f32_avx2(v: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut blocks = v.chunks_exact(32);
-    for b in &mut blocks {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: `b` holds 32 floats, so `b[8k .. 8k + 8]` is in bounds (unaligned load).
-            *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) });
+/// The CPU must support V's level.
+#[inline(always)]
+unsafe fn vector_sum<V: Vector>(v: &[V::Elem]) -> V::Elem {
+    let n = V::LANES;
+    // SAFETY: every load below reads `n` elements inside a block of
+    // `v`; `lanes` holds 16 >= n elements; the level is the caller's contract.
+    unsafe {
+        let mut acc = [V::zero(); 4];
+        let mut blocks = v.chunks_exact(4 * n);
+        for b in &mut blocks {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = a.add(V::load(b.as_ptr().add(k * n)));
+            }
         }
+        let mut tail = blocks.remainder().chunks_exact(n);
+        for b in &mut tail {
+            acc[0] = acc[0].add(V::load(b.as_ptr()));
+        }
+        let s = acc[0].add(acc[1]).add(acc[2].add(acc[3]));
+        let mut lanes = [<V::Elem as Elem>::ZERO; 16];
+        s.store(lanes.as_mut_ptr());
+        let mut width = n / 2;
+        while width > 0 {
+            for i in 0..width {
+                let upper = lanes[i + width];
+                lanes[i] += upper;
+            }
+            width /= 2;
+        }
+        let mut total = lanes[0];
+        for &x in tail.remainder() {
+            total += x;
+        }
+        total
     }
-    let mut tail = blocks.remainder().chunks_exact(8);
-    for b in &mut tail {
-        // SAFETY: `b` holds 8 floats.
-        acc[0] = _mm256_add_ps(acc[0], unsafe { _mm256_loadu_ps(b.as_ptr()) });
-    }
-    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` has room for 8 floats.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), s) };
-    let mut total = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-    for &x in tail.remainder() {
-        total += x;
-    }
-    total
 }
 
 /// Sum of `v` in 32 interleaved partial sums (independent additions vectorise and overlap;
@@ -101,33 +113,34 @@ fn global_group(plane: usize) -> usize {
 /// The means of the consecutive `plane`-element planes of `x`, one per element of `out`
 /// (`plane` > 0): each plane summed as [`plane_sum`] sums it, in one loop over the planes
 /// (a call per plane cost more than the sum of a small plane).
-fn plane_means<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::mem::size_of::<T>() == 4 && crate::base::simd::has_avx2_fma() {
-        /// # Safety
-        /// The CPU must have AVX2.
-        #[target_feature(enable = "avx2")]
-        unsafe fn means_f32(x: &[f32], plane: usize, out: &mut [f32]) {
-            let div = plane as f32;
-            for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
-                // SAFETY: this function's caller checked that the CPU has AVX2.
-                *o = unsafe { sum_f32_avx2(v) } / div;
-            }
-        }
-        // SAFETY: `Real` is implemented for f32 and f64 only, so a 4-byte `T` is f32 (same
-        // layout, both slices reinterpreted with their lengths); the CPU has AVX2 (checked).
-        unsafe {
-            let x32 = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
-            let o32 = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
-            means_f32(x32, plane, o32);
-        }
-        return;
+fn plane_means<T: SimdReal>(x: &[T], plane: usize, out: &mut [T]) {
+    if has_avx2_fma() {
+        return dispatch(Means { x, plane, out });
     }
     plane_means_lanes(x, plane, out)
 }
 
+/// [`plane_means`] at a level with vectors, for [`dispatch`].
+struct Means<'a, T> {
+    x: &'a [T],
+    plane: usize,
+    out: &'a mut [T],
+}
+
+impl<T: SimdReal> WithVector<T> for Means<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = T>>(self) {
+        let div = T::from_usize(self.plane);
+        for (o, v) in self.out.iter_mut().zip(self.x.chunks_exact(self.plane)) {
+            // SAFETY: `dispatch` runs this at a level the CPU has, V's.
+            *o = unsafe { vector_sum::<V>(v) } / div;
+        }
+    }
+}
+
 simd_twin! {
-    /// [`plane_means`] through [`lane_sum`] (float64, or a CPU without AVX2).
+    /// [`plane_means`] through [`lane_sum`] (the `generic` level).
     fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
         let div = T::from_usize(plane);
         for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
@@ -138,7 +151,12 @@ simd_twin! {
 
 /// Global average pooling (`p.oh == p.ow == 1`, non-empty planes): every plane's mean, in
 /// fixed groups of planes.
-fn global_avg_pool2d_forward<T: Real>(p: &AdaptiveParams, x: &[T], out: &mut [T], threads: usize) {
+fn global_avg_pool2d_forward<T: SimdReal>(
+    p: &AdaptiveParams,
+    x: &[T],
+    out: &mut [T],
+    threads: usize,
+) {
     let plane = p.h * p.w;
     let group = global_group(plane);
     for_each_chunk(
@@ -154,7 +172,7 @@ fn global_avg_pool2d_forward<T: Real>(p: &AdaptiveParams, x: &[T], out: &mut [T]
 }
 
 /// Adaptive average pooling forward.
-pub fn adaptive_avg_pool2d_forward<T: Real>(
+pub fn adaptive_avg_pool2d_forward<T: SimdReal>(
     p: &AdaptiveParams,
     x: &[T],
     out: &mut [T],
@@ -297,14 +315,23 @@ mod tests {
 
     #[test]
     fn plane_sum_matches_the_exact_sum_for_every_tail() {
-        // small integers: every order of summation is exact, so both paths must agree
-        for len in 0..200usize {
-            let v: Vec<f32> = (0..len).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
-            let want: f32 = v.iter().sum();
-            assert_eq!(plane_sum(&v), want, "len {len}");
-            assert_eq!(lane_sum(&v), want, "len {len}");
-            let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
-            assert_eq!(plane_sum(&v64), f64::from(want), "len {len}");
-        }
+        // small integers: every order of summation is exact, so every path at every level
+        // (lane_sum at generic, 8- and 16-lane vectors above) must agree
+        crate::base::simd::with_each_level(|level| {
+            for len in 0..200usize {
+                let v: Vec<f32> = (0..len).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+                let want: f32 = v.iter().sum();
+                assert_eq!(plane_sum(&v), want, "{level:?} len {len}");
+                assert_eq!(lane_sum(&v), want, "len {len}");
+                let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+                assert_eq!(plane_sum(&v64), f64::from(want), "{level:?} len {len}");
+                if len > 0 {
+                    let mut means = [0f32; 3];
+                    let three: Vec<f32> = v.iter().chain(&v).chain(&v).copied().collect();
+                    plane_means(&three, len, &mut means);
+                    assert_eq!(means, [want / len as f32; 3], "{level:?} means, len {len}");
+                }
+            }
+        });
     }
 }
