@@ -172,8 +172,18 @@ impl<'a, 'py> Dest<'a, 'py> {
         py: Python<'py>,
         shape: &[usize],
     ) -> BResult<Bound<'py, PyArrayDyn<T>>> {
+        self.array_init(py, shape, true)
+    }
+
+    /// [`Dest::array`], a new one zeroed only if `zeroed`.
+    fn array_init<T: Element>(
+        &self,
+        py: Python<'py>,
+        shape: &[usize],
+        zeroed: bool,
+    ) -> BResult<Bound<'py, PyArrayDyn<T>>> {
         match self.out {
-            None => new_array::<T>(py, shape, true),
+            None => new_array::<T>(py, shape, zeroed),
             Some(out) => Ok(checked_out::<T>(self.name, out, shape, self.inputs)?),
         }
     }
@@ -299,7 +309,24 @@ where
     T: Element,
     F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
 {
-    let out = dest.array::<T>(py, shape)?;
+    with_output_init(py, shape, dest, true, f)
+}
+
+/// [`with_output`] whose new array is not zeroed first (`zeroed == false`), for kernels that
+/// zero their output themselves where they write it: the pages are then touched once, by the
+/// threads that write them, instead of zeroed twice.
+pub(crate) fn with_output_init<'py, T, F>(
+    py: Python<'py>,
+    shape: &[usize],
+    dest: Dest<'_, 'py>,
+    zeroed: bool,
+    f: F,
+) -> BResult<Bound<'py, PyArrayDyn<T>>>
+where
+    T: Element,
+    F: FnOnce(&mut [T]) -> Result<(), ConvError> + Send,
+{
+    let out = dest.array_init::<T>(py, shape, zeroed)?;
     {
         let mut rw = writable(&out, dest.name)?;
         let os = slice_mut(&mut rw)?;

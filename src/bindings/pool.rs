@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use super::conv::{check_shape, data, real_dtype, shape4};
 use super::convert::{Arg, Flag, Int, OutputSize, Pair, PoolStride, Shape};
-use super::{named, readonly, slice_mut, with_output, writable, Dest};
+use super::{named, readonly, slice_mut, with_output, with_output_init, writable, Dest};
 use crate::base::error::ConvError;
 use crate::base::threads;
 use crate::dispatch;
@@ -161,7 +161,8 @@ fn max_pool2d_backward<'py>(
                         // a caller's array is not half-written when an index is refused
                         py.detach(|| threads::run(nt, || pool::check_plane_indices(is, plane_in)))?;
                     }
-                    with_output::<T, _>(py, &p.input_shape(), dest, |o| {
+                    // every plane is zero-filled by the kernel, in parallel, before its scatter
+                    with_output_init::<T, _>(py, &p.input_shape(), dest, false, |o| {
                         pool::max_pool2d_backward_indices(gs, is, plane_out, o, plane_in, nt)
                     })?
                 }

@@ -495,20 +495,35 @@ pub fn max_pool2d_backward_indices<T: Real>(
         d.fill(T::ZERO); // per plane, in parallel, just before the scatter
         let g = &grad_output[i * plane_out..(i + 1) * plane_out];
         let ix = &indices[i * plane_out..(i + 1) * plane_out];
-        for (&k, &gv) in ix.iter().zip(g) {
-            match usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
-                Some(e) => *e += gv,
-                None => {
-                    bad.store(k, Ordering::Relaxed);
-                    found.store(true, Ordering::Relaxed);
-                }
+        // the plane's indices checked at once (a loop without branches, vectorised), then
+        // scattered without a check per element
+        if !all_below(ix, d.len()) {
+            if let Some(&k) = ix
+                .iter()
+                .find(|&&k| usize::try_from(k).map_or(true, |k| k >= d.len()))
+            {
+                bad.store(k, Ordering::Relaxed);
+                found.store(true, Ordering::Relaxed);
             }
+            return;
+        }
+        for (&k, &gv) in ix.iter().zip(g) {
+            // SAFETY: `all_below` checked every index of the plane: 0 <= k < d.len().
+            unsafe { *d.get_unchecked_mut(k as usize) += gv };
         }
     });
     if found.into_inner() {
         return Err(bad_index(bad.into_inner(), plane_in));
     }
     Ok(())
+}
+
+simd_twin! {
+    /// Whether every index lies in `0..len` (a negative one reads as a huge unsigned value):
+    /// one pass without branches, which the compiler vectorises.
+    fn all_below<>(ix: &[i64], len: usize) -> bool {
+        ix.is_empty() || ix.iter().fold(0u64, |m, &k| m.max(k as u64)) < len as u64
+    }
 }
 
 /// The error of an index outside its input plane.
@@ -524,18 +539,60 @@ fn bad_index(k: i64, plane_in: usize) -> ConvError {
 pub fn check_plane_indices(indices: &[i64], plane_in: usize) -> Result<()> {
     // plain loops over large chunks (a per-element parallel find_first cost 12 ms on 3.2M
     // indices); the chunk holding the first bad index reports it
+    // the common case, every index valid, in branch-free vectorised passes; the error path
+    // then finds the first bad index
+    if indices.par_chunks(1 << 16).all(|c| all_below(c, plane_in)) {
+        return Ok(());
+    }
     let limit = i64::try_from(plane_in).unwrap_or(i64::MAX);
-    let first_bad = indices
-        .par_chunks(1 << 16)
-        .find_map_first(|c| c.iter().copied().find(|&k| k < 0 || k >= limit));
-    match first_bad {
+    match indices.iter().copied().find(|&k| k < 0 || k >= limit) {
         Some(k) => Err(bad_index(k, plane_in)),
-        None => Ok(()),
+        None => Err(ConvError::internal(
+            "check_plane_indices: no bad index found",
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::base::simd::with_each_level;
+
+    #[test]
+    fn index_checks_find_every_out_of_plane_index_at_every_level() {
+        with_each_level(|level| {
+            for len in [0usize, 1, 7, 64, 1000] {
+                for n in [0usize, 1, 5, 33, 200] {
+                    let ok: Vec<i64> = (0..n).map(|i| (i * 31 % len.max(1)) as i64).collect();
+                    assert_eq!(
+                        all_below(&ok, len),
+                        n == 0 || len > 0,
+                        "{level:?} {len} {n}"
+                    );
+                    for (pos, bad) in [
+                        (0, -1i64),
+                        (n / 2, len as i64),
+                        (n.saturating_sub(1), i64::MIN),
+                    ] {
+                        if n == 0 {
+                            continue;
+                        }
+                        let mut v = ok.clone();
+                        v[pos] = bad;
+                        assert!(!all_below(&v, len), "{level:?} {len} {n} {bad} at {pos}");
+                        let err = check_plane_indices(&v, len).expect_err("a bad index");
+                        if len > 0 {
+                            // the only bad index is the one put there
+                            assert!(err.to_string().contains(&bad.to_string()), "{err}");
+                        }
+                    }
+                    if len > 0 {
+                        assert!(check_plane_indices(&ok, len).is_ok());
+                    }
+                }
+            }
+        });
+    }
+
     use super::*;
     use crate::nn::pool::params::tests::pp;
 
