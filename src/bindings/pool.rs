@@ -169,7 +169,8 @@ fn max_pool2d_backward<'py>(
                 None => {
                     check_shape("grad_output", shape4(&ga), p.output_shape())?;
                     let xs = data("input", &xa)?;
-                    with_output::<T, _>(py, &p.input_shape(), dest, |o| {
+                    // every plane is zero-filled by the kernel before its scatter
+                    with_output_init::<T, _>(py, &p.input_shape(), dest, false, |o| {
                         pool::max_pool2d_backward(&p, xs, gs, o, nt);
                         Ok(())
                     })?
@@ -241,7 +242,8 @@ fn avg_pool2d_backward<'py>(
             let nt = threads::for_work(work(&p));
             let inputs = [grad_output];
             let dest = Dest::of("out", out, &inputs);
-            let out = with_output::<T, _>(py, &p.input_shape(), dest, |o| {
+            // every plane is written (tiles) or zero-filled before its scatter by the kernel
+            let out = with_output_init::<T, _>(py, &p.input_shape(), dest, false, |o| {
                 pool::avg_pool2d_backward(&p, gs, o, opt, nt);
                 Ok(())
             })?;
