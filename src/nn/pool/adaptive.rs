@@ -11,7 +11,8 @@ use crate::base::scalar::Elem;
 use crate::base::simd::{dispatch, has_avx2_fma, simd_twin, SimdReal, Vector, WithVector};
 
 simd_twin! {
-    /// [`lane_sum`] with AVX2 vectors where the CPU has them (a call per window row or plane).
+    /// [`lane_sum`] compiled for the process's level (a call per window row; the whole plane at
+    /// `generic`).
     fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
 }
 
@@ -139,13 +140,11 @@ impl<T: SimdReal> WithVector<T> for Means<'_, T> {
     }
 }
 
-simd_twin! {
-    /// [`plane_means`] through [`lane_sum`] (the `generic` level).
-    fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
-        let div = T::from_usize(plane);
-        for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
-            *o = lane_sum(v) / div;
-        }
+/// [`plane_means`] through [`lane_sum`] (the `generic` level only: no twins needed).
+fn plane_means_lanes<T: Real>(x: &[T], plane: usize, out: &mut [T]) {
+    let div = T::from_usize(plane);
+    for (o, v) in out.iter_mut().zip(x.chunks_exact(plane)) {
+        *o = lane_sum(v) / div;
     }
 }
 
