@@ -38,7 +38,7 @@ use std::ops::Range;
 
 use crate::base::par::{for_each_chunk, DisjointSlice};
 use crate::base::real::Real;
-use crate::base::simd::simd_twin;
+use crate::base::simd::{level, simd_twin, Level};
 
 /// Longest segment of a reduction (elements of one plane).
 const SEG: usize = 1 << 13;
@@ -245,28 +245,38 @@ fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
         .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len()) })
 }
 
-/// [`shifted_sums_lanes`]: float32 through AVX2 intrinsics where the CPU has them (LLVM
+/// [`shifted_sums_lanes`]: float32 through AVX-512 or AVX2 intrinsics at those levels (LLVM
 /// pairs the two sums of the f32-to-f64 loop into 2-wide vectors instead of vectorising the
 /// lanes: 2.5x slower).
 #[inline]
 fn shifted_sums<T: Real>(x: &[T], k: f64) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(x32), true) = (as_f32(x), crate::base::simd::has_avx2_fma()) {
-        // SAFETY: the CPU has AVX2 (checked), the only requirement.
-        return unsafe { avx2::shifted_sums_f32(x32, k) };
+    if let Some(x32) = as_f32(x) {
+        match level() {
+            // SAFETY: the level is never above the CPU's: it has AVX-512 F.
+            Level::Avx512 => return unsafe { avx512::shifted_sums_f32(x32, k) },
+            // SAFETY: the CPU has AVX2, the only requirement.
+            Level::Avx2 => return unsafe { avx2::shifted_sums_f32(x32, k) },
+            Level::Generic => {}
+        }
     }
     shifted_sums_twin(x, k)
 }
 
-/// [`grad_sums_lanes`]: float32 through AVX2 intrinsics where the CPU has them (as
+/// [`grad_sums_lanes`]: float32 through AVX-512 or AVX2 intrinsics at those levels (as
 /// [`shifted_sums`]).
 #[inline]
 fn grad_sums<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(g32), Some(x32), true) = (as_f32(g), as_f32(x), crate::base::simd::has_avx2_fma())
-    {
-        // SAFETY: the CPU has AVX2 (checked), the only requirement; `T` is f32.
-        return unsafe { avx2::grad_sums_f32(g32, x32, mean.to_f64() as f32) };
+    if let (Some(g32), Some(x32)) = (as_f32(g), as_f32(x)) {
+        let m = mean.to_f64() as f32; // exact: `T` is f32
+        match level() {
+            // SAFETY: the level is never above the CPU's: it has AVX-512 F.
+            Level::Avx512 => return unsafe { avx512::grad_sums_f32(g32, x32, m) },
+            // SAFETY: the CPU has AVX2, the only requirement.
+            Level::Avx2 => return unsafe { avx2::grad_sums_f32(g32, x32, m) },
+            Level::Generic => {}
+        }
     }
     grad_sums_twin(g, x, mean)
 }
@@ -386,6 +396,116 @@ mod avx2 {
             }
             flush(&mut a, load16(&pa));
             flush(&mut b, load16(&pb));
+        }
+        [hsum(a), hsum(b)]
+    }
+}
+
+/// The float32 reductions in AVX-512 intrinsics, bit-identical to the portable definitions
+/// (and so to [`avx2`]): the 16 lanes in two vectors of 8 f64, multiplications and additions
+/// unfused, the tail added lane by lane, the lanes combined as [`lane_sum`] combines them.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{lane_sum, FLUSH, LANES};
+
+    /// The lanes of two accumulators, in order.
+    #[target_feature(enable = "avx512f")]
+    fn lanes(v: [__m512d; 2]) -> [f64; LANES] {
+        let mut out = [0.0f64; LANES];
+        for (q, v) in v.into_iter().enumerate() {
+            // SAFETY: `out` has room for 8 f64 at 8q (q < 2, LANES = 16).
+            unsafe { _mm512_storeu_pd(out.as_mut_ptr().add(8 * q), v) };
+        }
+        out
+    }
+
+    /// [`lane_sum`] of the lanes of two accumulators, in vectors: the same additions in the
+    /// same order (lanes `i += i + 8`, then `i += i + 4`, `i += i + 2`, `i += i + 1`).
+    #[target_feature(enable = "avx512f")]
+    fn hsum(v: [__m512d; 2]) -> f64 {
+        let h = _mm512_add_pd(v[0], v[1]);
+        let h = _mm256_add_pd(_mm512_castpd512_pd256(h), _mm512_extractf64x4_pd::<1>(h));
+        let q = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h));
+        _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)))
+    }
+
+    /// [`super::shifted_sums_lanes`] of f32 data.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn shifted_sums_f32(x: &[f32], k: f64) -> [f64; 2] {
+        const { assert!(LANES == 16) };
+        let kv = _mm512_set1_pd(k);
+        let (mut a, mut b) = ([_mm512_setzero_pd(); 2], [_mm512_setzero_pd(); 2]);
+        let (blocks, rest) = x.as_chunks::<LANES>();
+        for blk in blocks {
+            for q in 0..2 {
+                // SAFETY: `blk` holds 16 floats, so `blk[8q .. 8q + 8]` is in bounds.
+                let xv = unsafe { _mm256_loadu_ps(blk.as_ptr().add(8 * q)) };
+                let v = _mm512_sub_pd(_mm512_cvtps_pd(xv), kv);
+                a[q] = _mm512_add_pd(a[q], v);
+                b[q] = _mm512_add_pd(b[q], _mm512_mul_pd(v, v));
+            }
+        }
+        if rest.is_empty() {
+            return [hsum(a), hsum(b)];
+        }
+        let (mut a, mut b) = (lanes(a), lanes(b));
+        for (j, &e) in rest.iter().enumerate() {
+            let v = f64::from(e) - k;
+            a[j] += v;
+            b[j] += v * v;
+        }
+        [lane_sum(a), lane_sum(b)]
+    }
+
+    /// `acc` (two 8-lane f64 vectors) plus the 16 f32 lanes of `p`, converted.
+    #[target_feature(enable = "avx512f")]
+    fn flush(acc: &mut [__m512d; 2], p: __m512) {
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(p));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(p),
+        )));
+        acc[0] = _mm512_add_pd(acc[0], lo);
+        acc[1] = _mm512_add_pd(acc[1], hi);
+    }
+
+    /// [`super::grad_sums_lanes`] of f32 data: the partial sums in one 16-lane f32 vector
+    /// each, flushed into two 8-lane f64 vectors each.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn grad_sums_f32(g: &[f32], x: &[f32], mean: f32) -> [f64; 2] {
+        let mv = _mm512_set1_ps(mean);
+        let (mut a, mut b) = ([_mm512_setzero_pd(); 2], [_mm512_setzero_pd(); 2]);
+        let (gb, gr) = g.as_chunks::<LANES>();
+        let (xb, xr) = x.as_chunks::<LANES>();
+        for (gs, xs) in gb.chunks(FLUSH).zip(xb.chunks(FLUSH)) {
+            let (mut pa, mut pb) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for (gv, xv) in gs.iter().zip(xs) {
+                // SAFETY: `gv` and `xv` hold 16 floats each.
+                let (g16, x16) =
+                    unsafe { (_mm512_loadu_ps(gv.as_ptr()), _mm512_loadu_ps(xv.as_ptr())) };
+                pa = _mm512_add_ps(pa, g16);
+                pb = _mm512_add_ps(pb, _mm512_mul_ps(_mm512_sub_ps(x16, mv), g16));
+            }
+            flush(&mut a, pa);
+            flush(&mut b, pb);
+        }
+        if !gr.is_empty() {
+            let (mut pa, mut pb) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for (j, (&gv, &xv)) in gr.iter().zip(xr).enumerate() {
+                pa[j] += gv;
+                pb[j] += (xv - mean) * gv;
+            }
+            // SAFETY: `pa` and `pb` hold 16 floats each.
+            let (pa, pb) = unsafe { (_mm512_loadu_ps(pa.as_ptr()), _mm512_loadu_ps(pb.as_ptr())) };
+            flush(&mut a, pa);
+            flush(&mut b, pb);
         }
         [hsum(a), hsum(b)]
     }
@@ -840,20 +960,22 @@ mod tests {
 
     #[test]
     fn f32_reductions_match_the_portable_lanes() {
-        for len in (0..40).chain([100, 1000, SEG]) {
-            let x: Vec<f32> = data(len, 1, 3.0, 2.0).iter().map(|&v| v as f32).collect();
-            let g: Vec<f32> = data(len, 2, 1.0, 0.0).iter().map(|&v| v as f32).collect();
-            assert_eq!(
-                shifted_sums(&x, 1.5),
-                shifted_sums_lanes(&x, 1.5),
-                "len {len}"
-            );
-            assert_eq!(
-                grad_sums(&g, &x, 0.25),
-                grad_sums_lanes(&g, &x, 0.25f32),
-                "len {len}"
-            );
-        }
+        crate::base::simd::with_each_level(|level| {
+            for len in (0..40).chain([100, 1000, SEG]) {
+                let x: Vec<f32> = data(len, 1, 3.0, 2.0).iter().map(|&v| v as f32).collect();
+                let g: Vec<f32> = data(len, 2, 1.0, 0.0).iter().map(|&v| v as f32).collect();
+                assert_eq!(
+                    shifted_sums(&x, 1.5),
+                    shifted_sums_lanes(&x, 1.5),
+                    "len {len} at {level:?}"
+                );
+                assert_eq!(
+                    grad_sums(&g, &x, 0.25),
+                    grad_sums_lanes(&g, &x, 0.25f32),
+                    "len {len} at {level:?}"
+                );
+            }
+        });
     }
 
     #[test]

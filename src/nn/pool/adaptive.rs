@@ -8,22 +8,16 @@ use super::planes::{run_planes_grouped, run_planes_indexed, window_max};
 use crate::base::par::for_each_chunk;
 use crate::base::real::Real;
 use crate::base::scalar::Elem;
-use crate::base::simd::{dispatch, has_avx2_fma, simd_twin, SimdReal, Vector, WithVector};
+use crate::base::simd::{dispatch, has_avx2_fma, SimdReal, Vector, WithVector};
 
-simd_twin! {
-    /// [`lane_sum`] compiled for the process's level (a call per window row; the whole plane at
-    /// `generic`).
-    fn row_sum<T: Real>(v: &[T]) -> T = lane_sum;
-}
-
-/// The sum of a whole plane (global average pooling): [`vector_sum`] at the `avx2` and
-/// `avx512` levels (LLVM compiled [`lane_sum`] into 2-wide loads with spilled accumulators),
-/// [`row_sum`] at `generic`.
+/// The sum of a whole plane (global average pooling) or of a window's row: [`vector_sum`] at
+/// the `avx2` and `avx512` levels (LLVM compiled [`lane_sum`] into 2-wide loads with spilled
+/// accumulators, and its AVX-512 twin used no zmm register), [`lane_sum`] at `generic`.
 fn plane_sum<T: SimdReal>(v: &[T]) -> T {
     if has_avx2_fma() {
         return dispatch(Sum(v));
     }
-    row_sum(v)
+    lane_sum(v)
 }
 
 /// [`vector_sum`] of a slice, for [`dispatch`].
@@ -195,7 +189,7 @@ pub fn adaptive_avg_pool2d_forward<T: SimdReal>(
                 } else {
                     let mut s = T::ZERO;
                     for y in y0..y1 {
-                        s += row_sum(&xp[y * p.w + x0..y * p.w + x1]);
+                        s += plane_sum(&xp[y * p.w + x0..y * p.w + x1]);
                     }
                     s
                 };
