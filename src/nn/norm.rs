@@ -38,7 +38,7 @@ use std::ops::Range;
 
 use crate::base::par::{for_each_chunk, DisjointSlice};
 use crate::base::real::Real;
-use crate::base::simd::{level, simd_twin, Level};
+use crate::base::simd::{dispatch, level, simd_twin, Level, Vector, WithVector};
 
 /// Longest segment of a reduction (elements of one plane).
 const SEG: usize = 1 << 13;
@@ -226,14 +226,103 @@ fn grad_sums_lanes<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
     [lane_sum(a), lane_sum(b)]
 }
 
-simd_twin! {
-    /// [`shifted_sums_lanes`], compiled for AVX2 where the CPU has it (f64 data vectorises).
-    fn shifted_sums_twin<T: Real>(x: &[T], k: f64) -> [f64; 2] = shifted_sums_lanes;
+/// [`shifted_sums_lanes`] of f64 data in the level's vectors: lane `j` of the definition is
+/// lane `j % V::LANES` of vector `j / V::LANES`, so the sums are the same bit for bit (LLVM
+/// left the portable loop scalar at every level).
+struct ShiftedF64<'a>(&'a [f64], f64);
+
+impl WithVector<f64> for ShiftedF64<'_> {
+    type Out = [f64; 2];
+    #[inline(always)]
+    fn call<V: Vector<Elem = f64>>(self) -> [f64; 2] {
+        let ShiftedF64(x, k) = self;
+        let nv = LANES / V::LANES;
+        let (blocks, rest) = x.as_chunks::<LANES>();
+        let (mut la, mut lb) = ([0.0f64; LANES], [0.0f64; LANES]);
+        // SAFETY: loads of `V::LANES` values at `q * V::LANES < LANES` inside a block of
+        // `LANES`, stores likewise inside `la`/`lb`; `dispatch` runs this at V's level.
+        unsafe {
+            let kv = V::splat(k);
+            let (mut a, mut b) = ([V::zero(); LANES], [V::zero(); LANES]);
+            for blk in blocks {
+                for q in 0..nv {
+                    let v = V::load(blk.as_ptr().add(q * V::LANES)).sub(kv);
+                    a[q] = a[q].add(v);
+                    b[q] = b[q].add(v.mul(v));
+                }
+            }
+            for q in 0..nv {
+                a[q].store(la.as_mut_ptr().add(q * V::LANES));
+                b[q].store(lb.as_mut_ptr().add(q * V::LANES));
+            }
+        }
+        for (j, &e) in rest.iter().enumerate() {
+            let v = e - k;
+            la[j] += v;
+            lb[j] += v * v;
+        }
+        [lane_sum(la), lane_sum(lb)]
+    }
 }
 
-simd_twin! {
-    /// [`grad_sums_lanes`], compiled for AVX2 where the CPU has it (f64 data vectorises).
-    fn grad_sums_twin<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] = grad_sums_lanes;
+/// [`grad_sums_lanes`] of f64 data in the level's vectors (as [`ShiftedF64`]).
+struct GradF64<'a>(&'a [f64], &'a [f64], f64);
+
+impl WithVector<f64> for GradF64<'_> {
+    type Out = [f64; 2];
+    #[inline(always)]
+    fn call<V: Vector<Elem = f64>>(self) -> [f64; 2] {
+        let GradF64(g, x, mean) = self;
+        let nv = LANES / V::LANES;
+        let (gb, gr) = g.as_chunks::<LANES>();
+        let (xb, xr) = x.as_chunks::<LANES>();
+        let (mut la, mut lb) = ([0.0f64; LANES], [0.0f64; LANES]);
+        // SAFETY: as `ShiftedF64::call`, for the blocks of `g` and `x`.
+        unsafe {
+            let mv = V::splat(mean);
+            let (mut a, mut b) = ([V::zero(); LANES], [V::zero(); LANES]);
+            for (gs, xs) in gb.chunks(FLUSH).zip(xb.chunks(FLUSH)) {
+                let (mut pa, mut pb) = ([V::zero(); LANES], [V::zero(); LANES]);
+                for (gv, xv) in gs.iter().zip(xs) {
+                    for q in 0..nv {
+                        let gq = V::load(gv.as_ptr().add(q * V::LANES));
+                        let xq = V::load(xv.as_ptr().add(q * V::LANES));
+                        pa[q] = pa[q].add(gq);
+                        pb[q] = pb[q].add(xq.sub(mv).mul(gq));
+                    }
+                }
+                for q in 0..nv {
+                    a[q] = a[q].add(pa[q]);
+                    b[q] = b[q].add(pb[q]);
+                }
+            }
+            for q in 0..nv {
+                a[q].store(la.as_mut_ptr().add(q * V::LANES));
+                b[q].store(lb.as_mut_ptr().add(q * V::LANES));
+            }
+        }
+        if !gr.is_empty() {
+            let (mut pa, mut pb) = ([0.0f64; LANES], [0.0f64; LANES]);
+            for (j, (&gv, &xv)) in gr.iter().zip(xr).enumerate() {
+                pa[j] += gv;
+                pb[j] += (xv - mean) * gv;
+            }
+            for j in 0..LANES {
+                la[j] += pa[j];
+                lb[j] += pb[j];
+            }
+        }
+        [lane_sum(la), lane_sum(lb)]
+    }
+}
+
+/// `x` as f64 data if `T` is f64.
+#[inline(always)]
+fn as_f64<T: Real>(x: &[T]) -> Option<&[f64]> {
+    // SAFETY: `Real` is implemented for f32 and f64 only, so an 8-byte `T` is f64 (same
+    // layout and length).
+    (std::mem::size_of::<T>() == 8)
+        .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr() as *const f64, x.len()) })
 }
 
 /// `x` as f32 data if `T` is f32.
@@ -247,7 +336,7 @@ fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
 
 /// [`shifted_sums_lanes`]: float32 through AVX-512 or AVX2 intrinsics at those levels (LLVM
 /// pairs the two sums of the f32-to-f64 loop into 2-wide vectors instead of vectorising the
-/// lanes: 2.5x slower).
+/// lanes: 2.5x slower), float64 through [`ShiftedF64`] at every level.
 #[inline]
 fn shifted_sums<T: Real>(x: &[T], k: f64) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
@@ -260,7 +349,10 @@ fn shifted_sums<T: Real>(x: &[T], k: f64) -> [f64; 2] {
             Level::Generic => {}
         }
     }
-    shifted_sums_twin(x, k)
+    if let Some(x64) = as_f64(x) {
+        return dispatch(ShiftedF64(x64, k));
+    }
+    shifted_sums_lanes(x, k)
 }
 
 /// [`grad_sums_lanes`]: float32 through AVX-512 or AVX2 intrinsics at those levels (as
@@ -278,7 +370,10 @@ fn grad_sums<T: Real>(g: &[T], x: &[T], mean: T) -> [f64; 2] {
             Level::Generic => {}
         }
     }
-    grad_sums_twin(g, x, mean)
+    if let (Some(g64), Some(x64)) = (as_f64(g), as_f64(x)) {
+        return dispatch(GradF64(g64, x64, mean.to_f64()));
+    }
+    grad_sums_lanes(g, x, mean)
 }
 
 /// The float32 reductions in AVX2 intrinsics, bit-identical to the portable definitions: the
@@ -959,7 +1054,7 @@ mod tests {
     }
 
     #[test]
-    fn f32_reductions_match_the_portable_lanes() {
+    fn reductions_match_the_portable_lanes_at_every_level() {
         crate::base::simd::with_each_level(|level| {
             for len in (0..40).chain([100, 1000, SEG]) {
                 let x: Vec<f32> = data(len, 1, 3.0, 2.0).iter().map(|&v| v as f32).collect();
@@ -973,6 +1068,18 @@ mod tests {
                     grad_sums(&g, &x, 0.25),
                     grad_sums_lanes(&g, &x, 0.25f32),
                     "len {len} at {level:?}"
+                );
+                let x64 = data(len, 3, 3.0, 2.0);
+                let g64 = data(len, 4, 1.0, 0.0);
+                assert_eq!(
+                    shifted_sums(&x64, 1.5),
+                    shifted_sums_lanes(&x64, 1.5),
+                    "f64 len {len} at {level:?}"
+                );
+                assert_eq!(
+                    grad_sums(&g64, &x64, 0.25),
+                    grad_sums_lanes(&g64, &x64, 0.25f64),
+                    "f64 len {len} at {level:?}"
                 );
             }
         });
