@@ -3,6 +3,7 @@
 use super::params::{AvgOptions, PoolParams};
 use super::planes::{run_planes, run_planes_grouped};
 use crate::base::real::Real;
+use crate::base::simd::simd_twin;
 
 /// The averaging window of torch's CPU kernel: clipped start/end per axis and the divisor.
 #[inline(always)]
@@ -33,34 +34,52 @@ pub fn avg_pool2d_forward<T: Real>(
     let cols = avg_columns(p);
     run_planes(threads, out, plane_out, |i, o| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
-        let mut colsum = vec![T::ZERO; p.w];
-        for oy in 0..p.oh {
-            let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
-            let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
-            if y0 >= y1 {
-                orow.fill(T::ZERO);
-                continue;
-            }
-            colsum.fill(T::ZERO);
-            for y in y0 as usize..y1 as usize {
-                for (c, &v) in colsum.iter_mut().zip(&xp[y * p.w..(y + 1) * p.w]) {
-                    *c += v;
-                }
-            }
-            for (out, &(x0, x1, pw)) in orow.iter_mut().zip(&cols) {
-                if x0 >= x1 {
-                    *out = T::ZERO;
-                    continue;
-                }
-                let mut s = T::ZERO;
-                for &c in &colsum[x0 as usize..x1 as usize] {
-                    s += c;
-                }
-                let inside = ((y1 - y0) * (x1 - x0)) as usize;
-                *out = s / opt.divisor::<T>(ph * pw, inside);
+        forward_plane(p, &cols, xp, o, opt)
+    });
+}
+
+simd_twin! {
+    /// One plane of [`avg_pool2d_forward`], compiled for the process's level.
+    fn forward_plane<T: Real>(
+        p: &PoolParams, cols: &[(isize, isize, usize)], xp: &[T], o: &mut [T], opt: AvgOptions
+    ) = forward_plane_imp;
+}
+
+#[inline(always)]
+fn forward_plane_imp<T: Real>(
+    p: &PoolParams,
+    cols: &[(isize, isize, usize)],
+    xp: &[T],
+    o: &mut [T],
+    opt: AvgOptions,
+) {
+    let mut colsum = vec![T::ZERO; p.w];
+    for oy in 0..p.oh {
+        let (y0, y1, ph) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+        let orow = &mut o[oy * p.ow..(oy + 1) * p.ow];
+        if y0 >= y1 {
+            orow.fill(T::ZERO);
+            continue;
+        }
+        colsum.fill(T::ZERO);
+        for y in y0 as usize..y1 as usize {
+            for (c, &v) in colsum.iter_mut().zip(&xp[y * p.w..(y + 1) * p.w]) {
+                *c += v;
             }
         }
-    });
+        for (out, &(x0, x1, pw)) in orow.iter_mut().zip(cols) {
+            if x0 >= x1 {
+                *out = T::ZERO;
+                continue;
+            }
+            let mut s = T::ZERO;
+            for &c in &colsum[x0 as usize..x1 as usize] {
+                s += c;
+            }
+            let inside = ((y1 - y0) * (x1 - x0)) as usize;
+            *out = s / opt.divisor::<T>(ph * pw, inside);
+        }
+    }
 }
 
 /// Average pooling backward: each output's gradient is spread evenly over its window; per
@@ -98,51 +117,81 @@ pub fn avg_pool2d_backward<T: Real>(
         && p.pw == 0
         && p.oh * p.sh == p.h
         && p.ow * p.sw == p.w;
+    let b = Backward {
+        p,
+        cols: &cols,
+        divs: &divs,
+        tiles,
+    };
     run_planes_grouped(threads, grad_input, plane_in, group, |i, d| {
         let g = &grad_output[i * plane_out..(i + 1) * plane_out];
-        let mut spread = vec![T::ZERO; p.w];
-        let mut quot = vec![T::ZERO; p.ow];
-        if tiles {
-            for oy in 0..p.oh {
-                let row = oy * p.ow..(oy + 1) * p.ow;
-                for ((q, &gv), &dv) in quot.iter_mut().zip(&g[row.clone()]).zip(&divs[row]) {
-                    *q = gv / dv;
-                }
-                for (chunk, &v) in spread.chunks_exact_mut(p.kw).zip(&quot) {
-                    chunk.fill(v);
-                }
-                for y in oy * p.kh..(oy + 1) * p.kh {
-                    d[y * p.w..(y + 1) * p.w].copy_from_slice(&spread);
-                }
-            }
-            return;
-        }
-        d.fill(T::ZERO); // per plane, in parallel, just before the scatter
+        backward_plane(&b, g, d)
+    });
+}
+
+/// What [`avg_pool2d_backward`]'s planes share.
+struct Backward<'a, T> {
+    p: &'a PoolParams,
+    cols: &'a [(isize, isize, usize)],
+    divs: &'a [T],
+    tiles: bool,
+}
+
+simd_twin! {
+    /// One plane of [`avg_pool2d_backward`], compiled for the process's level.
+    fn backward_plane<T: Real>(b: &Backward<'_, T>, g: &[T], d: &mut [T]) = backward_plane_imp;
+}
+
+#[inline(always)]
+fn backward_plane_imp<T: Real>(b: &Backward<'_, T>, g: &[T], d: &mut [T]) {
+    let Backward {
+        p,
+        cols,
+        divs,
+        tiles,
+    } = *b;
+    let mut spread = vec![T::ZERO; p.w];
+    let mut quot = vec![T::ZERO; p.ow];
+    if tiles {
         for oy in 0..p.oh {
-            let (y0, y1, _) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
-            if y0 >= y1 {
-                continue;
-            }
             let row = oy * p.ow..(oy + 1) * p.ow;
             for ((q, &gv), &dv) in quot.iter_mut().zip(&g[row.clone()]).zip(&divs[row]) {
                 *q = gv / dv;
             }
-            spread.fill(T::ZERO);
-            for (&v, &(x0, x1, _)) in quot.iter().zip(&cols) {
-                if x0 >= x1 {
-                    continue;
-                }
-                for e in &mut spread[x0 as usize..x1 as usize] {
-                    *e += v;
-                }
+            for (chunk, &v) in spread.chunks_exact_mut(p.kw).zip(&quot) {
+                chunk.fill(v);
             }
-            for y in y0 as usize..y1 as usize {
-                for (e, &v) in d[y * p.w..(y + 1) * p.w].iter_mut().zip(&spread) {
-                    *e += v;
-                }
+            for y in oy * p.kh..(oy + 1) * p.kh {
+                d[y * p.w..(y + 1) * p.w].copy_from_slice(&spread);
             }
         }
-    });
+        return;
+    }
+    d.fill(T::ZERO); // per plane, in parallel, just before the scatter
+    for oy in 0..p.oh {
+        let (y0, y1, _) = avg_window(oy, p.sh, p.ph, p.kh, p.h);
+        if y0 >= y1 {
+            continue;
+        }
+        let row = oy * p.ow..(oy + 1) * p.ow;
+        for ((q, &gv), &dv) in quot.iter_mut().zip(&g[row.clone()]).zip(&divs[row]) {
+            *q = gv / dv;
+        }
+        spread.fill(T::ZERO);
+        for (&v, &(x0, x1, _)) in quot.iter().zip(cols) {
+            if x0 >= x1 {
+                continue;
+            }
+            for e in &mut spread[x0 as usize..x1 as usize] {
+                *e += v;
+            }
+        }
+        for y in y0 as usize..y1 as usize {
+            for (e, &v) in d[y * p.w..(y + 1) * p.w].iter_mut().zip(&spread) {
+                *e += v;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
