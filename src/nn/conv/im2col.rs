@@ -11,6 +11,7 @@ use super::params::{ConvParams, Operands};
 use crate::base::gemm::{gemm_into, MatMut, MatRef};
 use crate::base::par::{for_each_task, DisjointSlice};
 use crate::base::real::Real;
+use crate::base::simd::simd_twin;
 use crate::nn::tap_span;
 
 /// Target size of one im2col tile (per task). Measured on the ResNet 3x3 layers: 1 MiB beats
@@ -77,9 +78,17 @@ fn zero_run<T: Real>(dst: &mut [T]) {
     }
 }
 
+simd_twin! {
+    /// [`im2col_imp`] compiled for the process's level (its copies and zero runs are the
+    /// level's vector moves).
+    fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut [T])
+        = im2col_imp;
+}
+
 /// Fill `col` (`k_len x (rows * ow)`, row-major) with the im2col matrix of image `img`
 /// (`cin_g` planes of `h x w`, contiguous) for output rows `oy0 .. oy0 + rows`.
-fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut [T]) {
+#[inline(always)]
+fn im2col_imp<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut [T]) {
     if p.sw == 1 {
         return im2col_unit_stride(p, img, oy0, rows, col);
     }
@@ -143,6 +152,7 @@ fn im2col<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut
 
 /// Copy the rows `top ..` of `plane` (`h x w`) into `dst` (rows of `wp`, from column `pl`),
 /// as many as `dst` holds; rows outside the plane are left as they are (the zero padding).
+#[inline(always)]
 fn padded_rows<T: Copy>(
     plane: &[T],
     (h, w): (usize, usize),
@@ -163,6 +173,7 @@ fn padded_rows<T: Copy>(
 /// zero-padded, into `span x wp` scratch (one channel at a time), so that every (channel,
 /// tap, output row) is one unconditional run of `ow` elements at a fixed offset. No bounds
 /// logic per run: on 8-px planes the general loop spent ~35 cycles per 8-element run.
+#[inline(always)]
 fn im2col_unit_stride<T: Real>(p: &ConvParams, img: &[T], oy0: usize, rows: usize, col: &mut [T]) {
     let (h, w, ow) = (p.h, p.w, p.ow);
     let tp = rows * ow;
@@ -194,6 +205,22 @@ fn col2im_add<T: Real>(
     oy0: usize,
     rows: usize,
     cin_c: usize,
+    img: &mut [T],
+) {
+    col2im_twin(p, col, (oy0, rows, cin_c), img)
+}
+
+simd_twin! {
+    /// [`col2im_add_imp`] compiled for the process's level.
+    fn col2im_twin<T: Real>(p: &ConvParams, col: &[T], at: (usize, usize, usize), img: &mut [T])
+        = col2im_add_imp;
+}
+
+#[inline(always)]
+fn col2im_add_imp<T: Real>(
+    p: &ConvParams,
+    col: &[T],
+    (oy0, rows, cin_c): (usize, usize, usize),
     img: &mut [T],
 ) {
     let (h, w, ow) = (p.h, p.w, p.ow);
