@@ -5,6 +5,10 @@
 //! waiting for them), so rconv owns its pools and remembers the process id they were built in:
 //! a forked child builds a fresh pool on its first call and never touches the parent's. The
 //! first pool has the calling thread as a worker (see [`pool_for`]).
+//!
+//! Workers are pinned, one per CPU of the process ([`affinity`]): left to the scheduler, a
+//! worker woken by the calling thread often ran on that thread's CPU for milliseconds while
+//! the other CPU idled, and the call took its one-thread time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -113,15 +117,21 @@ fn pool_for(threads: usize) -> Option<Arc<ThreadPool>> {
             std::mem::forget(old);
         }
     }
-    let builder = || {
+    // worker 0 of the caller pool is the calling thread: pinned only during calls (`run`)
+    let builder = |caller: bool| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("rconv-{i}"))
+            .start_handler(move |i| {
+                if !(caller && i == 0) {
+                    affinity::pin_worker(i, threads)
+                }
+            })
     };
     // A thread can be worker 0 of one pool only (a forked child's thread may still be the
     // parent's): then, or if the build fails, an ordinary pool.
     if caller.is_none() && rayon::current_thread_index().is_none() {
-        if let Ok(pool) = builder().use_current_thread().build() {
+        if let Ok(pool) = builder(true).use_current_thread().build() {
             let pool = Arc::new(pool);
             *caller = Some(PoolState {
                 pid,
@@ -133,7 +143,7 @@ fn pool_for(threads: usize) -> Option<Arc<ThreadPool>> {
     }
     // Same process, other size: dropping the old ordinary pool's Arc is safe; calls still
     // running on it hold their own Arc and finish there.
-    let pool = Arc::new(builder().build().ok()?);
+    let pool = Arc::new(builder(false).build().ok()?);
     *guard = Some(PoolState {
         pid,
         threads,
@@ -149,14 +159,175 @@ pub fn run<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         return f();
     }
     match pool_for(threads) {
-        Some(pool) => pool.install(f),
+        Some(pool) => {
+            // the calling thread is worker 0 of the caller pool: on worker 0's CPU meanwhile
+            let _pinned = (pool.current_thread_index() == Some(0))
+                .then(|| affinity::Pinned::worker0(threads));
+            pool.install(f)
+        }
         None => f(),
     }
+}
+
+/// Pinning the workers to the CPUs of the process: worker `i` of a pool of `threads` on the
+/// `i`-th CPU of the set the process started with (the calling thread's affinity mask the
+/// first time a pool is built), when `threads` does not exceed that set. The calling thread,
+/// worker 0 of the caller pool, is pinned to the first CPU during a call only, and its own
+/// mask is restored afterwards (not at all if that CPU is outside its mask). Linux only;
+/// `RCONV_PIN_THREADS=0` turns it off.
+pub mod affinity {
+    /// Whether workers are pinned: not with `RCONV_PIN_THREADS=0` (read once).
+    pub fn enabled() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var("RCONV_PIN_THREADS").map_or(true, |v| v.trim() != "0"))
+    }
+
+    #[cfg(target_os = "linux")]
+    mod imp {
+        use std::mem::{size_of, zeroed};
+        use std::sync::OnceLock;
+
+        /// The calling thread's affinity mask.
+        fn mask() -> Option<libc::cpu_set_t> {
+            // SAFETY: `sched_getaffinity` on the calling thread (pid 0) writes at most
+            // `size_of::<cpu_set_t>()` bytes into `m`, a zeroed `cpu_set_t`.
+            unsafe {
+                let mut m: libc::cpu_set_t = zeroed();
+                (libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut m) == 0).then_some(m)
+            }
+        }
+
+        fn set(m: &libc::cpu_set_t) {
+            // SAFETY: `sched_setaffinity` on the calling thread reads `size_of::<cpu_set_t>()`
+            // bytes of `m`; a failure (a CPU not allowed) leaves the mask as it was.
+            unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), m) };
+        }
+
+        fn contains(m: &libc::cpu_set_t, cpu: usize) -> bool {
+            // SAFETY: `CPU_ISSET` reads bit `cpu < CPU_SETSIZE` of `m`.
+            cpu < libc::CPU_SETSIZE as usize && unsafe { libc::CPU_ISSET(cpu, m) }
+        }
+
+        /// The CPUs of the process, in order (read the first time a pool is built).
+        fn cpus() -> &'static [usize] {
+            static CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+            CPUS.get_or_init(|| match mask() {
+                Some(m) => (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&c| contains(&m, c))
+                    .collect(),
+                None => Vec::new(),
+            })
+        }
+
+        /// The CPU of worker `i` in a pool of `threads`, if workers are pinned.
+        fn cpu_of(i: usize, threads: usize) -> Option<usize> {
+            let cpus = cpus();
+            (super::enabled() && threads >= 2 && threads <= cpus.len()).then(|| cpus[i])
+        }
+
+        fn only(cpu: usize) -> libc::cpu_set_t {
+            // SAFETY: a zeroed `cpu_set_t` is the empty set; `CPU_SET` sets bit
+            // `cpu < CPU_SETSIZE` (`cpus` holds no larger index).
+            unsafe {
+                let mut m: libc::cpu_set_t = zeroed();
+                libc::CPU_SET(cpu, &mut m);
+                m
+            }
+        }
+
+        pub fn pin_worker(i: usize, threads: usize) {
+            if let Some(cpu) = cpu_of(i, threads) {
+                set(&only(cpu));
+            }
+        }
+
+        /// The calling thread on worker 0's CPU until dropped, then its own mask again.
+        pub struct Pinned(Option<libc::cpu_set_t>);
+
+        impl Pinned {
+            pub fn worker0(threads: usize) -> Pinned {
+                let Some(cpu) = cpu_of(0, threads) else {
+                    return Pinned(None);
+                };
+                match mask() {
+                    Some(m) if contains(&m, cpu) => {
+                        set(&only(cpu));
+                        Pinned(Some(m))
+                    }
+                    _ => Pinned(None),
+                }
+            }
+        }
+
+        impl Drop for Pinned {
+            fn drop(&mut self) {
+                if let Some(m) = &self.0 {
+                    set(m);
+                }
+            }
+        }
+
+        /// The calling thread's CPUs (for tests).
+        #[cfg(test)]
+        pub fn current() -> Vec<usize> {
+            mask().map_or(Vec::new(), |m| {
+                (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&c| contains(&m, c))
+                    .collect()
+            })
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    mod imp {
+        pub fn pin_worker(_i: usize, _threads: usize) {}
+
+        pub struct Pinned;
+
+        impl Pinned {
+            pub fn worker0(_threads: usize) -> Pinned {
+                Pinned
+            }
+        }
+    }
+
+    pub use imp::*;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_are_pinned_and_the_caller_mask_restored() {
+        let before = affinity::current();
+        if !affinity::enabled() || before.len() < 2 {
+            return; // one CPU: nothing is pinned (the Python tests say which case ran)
+        }
+        // every worker (the calling thread too, if it is worker 0) on a CPU of its own (no
+        // broadcast: worker 0 of the caller pool may be another test's finished thread)
+        let seen = Mutex::new(Vec::new());
+        run(2, || {
+            rayon::scope(|s| {
+                for _ in 0..32 {
+                    s.spawn(|_| {
+                        std::thread::sleep(std::time::Duration::from_micros(500));
+                        let who = (rayon::current_thread_index(), affinity::current());
+                        seen.lock().unwrap_or_else(|e| e.into_inner()).push(who);
+                    });
+                }
+            })
+        });
+        let seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+        assert!(seen.iter().all(|(_, m)| m.len() == 1), "{seen:?}");
+        for (i, m) in &seen {
+            assert!(seen.iter().all(|(j, n)| i != j || m == n), "{seen:?}");
+            assert!(seen.iter().all(|(j, n)| i == j || m != n), "{seen:?}");
+        }
+        // and the calling thread has its own mask back
+        assert_eq!(affinity::current(), before);
+    }
 
     #[test]
     fn run_uses_requested_pool() {

@@ -119,6 +119,38 @@ def test_env_var_sets_default():
     assert bad == str(len(os.sched_getaffinity(0)))
 
 
+_AFFINITY = """
+import os, numpy as np, rconv
+rconv.set_num_threads(2)
+before = sorted(os.sched_getaffinity(0))
+x = np.ones((8, 64, 56, 56), np.float32)
+for _ in range(3):
+    rconv.conv2d(x, np.ones((64, 64, 3, 3), np.float32), padding=1)
+workers = []
+for tid in os.listdir("/proc/self/task"):
+    with open(f"/proc/self/task/{tid}/comm") as f:
+        if f.read().startswith("rconv-"):
+            workers.append(sorted(os.sched_getaffinity(int(tid))))
+print(before == sorted(os.sched_getaffinity(0)), len(before), sorted(workers))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pinning is Linux only")
+@pytest.mark.parametrize("pin", [None, "0"])
+def test_workers_pinned_one_per_cpu(pin):
+    """2 threads on 2 or more CPUs: the worker thread runs on a CPU of its own (the calling
+    thread is worker 0, pinned only during calls), unless RCONV_PIN_THREADS=0; the calling
+    thread's own affinity is back after each call."""
+    env = {} if pin is None else {"RCONV_PIN_THREADS": pin}
+    restored, ncpu, workers = _child(_AFFINITY, **env).split(" ", 2)
+    assert restored == "True"
+    all_cpus = sorted(os.sched_getaffinity(0))
+    if pin is None and int(ncpu) >= 2:
+        assert workers == f"[[{all_cpus[1]}]]"
+    else:
+        assert workers == f"[{all_cpus}]"
+
+
 def test_main_demo_runs():
     out = _child("import runpy; runpy.run_module('rconv', run_name='__main__')")
     assert "[[4 3 4]" in out and "scipy" in out
