@@ -16,15 +16,18 @@ import shutil
 import subprocess
 from collections import defaultdict
 
+import pytest
+
 from rconv import _rconv
 
 HEADER = re.compile(r"^[0-9a-f]+ <(?P<name>[^>]*)>:$")
 AVX512_FUNCTION = re.compile(r"^_rconv::.*(::twin512|::at512|::avx512::\w+)$")
 
 
-def _functions(path: str) -> dict[str, list[bool]]:
+def _functions(path: str) -> tuple[dict[str, list[bool]], int]:
     """For each function name compiled for the avx512 level, whether each of its instances
-    (monomorphisations share a demangled name) uses a zmm register."""
+    (monomorphisations share a demangled name) uses a zmm register; and how many of rconv's
+    functions have a name at all (none in a module without a symbol table)."""
     objdump = shutil.which("objdump")
     assert objdump is not None, "objdump (GNU binutils) is needed: apt-get install binutils"
     text = subprocess.run(
@@ -35,20 +38,26 @@ def _functions(path: str) -> dict[str, list[bool]]:
     ).stdout
     found: dict[str, list[bool]] = defaultdict(list)
     current = None
+    named = 0
     for line in text.splitlines():
         m = HEADER.match(line)
         if m:
             name = m.group("name")
+            named += name.startswith("_rconv::")
             current = name if AVX512_FUNCTION.match(name) else None
             if current:
                 found[current].append(False)
         elif current and "zmm" in line:
             found[current][-1] = True
-    return found
+    return found, named
 
 
 def test_every_avx512_kernel_uses_zmm_registers() -> None:
-    found = _functions(_rconv.__file__)
+    found, named = _functions(_rconv.__file__)
+    if named == 0:
+        # the release wheel (.ci/build-wheel, linked by zig) carries no symbol table; the
+        # suite's `pip install .` build does, and CI checks it there
+        pytest.skip("the installed module has no symbol table (a release wheel): nothing to read")
     # the families rconv compiles at avx512: twins, Vector kernels, intrinsics
     assert any(n.endswith("::twin512") for n in found), sorted(found)
     assert any(n.endswith("::at512") for n in found), sorted(found)
@@ -73,5 +82,6 @@ def test_the_check_sees_a_function_without_zmm(tmp_path) -> None:
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc is not None, "a C compiler (the build toolchain's) assembles the sample"
     subprocess.run([cc, "-c", str(asm), "-o", str(obj)], check=True)
-    found = _functions(str(obj))
+    found, named = _functions(str(obj))
+    assert named == 2
     assert found == {"_rconv::demo::fast::twin512": [True], "_rconv::demo::slow::twin512": [False]}
