@@ -13,6 +13,7 @@ from benchmarks.harness import (
     emit,
     rconv_table,
     rconv_threads,
+    report,
     time_blocks,
     versus,
 )
@@ -77,3 +78,51 @@ def run(rows: list, quick: bool) -> None:
             }
             add_stat(row, "vs_in_memory", t.per_round("in_memory", cfg))
             emit(rows, table, row)
+    _ndimage(rows, quick)
+
+
+def _ndimage(rows: list, quick: bool) -> None:
+    """rconv.dask.ndimage against dask-image's ndfilters (scipy.ndimage in each chunk) and
+    against rconv.ndimage in memory, on a float32 volume (same results: byte for byte against
+    the in-memory call, which equals scipy's)."""
+    import dask
+
+    import rconv.dask.ndimage as dnd
+    import rconv.ndimage as nd
+
+    try:
+        import dask_image.ndfilters as dif
+    except ImportError:
+        dif = None
+        print("\n(dask-image is not importable: no dask-image column)")
+    cols = versus("in_memory", "in-mem ms", "vs mem")
+    if dif is not None:
+        cols += versus("dask_image", "dask-image ms", "vs dask-image", width=13)
+    table = rconv_table(52, *cols)
+    table.header(
+        "dask ndimage: rconv.dask.ndimage (threads scheduler, 2 tasks x 1 rconv thread) "
+        "against rconv.ndimage in memory and dask-image (2 tasks of scipy.ndimage)"
+    )
+    shape, chunks = ((64, 256, 256), (32, 128, 128)) if quick else ((128, 512, 512), (32, 256, 256))
+    v = np.random.default_rng(4).random(shape, dtype=np.float32)
+    dv = dask.array.from_array(v, chunks=chunks)
+    threads = RUN.threads
+    cases = [
+        ("gaussian_filter sigma=2", lambda m, a: m.gaussian_filter(a, 2.0)),
+        ("uniform_filter 5", lambda m, a: m.uniform_filter(a, 5)),
+        ("sobel axis 0", lambda m, a: m.sobel(a, axis=0)),
+    ]
+    for name, call in cases:
+        lazy = call(dnd, dv)
+        fns = {
+            "rconv": partial(lazy.compute, scheduler="threads", num_workers=threads),
+            "in_memory": partial(call, nd, v),
+        }
+        setup = {"rconv": rconv_threads(1), "in_memory": rconv_threads(threads)}
+        if dif is not None:
+            ref = call(dif, dv)
+            fns["dask_image"] = partial(ref.compute, scheduler="threads", num_workers=threads)
+        t = time_blocks(fns, calls=1 if quick else 2, setup=setup)
+        rconv.set_num_threads(threads)
+        case = f"{name} {shape} f32 /{chunks}"
+        emit(rows, table, report({"group": "dask", "case": case}, t))

@@ -62,11 +62,12 @@ def test_ndimage_docstrings_have_examples():
 
 
 def test_dask_docstrings_and_examples():
-    mod = _dask_module()
-    for name in mod.__all__:
-        assert "Examples" in getattr(mod, name).__doc__, name
-    failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert attempted >= 2 * len(mod.__all__) and failed == 0
+    dask_mod = _dask_module()
+    for mod in (dask_mod, dask_mod.ndimage):
+        for name in mod.__all__:
+            assert "Examples" in getattr(mod, name).__doc__, f"{mod.__name__}.{name}"
+        failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert attempted >= 2 * len(mod.__all__) and failed == 0, mod.__name__
 
 
 def test_only_the_compiled_module_has_a_stub():

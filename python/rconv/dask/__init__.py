@@ -66,8 +66,8 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "(or, in a checkout of rconv, pip install '.[dask]')"
     ) from e
 
-from . import _nn, _rconv, _signal
-from ._docs import (
+from .. import _nn, _rconv, _signal
+from .._docs import (
     _ADAPTIVE_POOLED_DOC,
     _AVG_OPTS_DOC,
     _BATCH_GRAD_INPUT_DOC,
@@ -81,12 +81,12 @@ from ._docs import (
     _doc,
     _filled,
 )
-from ._named import _named
+from .._named import _named
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-    from ._rconv import (
+    from .._rconv import (
         Axes,
         Boundary,
         Engine,
@@ -99,7 +99,7 @@ if TYPE_CHECKING:
         PaddingMode,
         PlanMethod,
     )
-    from ._signal import Scalar
+    from .._signal import Scalar
 
     #: The large argument: a Dask array, or anything array-like (wrapped in one chunk).
     Chunked = Union[da.Array, ArrayLike]
@@ -1007,3 +1007,7 @@ def adaptive_max_pool2d(
     (array([15., 31.]), array([15, 15]))
     """
     return _batchwise(_nn.adaptive_max_pool2d, locals(), ["input"])
+
+
+# the ndimage filters on chunked arrays (a submodule: rconv.dask.ndimage)
+from . import ndimage as ndimage  # noqa: E402
