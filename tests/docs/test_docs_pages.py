@@ -22,6 +22,8 @@ def test_pages_exist():
         assert page in names, page
     for page in ("dask", "performance", "design", "changelog", "user-guide", "examples"):
         assert page in names, page
+    for page in ("boundaries",):
+        assert page in names, page
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
@@ -56,7 +58,7 @@ def test_api_reference_lists_every_public_object():
     except ImportError:
         pass  # rconv.dask needs the dask extra; its section is checked where it is installed
     else:
-        mods.append(rconv.dask)
+        mods += [rconv.dask, rconv.dask.ndimage]
     # an alias (rconv.nn.SGD is rconv.optim.SGD) is listed once, in its home's section
     home = {}
     for mod in mods:
