@@ -15,6 +15,9 @@ by rconv itself with `boundary` and `fillvalue` ('wrap', which needs the opposit
 taken from there before the blocks are cut). All three modes, with the output chunked like
 the input ('full' and 'valid' grow or shrink the last chunks).
 
+:mod:`rconv.dask.ndimage` has the filters of :mod:`rconv.ndimage` on arrays of any rank,
+with dask-image's ``ndfilters`` signatures and the in-memory results byte for byte.
+
 The batch functions, :func:`conv2d`, :func:`conv2d_backward`, :func:`max_pool2d`,
 :func:`max_pool2d_backward`, :func:`avg_pool2d`, :func:`avg_pool2d_backward`,
 :func:`adaptive_avg_pool2d` and :func:`adaptive_max_pool2d`, take NCHW batches chunked along
