@@ -78,6 +78,29 @@ def threads():
     rconv.set_num_threads(old)
 
 
+@pytest.fixture(scope="module")
+def cluster_client():
+    """A dask.distributed LocalCluster of two worker processes (each under a nanny that
+    restarts it) on the loopback interface, and its client; started and closed per test
+    module. Needs the 'dask' extra (the modules that use it import it first)."""
+    import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
 def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     """Values that exercise a dtype: full range for small ints (so sums wrap), moderate
     magnitudes for wide ints and floats, both parts for complex."""

@@ -578,25 +578,6 @@ def test_hostile_input_never_crashes(name, data):
 # --------------------------------------------------------------------------- distributed
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    """Two worker processes on the loopback interface, started and closed by the test."""
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=40,
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
 def test_local_cluster_signal(cluster_client):
     rng = np.random.default_rng(16)
     img = rng.standard_normal((600, 500)).astype(np.float32)

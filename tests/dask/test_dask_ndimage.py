@@ -222,26 +222,7 @@ def test_property_equals_in_memory(name, shape, chunk, mode, dtype, seed):
 # --------------------------------------------------------------------------- distributed
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """Two worker processes (each under a nanny that restarts it) on the loopback."""
-    c = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    )
-    client = distributed.Client(c)
-    try:
-        yield client
-    finally:
-        client.close()
-        c.close()
-
-
-def test_local_cluster_filters(cluster):
+def test_local_cluster_filters(cluster_client):
     v = np.random.default_rng(7).random((16, 64, 64)).astype(np.float32)
     dv = da.from_array(v, chunks=(8, 32, 32))
     for f, ref in [
@@ -249,26 +230,26 @@ def test_local_cluster_filters(cluster):
         (dnd.uniform_filter(dv, 5), nd.uniform_filter(v, 5)),
         (dnd.sobel(dv, axis=1), nd.sobel(v, axis=1)),
     ]:
-        _same(cluster.compute(f).result(), ref)
-    pids = cluster.run(os.getpid)
+        _same(cluster_client.compute(f).result(), ref)
+    pids = cluster_client.run(os.getpid)
     assert len(pids) == 2 and os.getpid() not in pids.values()
 
 
-def test_local_cluster_survives_a_killed_worker(cluster):
+def test_local_cluster_survives_a_killed_worker(cluster_client):
     """A worker process dies mid-compute: the scheduler reruns its tasks elsewhere (its
     nanny restarts it) and the result is still the in-memory call's."""
     v = np.random.default_rng(8).random((64, 160, 160)).astype(np.float32)
     dv = da.from_array(v, chunks=(8, 40, 40))
     y = dnd.gaussian_filter(dnd.gaussian_laplace(dv, 2.0), 2.0)
-    pids = cluster.run(os.getpid)
+    pids = cluster_client.run(os.getpid)
     victim = sorted(pids)[0]
-    fut = cluster.compute(y)
+    fut = cluster_client.compute(y)
     deadline = time.monotonic() + 30
-    while not cluster.processing().get(victim) and time.monotonic() < deadline:
+    while not cluster_client.processing().get(victim) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert fut.status == "pending", "the graph finished before a worker could be killed"
     os.kill(pids[victim], signal.SIGKILL)
     got = fut.result(timeout=120)
     # the nanny started a new worker process in the killed one's place
-    assert pids[victim] not in cluster.run(os.getpid).values()
+    assert pids[victim] not in cluster_client.run(os.getpid).values()
     _same(got, nd.gaussian_filter(nd.gaussian_laplace(v, 2.0), 2.0))

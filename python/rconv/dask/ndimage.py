@@ -35,11 +35,12 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import ndimage as _nd
+from .._docs import _doc
 from . import _as_dask, _computed, _known_shape, _merge_chunks, da
 
 if TYPE_CHECKING:
@@ -66,6 +67,62 @@ __all__ = [
 
 Modes = Union[str, Sequence[str]]
 
+
+# The parameter texts the filters share (``[name]`` lines of their docstrings, filled by
+# :func:`rconv._docs._doc`).
+_PARTS: Dict[str, Any] = dict(
+    image="""\
+        image : dask.array.Array or array_like
+            The image, any rank, in chunks of any shape.
+        """,
+    weights="""\
+        weights : array_like
+            The kernel, held in memory (a Dask array is computed first).
+        """,
+    axis="""\
+        axis : int, optional
+            The axis to filter along (default the last).
+        """,
+    axes="""\
+        axes : tuple of int or None, optional
+            The axes to filter (default all).
+        """,
+    sigma="""\
+        sigma : float or sequence of float
+            The standard deviation, one for all axes or one per axis.
+        """,
+    mode="""\
+        mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
+            The boundary, one for all axes (the ``grid-*`` names too).
+        """,
+    modes="""\
+        mode : str or sequence of str, optional
+            The boundary, one for all axes or one per axis.
+        """,
+    cval="""\
+        cval : float, optional
+            The value past the edges with mode 'constant'.
+        """,
+    origin="""\
+        origin : int, optional
+            Shifts the window.
+        """,
+    origins="""\
+        origin : int or sequence of int, optional
+            Shifts the window, one for all axes or one per axis.
+        """,
+    kwargs="""\
+        **kwargs
+            ``truncate`` and ``radius``, passed to the Gaussian filters.
+        """,
+    returns=lambda name: (
+        f"""\
+        dask.array.Array
+            Lazy; computed, equal to :func:`rconv.ndimage.{name}` byte for byte.
+        """
+    ),
+)
+
 _WRAP = ("wrap", "grid-wrap")
 
 
@@ -79,16 +136,6 @@ def _probe(x: da.Array, call: Callable[[np.ndarray], np.ndarray]) -> np.dtype:
     """The result's dtype, and the in-memory function's checks (its errors and warnings)
     on a one-element image of the same rank and dtype."""
     return np.asarray(call(np.zeros((1,) * x.ndim, x.dtype))).dtype
-
-
-def _per_axis(value: Any, ndim: int) -> List[Any]:
-    """A scalar or a sequence of `ndim` values, as scipy's ``_normalize_sequence`` reads
-    it (the probe has already rejected anything else)."""
-    return _nd._normalize_sequence(value, ndim)
-
-
-def _axes(axes: Optional[Sequence[int]], ndim: int) -> Tuple[int, ...]:
-    return _nd._check_axes(axes, ndim)
 
 
 def _overlapped(
@@ -121,7 +168,7 @@ def _overlapped(
 
 
 def _modes_wrap(mode: Modes, ndim: int) -> List[bool]:
-    return [m in _WRAP for m in _per_axis(mode, ndim)]
+    return [m in _WRAP for m in _nd._normalize_sequence(mode, ndim)]
 
 
 def _radius(sigma: float, truncate: float, radius: Optional[int]) -> int:
@@ -148,14 +195,15 @@ def _correlate_nd(
     w = np.asarray(_computed(weights))
     call = functools.partial(fn, weights=w, mode=mode, cval=cval, origin=origin, axes=axes)
     dtype = _probe(x, call)
-    ax = _axes(axes, x.ndim)
-    origins = _per_axis(origin, len(ax))
+    ax = _nd._check_axes(axes, x.ndim)
+    origins = _nd._normalize_sequence(origin, len(ax))
     depth = [0] * x.ndim
     for a, n, o in zip(ax, w.shape, origins):
         depth[a] = n // 2 + abs(operator.index(o))
     return _overlapped(x, depth, _modes_wrap(mode, x.ndim), dtype, call)
 
 
+@_doc(**_PARTS)
 def correlate(
     image: Chunked,
     weights: ArrayLike,
@@ -169,23 +217,16 @@ def correlate(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    weights : array_like
-        The kernel, held in memory (a Dask array is computed first).
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary, one for all axes (the ``grid-*`` names too).
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int or sequence of int, optional
-        Shifts the kernel, one for all axes or one per axis.
-    axes : tuple of int or None, optional
-        The axes the kernel spans (default all).
+    [image]
+    [weights]
+    [mode]
+    [cval]
+    [origins]
+    [axes]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.correlate` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -201,6 +242,7 @@ def correlate(
     )
 
 
+@_doc(**_PARTS)
 def convolve(
     image: Chunked,
     weights: ArrayLike,
@@ -214,23 +256,16 @@ def convolve(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    weights : array_like
-        The kernel, held in memory (a Dask array is computed first).
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary, one for all axes.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int or sequence of int, optional
-        Shifts the kernel, one for all axes or one per axis.
-    axes : tuple of int or None, optional
-        The axes the kernel spans (default all).
+    [image]
+    [weights]
+    [mode]
+    [cval]
+    [origins]
+    [axes]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.convolve` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -262,10 +297,11 @@ def _correlate_1d(
     call = functools.partial(fn, weights=w, axis=axis, mode=mode, cval=cval, origin=origin)
     dtype = _probe(x, call)
     depth = [0] * x.ndim
-    depth[_axes((axis,), x.ndim)[0]] = len(w) // 2 + abs(operator.index(origin))
+    depth[_nd._check_axes((axis,), x.ndim)[0]] = len(w) // 2 + abs(operator.index(origin))
     return _overlapped(x, depth, _modes_wrap(mode, x.ndim), dtype, call)
 
 
+@_doc(**_PARTS)
 def correlate1d(
     image: Chunked,
     weights: ArrayLike,
@@ -278,23 +314,17 @@ def correlate1d(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     weights : array_like
         The 1-D kernel.
-    axis : int, optional
-        The axis to filter along (default the last).
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int, optional
-        Shifts the kernel.
+    [axis]
+    [mode]
+    [cval]
+    [origin]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.correlate1d` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -310,6 +340,7 @@ def correlate1d(
     )
 
 
+@_doc(**_PARTS)
 def convolve1d(
     image: Chunked,
     weights: ArrayLike,
@@ -322,23 +353,17 @@ def convolve1d(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     weights : array_like
         The 1-D kernel.
-    axis : int, optional
-        The axis to filter along (default the last).
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int, optional
-        Shifts the kernel.
+    [axis]
+    [mode]
+    [cval]
+    [origin]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.convolve1d` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -364,9 +389,9 @@ def _gaussian_depth(
     radius: Any,
     axes: Optional[Sequence[int]],
 ) -> List[int]:
-    ax = _axes(axes, ndim)
-    sigmas = _per_axis(sigma, len(ax))
-    radii = _per_axis(radius, len(ax))
+    ax = _nd._check_axes(axes, ndim)
+    sigmas = _nd._normalize_sequence(sigma, len(ax))
+    radii = _nd._normalize_sequence(radius, len(ax))
     depth = [0] * ndim
     for a, s, r in zip(ax, sigmas, radii):
         s = float(s)
@@ -374,6 +399,7 @@ def _gaussian_depth(
     return depth
 
 
+@_doc(**_PARTS)
 def gaussian_filter1d(
     image: Chunked,
     sigma: float,
@@ -389,18 +415,14 @@ def gaussian_filter1d(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     sigma : float
         The Gaussian's standard deviation.
-    axis : int, optional
-        The axis to filter along (default the last).
+    [axis]
     order : int, optional
         0 smooths; 1, 2, 3 convolve with that derivative of the Gaussian.
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
+    [mode]
+    [cval]
     truncate : float, optional
         The radius in standard deviations (default 4.0).
     radius : int or None, optional
@@ -408,8 +430,7 @@ def gaussian_filter1d(
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.gaussian_filter1d` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -432,11 +453,12 @@ def gaussian_filter1d(
         radius=radius,
     )
     dtype = _probe(x, call)
-    a = _axes((axis,), x.ndim)[0]
+    a = _nd._check_axes((axis,), x.ndim)[0]
     depth = _gaussian_depth(x.ndim, [sigma], truncate, [radius], (a,))
     return _overlapped(x, depth, _modes_wrap(mode, x.ndim), dtype, call)
 
 
+@_doc(**_PARTS)
 def gaussian_filter(
     image: Chunked,
     sigma: Union[float, Sequence[float]],
@@ -452,27 +474,21 @@ def gaussian_filter(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    sigma : float or sequence of float
-        The standard deviation, one for all axes or one per axis.
+    [image]
+    [sigma]
     order : int or sequence of int, optional
         The derivative order per axis (0 smooths).
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
+    [modes]
+    [cval]
     truncate : float, optional
         The radius in standard deviations (default 4.0).
     radius : int, sequence of int or None, optional
         The radius in cells, overriding `truncate`.
-    axes : tuple of int or None, optional
-        The axes to filter (default all).
+    [axes]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.gaussian_filter` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -517,6 +533,7 @@ def _gaussian_derived(
     return _overlapped(x, depth, _modes_wrap(mode, x.ndim), dtype, call)
 
 
+@_doc(**_PARTS)
 def gaussian_laplace(
     image: Chunked,
     sigma: Union[float, Sequence[float]],
@@ -530,23 +547,16 @@ def gaussian_laplace(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    sigma : float or sequence of float
-        The standard deviation, one for all axes or one per axis.
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    axes : tuple of int or None, optional
-        The axes to filter (default all).
-    **kwargs
-        ``truncate`` and ``radius``, passed to the Gaussian filters.
+    [image]
+    [sigma]
+    [modes]
+    [cval]
+    [axes]
+    [kwargs]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.gaussian_laplace` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -569,6 +579,7 @@ def gaussian_laplace(
     )
 
 
+@_doc(**_PARTS)
 def gaussian_gradient_magnitude(
     image: Chunked,
     sigma: Union[float, Sequence[float]],
@@ -584,24 +595,16 @@ def gaussian_gradient_magnitude(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    sigma : float or sequence of float
-        The standard deviation, one for all axes or one per axis.
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    axes : tuple of int or None, optional
-        The axes to filter (default all).
-    **kwargs
-        ``truncate`` and ``radius``, passed to the Gaussian filters.
+    [image]
+    [sigma]
+    [modes]
+    [cval]
+    [axes]
+    [kwargs]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.gaussian_gradient_magnitude` byte
-        for byte.
+    [returns]
 
     Examples
     --------
@@ -639,29 +642,26 @@ def _unit_reach(
     x = _image(func, image)
     dtype = _probe(x, call)
     depth = [0] * x.ndim
-    for a in _axes(axes, x.ndim):
+    for a in _nd._check_axes(axes, x.ndim):
         depth[a] = 1
     return _overlapped(x, depth, _modes_wrap(mode, x.ndim), dtype, call)
 
 
+@_doc(**_PARTS)
 def sobel(image: Chunked, axis: int = -1, mode: Modes = "reflect", cval: Any = 0.0) -> da.Array:
     """Sobel derivative of a chunked array (:func:`rconv.ndimage.sobel`).
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     axis : int, optional
         The axis of the derivative (the others are smoothed).
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
+    [modes]
+    [cval]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.sobel` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -676,24 +676,21 @@ def sobel(image: Chunked, axis: int = -1, mode: Modes = "reflect", cval: Any = 0
     return _unit_reach("rconv.dask.ndimage.sobel", call, image, mode, None)
 
 
+@_doc(**_PARTS)
 def prewitt(image: Chunked, axis: int = -1, mode: Modes = "reflect", cval: Any = 0.0) -> da.Array:
     """Prewitt derivative of a chunked array (:func:`rconv.ndimage.prewitt`).
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     axis : int, optional
         The axis of the derivative (the others are smoothed).
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
+    [modes]
+    [cval]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.prewitt` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -708,6 +705,7 @@ def prewitt(image: Chunked, axis: int = -1, mode: Modes = "reflect", cval: Any =
     return _unit_reach("rconv.dask.ndimage.prewitt", call, image, mode, None)
 
 
+@_doc(**_PARTS)
 def laplace(
     image: Chunked,
     mode: Modes = "reflect",
@@ -719,19 +717,14 @@ def laplace(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    axes : tuple of int or None, optional
-        The axes to filter (default all).
+    [image]
+    [modes]
+    [cval]
+    [axes]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.laplace` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -762,6 +755,7 @@ def _whole_lines(
     return da.map_blocks(call, x, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
 
 
+@_doc(**_PARTS)
 def uniform_filter1d(
     image: Chunked,
     size: int,
@@ -777,23 +771,17 @@ def uniform_filter1d(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     size : int
         The box length.
-    axis : int, optional
-        The axis to filter along (default the last).
-    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}, optional
-        The boundary.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int, optional
-        Shifts the box.
+    [axis]
+    [mode]
+    [cval]
+    [origin]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.uniform_filter1d` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -809,9 +797,10 @@ def uniform_filter1d(
         _nd.uniform_filter1d, size=size, axis=axis, mode=mode, cval=cval, origin=origin
     )
     dtype = _probe(x, call)
-    return _whole_lines(x, _axes((axis,), x.ndim)[0], dtype, call)
+    return _whole_lines(x, _nd._check_axes((axis,), x.ndim)[0], dtype, call)
 
 
+@_doc(**_PARTS)
 def uniform_filter(
     image: Chunked,
     size: Union[int, Sequence[int]] = 3,
@@ -829,23 +818,17 @@ def uniform_filter(
 
     Parameters
     ----------
-    image : dask.array.Array or array_like
-        The image, any rank, in chunks of any shape.
+    [image]
     size : int or sequence of int, optional
         The box length, one for all axes or one per axis (default 3).
-    mode : str or sequence of str, optional
-        The boundary, one for all axes or one per axis.
-    cval : float, optional
-        The value past the edges with mode 'constant'.
-    origin : int or sequence of int, optional
-        Shifts the box, one for all axes or one per axis.
-    axes : tuple of int or None, optional
-        The axes to filter (default all).
+    [modes]
+    [cval]
+    [origins]
+    [axes]
 
     Returns
     -------
-    dask.array.Array
-        Lazy; computed, equal to :func:`rconv.ndimage.uniform_filter` byte for byte.
+    [returns]
 
     Examples
     --------
@@ -861,10 +844,10 @@ def uniform_filter(
         _nd.uniform_filter, size=size, mode=mode, cval=cval, origin=origin, axes=axes
     )
     dtype = _probe(x, call)
-    ax = _axes(axes, x.ndim)
-    sizes = _per_axis(size, len(ax))
-    origins = _per_axis(origin, len(ax))
-    modes = _per_axis(mode, len(ax))
+    ax = _nd._check_axes(axes, x.ndim)
+    sizes = _nd._normalize_sequence(size, len(ax))
+    origins = _nd._normalize_sequence(origin, len(ax))
+    modes = _nd._normalize_sequence(mode, len(ax))
     passes = [(a, int(s), o, m) for a, s, o, m in zip(ax, sizes, origins, modes) if int(s) > 1]
     if not passes or x.dtype.kind == "c":
         # nothing to filter (a cast), or complex data (scipy filters its real and imaginary

@@ -4,7 +4,9 @@
 //! `avx512`, interleaved partial sums at `generic`).
 
 use super::params::AdaptiveParams;
-use super::planes::{run_planes_grouped, run_planes_indexed, window_max};
+use super::planes::{
+    column_sums, run_planes_grouped, run_planes_indexed, sum_in_order, window_max,
+};
 use crate::base::par::for_each_chunk;
 use crate::base::real::Real;
 use crate::base::scalar::Elem;
@@ -180,17 +182,9 @@ fn adaptive_plane_imp<T: Real>(p: &AdaptiveParams, cols: &[(usize, usize)], xp: 
     let mut colsum = vec![T::ZERO; p.w];
     for oy in 0..p.oh {
         let (y0, y1) = AdaptiveParams::range(oy, p.oh, p.h);
-        colsum.fill(T::ZERO);
-        for y in y0..y1 {
-            for (c, &v) in colsum.iter_mut().zip(&xp[y * p.w..(y + 1) * p.w]) {
-                *c += v;
-            }
-        }
+        column_sums(xp, p.w, y0..y1, &mut colsum);
         for (ox, &(x0, x1)) in cols.iter().enumerate() {
-            let mut s = T::ZERO;
-            for &c in &colsum[x0..x1] {
-                s += c;
-            }
+            let s = sum_in_order(&colsum[x0..x1]);
             o[oy * p.ow + ox] = s / T::from_usize((y1 - y0) * (x1 - x0));
         }
     }

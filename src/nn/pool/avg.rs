@@ -1,7 +1,7 @@
 //! Average pooling (avg_pool2d, torch's CPU windows and divisors) and its input gradient.
 
 use super::params::{AvgOptions, PoolParams};
-use super::planes::{run_planes, run_planes_grouped};
+use super::planes::{column_sums, run_planes, run_planes_grouped, sum_in_order};
 use crate::base::real::Real;
 use crate::base::simd::simd_twin;
 
@@ -61,21 +61,13 @@ fn forward_plane_imp<T: Real>(
             orow.fill(T::ZERO);
             continue;
         }
-        colsum.fill(T::ZERO);
-        for y in y0 as usize..y1 as usize {
-            for (c, &v) in colsum.iter_mut().zip(&xp[y * p.w..(y + 1) * p.w]) {
-                *c += v;
-            }
-        }
+        column_sums(xp, p.w, y0 as usize..y1 as usize, &mut colsum);
         for (out, &(x0, x1, pw)) in orow.iter_mut().zip(cols) {
             if x0 >= x1 {
                 *out = T::ZERO;
                 continue;
             }
-            let mut s = T::ZERO;
-            for &c in &colsum[x0 as usize..x1 as usize] {
-                s += c;
-            }
+            let s = sum_in_order(&colsum[x0 as usize..x1 as usize]);
             let inside = ((y1 - y0) * (x1 - x0)) as usize;
             *out = s / opt.divisor::<T>(ph * pw, inside);
         }

@@ -1,7 +1,10 @@
 //! What every pooling family shares: the drivers that run a kernel over the N x C planes
 //! (serially, or in parallel in fixed groups of planes, with per-task scratch, with argmax
-//! indices beside the values) and torch's window-maximum rule ([`nan_max_wins`],
-//! [`window_max`]) with its stepped taps.
+//! indices beside the values), torch's window-maximum rule ([`nan_max_wins`],
+//! [`window_max`]) with its stepped taps, and the average pools' column sums
+//! ([`column_sums`], [`sum_in_order`]).
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -107,6 +110,24 @@ pub(super) fn run_planes_indexed<T: Send, S, I, F>(
 #[inline(always)]
 pub(super) fn stepped(start: usize, end: usize, step: usize) -> impl Iterator<Item = usize> {
     std::iter::successors(Some(start), move |&v| Some(v + step)).take_while(move |&v| v < end)
+}
+
+/// `colsum[c]` = the sum of column `c` over rows `rows` of a plane `w` wide, in row order
+/// (average pooling's first step: vectorised across the columns).
+#[inline(always)]
+pub(super) fn column_sums<T: Real>(x: &[T], w: usize, rows: Range<usize>, colsum: &mut [T]) {
+    colsum.fill(T::ZERO);
+    for y in rows {
+        for (c, &v) in colsum.iter_mut().zip(&x[y * w..(y + 1) * w]) {
+            *c += v;
+        }
+    }
+}
+
+/// The sum of `v` in order, from 0 (a window's column sums).
+#[inline(always)]
+pub(super) fn sum_in_order<T: Real>(v: &[T]) -> T {
+    v.iter().fold(T::ZERO, |s, &c| s + c)
 }
 
 /// `v` replaces the running maximum `m` when greater or NaN (torch's rule), branch-free.
